@@ -1,0 +1,55 @@
+use thiserror::Error;
+
+use crate::install::InstallError;
+use crate::lab::LabError;
+use crate::spec::SpecError;
+
+/// Everything that stops the harness from judging: exit code 2.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("`{tool}` is not installed (needed for {why}); install it: apt-get install {package}")]
+    MissingTool {
+        tool: &'static str,
+        package: &'static str,
+        why: String,
+    },
+    #[error("cannot create network namespaces: {0}; run as root (or with CAP_SYS_ADMIN and CAP_NET_ADMIN)")]
+    Privilege(String),
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Exit codes, like grep and rg.
+pub struct Exit;
+impl Exit {
+    /// Every expectation held (or a declared-broken scenario broke as declared).
+    pub const PASS: u8 = 0;
+    /// A flow broke an expectation.
+    pub const FLOW_FAILED: u8 = 1;
+    /// Could not judge: bad input, missing privileges or tools, the kernel refused the lab.
+    pub const CANNOT_JUDGE: u8 = 2;
+}
+
+/// `error: …` with each cause on its own line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(&format!("\n  caused by: {t}"));
+        }
+        cur = c.source();
+    }
+    s
+}

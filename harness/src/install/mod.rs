@@ -1,0 +1,265 @@
+//! Rule sets into a node with the real tools: `iptables-restore FILE`, `nft -f FILE`,
+//! `ip -batch FILE`, each spawned inside the node's namespace.
+//!
+//! Named routing tables (`table rt_link1`) resolve without touching the host: the tool runs
+//! in a private mount namespace where a generated rt_tables file is bind-mounted over
+//! /etc/iproute2/rt_tables. Children die with the harness (PR_SET_PDEATHSIG).
+
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use thiserror::Error;
+
+use crate::lab::Lab;
+use crate::spec::{NodeRules, Plan, RuleFile, RuleKind};
+
+#[derive(Debug, Error)]
+pub enum InstallError {
+    #[error("{file}:{line}: {tool} rejected this line on node `{node}`:\n    {text}\n  {tool} said: {said}")]
+    RejectedLine {
+        file: String,
+        line: usize,
+        text: String,
+        tool: &'static str,
+        node: String,
+        said: String,
+    },
+    #[error("{file}: {tool} rejected the file on node `{node}`:\n  {said}")]
+    Rejected {
+        file: String,
+        tool: &'static str,
+        node: String,
+        said: String,
+    },
+    #[error("running `{tool}` in node `{node}`: {source}")]
+    Spawn {
+        tool: &'static str,
+        node: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing the private rt_tables for node `{node}`: {source}")]
+    Tables {
+        node: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Where iproute2 reads table names, first match wins.
+const RT_TABLES: [&str; 2] = ["/etc/iproute2/rt_tables", "/usr/share/iproute2/rt_tables"];
+
+/// Installs every node's rule files, in order.
+pub fn install(lab: &Lab, plan: &Plan) -> Result<(), InstallError> {
+    for rules in &plan.rules {
+        install_node(lab, rules)?;
+    }
+    Ok(())
+}
+
+fn install_node(lab: &Lab, rules: &NodeRules) -> Result<(), InstallError> {
+    let tables = if rules.tables.is_empty() {
+        None
+    } else {
+        Some(
+            write_rt_tables(rules).map_err(|source| InstallError::Tables {
+                node: rules.node.clone(),
+                source,
+            })?,
+        )
+    };
+    for f in &rules.files {
+        run_tool(lab, &rules.node, f, tables.as_ref().map(|t| t.path()))?;
+    }
+    Ok(())
+}
+
+/// The kernel's own tables plus the scenario's names, in a temporary file.
+fn write_rt_tables(rules: &NodeRules) -> io::Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::Builder::new()
+        .prefix("harness-rt_tables-")
+        .tempfile()?;
+    writeln!(f, "255\tlocal\n254\tmain\n253\tdefault\n0\tunspec")?;
+    for (name, id) in &rules.tables {
+        writeln!(f, "{id}\t{name}")?;
+    }
+    f.flush()?;
+    Ok(f)
+}
+
+fn run_tool(
+    lab: &Lab,
+    node: &str,
+    file: &RuleFile,
+    tables: Option<&Path>,
+) -> Result<(), InstallError> {
+    let tool = file.kind.tool();
+    let mut cmd = Command::new(tool);
+    match file.kind {
+        RuleKind::Iptables => cmd.arg(&file.path),
+        RuleKind::Nft => cmd.arg("-f").arg(&file.path),
+        RuleKind::Ip => cmd.arg("-batch").arg(&file.path),
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = spawn_in(lab, node, cmd, tables).and_then(|c| c.wait_with_output());
+    let out = out.map_err(|source| InstallError::Spawn {
+        tool,
+        node: node.to_string(),
+        source,
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let said = if said.is_empty() {
+        format!("exit status {}", out.status)
+    } else {
+        said
+    };
+    Err(rejection(node, file, &said))
+}
+
+/// Spawns `cmd` inside `node`'s namespace (and, with `tables`, a private mount namespace
+/// where that file is iproute2's rt_tables).
+pub fn spawn_in(
+    lab: &Lab,
+    node: &str,
+    mut cmd: Command,
+    tables: Option<&Path>,
+) -> io::Result<std::process::Child> {
+    let ns = lab.ns(node).clone();
+    let tables = match tables {
+        None => None,
+        Some(src) => {
+            let target = RT_TABLES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
+                io::Error::other("iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)")
+            })?;
+            Some((cstr(src)?, cstr(Path::new(target))?))
+        }
+    };
+    // SAFETY: the closure runs in the forked child before exec and only makes syscalls
+    // (prctl, setns, unshare, mount) on values prepared before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+            if let Some((src, dst)) = &tables {
+                unshare(CloneFlags::CLONE_NEWNS)?;
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )?;
+                mount(
+                    Some(src.as_c_str()),
+                    dst.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::other("path with a NUL byte"))
+}
+
+/// Turns a tool's complaint into `file:line` with the offending line quoted, when the tool
+/// names a line (`Error occurred at line: 5`, `Command failed FILE:3`, `FILE:3:1-5: Error`).
+fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
+    let shown = display_path(&file.path);
+    let tool = file.kind.tool();
+    let line = find_line(said, &file.path.to_string_lossy());
+    match line.and_then(|n| {
+        std::fs::read_to_string(&file.path)
+            .ok()
+            .and_then(|t| t.lines().nth(n - 1).map(|l| (n, l.to_string())))
+    }) {
+        Some((line, text)) => InstallError::RejectedLine {
+            file: shown,
+            line,
+            text: text.trim().to_string(),
+            tool,
+            node: node.to_string(),
+            said: said
+                .lines()
+                .filter(|l| !l.starts_with("Try `"))
+                .collect::<Vec<_>>()
+                .join("\n    "),
+        },
+        None => InstallError::Rejected {
+            file: shown,
+            tool,
+            node: node.to_string(),
+            said: said.to_string(),
+        },
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    p.canonicalize()
+        .ok()
+        .and_then(|c| c.strip_prefix(&cwd).ok().map(PathBuf::from))
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+pub fn find_line(said: &str, path: &str) -> Option<usize> {
+    let digits = |s: &str| -> Option<usize> {
+        let d: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        d.parse().ok().filter(|n| *n > 0)
+    };
+    for l in said.lines() {
+        if let Some(rest) = l.split("line: ").nth(1) {
+            return digits(rest);
+        }
+        if let Some(rest) = l.split(&format!("{path}:")).nth(1) {
+            return digits(rest);
+        }
+        if let Some(rest) = l.strip_prefix("iptables-restore: line ") {
+            return digits(rest);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_line;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::iptables("iptables-restore v1.8.9 (nf_tables): unknown option \"--frob\"\nError occurred at line: 18\nTry `iptables-restore -h'", Some(18))]
+    #[case::iptables_short("iptables-restore: line 7 failed", Some(7))]
+    #[case::ip_batch(
+        "Error: argument \"x\" is wrong: invalid table ID\nCommand failed /s/jupiter.ip:3",
+        Some(3)
+    )]
+    #[case::nft("/s/jupiter.ip:12:5-9: Error: syntax error", Some(12))]
+    #[case::none("Permission denied", None)]
+    fn lines(#[case] said: &str, #[case] want: Option<usize>) {
+        assert_eq!(find_line(said, "/s/jupiter.ip"), want);
+    }
+}

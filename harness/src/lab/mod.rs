@@ -1,0 +1,307 @@
+//! The live lab: one namespace per node, one veth pair per link, addresses, routes and
+//! sysctls set through netlink and /proc/sys from a thread inside each node. Dropping the
+//! [`Lab`] closes the namespaces' fds; the kernel removes everything with them.
+
+mod netns;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use thiserror::Error;
+
+pub use netns::{can_create_netns, Netns};
+
+use crate::spec::{Plan, Route, Topology};
+
+#[derive(Debug, Error)]
+pub enum LabError {
+    #[error("creating the network namespace for node `{node}`: {source} (creating namespaces needs root or CAP_SYS_ADMIN: run as root)")]
+    Netns {
+        node: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("node `{node}`: {what}: {msg}")]
+    Netlink {
+        node: String,
+        what: String,
+        msg: String,
+    },
+    #[error("node `{node}`: sysctl `{key}` = `{value}`: {source} (does the key exist on this kernel? `sysctl -a | grep` it)")]
+    Sysctl {
+        node: String,
+        key: String,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("node `{node}`: {source}")]
+    Thread {
+        node: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A built lab. Holds the namespaces; dropping it tears the lab down.
+pub struct Lab {
+    pub nodes: BTreeMap<String, Netns>,
+}
+
+impl Lab {
+    pub fn ns(&self, node: &str) -> &Netns {
+        &self.nodes[node]
+    }
+
+    /// Builds the topology: namespaces, node-wide sysctls, veth pairs, addresses, links up,
+    /// per-interface sysctls, routes. On error, what was built is dropped with the error.
+    pub fn build(plan: &Plan) -> Result<Lab, LabError> {
+        let topo = &plan.topology;
+        let mut nodes = BTreeMap::new();
+        for n in &topo.nodes {
+            let ns = Netns::new(&n.name).map_err(|source| LabError::Netns {
+                node: n.name.clone(),
+                source,
+            })?;
+            nodes.insert(n.name.clone(), ns);
+        }
+        let lab = Lab { nodes };
+        // 1. Node-wide sysctls first: `default` values are copied into interfaces created later.
+        for n in &topo.nodes {
+            let mut sysctls = baseline_sysctls();
+            sysctls.extend(
+                n.sysctls
+                    .iter()
+                    .filter(|(k, _)| !is_iface_sysctl(k))
+                    .cloned(),
+            );
+            lab.in_node(&n.name, move |node| set_sysctls(node, &sysctls))?;
+        }
+        // 2. Veth pairs, created in the `a` node with the peer placed straight into the `b` node.
+        for node in lab.nodes.keys() {
+            let links: Vec<_> = topo
+                .links
+                .iter()
+                .filter(|l| l.a.node == *node)
+                .cloned()
+                .collect();
+            if links.is_empty() {
+                continue;
+            }
+            let peers: BTreeMap<String, i32> = lab
+                .nodes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.raw_fd()))
+                .collect();
+            lab.netlink(node, move |h| async move {
+                for l in links {
+                    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                        .name(l.b.iface.clone())
+                        .address(l.b.mac.to_vec())
+                        .setns_by_fd(peers[&l.b.node])
+                        .build();
+                    let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+                        .name(l.a.iface.clone())
+                        .address(l.a.mac.to_vec())
+                        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                        .build();
+                    h.link().add(msg).execute().await.map_err(|e| {
+                        (
+                            format!(
+                                "creating link `{}` ({}:{} ↔ {}:{})",
+                                l.name, l.a.node, l.a.iface, l.b.node, l.b.iface
+                            ),
+                            e,
+                        )
+                    })?;
+                }
+                Ok(())
+            })?;
+        }
+        // 3. Addresses and links up, then per-interface sysctls.
+        for n in &topo.nodes {
+            let ends: Vec<_> = topo.ends_of(&n.name).cloned().collect();
+            lab.netlink(&n.name, move |h| async move {
+                let lo = index_of(&h, "lo").await?;
+                up(&h, lo, "lo").await?;
+                for e in ends {
+                    let idx = index_of(&h, &e.iface).await?;
+                    for a in &e.addrs {
+                        h.address()
+                            .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
+                            .execute()
+                            .await
+                            .map_err(|err| (format!("adding {a} to `{}`", e.iface), err))?;
+                    }
+                    up(&h, idx, &e.iface).await?;
+                }
+                Ok(())
+            })?;
+            let sysctls: Vec<_> = n
+                .sysctls
+                .iter()
+                .filter(|(k, _)| is_iface_sysctl(k))
+                .cloned()
+                .collect();
+            lab.in_node(&n.name, move |node| set_sysctls(node, &sysctls))?;
+        }
+        // 4. Routes, once every address is in place.
+        for n in &topo.nodes {
+            let routes = n.routes.clone();
+            lab.netlink(&n.name, move |h| async move {
+                for r in routes {
+                    add_route(&h, &r).await?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(lab)
+    }
+
+    /// Runs `f(node)` on a thread inside `node`.
+    fn in_node<T: Send + 'static>(
+        &self,
+        node: &str,
+        f: impl FnOnce(&str) -> Result<T, LabError> + Send + 'static,
+    ) -> Result<T, LabError> {
+        let name = node.to_string();
+        self.ns(node)
+            .run(move || f(&name))
+            .map_err(|source| LabError::Thread {
+                node: node.to_string(),
+                source,
+            })?
+    }
+
+    /// Runs an rtnetlink session inside `node`.
+    fn netlink<F, Fut>(&self, node: &str, f: F) -> Result<(), LabError>
+    where
+        F: FnOnce(rtnetlink::Handle) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
+    {
+        let n = node.to_string();
+        self.in_node(node, move |_| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LabError::Netlink {
+                    node: n.clone(),
+                    what: "starting netlink".into(),
+                    msg: e.to_string(),
+                })?;
+            rt.block_on(async {
+                let (conn, handle, _) =
+                    rtnetlink::new_connection().map_err(|e| LabError::Netlink {
+                        node: n.clone(),
+                        what: "opening a netlink socket".into(),
+                        msg: e.to_string(),
+                    })?;
+                tokio::spawn(conn);
+                f(handle).await.map_err(|(what, e)| LabError::Netlink {
+                    node: n.clone(),
+                    what,
+                    msg: netlink_msg(&e),
+                })
+            })
+        })
+    }
+}
+
+fn netlink_msg(e: &rtnetlink::Error) -> String {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => match m.code {
+            Some(c) => io::Error::from_raw_os_error(-c.get()).to_string(),
+            None => format!("{m:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+async fn index_of(h: &rtnetlink::Handle, name: &str) -> Result<u32, (String, rtnetlink::Error)> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(m.header.index),
+        Ok(None) => Err((
+            format!("finding interface `{name}`"),
+            rtnetlink::Error::RequestFailed,
+        )),
+        Err(e) => Err((format!("finding interface `{name}`"), e)),
+    }
+}
+
+async fn up(h: &rtnetlink::Handle, idx: u32, name: &str) -> Result<(), (String, rtnetlink::Error)> {
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| (format!("setting `{name}` up"), e))
+}
+
+/// Same as `ip route add DST [via GW] [dev IF] [table N] [metric N]`.
+async fn add_route(h: &rtnetlink::Handle, r: &Route) -> Result<(), (String, rtnetlink::Error)> {
+    let what = || format!("adding route `{}`", r.text);
+    let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+        .destination_prefix(r.dst.addr(), r.dst.prefix_len());
+    if let Some(gw) = r.via {
+        b = b.gateway(gw);
+    }
+    if let Some(dev) = &r.dev {
+        b = b.output_interface(index_of(h, dev).await?);
+    }
+    if let Some(t) = r.table {
+        b = b.table_id(t);
+    }
+    if let Some(m) = r.metric {
+        b = b.priority(m);
+    }
+    h.route()
+        .add(b.build())
+        .execute()
+        .await
+        .map_err(|e| (what(), e))
+}
+
+fn is_iface_sysctl(key: &str) -> bool {
+    let p: Vec<&str> = key.split('.').collect();
+    p.len() >= 5 && p[2] == "conf" && !["all", "default"].contains(&p[3])
+}
+
+/// What every node starts from, whatever the host's /etc/sysctl.conf says: new namespaces
+/// copy some IPv4 settings (rp_filter among them) from the host's, which would make a lab
+/// behave differently from one machine to the next. IPv6 is off: the lab is IPv4 and its
+/// router solicitations would only add noise to the captures.
+fn baseline_sysctls() -> Vec<(String, String)> {
+    [
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+        ("net.ipv4.ip_forward", "0"),
+        ("net.ipv6.conf.all.disable_ipv6", "1"),
+        ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Writes sysctls from a thread inside the node: /proc/sys/net follows the thread's namespace.
+fn set_sysctls(node: &str, sysctls: &[(String, String)]) -> Result<(), LabError> {
+    for (k, v) in sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|source| LabError::Sysctl {
+            node: node.to_string(),
+            key: k.clone(),
+            value: v.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Names of a topology's nodes, for messages.
+pub fn node_names(topo: &Topology) -> Vec<&str> {
+    topo.nodes.iter().map(|n| n.name.as_str()).collect()
+}

@@ -1,0 +1,22 @@
+//! harness: proves, on the real Linux kernel, which path every connection takes through a
+//! multi-WAN router.
+//!
+//! # Layout
+//! * [`spec`] YAML → validated [`spec::Plan`] (pure)
+//! * [`lab`], [`install`] namespaces, veth, addresses, routes, sysctls; rule files through
+//!   iptables-restore, nft, ip (kernel)
+//! * [`traffic`], [`observe`] drive flows, capture every link, read conntrack (kernel)
+//! * [`verdict`], [`report`] judge each flow's path, render (pure)
+//! * [`run`] the pipeline, with the time each phase took
+
+pub mod error;
+pub mod install;
+pub mod lab;
+pub mod observe;
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod traffic;
+pub mod verdict;
+
+pub use error::{Error, Exit};

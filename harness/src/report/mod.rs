@@ -1,0 +1,192 @@
+//! Verdict → text: the per-flow table, the failures, the one-line summary, and the
+//! deterministic snapshot. Pure.
+
+use std::fmt::Write as _;
+
+use crate::verdict::{ids, FlowPath, Outcome, Verdict};
+
+fn or_dash(v: &[String]) -> String {
+    if v.is_empty() {
+        "—".to_string()
+    } else {
+        v.join(",")
+    }
+}
+
+/// The flow's verdict column: `ok`, `FAIL a, b`, or `broken as declared: a, b`.
+fn flow_verdict(v: &Verdict, f: &FlowPath) -> String {
+    let broke: Vec<&str> = v
+        .results
+        .iter()
+        .filter(|r| r.failures.iter().any(|x| x.flow == f.id))
+        .map(|r| r.name.as_str())
+        .collect();
+    if broke.is_empty() {
+        return "ok".to_string();
+    }
+    let declared = v.declared.as_ref().is_some_and(|d| {
+        broke.iter().all(|name| {
+            d.breaks.iter().any(|b| {
+                b.expectation == *name && b.flows.as_ref().is_none_or(|fl| fl.contains(&f.id))
+            })
+        })
+    });
+    if declared {
+        format!("broken as declared: {}", broke.join(", "))
+    } else {
+        format!("FAIL {}", broke.join(", "))
+    }
+}
+
+/// The per-flow table: flow, proto, client, out-link, back-link, source seen, mark, verdict.
+pub fn table(v: &Verdict) -> String {
+    let head = [
+        "flow",
+        "proto",
+        "client",
+        "out",
+        "back",
+        "source seen",
+        "mark",
+        "verdict",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 8]> = v
+        .flows
+        .iter()
+        .map(|f| {
+            [
+                f.id.to_string(),
+                f.proto.to_string(),
+                f.client.to_string(),
+                or_dash(&f.out),
+                or_dash(&f.back),
+                f.source_seen.map_or("—".into(), |a| a.to_string()),
+                f.mark.map_or("—".into(), |m| m.to_string()),
+                flow_verdict(v, f),
+            ]
+        })
+        .collect();
+    let mut w = [0usize; 8];
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if i == 0 || i == 6 {
+                let _ = write!(line, "{}{c}  ", " ".repeat(pad));
+            } else if i == 7 {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c}{}  ", " ".repeat(pad));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// Every broken expectation with, per flow, what was observed instead.
+pub fn failures(v: &Verdict) -> String {
+    let mut s = String::new();
+    for r in v.results.iter().filter(|r| !r.failures.is_empty()) {
+        let _ = writeln!(
+            s,
+            "expectation `{}` ({}, flows {}) broke for {} of {} flows:",
+            r.name,
+            r.check,
+            r.selector,
+            r.failures.len(),
+            r.flows.len()
+        );
+        for f in &r.failures {
+            let _ = writeln!(s, "  flow {}: {}", f.flow, f.msg);
+        }
+    }
+    s
+}
+
+/// The one-line summary.
+pub fn summary(v: &Verdict) -> String {
+    let n = v.flows.len();
+    let e = v.results.len();
+    let broken: Vec<&str> = v
+        .results
+        .iter()
+        .filter(|r| !r.failures.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    match &v.outcome {
+        Outcome::Pass => format!("PASS {}: {n} flows, all {e} expectations held", v.scenario),
+        Outcome::Fail => {
+            let flows: std::collections::BTreeSet<u32> =
+                v.results.iter().flat_map(|r| r.failed_flows()).collect();
+            format!(
+                "FAIL {}: {} of {e} expectations broke ({}), for flows {}",
+                v.scenario,
+                broken.len(),
+                broken.join(", "),
+                ids(&flows.into_iter().collect::<Vec<_>>())
+            )
+        }
+        Outcome::BrokenAsDeclared => format!(
+            "PASS {}: broken as declared ({}) — {}",
+            v.scenario,
+            broken.join(", "),
+            v.declared.as_ref().map_or("", |d| d.reason.as_str())
+        ),
+        Outcome::NotAsDeclared(p) => format!(
+            "FAIL {}: declared broken, but not as declared: {}",
+            v.scenario,
+            p.join("; ")
+        ),
+    }
+}
+
+/// Everything a person reads after `harness run`.
+pub fn full(v: &Verdict) -> String {
+    let mut s = table(v);
+    let f = failures(v);
+    if !f.is_empty() {
+        s.push('\n');
+        if v.outcome == Outcome::BrokenAsDeclared {
+            s.push_str(
+                "(this rule set is declared broken; these failures are the ones it must show)\n",
+            );
+        }
+        s.push_str(&f);
+    }
+    s.push('\n');
+    s.push_str(&summary(v));
+    s.push('\n');
+    s
+}
+
+/// The deterministic part of a run, for snapshots: the table (ports are fixed per flow),
+/// each expectation and the flows it failed for, and the outcome. No timings, no packet counts.
+pub fn snapshot(v: &Verdict) -> String {
+    let mut s = table(v);
+    s.push('\n');
+    for r in &v.results {
+        let state = if r.failures.is_empty() {
+            "held".to_string()
+        } else {
+            format!("BROKE for flows {}", ids(&r.failed_flows()))
+        };
+        let _ = writeln!(s, "{}: {} [flows {}]: {state}", r.name, r.check, r.selector);
+    }
+    let outcome = match &v.outcome {
+        Outcome::Pass => "pass".to_string(),
+        Outcome::Fail => "FAIL".to_string(),
+        Outcome::BrokenAsDeclared => "broken as declared".to_string(),
+        Outcome::NotAsDeclared(p) => format!("NOT as declared: {}", p.join("; ")),
+    };
+    let _ = writeln!(s, "outcome: {outcome}");
+    s
+}

@@ -1,0 +1,147 @@
+//! The pipeline: plan → lab → rules → capture → traffic → observations → verdict.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::install;
+use crate::lab::{Lab, Netns};
+use crate::observe::{self, capture::Capture, Observations};
+use crate::spec::{Plan, RuleKind};
+use crate::traffic;
+use crate::verdict::{self, Verdict};
+
+/// Wall time of each phase of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub build: Duration,
+    pub install: Duration,
+    pub capture_start: Duration,
+    pub traffic: Duration,
+    /// Waiting for the links to go quiet, stopping the captures, reading conntrack.
+    pub collect: Duration,
+    pub judge: Duration,
+    /// Closing the namespaces' fds (the kernel frees them asynchronously).
+    pub teardown: Duration,
+}
+
+impl Timings {
+    pub fn total(&self) -> Duration {
+        self.build
+            + self.install
+            + self.capture_start
+            + self.traffic
+            + self.collect
+            + self.judge
+            + self.teardown
+    }
+}
+
+pub struct RunResult {
+    pub verdict: Verdict,
+    pub observations: Observations,
+    pub timings: Timings,
+}
+
+/// Checks, before anything is built, that the tools the rule files need are installed and
+/// that namespaces can be created.
+pub fn preflight(plan: &Plan) -> Result<(), Error> {
+    for kind in [RuleKind::Iptables, RuleKind::Nft, RuleKind::Ip] {
+        let users: Vec<String> = plan
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.files
+                    .iter()
+                    .filter(|f| f.kind == kind)
+                    .map(|f| f.path.display().to_string())
+            })
+            .collect();
+        if !users.is_empty() && find_in_path(kind.tool()).is_none() {
+            return Err(Error::MissingTool {
+                tool: kind.tool(),
+                package: kind.package(),
+                why: users.join(", "),
+            });
+        }
+    }
+    Netns::new("probe")
+        .map(drop)
+        .map_err(|e| Error::Privilege(e.to_string()))
+}
+
+fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Loads a scenario file and runs it.
+pub fn run_file(path: &Path) -> Result<RunResult, Error> {
+    let plan = crate::spec::load(path)?;
+    run(&plan)
+}
+
+/// Runs a validated plan. Whatever happens, the lab is gone when this returns.
+pub fn run(plan: &Plan) -> Result<RunResult, Error> {
+    preflight(plan)?;
+    let mut t = Timings::default();
+    let clock = Instant::now();
+    let lab = Lab::build(plan)?;
+    t.build = clock.elapsed();
+
+    let clock = Instant::now();
+    install::install(&lab, plan)?;
+    t.install = clock.elapsed();
+
+    let clock = Instant::now();
+    let capture = Capture::start(&lab, &plan.topology).map_err(|source| Error::Io {
+        what: "starting the captures".into(),
+        source,
+    })?;
+    t.capture_start = clock.elapsed();
+
+    let clock = Instant::now();
+    let driven = traffic::drive(&lab, &plan.flows).map_err(|source| Error::Io {
+        what: "driving traffic".into(),
+        source,
+    })?;
+    t.traffic = clock.elapsed();
+
+    let clock = Instant::now();
+    capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
+    let sightings = capture.stop();
+    let conntrack =
+        observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {
+            what: format!(
+                "reading the conntrack table of `{}`",
+                plan.topology.router.node
+            ),
+            source,
+        })?;
+    t.collect = clock.elapsed();
+
+    let clock = Instant::now();
+    drop(lab);
+    t.teardown = clock.elapsed();
+
+    let observations = Observations {
+        sightings,
+        conntrack,
+        clients: driven.clients,
+        server_saw: driven.server_saw,
+    };
+    let clock = Instant::now();
+    let verdict = verdict::judge(plan, &observations);
+    t.judge = clock.elapsed();
+    Ok(RunResult {
+        verdict,
+        observations,
+        timings: t,
+    })
+}

@@ -1,0 +1,796 @@
+//! YAML → validated [`Plan`]. Pure: reads files, touches nothing else. Every input error is
+//! found here, before anything is built, with `file:line:col`.
+
+mod error;
+pub mod locate;
+pub mod plan;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+pub use error::SpecError;
+use locate::YamlIndex;
+pub use plan::*;
+
+/// The default time a flow has to finish all its round trips.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One YAML file being validated: reports errors at the position of a path.
+struct Doc<'a> {
+    file: &'a Path,
+    index: YamlIndex,
+}
+
+impl Doc<'_> {
+    fn err(&self, path: &str, msg: impl Into<String>) -> SpecError {
+        SpecError::new(self.file, self.index.find(path), msg)
+    }
+}
+
+fn read(file: &Path, named_at: Option<(&Doc, &str)>) -> Result<String, SpecError> {
+    std::fs::read_to_string(file).map_err(|e| {
+        let msg = format!("cannot read `{}`: {e}", file.display());
+        match named_at {
+            Some((doc, path)) => doc.err(
+                path,
+                format!("{msg}; paths are relative to the file that names them"),
+            ),
+            None => SpecError::new(file, None, format!("{msg}; check the path")),
+        }
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, SpecError> {
+    serde_yaml_ng::from_str(text).map_err(|e| SpecError::from_yaml(file, &e))
+}
+
+/// Reads and validates a scenario and the topology it names.
+pub fn load(scenario: &Path) -> Result<Plan, SpecError> {
+    let text = read(scenario, None)?;
+    let raw: raw::Scenario = parse(scenario, &text)?;
+    let doc = Doc {
+        file: scenario,
+        index: YamlIndex::new(&text),
+    };
+    let dir = scenario.parent().unwrap_or(Path::new("."));
+
+    let topo_file = dir.join(&raw.topology);
+    let topo_text = read(&topo_file, Some((&doc, "topology")))?;
+    let topology = topology(&topo_file, &topo_text)?;
+
+    let rules = node_rules(&doc, dir, &topology, raw.rules)?;
+    let flows = flows(&doc, &topology, &raw.traffic)?;
+    let expectations = expectations(&doc, &topology, &flows, raw.expect)?;
+    let expected_failure = match raw.expect_failure {
+        None => None,
+        Some(ef) => Some(expected_failure(&doc, &flows, &expectations, ef)?),
+    };
+    Ok(Plan {
+        name: stem(scenario),
+        file: scenario.to_path_buf(),
+        description: raw.description,
+        topology,
+        rules,
+        flows,
+        expectations,
+        expected_failure,
+    })
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Node, link and table names: letters, digits, `-` and `_`, starting with a letter.
+fn valid_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.len() <= 32
+}
+
+/// Interface names as the kernel takes them: 1 to 15 bytes, no `/`, `:` or blanks.
+fn valid_iface(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
+    let raw: raw::Topology = parse(file, text)?;
+    let doc = Doc {
+        file,
+        index: YamlIndex::new(text),
+    };
+
+    for (name, _) in &raw.nodes.0 {
+        if !valid_name(name) {
+            return Err(doc.err(
+                &format!("nodes.{name}"),
+                format!("node name `{name}`: use letters, digits, `-` and `_`, starting with a letter (at most 32)"),
+            ));
+        }
+    }
+    let node_names: Vec<&str> = raw.nodes.0.iter().map(|(n, _)| n.as_str()).collect();
+    let known_nodes = || node_names.join(", ");
+
+    let mut links = Vec::new();
+    let mut seen_ifaces: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut seen_addrs: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    for (i, (name, def)) in raw.links.0.iter().enumerate() {
+        if !valid_name(name) {
+            return Err(doc.err(
+                &format!("links.{name}"),
+                format!(
+                    "link name `{name}`: use letters, digits, `-` and `_`, starting with a letter"
+                ),
+            ));
+        }
+        let mut ends = Vec::new();
+        for (side, text) in [("a", &def.a), ("b", &def.b)] {
+            let path = format!("links.{name}.{side}");
+            let end = parse_end(text)
+                .map_err(|m| doc.err(&path, format!("link `{name}` end {side}: {m}")))?;
+            if !node_names.contains(&end.node.as_str()) {
+                return Err(doc.err(
+                    &path,
+                    format!(
+                        "link `{name}`: unknown node `{}`; declare it under `nodes:` (known: {})",
+                        end.node,
+                        known_nodes()
+                    ),
+                ));
+            }
+            if !seen_ifaces.insert((end.node.clone(), end.iface.clone())) {
+                return Err(doc.err(
+                    &path,
+                    format!("link `{name}`: node `{}` already has an interface `{}`; give each end its own name", end.node, end.iface),
+                ));
+            }
+            for a in &end.addrs {
+                if let Some(other) = seen_addrs.insert(a.addr(), name.clone()) {
+                    return Err(doc.err(
+                        &path,
+                        format!("address {} is already used on link `{other}`", a.addr()),
+                    ));
+                }
+            }
+            let n = i as u16 + 1;
+            let mac = [
+                0x02,
+                0x48,
+                (n >> 8) as u8,
+                n as u8,
+                0,
+                if side == "a" { 0xa } else { 0xb },
+            ];
+            ends.push(End { mac, ..end });
+        }
+        let b = ends.pop().expect("two ends");
+        let a = ends.pop().expect("two ends");
+        if a.node == b.node {
+            return Err(doc.err(
+                &format!("links.{name}"),
+                format!("link `{name}` joins node `{}` to itself", a.node),
+            ));
+        }
+        links.push(Link {
+            name: name.clone(),
+            a,
+            b,
+        });
+    }
+
+    let mut nodes = Vec::new();
+    for (name, def) in &raw.nodes.0 {
+        let ifaces: Vec<&End> = links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.node == *name)
+            .collect();
+        if ifaces.is_empty() {
+            return Err(doc.err(
+                &format!("nodes.{name}"),
+                format!("node `{name}` is on no link; add a link under `links:` or remove it"),
+            ));
+        }
+        let mut sysctls = Vec::new();
+        for (key, value) in &def.sysctls.0 {
+            let path = format!("nodes.{name}.sysctls.{key}");
+            check_sysctl(key, &ifaces)
+                .map_err(|m| doc.err(&path, format!("node `{name}`: sysctl `{key}`: {m}")))?;
+            sysctls.push((key.clone(), value.to_string()));
+        }
+        let mut routes = Vec::new();
+        for (i, text) in def.routes.iter().enumerate() {
+            let path = format!("nodes.{name}.routes[{i}]");
+            let r = parse_route(text)
+                .map_err(|m| doc.err(&path, format!("node `{name}`: route `{text}`: {m}")))?;
+            if let Some(dev) = &r.dev {
+                if !ifaces.iter().any(|e| e.iface == *dev) {
+                    let have: Vec<&str> = ifaces.iter().map(|e| e.iface.as_str()).collect();
+                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: no interface `{dev}` on this node (it has {})", have.join(", "))));
+                }
+            }
+            if let Some(gw) = r.via {
+                if !ifaces
+                    .iter()
+                    .flat_map(|e| &e.addrs)
+                    .any(|a| a.contains(&gw))
+                {
+                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's subnets")));
+                }
+            }
+            routes.push(r);
+        }
+        nodes.push(Node {
+            name: name.clone(),
+            sysctls,
+            routes,
+        });
+    }
+
+    let r = &raw.router;
+    if !node_names.contains(&r.node.as_str()) {
+        return Err(doc.err(
+            "router.node",
+            format!(
+                "unknown node `{}`; declare it under `nodes:` (known: {})",
+                r.node,
+                known_nodes()
+            ),
+        ));
+    }
+    if r.uplinks.is_empty() {
+        return Err(doc.err(
+            "router.uplinks",
+            "list the router's uplinks (the links its balancing chooses between)",
+        ));
+    }
+    for (i, up) in r.uplinks.iter().enumerate() {
+        let path = format!("router.uplinks[{i}]");
+        match links.iter().find(|l| l.name == *up) {
+            None => {
+                let have: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+                return Err(doc.err(
+                    &path,
+                    format!("unknown link `{up}` (links: {})", have.join(", ")),
+                ));
+            }
+            Some(l) if l.a.node != r.node && l.b.node != r.node => {
+                return Err(doc.err(
+                    &path,
+                    format!("link `{up}` does not touch the router `{}`", r.node),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(Topology {
+        name: raw.name.unwrap_or_else(|| stem(file)),
+        file: file.to_path_buf(),
+        nodes,
+        links,
+        router: Router {
+            node: r.node.clone(),
+            uplinks: r.uplinks.clone(),
+        },
+    })
+}
+
+/// `jupiter:eth1 10.37.1.253/24 [more addresses]`
+fn parse_end(text: &str) -> Result<End, String> {
+    let mut words = text.split_whitespace();
+    let head = words
+        .next()
+        .ok_or("write `NODE:IFACE ADDRESS/LEN`, e.g. `jupiter:eth1 10.37.1.253/24`")?;
+    let (node, iface) = head
+        .split_once(':')
+        .ok_or_else(|| format!("`{head}`: write `NODE:IFACE`, e.g. `jupiter:eth1`"))?;
+    if !valid_iface(iface) {
+        return Err(format!(
+            "interface name `{iface}`: 1 to 15 characters, no `/`, `:` or blanks"
+        ));
+    }
+    let mut addrs = Vec::new();
+    for w in words {
+        let net: Ipv4Net = w.parse().map_err(|_| {
+            format!("`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24)")
+        })?;
+        if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
+            return Err(format!(
+                "`{w}` is the network or broadcast address of its subnet"
+            ));
+        }
+        addrs.push(net);
+    }
+    Ok(End {
+        node: node.to_string(),
+        iface: iface.to_string(),
+        addrs,
+        mac: [0; 6],
+    })
+}
+
+fn check_sysctl(key: &str, ifaces: &[&End]) -> Result<(), String> {
+    if !key.starts_with("net.")
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err("only `net.…` sysctls belong to a network namespace".into());
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.len() >= 5 && (parts[1] == "ipv4" || parts[1] == "ipv6") && parts[2] == "conf" {
+        let dev = parts[3];
+        if !["all", "default", "lo"].contains(&dev) && !ifaces.iter().any(|e| e.iface == dev) {
+            let have: Vec<&str> = ifaces.iter().map(|e| e.iface.as_str()).collect();
+            return Err(format!(
+                "no interface `{dev}` on this node (it has {})",
+                have.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `DST [via GW] [dev IF] [table N] [metric N]`, as `ip route add` takes it.
+pub fn parse_route(text: &str) -> Result<Route, String> {
+    let mut w = text.split_whitespace();
+    let dst = match w.next() {
+        None => return Err("empty route".into()),
+        Some("default") => Ipv4Net::default(),
+        Some(d) => match d.parse::<Ipv4Net>() {
+            Ok(n) => n.trunc(),
+            Err(_) => d
+                .parse::<Ipv4Addr>()
+                .map(|a| Ipv4Net::new(a, 32).expect("/32"))
+                .map_err(|_| format!("`{d}` is not `default` or an IPv4 prefix"))?,
+        },
+    };
+    let mut r = Route {
+        dst,
+        via: None,
+        dev: None,
+        table: None,
+        metric: None,
+        text: text.to_string(),
+    };
+    while let Some(word) = w.next() {
+        let arg = w.next().ok_or_else(|| format!("`{word}` needs a value"))?;
+        match word {
+            "via" => {
+                r.via = Some(
+                    arg.parse()
+                        .map_err(|_| format!("gateway `{arg}` is not an IPv4 address"))?,
+                )
+            }
+            "dev" => r.dev = Some(arg.to_string()),
+            "table" => {
+                r.table = Some(
+                    arg.parse()
+                        .map_err(|_| format!("table `{arg}`: use a number here"))?,
+                )
+            }
+            "metric" | "preference" | "priority" => {
+                r.metric = Some(
+                    arg.parse()
+                        .map_err(|_| format!("metric `{arg}` is not a number"))?,
+                )
+            }
+            _ => return Err(format!(
+                "unknown word `{word}`: a route is `DST [via GW] [dev IF] [table N] [metric N]`"
+            )),
+        }
+    }
+    if r.via.is_none() && r.dev.is_none() {
+        return Err("give a gateway (`via GW`) or an interface (`dev IF`)".into());
+    }
+    Ok(r)
+}
+
+/// `1s`, `500ms`, `2.5s`
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return None;
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v > 0.0 && v < 3600.0).then(|| Duration::from_secs_f64(v * scale))
+}
+
+fn node_rules(
+    doc: &Doc,
+    dir: &Path,
+    topo: &Topology,
+    raw: raw::Ordered<raw::NodeRulesDef>,
+) -> Result<Vec<NodeRules>, SpecError> {
+    let mut out = Vec::new();
+    for (node, def) in raw.0 {
+        let path = format!("rules.{node}");
+        if topo.node(&node).is_none() {
+            let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(doc.err(
+                &path,
+                format!(
+                    "unknown node `{node}` (the topology has {})",
+                    have.join(", ")
+                ),
+            ));
+        }
+        let mut tables = Vec::new();
+        for (name, id) in def.tables.0 {
+            let tpath = format!("{path}.tables.{name}");
+            if !valid_name(&name) || ["local", "main", "default", "unspec"].contains(&name.as_str())
+            {
+                return Err(doc.err(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
+            }
+            if id == 0 || (253..=255).contains(&id) {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or above 255")));
+            }
+            tables.push((name, id));
+        }
+        let mut files = Vec::new();
+        for (i, f) in def.files.into_iter().enumerate() {
+            let fpath = format!("{path}.files[{i}]");
+            let mut given: Vec<(RuleKind, String)> = [
+                (RuleKind::Iptables, f.iptables),
+                (RuleKind::Nft, f.nft),
+                (RuleKind::Ip, f.ip),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| p.map(|p| (k, p)))
+            .collect();
+            if given.len() != 1 {
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f) or `- ip: FILE` (ip -batch)"));
+            }
+            let (kind, rel) = given.pop().expect("one");
+            let full = dir.join(&rel);
+            if !full.is_file() {
+                return Err(doc.err(
+                    &fpath,
+                    format!(
+                        "rule file `{}` does not exist; paths are relative to the scenario file",
+                        full.display()
+                    ),
+                ));
+            }
+            files.push(RuleFile { kind, path: full });
+        }
+        out.push(NodeRules {
+            node,
+            tables,
+            files,
+        });
+    }
+    Ok(out)
+}
+
+fn flows(
+    doc: &Doc,
+    topo: &Topology,
+    traffic: &[raw::TrafficDef],
+) -> Result<Vec<FlowSpec>, SpecError> {
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    if traffic.is_empty() {
+        return Err(doc.err(
+            "traffic",
+            "no traffic: add at least one entry under `traffic:`",
+        ));
+    }
+    for (i, t) in traffic.iter().enumerate() {
+        let path = format!("traffic[{i}]");
+        let group = t
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("traffic{}", i + 1));
+        if !valid_name(&group) || ["all", "tcp", "udp"].contains(&group.as_str()) {
+            return Err(doc.err(&format!("{path}.name"), format!("traffic name `{group}`: use letters, digits, `-`, `_` (not `all`, `tcp`, `udp`)")));
+        }
+        if !names.insert(group.clone()) {
+            return Err(doc.err(
+                &format!("{path}.name"),
+                format!("traffic name `{group}` is used twice"),
+            ));
+        }
+        let addr_of = |key: &str, node: &str| -> Result<Ipv4Addr, SpecError> {
+            if topo.node(node).is_none() {
+                let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
+                return Err(doc.err(
+                    &format!("{path}.{key}"),
+                    format!(
+                        "unknown node `{node}` (the topology has {})",
+                        have.join(", ")
+                    ),
+                ));
+            }
+            topo.primary_addr(node).ok_or_else(|| {
+                doc.err(
+                    &format!("{path}.{key}"),
+                    format!("node `{node}` has no address to use"),
+                )
+            })
+        };
+        let client = addr_of("from", &t.from)?;
+        let server = addr_of("to", &t.to)?;
+        if t.from == t.to {
+            return Err(doc.err(
+                &format!("{path}.to"),
+                "a flow goes from one node to another",
+            ));
+        }
+        if t.port == 0 {
+            return Err(doc.err(
+                &format!("{path}.port"),
+                "port 0 cannot be served; pick 1 to 65535",
+            ));
+        }
+        if t.flows == 0 || t.round_trips == 0 {
+            return Err(doc.err(
+                &format!("{path}.flows"),
+                "`flows` and `round_trips` start at 1",
+            ));
+        }
+        let timeout = match &t.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(s) => parse_duration(s).ok_or_else(|| {
+                doc.err(
+                    &format!("{path}.timeout"),
+                    format!("timeout `{s}`: write e.g. `1s` or `500ms`"),
+                )
+            })?,
+        };
+        let proto = match t.proto {
+            raw::ProtoDef::Tcp => Proto::Tcp,
+            raw::ProtoDef::Udp => Proto::Udp,
+        };
+        for _ in 0..t.flows {
+            let id = out.len() as u32 + 1;
+            if id > 25000 {
+                return Err(doc.err(&format!("{path}.flows"), "at most 25000 flows per scenario"));
+            }
+            out.push(FlowSpec {
+                id,
+                group: group.clone(),
+                proto,
+                client_node: t.from.clone(),
+                client: SocketAddrV4::new(client, client_port(id)),
+                server_node: t.to.clone(),
+                server: SocketAddrV4::new(server, t.port),
+                round_trips: t.round_trips,
+                timeout,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn expectations(
+    doc: &Doc,
+    topo: &Topology,
+    flows: &[FlowSpec],
+    raw: Vec<raw::ExpectDef>,
+) -> Result<Vec<Expectation>, SpecError> {
+    let uplink = |path: String, name: &str| -> Result<String, SpecError> {
+        if topo.router.uplinks.iter().any(|u| u == name) {
+            Ok(name.to_string())
+        } else {
+            Err(doc.err(
+                &path,
+                format!(
+                    "`{name}` is not an uplink of the router (uplinks: {})",
+                    topo.router.uplinks.join(", ")
+                ),
+            ))
+        }
+    };
+    let mut out: Vec<Expectation> = Vec::new();
+    for (i, e) in raw.into_iter().enumerate() {
+        let path = format!("expect[{i}]");
+        let mut checks = Vec::new();
+        if let Some(l) = &e.via {
+            checks.push(Check::Via(uplink(format!("{path}.via"), l)?));
+        }
+        if let Some(seq) = &e.sequence {
+            if seq.is_empty() {
+                return Err(doc.err(
+                    &format!("{path}.sequence"),
+                    "an empty sequence: list the uplinks in the order flows should take them",
+                ));
+            }
+            let s = seq
+                .iter()
+                .enumerate()
+                .map(|(k, l)| uplink(format!("{path}.sequence[{k}]"), l))
+                .collect::<Result<_, _>>()?;
+            checks.push(Check::Sequence(s));
+        }
+        if let Some(m) = e.source {
+            let mut map = BTreeMap::new();
+            for (l, a) in m.0 {
+                let p = format!("{path}.source.{l}");
+                let l = uplink(p.clone(), &l)?;
+                let a: Ipv4Addr = a
+                    .parse()
+                    .map_err(|_| doc.err(&p, format!("`{a}` is not an IPv4 address")))?;
+                map.insert(l, a);
+            }
+            checks.push(Check::Source(map));
+        }
+        if let Some(m) = e.mark {
+            let mut map = BTreeMap::new();
+            for (l, v) in m.0 {
+                map.insert(uplink(format!("{path}.mark.{l}"), &l)?, v);
+            }
+            checks.push(Check::Mark(map));
+        }
+        match e.one_uplink {
+            Some(true) => checks.push(Check::OneUplink),
+            Some(false) => {
+                return Err(doc.err(
+                    &format!("{path}.one_uplink"),
+                    "`one_uplink: false` states nothing; remove it",
+                ))
+            }
+            None => {}
+        }
+        if let Some(c) = e.completes {
+            checks.push(Check::Completes(c));
+        }
+        let check = match checks.len() {
+            1 => checks.pop().expect("one"),
+            0 => return Err(doc.err(
+                &path,
+                "an expectation states one of: via, sequence, source, mark, one_uplink, completes",
+            )),
+            _ => {
+                return Err(doc.err(
+                    &path,
+                    format!(
+                        "one property per expectation; this one has {}: split it",
+                        checks
+                            .iter()
+                            .map(|c| c.key())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+        };
+        let (selector, ids): (String, Vec<u32>) = match e.flows {
+            None => ("all".into(), flows.iter().map(|f| f.id).collect()),
+            Some(raw::SelectorDef::Name(n)) => {
+                let ids: Vec<u32> = flows
+                    .iter()
+                    .filter(|f| match n.as_str() {
+                        "all" => true,
+                        "tcp" => f.proto == Proto::Tcp,
+                        "udp" => f.proto == Proto::Udp,
+                        g => f.group == g,
+                    })
+                    .map(|f| f.id)
+                    .collect();
+                if ids.is_empty() {
+                    let groups: BTreeSet<&str> = flows.iter().map(|f| f.group.as_str()).collect();
+                    return Err(doc.err(
+                        &format!("{path}.flows"),
+                        format!(
+                            "`{n}` selects no flow: use all, tcp, udp or a traffic name ({})",
+                            groups.into_iter().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                (n, ids)
+            }
+            Some(raw::SelectorDef::Ids(ids)) => {
+                for (k, id) in ids.iter().enumerate() {
+                    if !flows.iter().any(|f| f.id == *id) {
+                        return Err(doc.err(
+                            &format!("{path}.flows[{k}]"),
+                            format!(
+                                "there is no flow {id} (flows are numbered 1 to {})",
+                                flows.len()
+                            ),
+                        ));
+                    }
+                }
+                (format!("{ids:?}"), ids)
+            }
+        };
+        let name = e.name.unwrap_or_else(|| check.key().to_string());
+        if out.iter().any(|x| x.name == name) {
+            return Err(doc.err(
+                &format!("{path}.name"),
+                format!("two expectations are called `{name}`; give each a `name:`"),
+            ));
+        }
+        out.push(Expectation {
+            name,
+            selector,
+            flows: ids,
+            check,
+        });
+    }
+    if out.is_empty() {
+        return Err(doc.err(
+            "expect",
+            "no expectations: a scenario states what must hold",
+        ));
+    }
+    Ok(out)
+}
+
+fn expected_failure(
+    doc: &Doc,
+    flows: &[FlowSpec],
+    exps: &[Expectation],
+    raw: raw::ExpectFailureDef,
+) -> Result<ExpectedFailure, SpecError> {
+    if raw.breaks.is_empty() {
+        return Err(doc.err(
+            "expect_failure.breaks",
+            "name the expectations this broken rule set must break",
+        ));
+    }
+    let mut breaks = Vec::new();
+    for (i, b) in raw.breaks.into_iter().enumerate() {
+        let path = format!("expect_failure.breaks[{i}]");
+        let Some(e) = exps.iter().find(|e| e.name == b.expectation) else {
+            let names: Vec<&str> = exps.iter().map(|e| e.name.as_str()).collect();
+            return Err(doc.err(
+                &format!("{path}.expectation"),
+                format!(
+                    "no expectation is called `{}` (there are: {})",
+                    b.expectation,
+                    names.join(", ")
+                ),
+            ));
+        };
+        if let Some(ids) = &b.flows {
+            for (k, id) in ids.iter().enumerate() {
+                if !e.flows.contains(id) {
+                    let why = if flows.iter().any(|f| f.id == *id) {
+                        "is not selected by"
+                    } else {
+                        "does not exist for"
+                    };
+                    return Err(doc.err(
+                        &format!("{path}.flows[{k}]"),
+                        format!("flow {id} {why} expectation `{}`", e.name),
+                    ));
+                }
+            }
+        }
+        let mut flows = b.flows;
+        if let Some(f) = &mut flows {
+            f.sort_unstable();
+            f.dedup();
+        }
+        breaks.push(Break {
+            expectation: b.expectation,
+            flows,
+        });
+    }
+    Ok(ExpectedFailure {
+        reason: raw.reason,
+        breaks,
+    })
+}
+
+/// Looks up a file relative to the crate's repository root (for tests and benches).
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}

@@ -1,0 +1,303 @@
+//! The validated model: pure data, no I/O. Everything the lab, the traffic and the judge
+//! need, with every name resolved and every address parsed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+/// A whole scenario: the lab, the rules to install, the flows to drive, what to expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The scenario's name: its file stem (`dual-isp`).
+    pub name: String,
+    pub file: PathBuf,
+    pub description: Option<String>,
+    pub topology: Topology,
+    pub rules: Vec<NodeRules>,
+    pub flows: Vec<FlowSpec>,
+    pub expectations: Vec<Expectation>,
+    pub expected_failure: Option<ExpectedFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub name: String,
+    pub file: PathBuf,
+    pub nodes: Vec<Node>,
+    pub links: Vec<Link>,
+    pub router: Router,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// `net.ipv4.ip_forward` style keys, in file order.
+    pub sysctls: Vec<(String, String)>,
+    pub routes: Vec<Route>,
+}
+
+/// One end of a veth link: `jupiter:eth1 10.37.1.253/24`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct End {
+    pub node: String,
+    pub iface: String,
+    pub addrs: Vec<Ipv4Net>,
+    pub mac: [u8; 6],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub name: String,
+    pub a: End,
+    pub b: End,
+}
+
+/// A route, as `ip route add` takes it: `DST [via GW] [dev IF] [table N] [metric N]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub dst: Ipv4Net,
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<String>,
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    /// The line as written, for messages.
+    pub text: String,
+}
+
+/// The router under test and its uplinks: the links whose choice the harness judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Router {
+    pub node: String,
+    pub uplinks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `iptables-restore FILE`
+    Iptables,
+    /// `nft -f FILE`
+    Nft,
+    /// `ip -batch FILE`
+    Ip,
+}
+
+impl RuleKind {
+    pub fn tool(self) -> &'static str {
+        match self {
+            RuleKind::Iptables => "iptables-restore",
+            RuleKind::Nft => "nft",
+            RuleKind::Ip => "ip",
+        }
+    }
+    pub fn package(self) -> &'static str {
+        match self {
+            RuleKind::Iptables => "iptables",
+            RuleKind::Nft => "nftables",
+            RuleKind::Ip => "iproute2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFile {
+    pub kind: RuleKind,
+    pub path: PathBuf,
+}
+
+/// The rule set of one node, loaded in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRules {
+    pub node: String,
+    /// Routing table names the rule files use (`rt_link1 = 251`), private to the lab.
+    pub tables: Vec<(String, u32)>,
+    pub files: Vec<RuleFile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One connection (TCP) or exchange (UDP), with the id written into its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSpec {
+    pub id: u32,
+    pub group: String,
+    pub proto: Proto,
+    pub client_node: String,
+    pub client: SocketAddrV4,
+    pub server_node: String,
+    pub server: SocketAddrV4,
+    pub round_trips: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Every packet of the flow, both ways, crossed this uplink and no other.
+    Via(String),
+    /// The n-th selected flow left via `seq[n % len]`.
+    Sequence(Vec<String>),
+    /// The server saw this source address, by the uplink the flow left on.
+    Source(BTreeMap<String, Ipv4Addr>),
+    /// The router's conntrack mark, by the uplink the flow left on.
+    Mark(BTreeMap<String, u32>),
+    /// Every packet of the flow, both ways, crossed one and the same uplink.
+    OneUplink,
+    /// Every round trip got its answer (or, with `false`, not).
+    Completes(bool),
+}
+
+impl Check {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Check::Via(_) => "via",
+            Check::Sequence(_) => "sequence",
+            Check::Source(_) => "source",
+            Check::Mark(_) => "mark",
+            Check::OneUplink => "one_uplink",
+            Check::Completes(_) => "completes",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn map<V: fmt::Display>(m: &BTreeMap<String, V>) -> String {
+            m.iter()
+                .map(|(k, v)| format!("{k} → {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        match self {
+            Check::Via(l) => write!(f, "via {l}"),
+            Check::Sequence(s) => write!(f, "sequence {}, …", s.join(", ")),
+            Check::Source(m) => write!(f, "source seen {}", map(m)),
+            Check::Mark(m) => write!(f, "conntrack mark {}", map(m)),
+            Check::OneUplink => write!(f, "every packet on one uplink"),
+            Check::Completes(true) => write!(f, "completes"),
+            Check::Completes(false) => write!(f, "does not complete"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub name: String,
+    /// The selector as written (`web`, `all`, `[1, 3]`).
+    pub selector: String,
+    /// Flow ids it applies to, in flow order.
+    pub flows: Vec<u32>,
+    pub check: Check,
+}
+
+/// One expectation a broken twin must break; `flows: None` means "some flows".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Break {
+    pub expectation: String,
+    pub flows: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedFailure {
+    pub reason: String,
+    pub breaks: Vec<Break>,
+}
+
+impl Topology {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+    /// Every link end on `node`, in link order.
+    pub fn ends_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a End> + 'a {
+        self.links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(move |e| e.node == node)
+    }
+    /// The node's first address: the one its flows use.
+    pub fn primary_addr(&self, node: &str) -> Option<Ipv4Addr> {
+        self.ends_of(node)
+            .flat_map(|e| e.addrs.iter())
+            .map(|a| a.addr())
+            .next()
+    }
+}
+
+impl Plan {
+    /// Makes the plan drive `total` flows, scaling every traffic group in proportion and
+    /// renumbering the flows; expectations keep their groups. Used by `harness bench`.
+    pub fn with_flow_count(&self, total: usize) -> Plan {
+        let mut groups: Vec<(String, Vec<&FlowSpec>)> = Vec::new();
+        for f in &self.flows {
+            match groups.iter_mut().find(|(g, _)| *g == f.group) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((f.group.clone(), vec![f])),
+            }
+        }
+        let have = self.flows.len().max(1);
+        let mut flows = Vec::new();
+        let mut members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (i, (group, fs)) in groups.iter().enumerate() {
+            let n = if i + 1 == groups.len() {
+                total.saturating_sub(flows.len())
+            } else {
+                (fs.len() * total).div_ceil(have)
+            };
+            for k in 0..n {
+                let mut f = fs[k % fs.len()].clone();
+                f.id = flows.len() as u32 + 1;
+                f.client.set_port(client_port(f.id));
+                members.entry(group.clone()).or_default().push(f.id);
+                flows.push(f);
+            }
+        }
+        let mut plan = self.clone();
+        for e in &mut plan.expectations {
+            let old: Vec<&FlowSpec> = self
+                .flows
+                .iter()
+                .filter(|f| e.flows.contains(&f.id))
+                .collect();
+            e.flows = flows
+                .iter()
+                .filter(|f| old.iter().any(|o| o.group == f.group))
+                .map(|f| f.id)
+                .collect();
+        }
+        plan.flows = flows;
+        plan.expected_failure = None;
+        plan
+    }
+}
+
+/// The client port of flow `id`: fixed, so runs are comparable and snapshots stable.
+pub fn client_port(id: u32) -> u16 {
+    (40000 + id) as u16
+}

@@ -1,0 +1,184 @@
+//! The YAML files as written. Unknown keys are errors everywhere.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// A YAML mapping that keeps its order and refuses duplicate keys.
+#[derive(Debug)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, T)> = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    if out.iter().any(|(n, _)| *n == k) {
+                        return Err(de::Error::custom(format!("`{k}` is declared twice")));
+                    }
+                    let v = m.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// A sysctl value: YAML `1` or `"1"` alike.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub name: Option<String>,
+    pub nodes: Ordered<NodeDef>,
+    pub links: Ordered<LinkDef>,
+    pub router: RouterDef,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDef {
+    #[serde(default)]
+    pub sysctls: Ordered<Scalar>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDef {
+    pub a: String,
+    pub b: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterDef {
+    pub node: String,
+    pub uplinks: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub topology: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub rules: Ordered<NodeRulesDef>,
+    pub traffic: Vec<TrafficDef>,
+    pub expect: Vec<ExpectDef>,
+    #[serde(default)]
+    pub expect_failure: Option<ExpectFailureDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRulesDef {
+    #[serde(default)]
+    pub tables: Ordered<u32>,
+    pub files: Vec<RuleFileDef>,
+}
+
+/// `- iptables: FILE`, `- nft: FILE` or `- ip: FILE`: exactly one key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFileDef {
+    pub iptables: Option<String>,
+    pub nft: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtoDef {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficDef {
+    pub name: Option<String>,
+    pub proto: ProtoDef,
+    pub from: String,
+    pub to: String,
+    pub port: u16,
+    #[serde(default = "one")]
+    pub flows: u32,
+    #[serde(default = "one")]
+    pub round_trips: u32,
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `flows:` in an expectation: `all`, `tcp`, `udp`, a traffic name, or a list of flow ids.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SelectorDef {
+    Name(String),
+    Ids(Vec<u32>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectDef {
+    pub name: Option<String>,
+    pub flows: Option<SelectorDef>,
+    pub via: Option<String>,
+    pub sequence: Option<Vec<String>>,
+    pub source: Option<Ordered<String>>,
+    pub mark: Option<Ordered<u32>>,
+    pub one_uplink: Option<bool>,
+    pub completes: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFailureDef {
+    pub reason: String,
+    pub breaks: Vec<BreakDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakDef {
+    pub expectation: String,
+    #[serde(default)]
+    pub flows: Option<Vec<u32>>,
+}

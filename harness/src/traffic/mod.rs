@@ -1,0 +1,305 @@
+//! Drives the flows: the harness's own servers (sockets opened inside the server's node) and
+//! clients (sockets opened inside the client's node, bound to the flow's fixed port), polled by
+//! one tokio runtime. Flows start in order — the next one once the previous got its first
+//! answer, or after a short gap — so an nth rule sees them in a known order; their round
+//! trips then run side by side.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::sync::oneshot;
+use tokio::time::{timeout_at, Instant};
+
+use crate::lab::Lab;
+use crate::observe::packet::{parse_tag, reply_payload, request_payload};
+use crate::observe::ClientOutcome;
+use crate::spec::{FlowSpec, Proto};
+
+/// The longest the next flow waits for the previous one's first answer.
+const START_GAP: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Default)]
+pub struct TrafficResult {
+    pub clients: BTreeMap<u32, ClientOutcome>,
+    pub server_saw: BTreeMap<u32, Ipv4Addr>,
+}
+
+type Seen = Arc<Mutex<BTreeMap<u32, Ipv4Addr>>>;
+
+enum ClientSock {
+    Tcp(TcpSocket),
+    Udp(std::net::UdpSocket),
+}
+
+/// Runs every flow to its end (completed or timed out).
+pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
+    // Servers: one socket per (node, protocol, address, port).
+    let servers: BTreeSet<(String, Proto, SocketAddrV4)> = flows
+        .iter()
+        .map(|f| (f.server_node.clone(), f.proto, f.server))
+        .collect();
+    let mut tcp_listeners = Vec::new();
+    let mut udp_servers = Vec::new();
+    for (node, proto, addr) in servers {
+        let addr = SocketAddr::V4(addr);
+        match proto {
+            Proto::Tcp => {
+                let l = lab
+                    .ns(&node)
+                    .run(move || std::net::TcpListener::bind(addr))?
+                    .map_err(|e| ctx(e, &node, addr))?;
+                l.set_nonblocking(true)?;
+                tcp_listeners.push(l);
+            }
+            Proto::Udp => {
+                let s = lab
+                    .ns(&node)
+                    .run(move || std::net::UdpSocket::bind(addr))?
+                    .map_err(|e| ctx(e, &node, addr))?;
+                s.set_nonblocking(true)?;
+                udp_servers.push(s);
+            }
+        }
+    }
+    // Client sockets, bound to their fixed ports inside their node, in one visit per node.
+    let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
+    let nodes: BTreeSet<&str> = flows.iter().map(|f| f.client_node.as_str()).collect();
+    for node in nodes {
+        let mine: Vec<FlowSpec> = flows
+            .iter()
+            .filter(|f| f.client_node == node)
+            .cloned()
+            .collect();
+        let made = lab
+            .ns(node)
+            .run(move || -> io::Result<Vec<(u32, ClientSock)>> {
+                mine.iter()
+                    .map(|f| {
+                        let s = match f.proto {
+                            Proto::Tcp => {
+                                let s = TcpSocket::new_v4()?;
+                                s.set_reuseaddr(true)?;
+                                s.bind(SocketAddr::V4(f.client))?;
+                                ClientSock::Tcp(s)
+                            }
+                            Proto::Udp => {
+                                let s = std::net::UdpSocket::bind(f.client)?;
+                                s.set_nonblocking(true)?;
+                                ClientSock::Udp(s)
+                            }
+                        };
+                        Ok((f.id, s))
+                    })
+                    .collect()
+            })?;
+        socks.extend(made.map_err(|e| ctx(e, node, "client sockets"))?);
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let seen: Seen = Arc::default();
+    let clients = rt.block_on(async {
+        for l in tcp_listeners {
+            tokio::spawn(serve_tcp(TcpListener::from_std(l)?, Arc::clone(&seen)));
+        }
+        for s in udp_servers {
+            tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen)));
+        }
+        let mut running = Vec::new();
+        for f in flows {
+            let sock = socks.remove(&f.id).expect("a socket per flow");
+            let (tx, rx) = oneshot::channel();
+            let flow = f.clone();
+            running.push((
+                f.id,
+                tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
+            ));
+            let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
+        }
+        let mut out = BTreeMap::new();
+        for (id, h) in running {
+            let outcome = h.await.unwrap_or_else(|e| ClientOutcome {
+                error: Some(format!("client task failed: {e}")),
+                ..Default::default()
+            });
+            out.insert(id, outcome);
+        }
+        Ok::<_, io::Error>(out)
+    })?;
+    drop(rt);
+    let server_saw = std::mem::take(&mut *seen.lock().expect("server state"));
+    Ok(TrafficResult {
+        clients,
+        server_saw,
+    })
+}
+
+fn ctx(e: io::Error, node: &str, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(e.kind(), format!("node `{node}`: {what}: {e}"))
+}
+
+fn record(seen: &Seen, payload: &[u8], peer: SocketAddr) -> Option<(u32, u32)> {
+    let (tag, k) = parse_tag(payload)?;
+    if !tag.request {
+        return None;
+    }
+    if let SocketAddr::V4(p) = peer {
+        seen.lock()
+            .expect("server state")
+            .entry(tag.flow)
+            .or_insert(*p.ip());
+    }
+    Some((tag.flow, k))
+}
+
+async fn serve_tcp(l: TcpListener, seen: Seen) {
+    while let Ok((stream, peer)) = l.accept().await {
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r);
+            let mut line = Vec::new();
+            while lines.read_until(b'\n', &mut line).await.unwrap_or(0) > 0 {
+                match record(&seen, &line, peer) {
+                    Some((f, k)) => {
+                        if w.write_all(reply_payload(f, k).as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+                line.clear();
+            }
+        });
+    }
+}
+
+async fn serve_udp(s: UdpSocket, seen: Seen) {
+    let mut buf = [0u8; 2048];
+    while let Ok((n, peer)) = s.recv_from(&mut buf).await {
+        if let Some((f, k)) = record(&seen, &buf[..n], peer) {
+            let _ = s.send_to(reply_payload(f, k).as_bytes(), peer).await;
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> ClientOutcome {
+    let deadline = Instant::now() + f.timeout;
+    let late = || format!("no answer within {}", human(f.timeout));
+    let mut out = ClientOutcome::default();
+    let mut first = Some(first);
+    let mut answered = || {
+        if let Some(tx) = first.take() {
+            let _ = tx.send(());
+        }
+    };
+    match sock {
+        ClientSock::Tcp(s) => {
+            let stream = match timeout_at(deadline, s.connect(SocketAddr::V4(f.server))).await {
+                Err(_) => {
+                    return ClientOutcome {
+                        error: Some(format!("connect: {}", late())),
+                        ..out
+                    }
+                }
+                Ok(Err(e)) => {
+                    return ClientOutcome {
+                        error: Some(format!("connect: {e}")),
+                        ..out
+                    }
+                }
+                Ok(Ok(s)) => s,
+            };
+            answered();
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            let mut line = Vec::new();
+            for k in 1..=f.round_trips {
+                let step = format!("round trip {k} of {}", f.round_trips);
+                if let Err(e) = w.write_all(request_payload(f.id, k).as_bytes()).await {
+                    out.error = Some(format!("{step}: {e}"));
+                    return out;
+                }
+                line.clear();
+                match timeout_at(deadline, r.read_until(b'\n', &mut line)).await {
+                    Err(_) => out.error = Some(format!("{step}: {}", late())),
+                    Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
+                    Ok(Ok(0)) => {
+                        out.error = Some(format!("{step}: the server closed the connection"))
+                    }
+                    Ok(Ok(_)) if line != reply_payload(f.id, k).as_bytes() => {
+                        out.error = Some(format!(
+                            "{step}: wrong answer {:?}",
+                            String::from_utf8_lossy(&line)
+                        ))
+                    }
+                    Ok(Ok(_)) => out.round_trips_done = k,
+                }
+                if out.error.is_some() {
+                    return out;
+                }
+            }
+            // Close both ways and wait for the server's FIN, so the whole close is captured.
+            let _ = w.shutdown().await;
+            let mut rest = Vec::new();
+            let _ = timeout_at(deadline, r.read_to_end(&mut rest)).await;
+            out.completed = true;
+        }
+        ClientSock::Udp(s) => {
+            let s = match UdpSocket::from_std(s) {
+                Ok(s) => s,
+                Err(e) => {
+                    return ClientOutcome {
+                        error: Some(e.to_string()),
+                        ..out
+                    }
+                }
+            };
+            if let Err(e) = s.connect(SocketAddr::V4(f.server)).await {
+                return ClientOutcome {
+                    error: Some(format!("connect: {e}")),
+                    ..out
+                };
+            }
+            let mut buf = [0u8; 512];
+            for k in 1..=f.round_trips {
+                let step = format!("datagram {k} of {}", f.round_trips);
+                if let Err(e) = s.send(request_payload(f.id, k).as_bytes()).await {
+                    out.error = Some(format!("{step}: {e}"));
+                    return out;
+                }
+                match timeout_at(deadline, s.recv(&mut buf)).await {
+                    Err(_) => out.error = Some(format!("{step}: {}", late())),
+                    Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
+                    Ok(Ok(n)) if buf[..n] != *reply_payload(f.id, k).as_bytes() => {
+                        out.error = Some(format!(
+                            "{step}: wrong answer {:?}",
+                            String::from_utf8_lossy(&buf[..n])
+                        ))
+                    }
+                    Ok(Ok(_)) => out.round_trips_done = k,
+                }
+                if out.error.is_some() {
+                    return out;
+                }
+                answered();
+            }
+            out.completed = true;
+        }
+    }
+    out
+}

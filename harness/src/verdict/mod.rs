@@ -1,0 +1,582 @@
+//! Observations → each flow's path → expectations checked → [`Verdict`]. Pure.
+//!
+//! A packet is recognised on every link by its flow's tuples: the client's own, the NAT
+//! mapping from the router's conntrack, and any tuple whose payload carries the flow id. The
+//! same packet is matched across links by its IP id, TCP sequence numbers, flags and length
+//! (NAT changes none of these). Where it died is where its last sighting led: the receiving
+//! node of a sighting that no other sighting of it leaves from.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::observe::packet::{self, Packet};
+use crate::observe::{Observations, Sighting, Tuple};
+use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dir {
+    /// client → server
+    Out,
+    /// server → client
+    Back,
+}
+
+/// Where packets of a flow died, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropSite {
+    pub dir: Dir,
+    pub node: String,
+    pub after_link: String,
+    pub count: u32,
+}
+
+/// A flow's path through the lab, as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowPath {
+    pub id: u32,
+    pub group: String,
+    pub proto: Proto,
+    pub client: SocketAddrV4,
+    /// Uplinks its packets left the router on, in order of first use.
+    pub out: Vec<String>,
+    /// Uplinks its replies came back on, in order of first use.
+    pub back: Vec<String>,
+    /// The uplink its first packet left on: the router's choice for the flow.
+    pub first_out: Option<String>,
+    pub source_seen: Option<Ipv4Addr>,
+    pub mark: Option<u32>,
+    pub completed: bool,
+    pub client_error: Option<String>,
+    /// Distinct packets seen, both ways (retransmissions count).
+    pub packets: u32,
+    pub drops: Vec<DropSite>,
+    /// Hop summary, one line per run of similar packets.
+    pub story: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowFailure {
+    pub flow: u32,
+    pub msg: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpResult {
+    pub name: String,
+    pub check: String,
+    pub selector: String,
+    pub flows: Vec<u32>,
+    pub failures: Vec<FlowFailure>,
+}
+
+impl ExpResult {
+    pub fn failed_flows(&self) -> Vec<u32> {
+        self.failures.iter().map(|f| f.flow).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every expectation held.
+    Pass,
+    /// Some expectation broke, and the scenario is not declared broken.
+    Fail,
+    /// A declared-broken scenario broke exactly as declared.
+    BrokenAsDeclared,
+    /// A declared-broken scenario did not break as declared: what differed.
+    NotAsDeclared(Vec<String>),
+}
+
+impl Outcome {
+    /// 0 when the scenario says what it should, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Pass | Outcome::BrokenAsDeclared => 0,
+            Outcome::Fail | Outcome::NotAsDeclared(_) => 1,
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.exit_code() == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub scenario: String,
+    pub router: String,
+    pub flows: Vec<FlowPath>,
+    pub results: Vec<ExpResult>,
+    pub declared: Option<ExpectedFailure>,
+    pub outcome: Outcome,
+}
+
+/// Judges a run.
+pub fn judge(plan: &Plan, obs: &Observations) -> Verdict {
+    let flows = paths(plan, obs);
+    let by_id: BTreeMap<u32, &FlowPath> = flows.iter().map(|f| (f.id, f)).collect();
+    let results: Vec<ExpResult> = plan
+        .expectations
+        .iter()
+        .map(|e| check(e, &by_id, &plan.topology.router.node))
+        .collect();
+    let outcome = outcome(&results, plan.expected_failure.as_ref());
+    Verdict {
+        scenario: plan.name.clone(),
+        router: plan.topology.router.node.clone(),
+        flows,
+        results,
+        declared: plan.expected_failure.clone(),
+        outcome,
+    }
+}
+
+fn tuple_of(p: &Packet) -> Tuple {
+    Tuple {
+        proto: p.proto,
+        src: p.src,
+        sport: p.sport,
+        dst: p.dst,
+        dport: p.dport,
+    }
+}
+
+fn client_tuple(f: &FlowSpec) -> Tuple {
+    Tuple {
+        proto: f.proto.number(),
+        src: *f.client.ip(),
+        sport: f.client.port(),
+        dst: *f.server.ip(),
+        dport: f.server.port(),
+    }
+}
+
+/// One packet, gathered from all the links it was seen on.
+struct Hop<'a> {
+    dir: Dir,
+    first_t: u64,
+    /// (sighting, sender node, receiver node)
+    seen: Vec<(&'a Sighting, &'a str, &'a str)>,
+}
+
+impl Hop<'_> {
+    fn pkt(&self) -> &Packet {
+        &self.seen[0].0.pkt
+    }
+}
+
+/// Each flow's observed path.
+pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
+    let topo = &plan.topology;
+    let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::new();
+    let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
+    for f in &plan.flows {
+        let t = client_tuple(f);
+        tuples.insert(t, (f.id, Dir::Out));
+        tuples.insert(t.reversed(), (f.id, Dir::Back));
+        if let Some(ct) = obs.conntrack.iter().find(|c| c.orig == t) {
+            tuples.entry(ct.reply).or_insert((f.id, Dir::Back));
+            tuples
+                .entry(ct.reply.reversed())
+                .or_insert((f.id, Dir::Out));
+            marks.insert(f.id, ct.mark);
+        }
+    }
+    // Tuples the payload names (NAT the conntrack table did not show).
+    for s in &obs.sightings {
+        if let Some(tag) = s.pkt.tag {
+            let dir = if tag.request { Dir::Out } else { Dir::Back };
+            let t = tuple_of(&s.pkt);
+            tuples.entry(t).or_insert((tag.flow, dir));
+            tuples
+                .entry(t.reversed())
+                .or_insert((tag.flow, if tag.request { Dir::Back } else { Dir::Out }));
+        }
+    }
+
+    // Sightings → packets, per flow. The n-th copy of a packet on a link matches the n-th on
+    // another (a retransmitted SYN-ACK can repeat its IP id).
+    type Key = (Dir, u16, u32, u32, u8, u16, u32);
+    let mut per_flow: BTreeMap<u32, HashMap<Key, Hop>> = BTreeMap::new();
+    let mut copies: HashMap<(usize, u32, Key), u32> = HashMap::new();
+    for s in &obs.sightings {
+        let Some(&(flow, dir)) = tuples.get(&tuple_of(&s.pkt)) else {
+            continue;
+        };
+        let p = &s.pkt;
+        let base: Key = (dir, p.ip_id, p.seq, p.ack, p.flags, p.payload_len, 0);
+        let n = copies.entry((s.link, flow, base)).or_insert(0);
+        let key = (base.0, base.1, base.2, base.3, base.4, base.5, *n);
+        *n += 1;
+        let link = &topo.links[s.link];
+        let (from, to) = if p.src_mac == link.a.mac {
+            (&link.a.node, &link.b.node)
+        } else {
+            (&link.b.node, &link.a.node)
+        };
+        let hop = per_flow.entry(flow).or_default().entry(key).or_insert(Hop {
+            dir,
+            first_t: s.t_ns,
+            seen: Vec::new(),
+        });
+        hop.first_t = hop.first_t.min(s.t_ns);
+        hop.seen.push((s, from.as_str(), to.as_str()));
+    }
+
+    plan.flows
+        .iter()
+        .map(|f| {
+            let mut hops: Vec<Hop> = per_flow
+                .remove(&f.id)
+                .map(|m| m.into_values().collect())
+                .unwrap_or_default();
+            hops.sort_by_key(|h| h.first_t);
+            flow_path(topo, f, &hops, obs, marks.get(&f.id).copied())
+        })
+        .collect()
+}
+
+/// What became of one packet: the uplink it crossed (with its source there) and where it died.
+struct Fate {
+    uplink: Option<(String, Ipv4Addr)>,
+    died: Option<(String, String)>,
+}
+
+fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
+    let uplink = h.seen.iter().find_map(|(s, ..)| {
+        let name = &topo.links[s.link].name;
+        topo.router
+            .uplinks
+            .contains(name)
+            .then(|| (name.clone(), s.pkt.src))
+    });
+    let senders: BTreeSet<&str> = h.seen.iter().map(|(_, from, _)| *from).collect();
+    let dest = if h.dir == Dir::Out {
+        &f.server_node
+    } else {
+        &f.client_node
+    };
+    let finals: Vec<_> = h
+        .seen
+        .iter()
+        .filter(|(_, _, to)| !senders.contains(to))
+        .collect();
+    let died = if finals.iter().any(|(_, _, to)| *to == dest) {
+        None
+    } else {
+        finals
+            .last()
+            .map(|(s, _, to)| (to.to_string(), topo.links[s.link].name.clone()))
+    };
+    Fate { uplink, died }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+fn flow_path(
+    topo: &Topology,
+    f: &FlowSpec,
+    hops: &[Hop],
+    obs: &Observations,
+    mark: Option<u32>,
+) -> FlowPath {
+    let mut out = Vec::new();
+    let mut back = Vec::new();
+    let mut first_out = None;
+    let mut drops: Vec<DropSite> = Vec::new();
+    // Runs of similar packets for the story: (dir, uplink, source there, died at, kinds, count).
+    type Run = (
+        Dir,
+        Option<(String, Ipv4Addr)>,
+        Option<(String, String)>,
+        Vec<&'static str>,
+        u32,
+    );
+    let mut runs: Vec<Run> = Vec::new();
+    for h in hops {
+        let fate = fate(topo, f, h);
+        if let Some((l, _)) = &fate.uplink {
+            match h.dir {
+                Dir::Out => {
+                    push_unique(&mut out, l);
+                    first_out.get_or_insert_with(|| l.clone());
+                }
+                Dir::Back => push_unique(&mut back, l),
+            }
+        }
+        if let Some((node, link)) = &fate.died {
+            match drops
+                .iter_mut()
+                .find(|d| d.dir == h.dir && d.node == *node && d.after_link == *link)
+            {
+                Some(d) => d.count += 1,
+                None => drops.push(DropSite {
+                    dir: h.dir,
+                    node: node.clone(),
+                    after_link: link.clone(),
+                    count: 1,
+                }),
+            }
+        }
+        let kind = packet::kind(h.pkt());
+        match runs.last_mut() {
+            Some(r) if r.0 == h.dir && r.1 == fate.uplink && r.2 == fate.died => {
+                if !r.3.contains(&kind) {
+                    r.3.push(kind);
+                }
+                r.4 += 1;
+            }
+            _ => runs.push((h.dir, fate.uplink, fate.died, vec![kind], 1)),
+        }
+    }
+    let story = runs
+        .iter()
+        .map(|(dir, up, died, kinds, n)| {
+            let arrow = if *dir == Dir::Out { "→" } else { "←" };
+            let what = if *n == 1 {
+                kinds[0].to_string()
+            } else {
+                format!("{n} packets ({})", kinds.join(", "))
+            };
+            let via = match (dir, up) {
+                (Dir::Out, Some((l, src))) => format!(" left via {l} with source {src}"),
+                (Dir::Back, Some((l, _))) => format!(" came back via {l}"),
+                (_, None) => " crossed no uplink".to_string(),
+            };
+            let end = match died {
+                None => format!(
+                    ", reached {}",
+                    if *dir == Dir::Out {
+                        &f.server_node
+                    } else {
+                        &f.client_node
+                    }
+                ),
+                Some((node, link)) => format!(", died at {node} (last seen on {link})"),
+            };
+            format!("{arrow} {what}{via}{end}")
+        })
+        .collect();
+    let client = obs.clients.get(&f.id).cloned().unwrap_or_default();
+    FlowPath {
+        id: f.id,
+        group: f.group.clone(),
+        proto: f.proto,
+        client: f.client,
+        out,
+        back,
+        first_out,
+        source_seen: obs.server_saw.get(&f.id).copied(),
+        mark,
+        completed: client.completed,
+        client_error: client.error,
+        packets: hops.len() as u32,
+        drops,
+        story,
+    }
+}
+
+impl FlowPath {
+    /// "6 packets died at isp1 (after wan1)", for messages.
+    pub fn drop_summary(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .drops
+            .iter()
+            .map(|d| {
+                let what = if d.count == 1 {
+                    "1 packet".to_string()
+                } else {
+                    format!("{} packets", d.count)
+                };
+                let way = if d.dir == Dir::Out {
+                    "outgoing"
+                } else {
+                    "returning"
+                };
+                format!(
+                    "{what} {way} died at {} (last seen on {})",
+                    d.node, d.after_link
+                )
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    fn left(&self) -> String {
+        match &self.first_out {
+            Some(l) => format!("left via {l}"),
+            None => "left on no uplink".to_string(),
+        }
+    }
+}
+
+fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &str) -> ExpResult {
+    let mut failures = Vec::new();
+    for (k, id) in e.flows.iter().enumerate() {
+        let Some(p) = flows.get(id) else { continue };
+        if let Some(msg) = check_flow(&e.check, k, p, router) {
+            failures.push(FlowFailure { flow: *id, msg });
+        }
+    }
+    ExpResult {
+        name: e.name.clone(),
+        check: e.check.to_string(),
+        selector: e.selector.clone(),
+        flows: e.flows.clone(),
+        failures,
+    }
+}
+
+/// `None` when the flow meets the check, else what was observed instead.
+fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String> {
+    let with_drops = |msg: String| match p.drop_summary() {
+        Some(d) => format!("{msg}; {d}"),
+        None => msg,
+    };
+    match c {
+        Check::Via(l) => {
+            if p.out != [l.clone()] {
+                Some(with_drops(format!(
+                    "left via {}, expected only {l}",
+                    list(&p.out)
+                )))
+            } else if p.back != [l.clone()] {
+                Some(with_drops(format!(
+                    "left via {l}, but its replies came back via {}",
+                    list(&p.back)
+                )))
+            } else {
+                None
+            }
+        }
+        Check::Sequence(seq) => {
+            let want = &seq[k % seq.len()];
+            (p.first_out.as_ref() != Some(want)).then(|| {
+                format!(
+                    "{}, expected {want} (it is number {} in the sequence {}, …)",
+                    p.left(),
+                    k + 1,
+                    seq.join(", ")
+                )
+            })
+        }
+        Check::Source(map) => {
+            let l = p.first_out.as_ref()?;
+            let Some(want) = map.get(l) else {
+                return Some(format!(
+                    "left via {l}, which this expectation gives no source for"
+                ));
+            };
+            match p.source_seen {
+                Some(a) if a == *want => None,
+                Some(a) => Some(format!(
+                    "left via {l}; the server saw source {a}, expected {want}"
+                )),
+                None => Some(with_drops(format!(
+                    "left via {l}; the server saw nothing of it (expected source {want})"
+                ))),
+            }
+        }
+        Check::Mark(map) => {
+            let l = p.first_out.as_ref()?;
+            let want = map.get(l)?;
+            match p.mark {
+                Some(m) if m == *want => None,
+                Some(m) => Some(format!(
+                    "left via {l} with conntrack mark {m}, expected {want}"
+                )),
+                None => Some(format!(
+                    "left via {l}, but {router} has no conntrack entry for it"
+                )),
+            }
+        }
+        Check::OneUplink => {
+            let mut all = p.out.clone();
+            for b in &p.back {
+                push_unique(&mut all, b);
+            }
+            match all.len() {
+                1 => None,
+                0 => Some(with_drops("crossed no uplink".to_string())),
+                _ => Some(format!(
+                    "packets left via {}, replies came back via {}: {}",
+                    list(&p.out),
+                    list(&p.back),
+                    p.story.join("; ")
+                )),
+            }
+        }
+        Check::Completes(want) => match (p.completed, want) {
+            (true, true) | (false, false) => None,
+            (false, true) => Some(with_drops(format!(
+                "did not complete: {}",
+                p.client_error.as_deref().unwrap_or("no outcome recorded")
+            ))),
+            (true, false) => Some("completed, expected it not to".to_string()),
+        },
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "no uplink".to_string()
+    } else {
+        v.join(" and ")
+    }
+}
+
+pub fn ids(v: &[u32]) -> String {
+    v.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outcome(results: &[ExpResult], declared: Option<&ExpectedFailure>) -> Outcome {
+    let any_failed = results.iter().any(|r| !r.failures.is_empty());
+    let Some(decl) = declared else {
+        return if any_failed {
+            Outcome::Fail
+        } else {
+            Outcome::Pass
+        };
+    };
+    let mut problems = Vec::new();
+    for r in results {
+        let failed = r.failed_flows();
+        match decl.breaks.iter().find(|b| b.expectation == r.name) {
+            None if !failed.is_empty() => problems.push(format!(
+                "`{}` broke for flows {}, which the declaration does not expect",
+                r.name,
+                ids(&failed)
+            )),
+            None => {}
+            Some(_) if failed.is_empty() => {
+                problems.push(format!("`{}` was declared to break, but it held", r.name))
+            }
+            Some(b) => {
+                if let Some(want) = &b.flows {
+                    if *want != failed {
+                        problems.push(format!(
+                            "`{}` was declared to break for flows {}; it broke for flows {}",
+                            r.name,
+                            ids(want),
+                            ids(&failed)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Outcome::BrokenAsDeclared
+    } else {
+        Outcome::NotAsDeclared(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests;
