@@ -1,1 +1,68 @@
-fn main() {}
+//! One test per scenario file: `cargo test --test scenarios -- dual-isp` runs one.
+//!
+//! Each scenario runs on the real kernel in its own lab; its outcome must be a pass (or, for
+//! a scenario declared broken, the declared breakage), and its deterministic result table
+//! must match the snapshot in reports/snapshots/ (`cargo insta review` to accept a change).
+//! Without the privilege to create namespaces the tests are ignored, not passed.
+
+use std::path::{Path, PathBuf};
+
+use harness::error::chain;
+use harness::spec::repo_path;
+use harness::{report, run};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            scenario_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+/// `dual-isp` for scenarios/dual-isp.yaml, `nat/hairpin` for scenarios/nat/hairpin.yaml.
+fn rel_name(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn run_one(name: &str, path: &Path) -> Result<(), Failed> {
+    let r = run::run_file(path).map_err(|e| chain(&e))?;
+    if !r.verdict.outcome.ok() {
+        return Err(report::full(&r.verdict).into());
+    }
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(repo_path("reports/snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_input_file(path);
+    s.set_omit_expression(true);
+    let snap = name.replace('/', "__");
+    s.bind(|| insta::assert_snapshot!(snap, report::snapshot(&r.verdict)));
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = repo_path("scenarios");
+    let mut files = Vec::new();
+    scenario_files(&root, &mut files);
+    files.sort();
+    let privileged = harness::lab::can_create_netns();
+    let trials = files
+        .into_iter()
+        .map(|p| {
+            let name = rel_name(&root, &p);
+            Trial::test(name.clone(), move || run_one(&name, &p)).with_ignored_flag(!privileged)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}

@@ -464,7 +464,9 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             })
         }
         Check::Source(map) => {
-            let l = p.first_out.as_ref()?;
+            let Some(l) = &p.first_out else {
+                return Some(with_drops("left on no uplink".to_string()));
+            };
             let Some(want) = map.get(l) else {
                 return Some(format!(
                     "left via {l}, which this expectation gives no source for"
@@ -481,8 +483,14 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             }
         }
         Check::Mark(map) => {
-            let l = p.first_out.as_ref()?;
-            let want = map.get(l)?;
+            let Some(l) = &p.first_out else {
+                return Some(with_drops("left on no uplink".to_string()));
+            };
+            let Some(want) = map.get(l) else {
+                return Some(format!(
+                    "left via {l}, which this expectation gives no mark for"
+                ));
+            };
             match p.mark {
                 Some(m) if m == *want => None,
                 Some(m) => Some(format!(

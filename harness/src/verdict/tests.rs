@@ -1,1 +1,382 @@
+//! The judge on synthetic observations over the real Jupiter topology (no privileges).
 
+use std::net::Ipv4Addr;
+
+use rstest::rstest;
+
+use super::*;
+use crate::observe::packet::{ACK, SYN};
+use crate::observe::{ClientOutcome, CtEntry, Observations, Packet, Sighting};
+use crate::spec::{self, repo_path, Break, ExpectedFailure};
+
+fn plan() -> Plan {
+    spec::load(&repo_path("scenarios/dual-isp.yaml")).expect("dual-isp.yaml is valid")
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+const SATURN: &str = "192.168.157.3";
+const NEPTUNE: &str = "172.16.1.100";
+
+/// Builds the sightings of packets crossing named links.
+struct Obs<'a> {
+    plan: &'a Plan,
+    obs: Observations,
+    t: u64,
+}
+
+impl<'a> Obs<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        Obs {
+            plan,
+            obs: Observations::default(),
+            t: 0,
+        }
+    }
+
+    /// One packet crossing `links` in order; `towards_b` per link says which end sent it.
+    #[allow(clippy::too_many_arguments)]
+    fn packet(
+        &mut self,
+        links: &[(&str, bool)],
+        src: &str,
+        sport: u16,
+        dst: &str,
+        dport: u16,
+        ip_id: u16,
+        flags: u8,
+        len: u16,
+    ) {
+        // Beyond the LAN, Saturn's packets carry the source NAT of the uplink they took.
+        let nat = if links.iter().any(|(l, _)| *l == "wan2" || *l == "peer2") {
+            "10.37.2.253"
+        } else {
+            "10.37.1.253"
+        };
+        for (name, towards_b) in links {
+            let (i, link) = self
+                .plan
+                .topology
+                .links
+                .iter()
+                .enumerate()
+                .find(|(_, l)| l.name == *name)
+                .expect("link");
+            let mac = if *towards_b { link.a.mac } else { link.b.mac };
+            let src = if src == SATURN && *name != "lan" {
+                nat
+            } else {
+                src
+            };
+            self.t += 1;
+            let pkt = Packet {
+                src_mac: mac,
+                src: ip(src),
+                dst: ip(dst),
+                proto: 6,
+                sport,
+                dport,
+                ip_id,
+                seq: 100,
+                ack: 0,
+                flags,
+                payload_len: len,
+                // Data carries the flow id, as the harness's payloads do.
+                tag: (len > 0 && sport > 40000).then(|| crate::observe::packet::Tag {
+                    flow: (sport - 40000) as u32,
+                    request: true,
+                }),
+            };
+            self.obs.sightings.push(Sighting {
+                link: i,
+                seq: self.t as u32,
+                t_ns: self.t,
+                pkt,
+            });
+        }
+    }
+
+    /// Flow `id` from Saturn to Neptune:80 through `uplink`, answered and completed.
+    fn good_flow(&mut self, id: u32, uplink: &str, mark: u32) {
+        let port = spec::client_port(id);
+        let (wan, peer, nat) = if uplink == "wan1" {
+            ("wan1", "peer1", "10.37.1.253")
+        } else {
+            ("wan2", "peer2", "10.37.2.253")
+        };
+        let out = [("lan", true), (wan, true), (peer, true), ("dc", true)];
+        let back = [("dc", false), (peer, false), (wan, false), ("lan", false)];
+        self.packet(&out, SATURN, port, NEPTUNE, 80, 1, SYN, 0);
+        // Replies go to the NAT address beyond the router and to Saturn on the LAN.
+        for (name, towards_b) in back {
+            let dst = if name == "lan" { SATURN } else { nat };
+            self.packet(
+                &[(name, towards_b)],
+                NEPTUNE,
+                80,
+                dst,
+                port,
+                0,
+                SYN | ACK,
+                0,
+            );
+        }
+        self.packet(&out, SATURN, port, NEPTUNE, 80, 2, ACK, 8);
+        self.ct(id, nat, mark);
+        self.obs.clients.insert(
+            id,
+            ClientOutcome {
+                round_trips_done: 5,
+                completed: true,
+                error: None,
+            },
+        );
+        self.obs.server_saw.insert(id, ip(nat));
+    }
+
+    fn ct(&mut self, id: u32, nat: &str, mark: u32) {
+        let port = spec::client_port(id);
+        self.obs.conntrack.push(CtEntry {
+            orig: Tuple {
+                proto: 6,
+                src: ip(SATURN),
+                sport: port,
+                dst: ip(NEPTUNE),
+                dport: 80,
+            },
+            reply: Tuple {
+                proto: 6,
+                src: ip(NEPTUNE),
+                sport: 80,
+                dst: ip(nat),
+                dport: port,
+            },
+            mark,
+        });
+    }
+}
+
+/// Only the TCP flows of the plan, so tests need not invent the UDP ones.
+fn tcp_plan() -> Plan {
+    let mut p = plan();
+    p.flows.retain(|f| f.proto == Proto::Tcp);
+    p.expectations.retain(|e| e.name != "udp_default");
+    for e in &mut p.expectations {
+        e.flows.retain(|id| *id <= 8);
+    }
+    p
+}
+
+fn alternating(p: &Plan) -> Obs<'_> {
+    let mut o = Obs::new(p);
+    for id in 1..=8 {
+        let (l, m) = if id % 2 == 1 {
+            ("wan1", 1)
+        } else {
+            ("wan2", 2)
+        };
+        o.good_flow(id, l, m);
+    }
+    o
+}
+
+#[test]
+fn a_clean_run_passes_with_paths_marks_and_sources() {
+    let p = tcp_plan();
+    let v = judge(&p, &alternating(&p).obs);
+    assert_eq!(v.outcome, Outcome::Pass, "{:#?}", v.results);
+    let f2 = &v.flows[1];
+    assert_eq!(
+        (f2.out.clone(), f2.back.clone(), f2.first_out.as_deref()),
+        (
+            vec!["wan2".to_string()],
+            vec!["wan2".to_string()],
+            Some("wan2")
+        )
+    );
+    assert_eq!(
+        (f2.mark, f2.source_seen, f2.packets),
+        (Some(2), Some(ip("10.37.2.253")), 3)
+    );
+    assert!(f2.drops.is_empty());
+}
+
+#[test]
+fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
+    let p = tcp_plan();
+    let mut o = alternating(&p);
+    // Flow 2: replace its ACK by one that leaves via wan1 with the wan2 source and dies at isp1.
+    let port = spec::client_port(2);
+    o.obs
+        .sightings
+        .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
+    o.packet(&[("lan", true)], SATURN, port, NEPTUNE, 80, 2, ACK, 8);
+    let (i, wan1) = p
+        .topology
+        .links
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.name == "wan1")
+        .unwrap();
+    let mut stray = o.obs.sightings.last().unwrap().clone();
+    stray.link = i;
+    stray.pkt.src_mac = wan1.a.mac;
+    stray.pkt.src = ip("10.37.2.253");
+    stray.t_ns += 1;
+    o.obs.sightings.push(stray);
+    o.obs.clients.insert(
+        2,
+        ClientOutcome {
+            round_trips_done: 0,
+            completed: false,
+            error: Some("round trip 1 of 5: no answer within 1s".into()),
+        },
+    );
+    o.obs.server_saw.remove(&2);
+
+    let v = judge(&p, &o.obs);
+    let f2 = &v.flows[1];
+    assert_eq!(f2.out, ["wan2", "wan1"]);
+    assert_eq!(f2.first_out.as_deref(), Some("wan2"));
+    assert_eq!(
+        f2.drops,
+        [DropSite {
+            dir: Dir::Out,
+            node: "isp1".into(),
+            after_link: "wan1".into(),
+            count: 1
+        }]
+    );
+    let broke: Vec<(&str, Vec<u32>)> = v
+        .results
+        .iter()
+        .filter(|r| !r.failures.is_empty())
+        .map(|r| (r.name.as_str(), r.failed_flows()))
+        .collect();
+    assert_eq!(
+        broke,
+        [
+            ("one_uplink", vec![2]),
+            ("snat", vec![2]),
+            ("completes", vec![2])
+        ]
+    );
+    let msg = &v
+        .results
+        .iter()
+        .find(|r| r.name == "one_uplink")
+        .unwrap()
+        .failures[0]
+        .msg;
+    assert!(
+        msg.contains("left via wan1 with source 10.37.2.253, died at isp1"),
+        "{msg}"
+    );
+    assert_eq!(v.outcome, Outcome::Fail);
+}
+
+#[test]
+fn the_sequence_names_the_position_and_the_link_taken() {
+    let p = tcp_plan();
+    let mut o = Obs::new(&p);
+    for id in 1..=8 {
+        o.good_flow(
+            id,
+            if id == 3 {
+                "wan2"
+            } else if id % 2 == 1 {
+                "wan1"
+            } else {
+                "wan2"
+            },
+            if id % 2 == 1 && id != 3 { 1 } else { 2 },
+        );
+    }
+    let v = judge(&p, &o.obs);
+    let seq = v.results.iter().find(|r| r.name == "alternates").unwrap();
+    assert_eq!(seq.failed_flows(), [3]);
+    assert_eq!(
+        seq.failures[0].msg,
+        "left via wan2, expected wan1 (it is number 3 in the sequence wan1, wan2, …)"
+    );
+    let marks = v.results.iter().find(|r| r.name == "marks").unwrap();
+    assert!(
+        marks.failures.is_empty(),
+        "a wan2 flow with mark 2 meets `marks`"
+    );
+}
+
+#[test]
+fn a_wrong_mark_and_a_missing_conntrack_entry_are_named() {
+    let p = tcp_plan();
+    let mut o = alternating(&p);
+    o.obs
+        .conntrack
+        .retain(|c| c.orig.sport != spec::client_port(1));
+    o.obs
+        .conntrack
+        .iter_mut()
+        .find(|c| c.orig.sport == spec::client_port(2))
+        .unwrap()
+        .mark = 0;
+    let v = judge(&p, &o.obs);
+    let marks = v.results.iter().find(|r| r.name == "marks").unwrap();
+    let msgs: Vec<&str> = marks.failures.iter().map(|f| f.msg.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "left via wan1, but jupiter has no conntrack entry for it",
+            "left via wan2 with conntrack mark 0, expected 2"
+        ]
+    );
+}
+
+fn result(name: &str, failed: &[u32]) -> ExpResult {
+    ExpResult {
+        name: name.into(),
+        check: String::new(),
+        selector: "all".into(),
+        flows: (1..=8).collect(),
+        failures: failed
+            .iter()
+            .map(|f| FlowFailure {
+                flow: *f,
+                msg: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn declared(breaks: &[(&str, Option<&[u32]>)]) -> ExpectedFailure {
+    ExpectedFailure {
+        reason: "test".into(),
+        breaks: breaks
+            .iter()
+            .map(|(e, f)| Break {
+                expectation: e.to_string(),
+                flows: f.map(|f| f.to_vec()),
+            })
+            .collect(),
+    }
+}
+
+#[rstest]
+#[case::held(&[], None, true)]
+#[case::broke(&[2], None, false)]
+#[case::broke_as_declared(&[2, 4], Some(&[("one_uplink", Some(&[2u32, 4][..]))][..]), true)]
+#[case::any_flows_allowed(&[2, 4], Some(&[("one_uplink", None)][..]), true)]
+#[case::declared_but_held(&[], Some(&[("one_uplink", None)][..]), false)]
+#[case::other_flows_broke(&[2], Some(&[("one_uplink", Some(&[2u32, 4][..]))][..]), false)]
+#[case::undeclared_expectation_broke(&[2], Some(&[("completes", None)][..]), false)]
+fn outcomes(
+    #[case] failed: &[u32],
+    #[case] decl: Option<&[(&str, Option<&[u32]>)]>,
+    #[case] ok: bool,
+) {
+    let results = vec![result("one_uplink", failed), result("completes", &[])];
+    let decl = decl.map(declared);
+    let o = outcome(&results, decl.as_ref());
+    assert_eq!(o.ok(), ok, "{o:?}");
+}
