@@ -50,6 +50,68 @@ fn run_one(name: &str, path: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Seed 002's rules with one line cut: every line that restores the mark, or jumps to the
+/// chain that does. Each must make the wan2 flows stray, and the harness must say so.
+fn restore_cuts() -> Vec<(usize, String)> {
+    let rules = std::fs::read_to_string(repo_path("scenarios/dual-isp/jupiter.iptables"))
+        .expect("seed 002 rules");
+    rules
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.starts_with("-A") && (l.contains("--restore-mark") || l.contains("-j RESTOREMARK"))
+        })
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+fn run_cut(line: usize) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let rules = std::fs::read_to_string(repo_path("scenarios/dual-isp/jupiter.iptables"))
+        .map_err(|e| e.to_string())?;
+    let cut: Vec<&str> = rules
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| i + 1 != line)
+        .map(|(_, l)| l)
+        .collect();
+    let rules_file = dir.path().join("jupiter.iptables");
+    std::fs::write(&rules_file, cut.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let scenario = std::fs::read_to_string(repo_path("scenarios/dual-isp.yaml"))
+        .map_err(|e| e.to_string())?
+        .replace(
+            "../topologies/jupiter.yaml",
+            &repo_path("topologies/jupiter.yaml").display().to_string(),
+        )
+        .replace(
+            "dual-isp/jupiter.iptables",
+            &rules_file.display().to_string(),
+        )
+        .replace(
+            "dual-isp/jupiter.ip",
+            &repo_path("scenarios/dual-isp/jupiter.ip")
+                .display()
+                .to_string(),
+        );
+    let file = dir.path().join("dual-isp-cut.yaml");
+    std::fs::write(&file, scenario).map_err(|e| e.to_string())?;
+    let r = run::run_file(&file).map_err(|e| chain(&e))?;
+    let one = r
+        .verdict
+        .results
+        .iter()
+        .find(|e| e.name == "one_uplink")
+        .expect("dual-isp has one_uplink");
+    if r.verdict.outcome.ok() || one.failed_flows() != [2, 4, 6, 8] {
+        return Err(format!(
+            "cutting line {line} should break `one_uplink` for flows 2, 4, 6, 8:\n{}",
+            report::full(&r.verdict)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
@@ -63,6 +125,13 @@ fn main() {
             let name = rel_name(&root, &p);
             Trial::test(name.clone(), move || run_one(&name, &p)).with_ignored_flag(!privileged)
         })
+        .chain(restore_cuts().into_iter().map(|(line, text)| {
+            Trial::test(
+                format!("dual-isp, restore cut: line {line} `{text}`"),
+                move || run_cut(line),
+            )
+            .with_ignored_flag(!privileged)
+        }))
         .collect();
     libtest_mimic::run(&args, trials).exit()
 }
