@@ -81,15 +81,16 @@ fn run_all(paths: &[PathBuf]) -> u8 {
             Err(e) => return fail(&e),
             Ok(r) => {
                 print!("{}", report::full(&r.verdict));
-                let t = r.timings;
+                let phases: Vec<String> = r
+                    .timings
+                    .phases()
+                    .iter()
+                    .map(|(n, d)| format!("{} {:.1}", n.split(' ').next().unwrap_or(n), ms(*d)))
+                    .collect();
                 println!(
-                    "  time: build {:.1} ms, rules {:.1} ms, traffic {:.1} ms, capture+conntrack {:.1} ms, judge {:.1} ms, teardown {:.1} ms",
-                    ms(t.build),
-                    ms(t.install),
-                    ms(t.traffic),
-                    ms(t.capture_start + t.collect),
-                    ms(t.judge),
-                    ms(t.teardown)
+                    "  time (ms): {}; total {:.1}",
+                    phases.join(", "),
+                    ms(r.timings.total())
                 );
                 worst = worst.max(r.verdict.outcome.exit_code());
             }
@@ -124,7 +125,7 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench(path: &PathBuf, flows: usize, runs: usize) -> u8 {
+fn bench(path: &std::path::Path, flows: usize, runs: usize) -> u8 {
     let plan = match spec::load(path) {
         Ok(p) => p.with_flow_count(flows),
         Err(e) => return fail(&e),
@@ -143,8 +144,7 @@ fn bench(path: &PathBuf, flows: usize, runs: usize) -> u8 {
             Err(e) => return fail(&e),
         }
     }
-    let median = |f: &dyn Fn(&run::Timings) -> std::time::Duration| {
-        let mut v: Vec<f64> = all.iter().map(|t| ms(f(t))).collect();
+    let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
@@ -153,18 +153,16 @@ fn bench(path: &PathBuf, flows: usize, runs: usize) -> u8 {
         plan.name,
         all.len()
     );
-    let rows: [(&str, &dyn Fn(&run::Timings) -> std::time::Duration); 8] = [
-        ("build lab", &|t| t.build),
-        ("install rules", &|t| t.install),
-        ("start capture", &|t| t.capture_start),
-        ("drive flows", &|t| t.traffic),
-        ("collect (quiet, stop capture, conntrack)", &|t| t.collect),
-        ("judge", &|t| t.judge),
-        ("teardown", &|t| t.teardown),
-        ("total", &|t| t.total()),
-    ];
-    for (name, f) in rows {
-        println!("  {name:<42} {:>9.2}", median(f));
+    for (i, (name, _)) in all[0].phases().iter().enumerate() {
+        println!(
+            "  {name:<48} {:>9.2}",
+            median(all.iter().map(|t| ms(t.phases()[i].1)).collect())
+        );
     }
+    println!(
+        "  {:<48} {:>9.2}",
+        "total",
+        median(all.iter().map(|t| ms(t.total())).collect())
+    );
     Exit::PASS
 }

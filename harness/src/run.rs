@@ -26,14 +26,24 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Each phase with its name, in pipeline order.
+    pub fn phases(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("build lab", self.build),
+            ("install rules", self.install),
+            ("start capture", self.capture_start),
+            ("drive flows", self.traffic),
+            (
+                "collect (quiet links, stop capture, conntrack)",
+                self.collect,
+            ),
+            ("judge", self.judge),
+            ("teardown", self.teardown),
+        ]
+    }
+
     pub fn total(&self) -> Duration {
-        self.build
-            + self.install
-            + self.capture_start
-            + self.traffic
-            + self.collect
-            + self.judge
-            + self.teardown
+        self.phases().iter().map(|(_, d)| *d).sum()
     }
 }
 

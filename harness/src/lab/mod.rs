@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use netns::{can_create_netns, Netns};
 
-use crate::spec::{Plan, Route, Topology};
+use crate::spec::{Plan, Route};
 
 #[derive(Debug, Error)]
 pub enum LabError {
@@ -299,9 +299,4 @@ fn set_sysctls(node: &str, sysctls: &[(String, String)]) -> Result<(), LabError>
         })?;
     }
     Ok(())
-}
-
-/// Names of a topology's nodes, for messages.
-pub fn node_names(topo: &Topology) -> Vec<&str> {
-    topo.nodes.iter().map(|n| n.name.as_str()).collect()
 }

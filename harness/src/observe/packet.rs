@@ -93,7 +93,7 @@ pub fn parse(frame: &[u8]) -> Option<Packet> {
             p.dport = t.get_destination();
             p.seq = t.get_sequence();
             p.ack = t.get_acknowledgement();
-            p.flags = t.get_flags() as u8;
+            p.flags = t.get_flags();
             let off = (t.get_data_offset() as usize * 4).min(l4.len());
             &l4[off..]
         }

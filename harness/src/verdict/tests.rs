@@ -349,7 +349,10 @@ fn result(name: &str, failed: &[u32]) -> ExpResult {
     }
 }
 
-fn declared(breaks: &[(&str, Option<&[u32]>)]) -> ExpectedFailure {
+/// (expectation, flows it must break for)
+type Decl<'a> = &'a [(&'a str, Option<&'a [u32]>)];
+
+fn declared(breaks: Decl) -> ExpectedFailure {
     ExpectedFailure {
         reason: "test".into(),
         breaks: breaks
@@ -370,11 +373,7 @@ fn declared(breaks: &[(&str, Option<&[u32]>)]) -> ExpectedFailure {
 #[case::declared_but_held(&[], Some(&[("one_uplink", None)][..]), false)]
 #[case::other_flows_broke(&[2], Some(&[("one_uplink", Some(&[2u32, 4][..]))][..]), false)]
 #[case::undeclared_expectation_broke(&[2], Some(&[("completes", None)][..]), false)]
-fn outcomes(
-    #[case] failed: &[u32],
-    #[case] decl: Option<&[(&str, Option<&[u32]>)]>,
-    #[case] ok: bool,
-) {
+fn outcomes(#[case] failed: &[u32], #[case] decl: Option<Decl>, #[case] ok: bool) {
     let results = vec![result("one_uplink", failed), result("completes", &[])];
     let decl = decl.map(declared);
     let o = outcome(&results, decl.as_ref());
