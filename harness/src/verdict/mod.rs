@@ -229,7 +229,13 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
                 .remove(&f.id)
                 .map(|m| m.into_values().collect())
                 .unwrap_or_default();
-            hops.sort_by_key(|h| h.first_t);
+            // Order packets by their sighting on the link they started on: one capture thread
+            // saw all of those in order, while timestamps from different links' threads can
+            // disagree by more than the time between two packets.
+            hops.sort_by_key(|h| {
+                let origin = if h.dir == Dir::Out { &f.client_node } else { &f.server_node };
+                h.seen.iter().filter(|(_, from, _)| *from == origin).map(|(s, ..)| s.t_ns).min().unwrap_or(h.first_t)
+            });
             flow_path(topo, f, &hops, obs, marks.get(&f.id).copied())
         })
         .collect()
