@@ -1,1 +1,652 @@
-fn main() {}
+//! Bad input: a mistake in a scenario, a topology or a rule file, a missing tool or missing
+//! privileges each give one clear `error: …` message, with `file:line[:col]` where there is
+//! one, exit code 2, and leave nothing behind.
+//!
+//! Fixtures are in tests/fixtures/bad/ (never under scenarios/, where every file must pass).
+//! Each YAML mistake is checked three ways: through the library (`spec::load`), and through
+//! the binary's `check` and `run`. Trials that need to create namespaces, or to drop root,
+//! are ignored (not passed) without the privilege.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::install::InstallError;
+use harness::spec::repo_path;
+use harness::Error;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const BIN: &str = env!("CARGO_BIN_EXE_harness");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad")
+}
+
+/// A YAML mistake, found before anything is built.
+struct SpecCase {
+    /// The fixture is `fixtures/bad/{name}.yaml`.
+    name: &'static str,
+    /// The file the error is in, relative to fixtures/bad.
+    file: &'static str,
+    line: usize,
+    col: usize,
+    /// Phrases the message must contain.
+    says: &'static [&'static str],
+}
+
+const SPEC_CASES: &[SpecCase] = &[
+    // Scenario files, on the real Jupiter topology.
+    SpecCase {
+        name: "unknown-key",
+        file: "unknown-key.yaml",
+        line: 11,
+        col: 1,
+        says: &["unknown key `trafic`", "did you mean `traffic`?"],
+    },
+    SpecCase {
+        name: "wrong-type-port",
+        file: "wrong-type-port.yaml",
+        line: 16,
+        col: 11,
+        says: &["traffic[0].port: expected a whole number from 0 to 65535, found `eighty`"],
+    },
+    SpecCase {
+        name: "wrong-type-flows",
+        file: "wrong-type-flows.yaml",
+        line: 17,
+        col: 12,
+        says: &["traffic[0].flows: expected a whole number", "found `-1`"],
+    },
+    SpecCase {
+        name: "wrong-type-bool",
+        file: "wrong-type-bool.yaml",
+        line: 25,
+        col: 16,
+        says: &["expect[1].completes: expected `true` or `false`, found `yes`"],
+    },
+    SpecCase {
+        name: "wrong-type-selector",
+        file: "wrong-type-selector.yaml",
+        line: 24,
+        col: 16,
+        says: &["expect[1].flows[1]: expected a whole number", "found `two`"],
+    },
+    SpecCase {
+        name: "unknown-from",
+        file: "unknown-from.yaml",
+        line: 14,
+        col: 11,
+        says: &[
+            "unknown node `satrun`",
+            "did you mean `saturn`?",
+            "the topology has saturn, jupiter",
+        ],
+    },
+    SpecCase {
+        name: "unknown-to",
+        file: "unknown-to.yaml",
+        line: 15,
+        col: 9,
+        says: &["unknown node `pluto` (the topology has saturn, jupiter"],
+    },
+    SpecCase {
+        name: "unknown-rules-node",
+        file: "unknown-rules-node.yaml",
+        line: 5,
+        col: 3,
+        says: &["unknown node `jupitr`", "did you mean `jupiter`?"],
+    },
+    SpecCase {
+        name: "unknown-via",
+        file: "unknown-via.yaml",
+        line: 22,
+        col: 10,
+        says: &[
+            "`wan3` is not an uplink of the router `jupiter`",
+            "its uplinks are wan1, wan2",
+        ],
+    },
+    SpecCase {
+        name: "unknown-mark-uplink",
+        file: "unknown-mark-uplink.yaml",
+        line: 22,
+        col: 22,
+        says: &["`wan3` is not an uplink of the router `jupiter`"],
+    },
+    SpecCase {
+        name: "missing-topology",
+        file: "missing-topology.yaml",
+        line: 2,
+        col: 11,
+        says: &[
+            "cannot read `",
+            "topologies/jupyter.yaml`",
+            "paths are relative to the file that names them",
+        ],
+    },
+    SpecCase {
+        name: "missing-rule-file",
+        file: "missing-rule-file.yaml",
+        line: 9,
+        col: 11,
+        says: &[
+            "rule file `",
+            "dual-isp/jupiter.ipbatch` does not exist",
+            "relative to the scenario file",
+        ],
+    },
+    SpecCase {
+        name: "unknown-break",
+        file: "unknown-break.yaml",
+        line: 31,
+        col: 20,
+        says: &["no expectation is called `alternate` (there are: alternates, completes)"],
+    },
+    SpecCase {
+        name: "yaml-tab",
+        file: "yaml-tab.yaml",
+        line: 16,
+        col: 1,
+        says: &["tab character", "spaces not tabs"],
+    },
+    // Topology files (topo/*.yaml), each named by a small scenario topo-*.yaml.
+    SpecCase {
+        name: "topo-unknown-key",
+        file: "topo/unknown-key.yaml",
+        line: 11,
+        col: 5,
+        says: &[
+            "nodes.router: unknown key `rotues`",
+            "did you mean `routes`?",
+        ],
+    },
+    SpecCase {
+        name: "topo-unknown-link-node",
+        file: "topo/unknown-link-node.yaml",
+        line: 18,
+        col: 41,
+        says: &[
+            "link `lan`: unknown node `routr`",
+            "did you mean `router`?",
+            "declare it under `nodes:`",
+        ],
+    },
+    SpecCase {
+        name: "topo-unknown-uplink",
+        file: "topo/unknown-uplink.yaml",
+        line: 23,
+        col: 19,
+        says: &["unknown link `wan2` (links: lan, wan1)"],
+    },
+    SpecCase {
+        name: "topo-unknown-router-node",
+        file: "topo/unknown-router-node.yaml",
+        line: 22,
+        col: 9,
+        says: &["unknown node `gateway` (known: pc, router, isp)"],
+    },
+    SpecCase {
+        name: "topo-bad-address",
+        file: "topo/bad-address.yaml",
+        line: 18,
+        col: 41,
+        says: &["link `lan` end b: `192.168.1.300/24` is not an IPv4 address"],
+    },
+    SpecCase {
+        name: "topo-no-prefix",
+        file: "topo/no-prefix.yaml",
+        line: 18,
+        col: 14,
+        says: &["`192.168.1.2` has no prefix length", "`192.168.1.2/24`"],
+    },
+    SpecCase {
+        name: "topo-bad-route",
+        file: "topo/bad-route.yaml",
+        line: 12,
+        col: 9,
+        says: &[
+            "node `router`: route `default via 10.0.1.2 dve eth1`",
+            "unknown word `dve`",
+        ],
+    },
+    SpecCase {
+        name: "topo-gateway-outside",
+        file: "topo/gateway-outside.yaml",
+        line: 7,
+        col: 9,
+        says: &[
+            "gateway 192.168.2.1 is in none of this node's subnets",
+            "192.168.1.0/24 on eth0",
+        ],
+    },
+    SpecCase {
+        name: "topo-link-not-mapping",
+        file: "topo/link-not-mapping.yaml",
+        line: 18,
+        col: 8,
+        says: &["links.lan: expected a link: `{ a: NODE:IFACE ADDRESS/LEN"],
+    },
+];
+
+/// A rule file the tool rejects once the lab is built: needs namespaces.
+struct ToolCase {
+    name: &'static str,
+    file: &'static str,
+    line: usize,
+    tool: &'static str,
+    /// The offending line as written.
+    text: &'static str,
+    /// Phrases of the tool's own message (and ours).
+    says: &'static [&'static str],
+}
+
+const TOOL_CASES: &[ToolCase] = &[
+    ToolCase {
+        name: "iptables-bad-target",
+        file: "rules/bad-target.iptables",
+        line: 8,
+        tool: "iptables-restore",
+        text: "-A PREROUTING -i eth0 -j NOSUCHTARGET",
+        // nf_tables blames the COMMIT (line 9); the harness points at the jump.
+        says: &["'NOSUCHTARGET'", "line 9 is the table's COMMIT"],
+    },
+    ToolCase {
+        name: "iptables-bad-option",
+        file: "rules/bad-option.iptables",
+        line: 7,
+        tool: "iptables-restore",
+        text: "-A PREROUTING -p tcp --frobnicate -j CONNMARK1",
+        says: &["--frobnicate", "line: 7"],
+    },
+    ToolCase {
+        name: "ip-bad-command",
+        file: "rules/bad-command.ip",
+        line: 4,
+        tool: "ip",
+        text: "rule frobnicate fwmark 2 table rt_link2",
+        says: &["Command \"frobnicate\" is unknown"],
+    },
+    ToolCase {
+        name: "ip-bad-device",
+        file: "rules/bad-device.ip",
+        line: 3,
+        tool: "ip",
+        text: "route add table rt_link2 default via 10.37.2.254 dev eth9",
+        says: &["Cannot find device \"eth9\""],
+    },
+    ToolCase {
+        name: "nft-bad-syntax",
+        file: "rules/bad-syntax.nft",
+        line: 5,
+        tool: "nft",
+        text: "tcp dport 80 frobnicate",
+        says: &["syntax error"],
+    },
+];
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what().into())
+    }
+}
+
+fn says_all(msg: &str, says: &[&str]) -> Result<(), Failed> {
+    for s in says {
+        check(msg.contains(s), || {
+            format!("the message lacks {s:?}:\n{msg}")
+        })?;
+    }
+    Ok(())
+}
+
+fn spec_lib(c: &SpecCase) -> Result<(), Failed> {
+    let e = match harness::spec::load(&fixtures().join(format!("{}.yaml", c.name))) {
+        Ok(_) => return Err("the fixture loaded without error".into()),
+        Err(e) => e,
+    };
+    check(e.file.ends_with(c.file), || {
+        format!("error in {}, expected {}: {e}", e.file.display(), c.file)
+    })?;
+    check(e.line == Some(c.line) && e.col == Some(c.col), || {
+        format!(
+            "error at {:?}:{:?}, expected {}:{}: {e}",
+            e.line, e.col, c.line, c.col
+        )
+    })?;
+    says_all(&e.msg, c.says)
+}
+
+/// Runs the binary in its own process group, so that anything it leaves running can be found.
+fn harness(args: &[&str], dir: &Path, path_env: Option<&Path>) -> Result<Output, Failed> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(dir).process_group(0);
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.output().map_err(|e| format!("running {BIN}: {e}"))?;
+    Ok(out)
+}
+
+/// Exit 2, nothing on stdout, and one `error:` message on stderr; its text.
+fn one_error(out: &Output) -> Result<String, Failed> {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    check(out.status.code() == Some(2), || {
+        format!("exit status {}, expected 2; stderr:\n{stderr}", out.status)
+    })?;
+    check(stdout.is_empty(), || {
+        format!("bad input printed a report:\n{stdout}")
+    })?;
+    check(stderr.starts_with("error: "), || {
+        format!("stderr does not start with `error: `:\n{stderr}")
+    })?;
+    let errors = stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("error:") || l.contains("caused by"))
+        .count();
+    check(errors == 1, || format!("more than one message:\n{stderr}"))?;
+    Ok(stderr)
+}
+
+/// The veths in the namespace the tests run in.
+fn host_veths() -> BTreeSet<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "type", "veth"])
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+fn named_netns() -> String {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Processes still in process group `pgid`, as `pid comm`.
+fn group_members(pgid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok())
+                == Some(pgid)
+        })
+        .map(|stat| stat.split(')').next().unwrap_or("").replace(" (", " "))
+        .collect()
+}
+
+/// Runs the binary and checks that it left nothing behind: no named namespace, no veth in
+/// this namespace, no process of its group still running.
+fn run_clean(args: &[&str], dir: &Path, path_env: Option<&Path>) -> Result<Output, Failed> {
+    let veths = host_veths();
+    let netns = named_netns();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(dir).process_group(0);
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(|e| format!("running {BIN}: {e}"))?;
+    let pgid = child.id();
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for {BIN}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = group_members(pgid);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = group_members(pgid);
+    }
+    check(left.is_empty(), || {
+        format!("processes of the harness left running: {left:?}")
+    })?;
+    let new: Vec<String> = host_veths().difference(&veths).cloned().collect();
+    check(new.is_empty(), || {
+        format!("veths left in the starting namespace: {new:?}")
+    })?;
+    let after = named_netns();
+    check(after == netns, || {
+        format!("named namespaces changed: before {netns:?}, after {after:?}")
+    })?;
+    Ok(out)
+}
+
+fn spec_bin(c: &SpecCase, sub: &str) -> Result<(), Failed> {
+    let fixture = format!("{}.yaml", c.name);
+    let out = if sub == "run" {
+        run_clean(&[sub, &fixture], &fixtures(), None)?
+    } else {
+        harness(&[sub, &fixture], &fixtures(), None)?
+    };
+    let stderr = one_error(&out)?;
+    check(stderr.lines().count() == 1, || {
+        format!("a YAML mistake takes one line:\n{stderr}")
+    })?;
+    let at = format!("error: {}:{}:{}: ", c.file, c.line, c.col);
+    check(stderr.starts_with(&at), || {
+        format!("stderr does not start with {at:?}:\n{stderr}")
+    })?;
+    says_all(&stderr, c.says)
+}
+
+fn tool_lib(c: &ToolCase) -> Result<(), Failed> {
+    match harness::run::run_file(&fixtures().join(format!("{}.yaml", c.name))) {
+        Ok(_) => Err("the scenario ran".into()),
+        Err(Error::Install(InstallError::RejectedLine {
+            file,
+            line,
+            text,
+            tool,
+            said,
+            ..
+        })) => {
+            check(file.ends_with(c.file), || {
+                format!("rejected in {file}, expected {}", c.file)
+            })?;
+            check(line == c.line && text == c.text && tool == c.tool, || {
+                format!(
+                    "{tool} rejected line {line} `{text}`, expected {} `{}`",
+                    c.line, c.text
+                )
+            })?;
+            check(!said.is_empty(), || "the tool's message is missing".into())
+        }
+        Err(e) => Err(format!("expected the rejected line, got: {e}").into()),
+    }
+}
+
+fn tool_bin(c: &ToolCase) -> Result<(), Failed> {
+    let fixture = format!("{}.yaml", c.name);
+    let out = run_clean(&["run", &fixture], &fixtures(), None)?;
+    let stderr = one_error(&out)?;
+    let first = format!(
+        "error: {}:{}: {} rejected this line on node `jupiter`:",
+        c.file, c.line, c.tool
+    );
+    check(stderr.lines().next() == Some(first.as_str()), || {
+        format!("the first line is not {first:?}:\n{stderr}")
+    })?;
+    check(stderr.lines().nth(1).map(str::trim) == Some(c.text), || {
+        format!("the offending line `{}` is not quoted:\n{stderr}", c.text)
+    })?;
+    check(stderr.contains(&format!("{} said: ", c.tool)), || {
+        format!("the tool's own message is not quoted:\n{stderr}")
+    })?;
+    says_all(&stderr, c.says)
+}
+
+/// The scenario that must pass, run with a PATH that lacks a tool: the message names the
+/// tool and its Debian package.
+fn missing_tool(missing: &str, keep: &str, package: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let keep_path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(keep))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("`{keep}` is not installed"))?;
+    std::os::unix::fs::symlink(&keep_path, dir.path().join(keep))?;
+    let out = run_clean(
+        &["run", "dual-isp.yaml"],
+        &repo_path("scenarios"),
+        Some(dir.path()),
+    )?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &[
+            &format!("`{missing}` is not installed"),
+            "dual-isp/jupiter.",
+            &format!("apt-get install {package}"),
+        ],
+    )
+}
+
+/// Copies what `nobody` needs into a directory it can read: /work may be closed to it.
+fn world_readable_copy() -> Result<tempfile::TempDir, Failed> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    for d in ["scenarios/dual-isp", "topologies"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    for f in [
+        "scenarios/dual-isp.yaml",
+        "scenarios/dual-isp/jupiter.iptables",
+        "scenarios/dual-isp/jupiter.ip",
+        "topologies/jupiter.yaml",
+    ] {
+        std::fs::copy(repo_path(f), root.join(f))?;
+        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o644))?;
+    }
+    std::fs::copy(BIN, root.join("harness"))?;
+    for p in [
+        root.join("harness"),
+        root.to_path_buf(),
+        root.join("scenarios"),
+        root.join("scenarios/dual-isp"),
+        root.join("topologies"),
+    ] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(dir)
+}
+
+fn as_nobody(sub: &str) -> Result<Output, Failed> {
+    let dir = world_readable_copy()?;
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "./harness",
+            sub,
+            "scenarios/dual-isp.yaml",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .map_err(|e| format!("running setpriv (apt-get install util-linux): {e}"))?;
+    Ok(out)
+}
+
+fn unprivileged_run() -> Result<(), Failed> {
+    let veths = host_veths();
+    let out = as_nobody("run")?;
+    let stderr = one_error(&out)?;
+    check(stderr.lines().count() == 1, || {
+        format!("expected one line:\n{stderr}")
+    })?;
+    says_all(
+        &stderr,
+        &["cannot create network namespaces", "run as root"],
+    )?;
+    check(host_veths() == veths, || {
+        "veths appeared in the starting namespace".into()
+    })
+}
+
+fn unprivileged_check() -> Result<(), Failed> {
+    let out = as_nobody("check")?;
+    check(out.status.success(), || {
+        format!(
+            "`check` needs no root, yet: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `run` validates every scenario before building any lab: a good scenario followed by a
+/// bad one runs nothing.
+fn validates_all_first() -> Result<(), Failed> {
+    let good = repo_path("scenarios/dual-isp.yaml");
+    let good = good.to_string_lossy();
+    let out = run_clean(&["run", &good, "unknown-key.yaml"], &fixtures(), None)?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &["error: unknown-key.yaml:11:1: unknown key `trafic`"],
+    )
+}
+
+/// The small topology the topo-* fixtures change one thing in is itself valid, so each of
+/// them fails for its own mistake only.
+fn base_is_valid() -> Result<(), Failed> {
+    harness::spec::load(&fixtures().join("topo-ok.yaml"))
+        .map(drop)
+        .map_err(|e| e.to_string().into())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let privileged = harness::lab::can_create_netns();
+    let root = nix::unistd::geteuid().is_root();
+    let mut trials = vec![
+        Trial::test("spec::topo-ok", base_is_valid),
+        Trial::test("run::validates-all-before-building", validates_all_first),
+        Trial::test("run::missing-iptables-restore", || {
+            missing_tool("iptables-restore", "ip", "iptables")
+        }),
+        Trial::test("run::missing-ip", || {
+            missing_tool("ip", "iptables-restore", "iproute2")
+        }),
+        Trial::test("run::unprivileged", unprivileged_run).with_ignored_flag(!root),
+        Trial::test("check::unprivileged", unprivileged_check).with_ignored_flag(!root),
+    ];
+    for c in SPEC_CASES {
+        trials.push(Trial::test(format!("spec::{}", c.name), move || {
+            spec_lib(c)
+        }));
+        for sub in ["check", "run"] {
+            trials.push(Trial::test(format!("{sub}::{}", c.name), move || {
+                spec_bin(c, sub)
+            }));
+        }
+    }
+    for c in TOOL_CASES {
+        trials.push(
+            Trial::test(format!("install::{}", c.name), move || tool_lib(c))
+                .with_ignored_flag(!privileged),
+        );
+        trials.push(
+            Trial::test(format!("run::{}", c.name), move || tool_bin(c))
+                .with_ignored_flag(!privileged),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit()
+}

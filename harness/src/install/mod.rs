@@ -27,6 +27,8 @@ pub enum InstallError {
         text: String,
         tool: &'static str,
         node: String,
+        /// The tool's message; then, when the tool did not point at the line itself, how it
+        /// was found.
         said: String,
     },
     #[error("{file}: {tool} rejected the file on node `{node}`:\n  {said}")]
@@ -181,27 +183,48 @@ fn cstr(p: &Path) -> io::Result<CString> {
 }
 
 /// Turns a tool's complaint into `file:line` with the offending line quoted, when the tool
-/// names a line (`Error occurred at line: 5`, `Command failed FILE:3`, `FILE:3:1-5: Error`).
+/// names a line (`Error occurred at line: 5`, `Command failed FILE:3`, `FILE:3:1-5: Error`) or
+/// the line can be found from what it quotes.
 fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
     let shown = display_path(&file.path);
     let tool = file.kind.tool();
-    let line = find_line(said, &file.path.to_string_lossy());
-    match line.and_then(|n| {
-        std::fs::read_to_string(&file.path)
-            .ok()
-            .and_then(|t| t.lines().nth(n - 1).map(|l| (n, l.to_string())))
-    }) {
-        Some((line, text)) => InstallError::RejectedLine {
+    let content = std::fs::read_to_string(&file.path).unwrap_or_default();
+    let lines: Vec<&str> = content.lines().collect();
+    let located = match find_line(said, &file.path.to_string_lossy()) {
+        Some(n) => Some(match jump_before_commit(&lines, n, said) {
+            Some((k, chain)) => (
+                k,
+                format!(
+                    "\n  (line {n} is the table's COMMIT, where {tool} checks jumps; line {k} \
+                     jumps to `{chain}`: declare the chain with `:{chain} - [0:0]` or correct \
+                     the target)"
+                ),
+            ),
+            None => (n, String::new()),
+        }),
+        None if file.kind == RuleKind::Ip => line_quoted(&lines, said).map(|(k, w)| {
+            let note = format!("\n  ({tool} names no line; this is the first line with `{w}`)");
+            (k, note)
+        }),
+        None => None,
+    };
+    let quoted = located.and_then(|(n, note)| {
+        let text = lines.get(n.checked_sub(1)?)?;
+        Some((n, text.trim(), note))
+    });
+    match quoted {
+        Some((line, text, note)) => InstallError::RejectedLine {
             file: shown,
             line,
-            text: text.trim().to_string(),
+            text: text.to_string(),
             tool,
             node: node.to_string(),
             said: said
                 .lines()
                 .filter(|l| !l.starts_with("Try `"))
                 .collect::<Vec<_>>()
-                .join("\n    "),
+                .join("\n    ")
+                + &note,
         },
         None => InstallError::Rejected {
             file: shown,
@@ -210,6 +233,49 @@ fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
             said: said.to_string(),
         },
     }
+}
+
+/// iptables-restore (nf_tables) checks jumps when it commits a table and blames the `COMMIT`
+/// line (`Chain 'X' does not exist`): the rule at fault is the one in that table that jumps to X.
+fn jump_before_commit(lines: &[&str], n: usize, said: &str) -> Option<(usize, String)> {
+    if lines.get(n.checked_sub(1)?).map(|l| l.trim()) != Some("COMMIT") {
+        return None;
+    }
+    let chain = said.split('\'').nth(1).filter(|c| !c.is_empty())?;
+    for k in (0..n - 1).rev() {
+        let l = lines[k].trim();
+        if l.starts_with('*') {
+            break;
+        }
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.windows(2)
+            .any(|p| ["-j", "--jump", "-g", "--goto"].contains(&p[0]) && p[1] == chain)
+        {
+            return Some((k + 1, chain.to_string()));
+        }
+    }
+    None
+}
+
+/// `ip -batch` stops without naming the line when it cannot parse one (`Command "frob" is
+/// unknown`, `either "to" is duplicate, or "dve" is a garbage`): the first line that has a
+/// word it quotes, trying the last quoted word first.
+fn line_quoted<'a>(lines: &[&str], said: &'a str) -> Option<(usize, &'a str)> {
+    let words: Vec<&str> = said
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.is_empty() && !w.contains(' '))
+        .collect();
+    words.iter().rev().find_map(|w| {
+        lines
+            .iter()
+            .position(|l| {
+                let l = l.trim();
+                !l.starts_with('#') && l.split_whitespace().any(|x| x == *w)
+            })
+            .map(|k| (k + 1, *w))
+    })
 }
 
 fn display_path(p: &Path) -> String {
@@ -247,8 +313,39 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_line;
+    use super::{find_line, jump_before_commit, line_quoted};
     use rstest::rstest;
+
+    const TABLE: &[&str] = &[
+        "*mangle",
+        ":PREROUTING ACCEPT [0:0]",
+        "-A PREROUTING -j MARK --set-mark 1",
+        "-A PREROUTING -i eth0 -j NOSUCH",
+        "COMMIT",
+    ];
+
+    #[rstest]
+    #[case::commit_blamed(5, "iptables-restore v1.8.9 (nf_tables): Chain 'NOSUCH' does not exist\nError occurred at line: 5", Some((4, "NOSUCH".to_string())))]
+    #[case::line_itself(3, "unknown option \"--frob\"\nError occurred at line: 3", None)]
+    #[case::no_such_jump(5, "Chain 'OTHER' does not exist", None)]
+    fn commit(#[case] n: usize, #[case] said: &str, #[case] want: Option<(usize, String)>) {
+        assert_eq!(jump_before_commit(TABLE, n, said), want);
+    }
+
+    #[rstest]
+    #[case::unknown_command("Command \"frob\" is unknown, try \"ip rule help\".", Some((3, "frob")))]
+    #[case::garbage("Error: either \"to\" is duplicate, or \"dve\" is a garbage.", Some((2, "dve")))]
+    #[case::table("Error: argument \"rt_x\" is wrong: invalid table ID", Some((4, "rt_x")))]
+    #[case::nothing_quoted("RTNETLINK answers: File exists", None)]
+    fn quoted(#[case] said: &str, #[case] want: Option<(usize, &str)>) {
+        let lines = [
+            "# frob is not here",
+            "route add default via 10.0.0.1 dve eth1",
+            "rule frob",
+            "rule add fwmark 2 table rt_x",
+        ];
+        assert_eq!(line_quoted(&lines, said), want);
+    }
 
     #[rstest]
     #[case::iptables("iptables-restore v1.8.9 (nf_tables): unknown option \"--frob\"\nError occurred at line: 18\nTry `iptables-restore -h'", Some(18))]

@@ -109,7 +109,16 @@ impl YamlIndex {
         b.index
     }
 
+    /// Position of the key at `path` (`rules.jupiter` → `jupiter:`), else as [`Self::find`].
+    pub fn find_key(&self, path: &str) -> Option<(usize, usize)> {
+        self.at
+            .get(&format!("{path}#key"))
+            .copied()
+            .or_else(|| self.find(path))
+    }
+
     /// Position of the value at `path`, else of its key, else of the nearest parent.
+    /// `PATH#key` asks for the key itself.
     pub fn find(&self, path: &str) -> Option<(usize, usize)> {
         let mut p = path.to_string();
         loop {
@@ -134,7 +143,16 @@ mod tests {
     #[case::flow_map("links.lan.b", (7, 41))]
     #[case::key_of_map("nodes.saturn", (2, 3))]
     #[case::missing_child_falls_back_to_parent("links.lan.c", (7, 3))]
+    #[case::asked_key("links.lan.b#key", (7, 38))]
     fn finds(#[case] path: &str, #[case] want: (usize, usize)) {
         assert_eq!(YamlIndex::new(DOC).find(path), Some(want));
+    }
+
+    #[rstest]
+    #[case::scalar_value_key("links.lan.b", (7, 38))]
+    #[case::map_key("nodes.saturn", (2, 3))]
+    #[case::no_key_falls_back("nodes.saturn.routes[0]", (4, 9))]
+    fn finds_keys(#[case] path: &str, #[case] want: (usize, usize)) {
+        assert_eq!(YamlIndex::new(DOC).find_key(path), Some(want));
     }
 }

@@ -30,6 +30,23 @@ impl Doc<'_> {
     fn err(&self, path: &str, msg: impl Into<String>) -> SpecError {
         SpecError::new(self.file, self.index.find(path), msg)
     }
+
+    /// An error about the key at `path` (a name being declared), not its value.
+    fn err_key(&self, path: &str, msg: impl Into<String>) -> SpecError {
+        SpecError::new(self.file, self.index.find_key(path), msg)
+    }
+}
+
+/// `unknown node `satrun`; did you mean `saturn`? (the topology has …)`
+fn unknown_name(what: &str, name: &str, known: &[&str], listed_as: &str) -> String {
+    let hint = match error::closest(name, known) {
+        Some(m) => format!("; did you mean `{m}`?"),
+        None => String::new(),
+    };
+    format!(
+        "unknown {what} `{name}`{hint} ({listed_as} {})",
+        known.join(", ")
+    )
 }
 
 fn read(file: &Path, named_at: Option<(&Doc, &str)>) -> Result<String, SpecError> {
@@ -114,21 +131,20 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
 
     for (name, _) in &raw.nodes.0 {
         if !valid_name(name) {
-            return Err(doc.err(
+            return Err(doc.err_key(
                 &format!("nodes.{name}"),
                 format!("node name `{name}`: use letters, digits, `-` and `_`, starting with a letter (at most 32)"),
             ));
         }
     }
     let node_names: Vec<&str> = raw.nodes.0.iter().map(|(n, _)| n.as_str()).collect();
-    let known_nodes = || node_names.join(", ");
 
     let mut links = Vec::new();
     let mut seen_ifaces: BTreeSet<(String, String)> = BTreeSet::new();
     let mut seen_addrs: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
     for (i, (name, def)) in raw.links.0.iter().enumerate() {
         if !valid_name(name) {
-            return Err(doc.err(
+            return Err(doc.err_key(
                 &format!("links.{name}"),
                 format!(
                     "link name `{name}`: use letters, digits, `-` and `_`, starting with a letter"
@@ -144,9 +160,8 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                 return Err(doc.err(
                     &path,
                     format!(
-                        "link `{name}`: unknown node `{}`; declare it under `nodes:` (known: {})",
-                        end.node,
-                        known_nodes()
+                        "link `{name}`: {}; declare it under `nodes:`",
+                        unknown_name("node", &end.node, &node_names, "known:")
                     ),
                 ));
             }
@@ -178,7 +193,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
         let b = ends.pop().expect("two ends");
         let a = ends.pop().expect("two ends");
         if a.node == b.node {
-            return Err(doc.err(
+            return Err(doc.err_key(
                 &format!("links.{name}"),
                 format!("link `{name}` joins node `{}` to itself", a.node),
             ));
@@ -198,7 +213,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
             .filter(|e| e.node == *name)
             .collect();
         if ifaces.is_empty() {
-            return Err(doc.err(
+            return Err(doc.err_key(
                 &format!("nodes.{name}"),
                 format!("node `{name}` is on no link; add a link under `links:` or remove it"),
             ));
@@ -222,12 +237,22 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                 }
             }
             if let Some(gw) = r.via {
-                if !ifaces
-                    .iter()
-                    .flat_map(|e| &e.addrs)
-                    .any(|a| a.contains(&gw))
-                {
-                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's subnets")));
+                let subnets: Vec<Ipv4Net> = ifaces.iter().flat_map(|e| &e.addrs).copied().collect();
+                if !subnets.iter().any(|a| a.contains(&gw)) {
+                    let list: Vec<String> = subnets
+                        .iter()
+                        .map(|a| {
+                            format!(
+                                "{} on {}",
+                                a.trunc(),
+                                ifaces
+                                    .iter()
+                                    .find(|e| e.addrs.contains(a))
+                                    .map_or("?", |e| e.iface.as_str())
+                            )
+                        })
+                        .collect();
+                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's subnets ({}); a gateway must be a neighbour on one of its links", list.join(", "))));
                 }
             }
             routes.push(r);
@@ -244,9 +269,8 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
         return Err(doc.err(
             "router.node",
             format!(
-                "unknown node `{}`; declare it under `nodes:` (known: {})",
-                r.node,
-                known_nodes()
+                "{}; declare it under `nodes:`",
+                unknown_name("node", &r.node, &node_names, "known:")
             ),
         ));
     }
@@ -263,8 +287,14 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                 let have: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
                 return Err(doc.err(
                     &path,
-                    format!("unknown link `{up}` (links: {})", have.join(", ")),
+                    format!(
+                        "{}; an uplink is a link declared under `links:`",
+                        unknown_name("link", up, &have, "links:")
+                    ),
                 ));
+            }
+            Some(_) if r.uplinks[..i].contains(up) => {
+                return Err(doc.err(&path, format!("uplink `{up}` is listed twice")));
             }
             Some(l) if l.a.node != r.node && l.b.node != r.node => {
                 return Err(doc.err(
@@ -303,8 +333,11 @@ fn parse_end(text: &str) -> Result<End, String> {
     }
     let mut addrs = Vec::new();
     for w in words {
-        let net: Ipv4Net = w.parse().map_err(|_| {
-            format!("`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24)")
+        let net: Ipv4Net = w.parse().map_err(|_| match w.parse::<Ipv4Addr>() {
+            Ok(_) => format!("`{w}` has no prefix length; write it as `{w}/LEN`, e.g. `{w}/24`"),
+            Err(_) => {
+                format!("`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24)")
+            }
         })?;
         if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
             return Err(format!(
@@ -387,9 +420,11 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
                         .map_err(|_| format!("metric `{arg}` is not a number"))?,
                 )
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown word `{word}`: a route is `DST [via GW] [dev IF] [table N] [metric N]`"
-            )),
+            ))
+            }
         }
     }
     if r.via.is_none() && r.dev.is_none() {
@@ -422,12 +457,9 @@ fn node_rules(
         let path = format!("rules.{node}");
         if topo.node(&node).is_none() {
             let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
-            return Err(doc.err(
+            return Err(doc.err_key(
                 &path,
-                format!(
-                    "unknown node `{node}` (the topology has {})",
-                    have.join(", ")
-                ),
+                unknown_name("node", &node, &have, "the topology has"),
             ));
         }
         let mut tables = Vec::new();
@@ -435,7 +467,7 @@ fn node_rules(
             let tpath = format!("{path}.tables.{name}");
             if !valid_name(&name) || ["local", "main", "default", "unspec"].contains(&name.as_str())
             {
-                return Err(doc.err(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
+                return Err(doc.err_key(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
             }
             if id == 0 || (253..=255).contains(&id) {
                 return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or above 255")));
@@ -511,10 +543,7 @@ fn flows(
                 let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
                 return Err(doc.err(
                     &format!("{path}.{key}"),
-                    format!(
-                        "unknown node `{node}` (the topology has {})",
-                        have.join(", ")
-                    ),
+                    unknown_name("node", node, &have, "the topology has"),
                 ));
             }
             topo.primary_addr(node).ok_or_else(|| {
@@ -584,15 +613,22 @@ fn expectations(
     flows: &[FlowSpec],
     raw: Vec<raw::ExpectDef>,
 ) -> Result<Vec<Expectation>, SpecError> {
+    // `path` may end in `#key` (a mapping key names the uplink).
     let uplink = |path: String, name: &str| -> Result<String, SpecError> {
         if topo.router.uplinks.iter().any(|u| u == name) {
             Ok(name.to_string())
         } else {
+            let ups: Vec<&str> = topo.router.uplinks.iter().map(String::as_str).collect();
+            let hint = match error::closest(name, &ups) {
+                Some(m) => format!("; did you mean `{m}`?"),
+                None => String::new(),
+            };
             Err(doc.err(
                 &path,
                 format!(
-                    "`{name}` is not an uplink of the router (uplinks: {})",
-                    topo.router.uplinks.join(", ")
+                    "`{name}` is not an uplink of the router `{}`{hint} (its uplinks are {}, listed in the topology's `router.uplinks`)",
+                    topo.router.node,
+                    ups.join(", ")
                 ),
             ))
         }
@@ -622,7 +658,7 @@ fn expectations(
             let mut map = BTreeMap::new();
             for (l, a) in m.0 {
                 let p = format!("{path}.source.{l}");
-                let l = uplink(p.clone(), &l)?;
+                let l = uplink(format!("{p}#key"), &l)?;
                 let a: Ipv4Addr = a
                     .parse()
                     .map_err(|_| doc.err(&p, format!("`{a}` is not an IPv4 address")))?;
@@ -633,7 +669,7 @@ fn expectations(
         if let Some(m) = e.mark {
             let mut map = BTreeMap::new();
             for (l, v) in m.0 {
-                map.insert(uplink(format!("{path}.mark.{l}"), &l)?, v);
+                map.insert(uplink(format!("{path}.mark.{l}#key"), &l)?, v);
             }
             checks.push(Check::Mark(map));
         }

@@ -22,7 +22,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = Ordered<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of names")
+                f.write_str("a mapping of names (`name: value`)")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, T)> = Vec::new();
@@ -41,11 +41,34 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
 }
 
 /// A sysctl value: YAML `1` or `"1"` alike.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Scalar {
     Int(i64),
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sysctl value: a number or a string, e.g. `1`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl fmt::Display for Scalar {
@@ -58,7 +81,10 @@ impl fmt::Display for Scalar {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a topology: a mapping with `nodes:`, `links:` and `router:`"
+)]
 pub struct Topology {
     pub name: Option<String>,
     pub nodes: Ordered<NodeDef>,
@@ -67,7 +93,10 @@ pub struct Topology {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a node: a mapping with `sysctls:` and `routes:`, or `{}` for neither"
+)]
 pub struct NodeDef {
     #[serde(default)]
     pub sysctls: Ordered<Scalar>,
@@ -76,21 +105,30 @@ pub struct NodeDef {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a link: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`"
+)]
 pub struct LinkDef {
     pub a: String,
     pub b: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "the router: a mapping with `node:` and `uplinks:`"
+)]
 pub struct RouterDef {
     pub node: String,
     pub uplinks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a scenario: a mapping with `topology:`, `rules:`, `traffic:` and `expect:`"
+)]
 pub struct Scenario {
     pub topology: String,
     #[serde(default)]
@@ -104,7 +142,10 @@ pub struct Scenario {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a node's rules: a mapping with `tables:` and `files:`"
+)]
 pub struct NodeRulesDef {
     #[serde(default)]
     pub tables: Ordered<u32>,
@@ -113,7 +154,10 @@ pub struct NodeRulesDef {
 
 /// `- iptables: FILE`, `- nft: FILE` or `- ip: FILE`: exactly one key.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule file: `iptables: FILE`, `nft: FILE` or `ip: FILE`"
+)]
 pub struct RuleFileDef {
     pub iptables: Option<String>,
     pub nft: Option<String>,
@@ -128,7 +172,10 @@ pub enum ProtoDef {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a traffic entry: a mapping with `proto:`, `from:`, `to:`, `port:`"
+)]
 pub struct TrafficDef {
     pub name: Option<String>,
     pub proto: ProtoDef,
@@ -148,15 +195,42 @@ fn one() -> u32 {
 }
 
 /// `flows:` in an expectation: `all`, `tcp`, `udp`, a traffic name, or a list of flow ids.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum SelectorDef {
     Name(String),
     Ids(Vec<u32>),
 }
 
+impl<'de> Deserialize<'de> for SelectorDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SelectorDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "`all`, `tcp`, `udp`, a traffic name, or a list of flow numbers such as [1, 3]",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SelectorDef, E> {
+                Ok(SelectorDef::Name(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<SelectorDef, A::Error> {
+                let mut ids = Vec::new();
+                while let Some(id) = s.next_element()? {
+                    ids.push(id);
+                }
+                Ok(SelectorDef::Ids(ids))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an expectation: a mapping with `flows:` and one property such as `via:`"
+)]
 pub struct ExpectDef {
     pub name: Option<String>,
     pub flows: Option<SelectorDef>,
@@ -169,14 +243,20 @@ pub struct ExpectDef {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `reason:` and `breaks:`"
+)]
 pub struct ExpectFailureDef {
     pub reason: String,
     pub breaks: Vec<BreakDef>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a broken expectation: a mapping with `expectation:` and `flows:`"
+)]
 pub struct BreakDef {
     pub expectation: String,
     #[serde(default)]
