@@ -9,7 +9,7 @@ use crate::spec::SpecError;
 pub enum Error {
     #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("`{tool}` is not installed (needed for {why}); install it: apt-get install {package}")]
+    #[error("`{tool}` is not in PATH (needed for {why}); install it: apt-get install {package}")]
     MissingTool {
         tool: &'static str,
         package: &'static str,

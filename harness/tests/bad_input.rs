@@ -511,7 +511,7 @@ fn missing_tool(missing: &str, keep: &str, package: &str) -> Result<(), Failed> 
     says_all(
         &stderr,
         &[
-            &format!("`{missing}` is not installed"),
+            &format!("`{missing}` is not in PATH"),
             "dual-isp/jupiter.",
             &format!("apt-get install {package}"),
         ],

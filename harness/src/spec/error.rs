@@ -147,7 +147,7 @@ pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .filter(|c| {
             stem(c) != word.trim_end_matches(|c: char| c.is_ascii_digit()) || stem(c) == **c
         })
-        .map(|c| (distance(word, c), *c))
+        .map(|c| (strsim::osa_distance(word, c), *c))
         .collect();
     let best = scored.iter().map(|(d, _)| *d).min()?;
     let mut at_best = scored.iter().filter(|(d, _)| *d == best);
@@ -155,31 +155,6 @@ pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         (Some((d, c)), None) if *d <= near && *d > 0 => Some(c),
         _ => None,
     }
-}
-
-/// Optimal string alignment distance.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 impl fmt::Display for SpecError {

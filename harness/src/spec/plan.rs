@@ -311,12 +311,28 @@ mod tests {
         let plan = load(&repo_path("scenarios/dual-isp.yaml")).expect("valid");
         let big = plan.with_flow_count(100);
         assert_eq!(big.flows.len(), 100);
-        let web: Vec<u32> = big.flows.iter().filter(|f| f.group == "web").map(|f| f.id).collect();
+        let web: Vec<u32> = big
+            .flows
+            .iter()
+            .filter(|f| f.group == "web")
+            .map(|f| f.id)
+            .collect();
         assert_eq!(web, (1..=80).collect::<Vec<_>>());
-        assert!(big.flows.iter().all(|f| f.client.port() == super::client_port(f.id)));
-        let alt = big.expectations.iter().find(|e| e.name == "alternates").expect("alternates");
+        assert!(big
+            .flows
+            .iter()
+            .all(|f| f.client.port() == super::client_port(f.id)));
+        let alt = big
+            .expectations
+            .iter()
+            .find(|e| e.name == "alternates")
+            .expect("alternates");
         assert_eq!(alt.flows, web, "a group's expectation follows its group");
-        let dns = big.expectations.iter().find(|e| e.name == "udp_default").expect("udp_default");
+        let dns = big
+            .expectations
+            .iter()
+            .find(|e| e.name == "udp_default")
+            .expect("udp_default");
         assert_eq!(dns.flows, (81..=100).collect::<Vec<_>>());
     }
 }

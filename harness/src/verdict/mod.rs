@@ -233,8 +233,17 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
             // saw all of those in order, while timestamps from different links' threads can
             // disagree by more than the time between two packets.
             hops.sort_by_key(|h| {
-                let origin = if h.dir == Dir::Out { &f.client_node } else { &f.server_node };
-                h.seen.iter().filter(|(_, from, _)| *from == origin).map(|(s, ..)| s.t_ns).min().unwrap_or(h.first_t)
+                let origin = if h.dir == Dir::Out {
+                    &f.client_node
+                } else {
+                    &f.server_node
+                };
+                h.seen
+                    .iter()
+                    .filter(|(_, from, _)| *from == origin)
+                    .map(|(s, ..)| s.t_ns)
+                    .min()
+                    .unwrap_or(h.first_t)
             });
             flow_path(topo, f, &hops, obs, marks.get(&f.id).copied())
         })
