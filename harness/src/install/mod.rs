@@ -5,13 +5,13 @@
 //! in a private mount namespace where a generated rt_tables file is bind-mounted over
 //! /etc/iproute2/rt_tables. Children die with the harness (PR_SET_PDEATHSIG).
 
-use std::ffi::CString;
-use std::io::{self, Write};
+use std::ffi::{CStr, CString};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::mount::{mount, MsFlags};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
@@ -45,12 +45,6 @@ pub enum InstallError {
         #[source]
         source: io::Error,
     },
-    #[error("writing the private rt_tables for node `{node}`: {source}")]
-    Tables {
-        node: String,
-        #[source]
-        source: io::Error,
-    },
 }
 
 /// Where iproute2 reads table names, first match wins.
@@ -65,40 +59,27 @@ pub fn install(lab: &Lab, plan: &Plan) -> Result<(), InstallError> {
 }
 
 fn install_node(lab: &Lab, rules: &NodeRules) -> Result<(), InstallError> {
-    let tables = if rules.tables.is_empty() {
-        None
-    } else {
-        Some(
-            write_rt_tables(rules).map_err(|source| InstallError::Tables {
-                node: rules.node.clone(),
-                source,
-            })?,
-        )
-    };
+    let tables = (!rules.tables.is_empty()).then(|| rt_tables(rules));
     for f in &rules.files {
-        run_tool(lab, &rules.node, f, tables.as_ref().map(|t| t.path()))?;
+        run_tool(lab, &rules.node, f, tables.as_deref())?;
     }
     Ok(())
 }
 
-/// The kernel's own tables plus the scenario's names, in a temporary file.
-fn write_rt_tables(rules: &NodeRules) -> io::Result<tempfile::NamedTempFile> {
-    let mut f = tempfile::Builder::new()
-        .prefix("harness-rt_tables-")
-        .tempfile()?;
-    writeln!(f, "255\tlocal\n254\tmain\n253\tdefault\n0\tunspec")?;
+/// The kernel's own tables plus the scenario's names, as iproute2's rt_tables file.
+fn rt_tables(rules: &NodeRules) -> Vec<u8> {
+    let mut text = String::from("255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n");
     for (name, id) in &rules.tables {
-        writeln!(f, "{id}\t{name}")?;
+        text.push_str(&format!("{id}\t{name}\n"));
     }
-    f.flush()?;
-    Ok(f)
+    text.into_bytes()
 }
 
 fn run_tool(
     lab: &Lab,
     node: &str,
     file: &RuleFile,
-    tables: Option<&Path>,
+    tables: Option<&[u8]>,
 ) -> Result<(), InstallError> {
     let tool = file.kind.tool();
     let mut cmd = Command::new(tool);
@@ -128,48 +109,77 @@ fn run_tool(
     Err(rejection(node, file, &said))
 }
 
-/// Spawns `cmd` inside `node`'s namespace (and, with `tables`, a private mount namespace
-/// where that file is iproute2's rt_tables).
+/// Spawns `cmd` inside `node`'s namespace. With `tables`, the command also gets a private
+/// mount namespace in which those bytes are iproute2's rt_tables file: a tmpfs is mounted over
+/// /tmp there, the file written into it and bound over rt_tables, and the tmpfs detached. The
+/// file lives only in that mount namespace, so nothing is left on disk whatever ends the run.
+///
+/// The child gets SIGKILL when the spawning *thread* exits (PR_SET_PDEATHSIG): wait for it on
+/// the thread that spawned it.
 pub fn spawn_in(
     lab: &Lab,
     node: &str,
     mut cmd: Command,
-    tables: Option<&Path>,
+    tables: Option<&[u8]>,
 ) -> io::Result<std::process::Child> {
     let ns = lab.ns(node).clone();
     let tables = match tables {
         None => None,
-        Some(src) => {
+        Some(bytes) => {
             let target = RT_TABLES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
                 io::Error::other("iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)")
             })?;
-            Some((cstr(src)?, cstr(Path::new(target))?))
+            Some((bytes.to_vec(), cstr(Path::new(target))?))
         }
     };
+    const SCRATCH: &CStr = c"/tmp";
+    const FILE: &CStr = c"/tmp/rt_tables";
     // SAFETY: the closure runs in the forked child before exec and only makes syscalls
-    // (prctl, setns, unshare, mount) on values prepared before the fork; it allocates nothing.
+    // (prctl, setns, unshare, mount, open, write, close, umount2) on values prepared before
+    // the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
-            if let Some((src, dst)) = &tables {
+            if let Some((bytes, target)) = &tables {
                 unshare(CloneFlags::CLONE_NEWNS)?;
                 mount(
-                    None::<&str>,
-                    "/",
-                    None::<&str>,
+                    None::<&CStr>,
+                    c"/",
+                    None::<&CStr>,
                     MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                    None::<&str>,
+                    None::<&CStr>,
                 )?;
                 mount(
-                    Some(src.as_c_str()),
-                    dst.as_c_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
+                    Some(c"harness"),
+                    SCRATCH,
+                    Some(c"tmpfs"),
+                    MsFlags::empty(),
+                    Some(c"size=64k,mode=0755"),
                 )?;
+                let fd = libc::open(
+                    FILE.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+                libc::close(fd);
+                if written != bytes.len() as isize {
+                    return Err(io::Error::other("writing the private rt_tables"));
+                }
+                mount(
+                    Some(FILE),
+                    target.as_c_str(),
+                    None::<&CStr>,
+                    MsFlags::MS_BIND,
+                    None::<&CStr>,
+                )?;
+                umount2(SCRATCH, MntFlags::MNT_DETACH)?;
             }
             Ok(())
         });
