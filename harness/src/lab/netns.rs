@@ -50,17 +50,9 @@ impl Netns {
     /// Runs `f` on a fresh thread that has entered this namespace. Sockets and netlink
     /// connections `f` opens stay in the namespace after the thread ends.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
-        let fd = Arc::clone(&self.fd);
-        thread::Builder::new()
-            .name(format!("ns-{}", self.name))
-            .spawn(move || -> io::Result<T> {
-                setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-                Ok(f())
-            })?
-            .join()
-            .map_err(|_| {
-                io::Error::other(format!("thread in namespace `{}` panicked", self.name))
-            })?
+        self.spawn("ns", f)?.join().map_err(|_| {
+            io::Error::other(format!("thread in namespace `{}` panicked", self.name))
+        })?
     }
 
     /// Starts a long-lived thread in this namespace (captures, servers).
