@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use harness::error::chain;
 use harness::spec::repo_path;
+use harness::verdict::Outcome;
 use harness::{report, run};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -65,37 +66,47 @@ fn restore_cuts() -> Vec<(usize, String)> {
         .collect()
 }
 
-fn run_cut(line: usize) -> Result<(), Failed> {
+/// Runs `scenario` (relative to scenarios/) with its iptables file replaced by `rules`.
+fn run_with_rules(
+    scenario: &str,
+    iptables_rel: &str,
+    rules: &str,
+) -> Result<run::RunResult, Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let rules = std::fs::read_to_string(repo_path("scenarios/dual-isp/jupiter.iptables"))
-        .map_err(|e| e.to_string())?;
+    let rules_file = dir.path().join("jupiter.iptables");
+    std::fs::write(&rules_file, rules).map_err(|e| e.to_string())?;
+    let abs = |rel: &str| repo_path(rel).display().to_string();
+    let text = std::fs::read_to_string(repo_path(&format!("scenarios/{scenario}")))
+        .map_err(|e| e.to_string())?
+        .replace(
+            "../topologies/jupiter.yaml",
+            &abs("topologies/jupiter.yaml"),
+        )
+        .replace(iptables_rel, &rules_file.display().to_string())
+        .replace("dual-isp/jupiter.ip", &abs("scenarios/dual-isp/jupiter.ip"));
+    let file = dir.path().join(scenario);
+    std::fs::write(&file, text).map_err(|e| e.to_string())?;
+    run::run_file(&file).map_err(|e| chain(&e).into())
+}
+
+fn seed_002_rules() -> Result<String, Failed> {
+    std::fs::read_to_string(repo_path("scenarios/dual-isp/jupiter.iptables"))
+        .map_err(|e| e.to_string().into())
+}
+
+fn run_cut(line: usize) -> Result<(), Failed> {
+    let rules = seed_002_rules()?;
     let cut: Vec<&str> = rules
         .lines()
         .enumerate()
         .filter(|(i, _)| i + 1 != line)
         .map(|(_, l)| l)
         .collect();
-    let rules_file = dir.path().join("jupiter.iptables");
-    std::fs::write(&rules_file, cut.join("\n") + "\n").map_err(|e| e.to_string())?;
-    let scenario = std::fs::read_to_string(repo_path("scenarios/dual-isp.yaml"))
-        .map_err(|e| e.to_string())?
-        .replace(
-            "../topologies/jupiter.yaml",
-            &repo_path("topologies/jupiter.yaml").display().to_string(),
-        )
-        .replace(
-            "dual-isp/jupiter.iptables",
-            &rules_file.display().to_string(),
-        )
-        .replace(
-            "dual-isp/jupiter.ip",
-            &repo_path("scenarios/dual-isp/jupiter.ip")
-                .display()
-                .to_string(),
-        );
-    let file = dir.path().join("dual-isp-cut.yaml");
-    std::fs::write(&file, scenario).map_err(|e| e.to_string())?;
-    let r = run::run_file(&file).map_err(|e| chain(&e))?;
+    let r = run_with_rules(
+        "dual-isp.yaml",
+        "dual-isp/jupiter.iptables",
+        &(cut.join("\n") + "\n"),
+    )?;
     let one = r
         .verdict
         .results
@@ -110,6 +121,31 @@ fn run_cut(line: usize) -> Result<(), Failed> {
         .into());
     }
     Ok(())
+}
+
+/// The broken twin's expectations, run on the correct rules: declared broken but holding,
+/// it must be reported (exit code 1), not passed.
+fn twin_on_correct_rules() -> Result<(), Failed> {
+    let r = run_with_rules(
+        "dual-isp-no-restore.yaml",
+        "dual-isp-no-restore/jupiter.iptables",
+        &seed_002_rules()?,
+    )?;
+    match &r.verdict.outcome {
+        Outcome::NotAsDeclared(problems)
+            if r.verdict.outcome.exit_code() == 1
+                && problems
+                    .iter()
+                    .all(|p| p.contains("declared to break, but it held")) =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "expected \"declared to break, but it held\", got {other:?}:\n{}",
+            report::full(&r.verdict)
+        )
+        .into()),
+    }
 }
 
 fn main() {
@@ -132,6 +168,13 @@ fn main() {
             )
             .with_ignored_flag(!privileged)
         }))
+        .chain(std::iter::once(
+            Trial::test(
+                "dual-isp-no-restore, on the correct rules: must not pass",
+                twin_on_correct_rules,
+            )
+            .with_ignored_flag(!privileged),
+        ))
         .collect();
     libtest_mimic::run(&args, trials).exit()
 }
