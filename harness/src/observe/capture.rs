@@ -74,15 +74,25 @@ impl Capture {
     }
 
     /// Stops every capture once its socket is drained; sightings sorted by time.
-    pub fn stop(self) -> Vec<Sighting> {
+    pub fn stop(mut self) -> Vec<Sighting> {
         self.stop.store(true, Ordering::Relaxed);
-        let mut all: Vec<Sighting> = self
-            .threads
+        let mut all: Vec<Sighting> = std::mem::take(&mut self.threads)
             .into_iter()
             .flat_map(|t| t.join().unwrap_or_default())
             .collect();
         all.sort_by_key(|s| (s.t_ns, s.link, s.seq));
         all
+    }
+}
+
+/// A capture dropped without [`Capture::stop`] (a run that failed half-way) still ends its
+/// threads: their sockets would otherwise keep the lab's namespaces alive.
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
