@@ -26,6 +26,9 @@ enum Cmd {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Print every packet seen and the router's conntrack table (for debugging the harness).
+        #[arg(long, hide = true)]
+        dump: bool,
     },
     /// Validate scenario files without building anything (no root needed).
     Check {
@@ -47,7 +50,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Run { scenarios } => run_all(&scenarios),
+        Cmd::Run { scenarios, dump } => run_all(&scenarios, dump),
         Cmd::Check { scenarios } => check_all(&scenarios),
         Cmd::Bench {
             scenario,
@@ -63,7 +66,7 @@ fn fail(e: &dyn std::error::Error) -> u8 {
     Exit::CANNOT_JUDGE
 }
 
-fn run_all(paths: &[PathBuf]) -> u8 {
+fn run_all(paths: &[PathBuf], dump: bool) -> u8 {
     // Validate everything first: bad input is found before any lab is built.
     let mut plans = Vec::new();
     for p in paths {
@@ -80,6 +83,21 @@ fn run_all(paths: &[PathBuf]) -> u8 {
         match run::run(plan) {
             Err(e) => return fail(&e),
             Ok(r) => {
+                if dump {
+                    for s in &r.observations.sightings {
+                        let l = &plan.topology.links[s.link];
+                        let p = &s.pkt;
+                        let from = if p.src_mac == l.a.mac {
+                            &l.a.node
+                        } else {
+                            &l.b.node
+                        };
+                        eprintln!("{:>9} {:<6} from {:<8} {}:{} > {}:{} proto {} id {} flags {:#04x} len {}", s.t_ns / 1000, l.name, from, p.src, p.sport, p.dst, p.dport, p.proto, p.ip_id, p.flags, p.payload_len);
+                    }
+                    for c in &r.observations.conntrack {
+                        eprintln!("ct {c:?}");
+                    }
+                }
                 print!("{}", report::full(&r.verdict));
                 let phases: Vec<String> = r
                     .timings

@@ -87,6 +87,7 @@ fn run_tool(
         RuleKind::Iptables => cmd.arg(&file.path),
         RuleKind::Nft => cmd.arg("-f").arg(&file.path),
         RuleKind::Ip => cmd.arg("-batch").arg(&file.path),
+        RuleKind::Ipset => cmd.arg("restore").arg("-file").arg(&file.path),
     };
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -317,6 +318,9 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
         if let Some(rest) = l.strip_prefix("iptables-restore: line ") {
             return digits(rest);
         }
+        if let Some(rest) = l.split("Error in line ").nth(1) {
+            return digits(rest);
+        }
     }
     None
 }
@@ -365,6 +369,10 @@ mod tests {
         Some(3)
     )]
     #[case::nft("/s/jupiter.ip:12:5-9: Error: syntax error", Some(12))]
+    #[case::ipset(
+        "ipset v7.17: Error in line 4: The set with the given name does not exist",
+        Some(4)
+    )]
     #[case::none("Permission denied", None)]
     fn lines(#[case] said: &str, #[case] want: Option<usize>) {
         assert_eq!(find_line(said, "/s/jupiter.ip"), want);

@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use netns::{can_create_netns, Netns};
 
-use crate::spec::{Plan, Route};
+use crate::spec::{Plan, PolicyRule, Route, RuleAction};
 
 #[derive(Debug, Error)]
 pub enum LabError {
@@ -149,12 +149,15 @@ impl Lab {
                 .collect();
             lab.in_node(&n.name, move |node| set_sysctls(node, &sysctls))?;
         }
-        // 4. Routes, once every address is in place.
+        // 4. Routes and policy rules, once every address is in place.
         for n in &topo.nodes {
-            let routes = n.routes.clone();
+            let (routes, rules) = (n.routes.clone(), n.rules.clone());
             lab.netlink(&n.name, move |h| async move {
                 for r in routes {
                     add_route(&h, &r).await?;
+                }
+                for r in rules {
+                    add_rule(&h, &r).await?;
                 }
                 Ok(())
             })?;
@@ -263,6 +266,45 @@ async fn add_route(h: &rtnetlink::Handle, r: &Route) -> Result<(), (String, rtne
         .execute()
         .await
         .map_err(|e| (what(), e))
+}
+
+/// Same as `ip rule add …`.
+async fn add_rule(h: &rtnetlink::Handle, r: &PolicyRule) -> Result<(), (String, rtnetlink::Error)> {
+    use netlink_packet_route::rule::{RuleAction as Act, RuleAttribute, RuleFlags};
+    let mut req = h.rule().add().v4();
+    if let Some(p) = r.pref {
+        req = req.priority(p);
+    }
+    if let Some(f) = r.from {
+        req = req.source_prefix(f.addr(), f.prefix_len());
+    }
+    if let Some(t) = r.to {
+        req = req.destination_prefix(t.addr(), t.prefix_len());
+    }
+    if let Some(i) = &r.iif {
+        req = req.input_interface(i.clone());
+    }
+    if let Some(o) = &r.oif {
+        req = req.output_interface(o.clone());
+    }
+    if let Some((mark, mask)) = r.fwmark {
+        req = req.fw_mark(mark);
+        if let Some(m) = mask {
+            req.message_mut().attributes.push(RuleAttribute::FwMask(m));
+        }
+    }
+    req = match r.action {
+        RuleAction::Table(t) => req.table_id(t).action(Act::ToTable),
+        RuleAction::Blackhole => req.action(Act::Blackhole),
+        RuleAction::Prohibit => req.action(Act::Prohibit),
+        RuleAction::Unreachable => req.action(Act::Unreachable),
+    };
+    if r.not {
+        req.message_mut().header.flags |= RuleFlags::Invert;
+    }
+    req.execute()
+        .await
+        .map_err(|e| (format!("adding rule `{}`", r.text), e))
 }
 
 fn is_iface_sysctl(key: &str) -> bool {

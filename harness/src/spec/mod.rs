@@ -257,10 +257,26 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
             }
             routes.push(r);
         }
+        let mut rules = Vec::new();
+        for (i, text) in def.rules.iter().enumerate() {
+            let path = format!("nodes.{name}.rules[{i}]");
+            let r = parse_rule(text)
+                .map_err(|m| doc.err(&path, format!("node `{name}`: rule `{text}`: {m}")))?;
+            for dev in [&r.iif, &r.oif].into_iter().flatten() {
+                if !ifaces.iter().any(|e| e.iface == *dev) {
+                    return Err(doc.err(
+                        &path,
+                        format!("node `{name}`: rule `{text}`: no interface `{dev}` on this node"),
+                    ));
+                }
+            }
+            rules.push(r);
+        }
         nodes.push(Node {
             name: name.clone(),
             sysctls,
             routes,
+            rules,
         });
     }
 
@@ -433,6 +449,81 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
     Ok(r)
 }
 
+/// `[pref N] [not] [from P] [to P] [iif IF] [oif IF] [fwmark N[/M]] ACTION`, as `ip rule add`
+/// takes it; ACTION is `lookup N|main|local|default` (or `table …`), `blackhole`, `prohibit`
+/// or `unreachable`. As in `ip rule`, `not` inverts the whole selector, not just `from`.
+pub fn parse_rule(text: &str) -> Result<PolicyRule, String> {
+    let num = |s: &str| -> Result<u32, String> {
+        match s.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16),
+            None => s.parse(),
+        }
+        .map_err(|_| format!("`{s}` is not a number"))
+    };
+    let prefix = |s: &str| -> Result<Ipv4Net, String> {
+        if s == "all" {
+            return Ok(Ipv4Net::default());
+        }
+        s.parse::<Ipv4Net>()
+            .map(|n| n.trunc())
+            .or_else(|_| {
+                s.parse::<Ipv4Addr>()
+                    .map(|a| Ipv4Net::new(a, 32).expect("/32"))
+            })
+            .map_err(|_| format!("`{s}` is not an IPv4 prefix"))
+    };
+    let mut r = PolicyRule {
+        pref: None,
+        not: false,
+        from: None,
+        to: None,
+        iif: None,
+        oif: None,
+        fwmark: None,
+        action: RuleAction::Unreachable,
+        text: text.to_string(),
+    };
+    let mut action = None;
+    let mut w = text.split_whitespace();
+    while let Some(word) = w.next() {
+        match word {
+            "not" => r.not = true,
+            "blackhole" => action = Some(RuleAction::Blackhole),
+            "prohibit" => action = Some(RuleAction::Prohibit),
+            "unreachable" => action = Some(RuleAction::Unreachable),
+            _ => {
+                let arg = w.next().ok_or_else(|| format!("`{word}` needs a value"))?;
+                match word {
+                    "pref" | "priority" | "preference" => r.pref = Some(num(arg)?),
+                    "from" => r.from = Some(prefix(arg)?),
+                    "to" => r.to = Some(prefix(arg)?),
+                    "iif" => r.iif = Some(arg.to_string()),
+                    "oif" => r.oif = Some(arg.to_string()),
+                    "fwmark" => {
+                        r.fwmark = Some(match arg.split_once('/') {
+                            Some((m, k)) => (num(m)?, Some(num(k)?)),
+                            None => (num(arg)?, None),
+                        })
+                    }
+                    "lookup" | "table" => {
+                        let id = match arg {
+                            "main" => 254,
+                            "local" => 255,
+                            "default" => 253,
+                            n => num(n)?,
+                        };
+                        action = Some(RuleAction::Table(id))
+                    }
+                    _ => return Err(format!("unknown word `{word}`: a rule is `[pref N] [not] [from P] [to P] [iif IF] [oif IF] [fwmark N[/M]] (lookup N | blackhole | prohibit | unreachable)`")),
+                }
+            }
+        }
+    }
+    r.action = action
+        .ok_or("say what the rule does: `lookup N`, `blackhole`, `prohibit` or `unreachable`")?;
+    Ok(r)
+}
+
 /// `1s`, `500ms`, `2.5s`
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -481,12 +572,13 @@ fn node_rules(
                 (RuleKind::Iptables, f.iptables),
                 (RuleKind::Nft, f.nft),
                 (RuleKind::Ip, f.ip),
+                (RuleKind::Ipset, f.ipset),
             ]
             .into_iter()
             .filter_map(|(k, p)| p.map(|p| (k, p)))
             .collect();
             if given.len() != 1 {
-                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f) or `- ip: FILE` (ip -batch)"));
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore)"));
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
@@ -553,8 +645,58 @@ fn flows(
                 )
             })
         };
-        let client = addr_of("from", &t.from)?;
-        let server = addr_of("to", &t.to)?;
+        let mut client = addr_of("from", &t.from)?;
+        let mut server = addr_of("to", &t.to)?;
+        // An address of the node, chosen by `key` (or `any` where allowed).
+        let own =
+            |key: &str, node: &str, text: &str, any_ok: bool| -> Result<Ipv4Addr, SpecError> {
+                let p = format!("{path}.{key}");
+                if any_ok && text == "any" {
+                    return Ok(Ipv4Addr::UNSPECIFIED);
+                }
+                let a: Ipv4Addr = text.parse().map_err(|_| {
+                    doc.err(
+                        &p,
+                        format!(
+                            "`{text}` is not an IPv4 address{}",
+                            if any_ok { " (or `any`)" } else { "" }
+                        ),
+                    )
+                })?;
+                let mine: Vec<String> = topo
+                    .ends_of(node)
+                    .flat_map(|e| e.addrs.iter())
+                    .map(|n| n.addr().to_string())
+                    .collect();
+                if !mine.contains(&a.to_string()) {
+                    return Err(doc.err(
+                        &p,
+                        format!(
+                            "{a} is not an address of `{node}` (it has {})",
+                            mine.join(", ")
+                        ),
+                    ));
+                }
+                Ok(a)
+            };
+        if let Some(a) = &t.address {
+            server = own("address", &t.to, a, false)?;
+        }
+        if let Some(a) = &t.from_address {
+            client = own("from_address", &t.from, a, true)?;
+        }
+        let dial = match &t.dial {
+            None => SocketAddrV4::new(server, t.port),
+            Some(d) => d
+                .parse::<SocketAddrV4>()
+                .or_else(|_| d.parse::<Ipv4Addr>().map(|a| SocketAddrV4::new(a, t.port)))
+                .map_err(|_| {
+                    doc.err(
+                        &format!("{path}.dial"),
+                        format!("`{d}` is not `ADDRESS` or `ADDRESS:PORT`"),
+                    )
+                })?,
+        };
         if t.from == t.to {
             return Err(doc.err(
                 &format!("{path}.to"),
@@ -599,6 +741,7 @@ fn flows(
                 client: SocketAddrV4::new(client, client_port(id)),
                 server_node: t.to.clone(),
                 server: SocketAddrV4::new(server, t.port),
+                dial,
                 round_trips: t.round_trips,
                 timeout,
             });
@@ -829,4 +972,71 @@ fn expected_failure(
 /// Looks up a file relative to the crate's repository root (for tests and benches).
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::{parse_rule, RuleAction};
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::acl(
+        "pref 100 iif cust from 10.37.1.0/24 lookup main",
+        Some(100),
+        false,
+        Some("10.37.1.0/24"),
+        Some("cust"),
+        None,
+        RuleAction::Table(254)
+    )]
+    #[case::blackhole(
+        "pref 101 iif cust blackhole",
+        Some(101),
+        false,
+        None,
+        Some("cust"),
+        None,
+        RuleAction::Blackhole
+    )]
+    #[case::masked_mark("fwmark 0x2/0xf lookup 252", None, false, None, None, Some((2, Some(15))), RuleAction::Table(252))]
+    #[case::inverted(
+        "not from 10.0.0.0/8 prohibit",
+        None,
+        true,
+        Some("10.0.0.0/8"),
+        None,
+        None,
+        RuleAction::Prohibit
+    )]
+    fn parses(
+        #[case] text: &str,
+        #[case] pref: Option<u32>,
+        #[case] not: bool,
+        #[case] from: Option<&str>,
+        #[case] iif: Option<&str>,
+        #[case] fwmark: Option<(u32, Option<u32>)>,
+        #[case] action: RuleAction,
+    ) {
+        let r = parse_rule(text).expect("parses");
+        assert_eq!(
+            (
+                r.pref,
+                r.not,
+                r.from.map(|f| f.to_string()),
+                r.iif.as_deref(),
+                r.fwmark,
+                r.action
+            ),
+            (pref, not, from.map(String::from), iif, fwmark, action)
+        );
+    }
+
+    #[rstest]
+    #[case::no_action("iif cust", "say what the rule does")]
+    #[case::unknown_word("iff cust blackhole", "unknown word `iff`")]
+    #[case::bad_prefix("from 10.37.1.300/24 blackhole", "is not an IPv4 prefix")]
+    fn refuses(#[case] text: &str, #[case] says: &str) {
+        let e = parse_rule(text).expect_err("refused");
+        assert!(e.contains(says), "{e}");
+    }
 }

@@ -38,6 +38,31 @@ pub struct Node {
     /// `net.ipv4.ip_forward` style keys, in file order.
     pub sysctls: Vec<(String, String)>,
     pub routes: Vec<Route>,
+    /// Policy rules, as `ip rule add` takes them.
+    pub rules: Vec<PolicyRule>,
+}
+
+/// What a policy rule does with a packet it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Table(u32),
+    Blackhole,
+    Prohibit,
+    Unreachable,
+}
+
+/// `[pref N] [not] [from P] [to P] [iif IF] [oif IF] [fwmark N[/M]] (lookup N | blackhole | …)`
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRule {
+    pub pref: Option<u32>,
+    pub not: bool,
+    pub from: Option<Ipv4Net>,
+    pub to: Option<Ipv4Net>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub action: RuleAction,
+    pub text: String,
 }
 
 /// One end of a veth link: `jupiter:eth1 10.37.1.253/24`.
@@ -83,6 +108,8 @@ pub enum RuleKind {
     Nft,
     /// `ip -batch FILE`
     Ip,
+    /// `ipset restore -file FILE`
+    Ipset,
 }
 
 impl RuleKind {
@@ -91,6 +118,7 @@ impl RuleKind {
             RuleKind::Iptables => "iptables-restore",
             RuleKind::Nft => "nft",
             RuleKind::Ip => "ip",
+            RuleKind::Ipset => "ipset",
         }
     }
     pub fn package(self) -> &'static str {
@@ -98,6 +126,7 @@ impl RuleKind {
             RuleKind::Iptables => "iptables",
             RuleKind::Nft => "nftables",
             RuleKind::Ip => "iproute2",
+            RuleKind::Ipset => "ipset",
         }
     }
 }
@@ -148,9 +177,13 @@ pub struct FlowSpec {
     pub group: String,
     pub proto: Proto,
     pub client_node: String,
+    /// The client's address and fixed port; address 0.0.0.0 lets the kernel choose.
     pub client: SocketAddrV4,
     pub server_node: String,
+    /// Where the server listens.
     pub server: SocketAddrV4,
+    /// Where the client connects: the server's address, or one the router forwards to it.
+    pub dial: SocketAddrV4,
     pub round_trips: u32,
     pub timeout: Duration,
 }

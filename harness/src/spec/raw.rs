@@ -95,13 +95,15 @@ pub struct Topology {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a node: a mapping with `sysctls:` and `routes:`, or `{}` for neither"
+    expecting = "a node: a mapping with `sysctls:`, `routes:` and `rules:`, or `{}` for none"
 )]
 pub struct NodeDef {
     #[serde(default)]
     pub sysctls: Ordered<Scalar>,
     #[serde(default)]
     pub routes: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,16 +154,17 @@ pub struct NodeRulesDef {
     pub files: Vec<RuleFileDef>,
 }
 
-/// `- iptables: FILE`, `- nft: FILE` or `- ip: FILE`: exactly one key.
+/// `- iptables: FILE`, `- nft: FILE`, `- ip: FILE` or `- ipset: FILE`: exactly one key.
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a rule file: `iptables: FILE`, `nft: FILE` or `ip: FILE`"
+    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE` or `ipset: FILE`"
 )]
 pub struct RuleFileDef {
     pub iptables: Option<String>,
     pub nft: Option<String>,
     pub ip: Option<String>,
+    pub ipset: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -182,6 +185,16 @@ pub struct TrafficDef {
     pub from: String,
     pub to: String,
     pub port: u16,
+    /// The server's address, when the node has several (default: its first).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// What the client connects to, when not the server's address (a WAN address that the
+    /// router forwards): `ADDR` or `ADDR:PORT`.
+    #[serde(default)]
+    pub dial: Option<String>,
+    /// The client's source address: one of its node's, or `any` to let the kernel choose.
+    #[serde(default)]
+    pub from_address: Option<String>,
     #[serde(default = "one")]
     pub flows: u32,
     #[serde(default = "one")]

@@ -209,7 +209,7 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
     };
     match sock {
         ClientSock::Tcp(s) => {
-            let stream = match timeout_at(deadline, s.connect(SocketAddr::V4(f.server))).await {
+            let stream = match timeout_at(deadline, s.connect(SocketAddr::V4(f.dial))).await {
                 Err(_) => {
                     return ClientOutcome {
                         error: Some(format!("connect: {}", late())),
@@ -269,7 +269,7 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                     }
                 }
             };
-            if let Err(e) = s.connect(SocketAddr::V4(f.server)).await {
+            if let Err(e) = s.connect(SocketAddr::V4(f.dial)).await {
                 return ClientOutcome {
                     error: Some(format!("connect: {e}")),
                     ..out

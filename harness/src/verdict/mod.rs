@@ -145,8 +145,8 @@ fn client_tuple(f: &FlowSpec) -> Tuple {
         proto: f.proto.number(),
         src: *f.client.ip(),
         sport: f.client.port(),
-        dst: *f.server.ip(),
-        dport: f.server.port(),
+        dst: *f.dial.ip(),
+        dport: f.dial.port(),
     }
 }
 
@@ -169,16 +169,27 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
     let topo = &plan.topology;
     let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::new();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
     for f in &plan.flows {
         let t = client_tuple(f);
-        tuples.insert(t, (f.id, Dir::Out));
-        tuples.insert(t.reversed(), (f.id, Dir::Back));
-        if let Some(ct) = obs.conntrack.iter().find(|c| c.orig == t) {
+        // A client bound to 0.0.0.0 is found by port and destination; the kernel chose its source.
+        let any_src = t.src.is_unspecified();
+        let same = |c: &Tuple| {
+            *c == t
+                || (any_src
+                    && (c.proto, c.sport, c.dst, c.dport) == (t.proto, t.sport, t.dst, t.dport))
+        };
+        let ct = obs.conntrack.iter().find(|c| same(&c.orig));
+        let orig = ct.map_or(t, |c| c.orig);
+        tuples.insert(orig, (f.id, Dir::Out));
+        tuples.insert(orig.reversed(), (f.id, Dir::Back));
+        if let Some(ct) = ct {
             tuples.entry(ct.reply).or_insert((f.id, Dir::Back));
             tuples
                 .entry(ct.reply.reversed())
                 .or_insert((f.id, Dir::Out));
             marks.insert(f.id, ct.mark);
+            sources.insert(f.id, ct.orig.src);
         }
     }
     // Tuples the payload names (NAT the conntrack table did not show).
@@ -245,7 +256,14 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
                     .min()
                     .unwrap_or(h.first_t)
             });
-            flow_path(topo, f, &hops, obs, marks.get(&f.id).copied())
+            let mut p = flow_path(topo, f, &hops, obs, marks.get(&f.id).copied());
+            if let Some(src) = sources
+                .get(&f.id)
+                .filter(|_| f.client.ip().is_unspecified())
+            {
+                p.client.set_ip(*src);
+            }
+            p
         })
         .collect()
 }
