@@ -56,12 +56,7 @@ pub struct RunResult {
 /// Checks, before anything is built, that the tools the rule files need are installed and
 /// that namespaces can be created.
 pub fn preflight(plan: &Plan) -> Result<(), Error> {
-    for kind in [
-        RuleKind::Iptables,
-        RuleKind::Nft,
-        RuleKind::Ip,
-        RuleKind::Ipset,
-    ] {
+    for kind in RuleKind::ALL {
         let users: Vec<String> = plan
             .rules
             .iter()

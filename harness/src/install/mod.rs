@@ -88,6 +88,7 @@ fn run_tool(
         RuleKind::Nft => cmd.arg("-f").arg(&file.path),
         RuleKind::Ip => cmd.arg("-batch").arg(&file.path),
         RuleKind::Ipset => cmd.arg("restore").arg("-file").arg(&file.path),
+        RuleKind::Sysctl => cmd.arg("-q").arg("-p").arg(&file.path),
     };
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

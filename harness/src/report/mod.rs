@@ -1,6 +1,7 @@
 //! Verdict → text: the per-flow table, the failures, the one-line summary, and the
 //! deterministic snapshot. Pure.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::verdict::{ids, FlowPath, Outcome, Verdict};
@@ -38,8 +39,31 @@ fn flow_verdict(v: &Verdict, f: &FlowPath) -> String {
     }
 }
 
+/// `1–3, 5, 7–9`
+pub fn ranges(ids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}–{}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
+}
+
 /// The per-flow table: flow, proto, client, out-link, back-link, source seen, mark, verdict.
 pub fn table(v: &Verdict) -> String {
+    table_of(v, |_| true)
+}
+
+fn table_of(v: &Verdict, keep: impl Fn(&FlowPath) -> bool) -> String {
     let head = [
         "flow",
         "proto",
@@ -54,6 +78,7 @@ pub fn table(v: &Verdict) -> String {
     let rows: Vec<[String; 8]> = v
         .flows
         .iter()
+        .filter(|f| keep(f))
         .map(|f| {
             [
                 f.id.to_string(),
@@ -95,6 +120,16 @@ pub fn table(v: &Verdict) -> String {
 /// Every broken expectation with, per flow, what was observed instead.
 pub fn failures(v: &Verdict) -> String {
     let mut s = String::new();
+    for r in v.results.iter().filter(|r| r.broke_overall) {
+        let _ = writeln!(
+            s,
+            "expectation `{}` ({}, flows {}) broke: {}",
+            r.name,
+            r.check,
+            r.selector,
+            r.observed.as_deref().unwrap_or("")
+        );
+    }
     for r in v.results.iter().filter(|r| !r.failures.is_empty()) {
         let _ = writeln!(
             s,
@@ -119,7 +154,7 @@ pub fn summary(v: &Verdict) -> String {
     let broken: Vec<&str> = v
         .results
         .iter()
-        .filter(|r| !r.failures.is_empty())
+        .filter(|r| r.broke())
         .map(|r| r.name.as_str())
         .collect();
     match &v.outcome {
@@ -127,12 +162,19 @@ pub fn summary(v: &Verdict) -> String {
         Outcome::Fail => {
             let flows: std::collections::BTreeSet<u32> =
                 v.results.iter().flat_map(|r| r.failed_flows()).collect();
+            let which = if flows.is_empty() {
+                "taken together".to_string()
+            } else {
+                format!(
+                    "for flows {}",
+                    ranges(&flows.into_iter().collect::<Vec<_>>())
+                )
+            };
             format!(
-                "FAIL {}: {} of {e} expectations broke ({}), for flows {}",
+                "FAIL {}: {} of {e} expectations broke ({}), {which}",
                 v.scenario,
                 broken.len(),
-                broken.join(", "),
-                ids(&flows.into_iter().collect::<Vec<_>>())
+                broken.join(", ")
             )
         }
         Outcome::BrokenAsDeclared => format!(
@@ -152,6 +194,23 @@ pub fn summary(v: &Verdict) -> String {
 /// Everything a person reads after `harness run`.
 pub fn full(v: &Verdict) -> String {
     let mut s = table(v);
+    let stats: Vec<String> = v
+        .results
+        .iter()
+        .filter(|r| r.statistical() && !r.broke_overall)
+        .map(|r| {
+            format!(
+                "`{}` ({}) held: {}\n",
+                r.name,
+                r.check,
+                r.observed.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if !stats.is_empty() {
+        s.push('\n');
+        s.push_str(&stats.concat());
+    }
     let f = failures(v);
     if !f.is_empty() {
         s.push('\n');
@@ -170,12 +229,33 @@ pub fn full(v: &Verdict) -> String {
 
 /// The deterministic part of a run, for snapshots: the table (ports are fixed per flow),
 /// each expectation and the flows it failed for, and the outcome. No timings, no packet counts.
+/// Flows judged together by statistics are left out of the table: which uplink each took
+/// varies from run to run, only whether their split held does not.
 pub fn snapshot(v: &Verdict) -> String {
-    let mut s = table(v);
+    let together: BTreeSet<u32> = v
+        .results
+        .iter()
+        .filter(|r| r.statistical())
+        .flat_map(|r| r.flows.iter().copied())
+        .collect();
+    let mut s = if v.flows.iter().all(|f| together.contains(&f.id)) {
+        String::new()
+    } else {
+        table_of(v, |f| !together.contains(&f.id))
+    };
+    if !together.is_empty() {
+        let _ = writeln!(
+            s,
+            "flows {}: judged together (split); their rows vary from run to run",
+            ranges(&together.into_iter().collect::<Vec<_>>())
+        );
+    }
     s.push('\n');
     for r in &v.results {
-        let state = if r.failures.is_empty() {
+        let state = if !r.broke() {
             "held".to_string()
+        } else if r.broke_overall {
+            "BROKE".to_string()
         } else {
             format!("BROKE for flows {}", ids(&r.failed_flows()))
         };

@@ -573,12 +573,13 @@ fn node_rules(
                 (RuleKind::Nft, f.nft),
                 (RuleKind::Ip, f.ip),
                 (RuleKind::Ipset, f.ipset),
+                (RuleKind::Sysctl, f.sysctl),
             ]
             .into_iter()
             .filter_map(|(k, p)| p.map(|p| (k, p)))
             .collect();
             if given.len() != 1 {
-                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore)"));
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore) or `- sysctl: FILE` (sysctl -p)"));
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
@@ -816,6 +817,19 @@ fn expectations(
             }
             checks.push(Check::Mark(map));
         }
+        if let Some(m) = e.split {
+            let mut w = Vec::new();
+            for (l, v) in m.0 {
+                w.push((uplink(format!("{path}.split.{l}#key"), &l)?, v));
+            }
+            if w.iter().all(|(_, v)| *v == 0) {
+                return Err(doc.err(
+                    &format!("{path}.split"),
+                    "give at least one uplink a weight above 0",
+                ));
+            }
+            checks.push(Check::Split(w));
+        }
         match e.one_uplink {
             Some(true) => checks.push(Check::OneUplink),
             Some(false) => {
@@ -833,7 +847,7 @@ fn expectations(
             1 => checks.pop().expect("one"),
             0 => return Err(doc.err(
                 &path,
-                "an expectation states one of: via, sequence, source, mark, one_uplink, completes",
+                "an expectation states one of: via, sequence, source, mark, one_uplink, completes, split",
             )),
             _ => {
                 return Err(doc.err(

@@ -110,15 +110,26 @@ pub enum RuleKind {
     Ip,
     /// `ipset restore -file FILE`
     Ipset,
+    /// `sysctl -p FILE` (a sysctl.conf: `net.ipv4.fib_multipath_hash_policy = 3`)
+    Sysctl,
 }
 
 impl RuleKind {
+    pub const ALL: [RuleKind; 5] = [
+        RuleKind::Iptables,
+        RuleKind::Nft,
+        RuleKind::Ip,
+        RuleKind::Ipset,
+        RuleKind::Sysctl,
+    ];
+
     pub fn tool(self) -> &'static str {
         match self {
             RuleKind::Iptables => "iptables-restore",
             RuleKind::Nft => "nft",
             RuleKind::Ip => "ip",
             RuleKind::Ipset => "ipset",
+            RuleKind::Sysctl => "sysctl",
         }
     }
     pub fn package(self) -> &'static str {
@@ -127,6 +138,7 @@ impl RuleKind {
             RuleKind::Nft => "nftables",
             RuleKind::Ip => "iproute2",
             RuleKind::Ipset => "ipset",
+            RuleKind::Sysctl => "procps",
         }
     }
 }
@@ -202,6 +214,9 @@ pub enum Check {
     OneUplink,
     /// Every round trip got its answer (or, with `false`, not).
     Completes(bool),
+    /// The flows split between uplinks by these weights, within the binomial bound for their
+    /// number (uplinks in the order written).
+    Split(Vec<(String, u32)>),
 }
 
 impl Check {
@@ -213,6 +228,7 @@ impl Check {
             Check::Mark(_) => "mark",
             Check::OneUplink => "one_uplink",
             Check::Completes(_) => "completes",
+            Check::Split(_) => "split",
         }
     }
 }
@@ -233,6 +249,14 @@ impl fmt::Display for Check {
             Check::OneUplink => write!(f, "every packet on one uplink"),
             Check::Completes(true) => write!(f, "completes"),
             Check::Completes(false) => write!(f, "does not complete"),
+            Check::Split(w) => write!(
+                f,
+                "split {} (binomial bound, false-failure rate ≤ 1e-6)",
+                w.iter()
+                    .map(|(l, n)| format!("{l} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(" : ")
+            ),
         }
     }
 }

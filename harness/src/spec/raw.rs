@@ -158,13 +158,14 @@ pub struct NodeRulesDef {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE` or `ipset: FILE`"
+    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`"
 )]
 pub struct RuleFileDef {
     pub iptables: Option<String>,
     pub nft: Option<String>,
     pub ip: Option<String>,
     pub ipset: Option<String>,
+    pub sysctl: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -252,6 +253,7 @@ pub struct ExpectDef {
     pub source: Option<Ordered<String>>,
     pub mark: Option<Ordered<u32>>,
     pub one_uplink: Option<bool>,
+    pub split: Option<Ordered<u32>>,
     pub completes: Option<bool>,
 }
 

@@ -67,11 +67,22 @@ pub struct ExpResult {
     pub selector: String,
     pub flows: Vec<u32>,
     pub failures: Vec<FlowFailure>,
+    /// For an expectation on the flows together (a split): what was observed.
+    pub observed: Option<String>,
+    /// … and whether that broke it.
+    pub broke_overall: bool,
 }
 
 impl ExpResult {
     pub fn failed_flows(&self) -> Vec<u32> {
         self.failures.iter().map(|f| f.flow).collect()
+    }
+    pub fn broke(&self) -> bool {
+        self.broke_overall || !self.failures.is_empty()
+    }
+    /// Whether this expectation judges its flows together, by statistics.
+    pub fn statistical(&self) -> bool {
+        self.observed.is_some()
     }
 }
 
@@ -447,6 +458,21 @@ impl FlowPath {
 }
 
 fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &str) -> ExpResult {
+    if let Check::Split(weights) = &e.check {
+        let (observed, broke) = check_split(
+            weights,
+            e.flows.iter().filter_map(|id| flows.get(id).copied()),
+        );
+        return ExpResult {
+            name: e.name.clone(),
+            check: e.check.to_string(),
+            selector: e.selector.clone(),
+            flows: e.flows.clone(),
+            failures: Vec::new(),
+            observed: Some(observed),
+            broke_overall: broke,
+        };
+    }
     let mut failures = Vec::new();
     for (k, id) in e.flows.iter().enumerate() {
         let Some(p) = flows.get(id) else { continue };
@@ -460,7 +486,45 @@ fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &str) -> Exp
         selector: e.selector.clone(),
         flows: e.flows.clone(),
         failures,
+        observed: None,
+        broke_overall: false,
     }
+}
+
+/// Counts the flows by the uplink they left on and checks each count against its binomial
+/// interval: `wan1 212 (expected 200, 150–251), wan2 388 (expected 400, 349–450)`.
+fn check_split<'a>(
+    weights: &[(String, u32)],
+    flows: impl Iterator<Item = &'a FlowPath>,
+) -> (String, bool) {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut n = 0u64;
+    for f in flows {
+        n += 1;
+        *counts
+            .entry(f.first_out.clone().unwrap_or_else(|| "no uplink".into()))
+            .or_default() += 1;
+    }
+    let w: Vec<u32> = weights.iter().map(|(_, w)| *w).collect();
+    let total: u32 = w.iter().sum();
+    let bounds = stats::split_intervals(n, &w, stats::FALSE_FAILURE_RATE);
+    let mut broke = false;
+    let mut parts = Vec::new();
+    for ((link, wt), (lo, hi)) in weights.iter().zip(&bounds) {
+        let c = counts.remove(link).unwrap_or(0);
+        let inside = (*lo..=*hi).contains(&c);
+        broke |= !inside;
+        let mean = n as f64 * f64::from(*wt) / f64::from(total);
+        parts.push(format!(
+            "{link} {c} (expected {mean:.0}, {lo}–{hi}){}",
+            if inside { "" } else { " ✗" }
+        ));
+    }
+    for (link, c) in counts {
+        broke = true;
+        parts.push(format!("{link} {c} (expected 0) ✗"));
+    }
+    (format!("{n} flows: {}", parts.join(", ")), broke)
 }
 
 /// `None` when the flow meets the check, else what was observed instead.
@@ -558,6 +622,8 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             ))),
             (true, false) => Some("completed, expected it not to".to_string()),
         },
+        // Judged on the flows together, in `check`.
+        Check::Split(_) => None,
     }
 }
 
@@ -577,7 +643,7 @@ pub fn ids(v: &[u32]) -> String {
 }
 
 fn outcome(results: &[ExpResult], declared: Option<&ExpectedFailure>) -> Outcome {
-    let any_failed = results.iter().any(|r| !r.failures.is_empty());
+    let any_failed = results.iter().any(ExpResult::broke);
     let Some(decl) = declared else {
         return if any_failed {
             Outcome::Fail
@@ -589,13 +655,18 @@ fn outcome(results: &[ExpResult], declared: Option<&ExpectedFailure>) -> Outcome
     for r in results {
         let failed = r.failed_flows();
         match decl.breaks.iter().find(|b| b.expectation == r.name) {
+            None if r.broke_overall => problems.push(format!(
+                "`{}` broke ({}), which the declaration does not expect",
+                r.name,
+                r.observed.as_deref().unwrap_or("")
+            )),
             None if !failed.is_empty() => problems.push(format!(
                 "`{}` broke for flows {}, which the declaration does not expect",
                 r.name,
                 ids(&failed)
             )),
             None => {}
-            Some(_) if failed.is_empty() => {
+            Some(_) if !r.broke() => {
                 problems.push(format!("`{}` was declared to break, but it held", r.name))
             }
             Some(b) => {
@@ -619,5 +690,6 @@ fn outcome(results: &[ExpResult], declared: Option<&ExpectedFailure>) -> Outcome
     }
 }
 
+pub mod stats;
 #[cfg(test)]
 mod tests;

@@ -348,6 +348,8 @@ fn result(name: &str, failed: &[u32]) -> ExpResult {
                 msg: String::new(),
             })
             .collect(),
+        observed: None,
+        broke_overall: false,
     }
 }
 
