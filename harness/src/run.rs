@@ -110,7 +110,18 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
     t.install = clock.elapsed();
 
     let clock = Instant::now();
-    let capture = Capture::start(&lab, &plan.topology).map_err(|source| Error::Io {
+    // The clients' links, where each RELATED probe's ICMP error must show up.
+    let probed: Vec<&crate::spec::FlowSpec> =
+        plan.flows.iter().filter(|f| f.related_probe).collect();
+    let watch: Vec<usize> = (0..plan.topology.links.len())
+        .filter(|i| {
+            let l = &plan.topology.links[*i];
+            probed
+                .iter()
+                .any(|f| l.a.node == f.client_node || l.b.node == f.client_node)
+        })
+        .collect();
+    let capture = Capture::start(&lab, &plan.topology, &watch).map_err(|source| Error::Io {
         what: "starting the captures".into(),
         source,
     })?;
@@ -124,6 +135,13 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
     t.traffic = clock.elapsed();
 
     let clock = Instant::now();
+    // A busy machine can hold a packet back longer than the quiet wait: wait for the ICMP
+    // errors the probes must cause (one per completed probe, at least on the client's link).
+    let answered = probed
+        .iter()
+        .filter(|f| driven.clients.get(&f.id).is_some_and(|c| c.completed))
+        .count();
+    capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(1));
     capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
     let sightings = capture.stop();
     let conntrack =

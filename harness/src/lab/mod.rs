@@ -315,7 +315,8 @@ fn is_iface_sysctl(key: &str) -> bool {
 /// What every node starts from, whatever the host's /etc/sysctl.conf says: new namespaces
 /// copy some IPv4 settings (rp_filter among them) from the host's, which would make a lab
 /// behave differently from one machine to the next. IPv6 is off: the lab is IPv4 and its
-/// router solicitations would only add noise to the captures.
+/// router solicitations would only add noise to the captures. ICMP errors are not rate
+/// limited, so every probe gets its answer.
 fn baseline_sysctls() -> Vec<(String, String)> {
     [
         ("net.ipv4.conf.all.rp_filter", "0"),
@@ -323,6 +324,10 @@ fn baseline_sysctls() -> Vec<(String, String)> {
         ("net.ipv4.ip_forward", "0"),
         ("net.ipv6.conf.all.disable_ipv6", "1"),
         ("net.ipv6.conf.default.disable_ipv6", "1"),
+        // Every ICMP error is sent: a RELATED probe must not be lost to rate limiting.
+        ("net.ipv4.icmp_ratelimit", "0"),
+        ("net.ipv4.icmp_msgs_per_sec", "1000000"),
+        ("net.ipv4.icmp_msgs_burst", "1000000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

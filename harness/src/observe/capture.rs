@@ -20,15 +20,19 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct Capture {
     stop: Arc<AtomicBool>,
     last_ns: Arc<AtomicU64>,
+    /// ICMP errors seen on the watched links.
+    icmp_errors: Arc<AtomicU64>,
     start: Instant,
     threads: Vec<JoinHandle<Vec<Sighting>>>,
 }
 
 impl Capture {
-    /// Opens a capture socket on every link, each in its node, and starts reading.
-    pub fn start(lab: &Lab, topo: &Topology) -> io::Result<Capture> {
+    /// Opens a capture socket on every link, each in its node, and starts reading; counts the
+    /// ICMP errors seen on the links in `watch`.
+    pub fn start(lab: &Lab, topo: &Topology, watch: &[usize]) -> io::Result<Capture> {
         let stop = Arc::new(AtomicBool::new(false));
         let last_ns = Arc::new(AtomicU64::new(0));
+        let icmp_errors = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let mut threads = Vec::new();
         for (i, link) in topo.links.iter().enumerate() {
@@ -46,15 +50,19 @@ impl Capture {
                     )
                 })?;
             let (stop, last_ns) = (Arc::clone(&stop), Arc::clone(&last_ns));
+            let errors = watch.contains(&i).then(|| Arc::clone(&icmp_errors));
             threads.push(
                 thread::Builder::new()
                     .name(format!("cap-{}", link.name))
-                    .spawn(move || read_until_stopped(i, rx, &stop, &last_ns, start))?,
+                    .spawn(move || {
+                        read_until_stopped(i, rx, &stop, &last_ns, errors.as_deref(), start)
+                    })?,
             );
         }
         Ok(Capture {
             stop,
             last_ns,
+            icmp_errors,
             start,
             threads,
         })
@@ -70,6 +78,13 @@ impl Capture {
                 return;
             }
             thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until `n` ICMP errors have been seen on the watched links, until `deadline`.
+    pub fn wait_icmp_errors(&self, n: u64, deadline: Instant) {
+        while self.icmp_errors.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -118,6 +133,7 @@ fn read_until_stopped(
     mut rx: Box<dyn DataLinkReceiver>,
     stop: &AtomicBool,
     last_ns: &AtomicU64,
+    icmp_errors: Option<&AtomicU64>,
     start: Instant,
 ) -> Vec<Sighting> {
     let mut out = Vec::new();
@@ -128,6 +144,9 @@ fn read_until_stopped(
                 let t_ns = start.elapsed().as_nanos() as u64;
                 if let Some(pkt) = packet::parse(frame) {
                     last_ns.fetch_max(t_ns, Ordering::Relaxed);
+                    if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
                     out.push(Sighting {
                         link,
                         seq,

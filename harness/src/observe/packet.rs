@@ -9,6 +9,8 @@ use pnet_packet::tcp::TcpPacket;
 use pnet_packet::udp::UdpPacket;
 use pnet_packet::Packet as _;
 
+use super::conntrack::Tuple;
+
 /// What the judge needs of one IPv4 TCP or UDP packet seen on a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -26,6 +28,10 @@ pub struct Packet {
     pub payload_len: u16,
     /// The flow id and direction written in the payload, when there is one.
     pub tag: Option<Tag>,
+    /// ICMP type and code (`proto` 1); an echo's identifier is in `sport`.
+    pub icmp: Option<(u8, u8)>,
+    /// For an ICMP error, the tuple of the packet it is about (the header it quotes).
+    pub inner: Option<Tuple>,
 }
 
 /// The harness's payload marker: `HXQ <flow> <k>` from the client, `HXR <flow> <k>` back.
@@ -48,11 +54,22 @@ pub fn reply_payload(flow: u32, k: u32) -> String {
     format!("HXR {flow} {k}\n")
 }
 
-/// Reads `HXQ <flow> <k>` / `HXR <flow> <k>` at the start of a payload.
+/// The payload of the k-th packet the harness crafts for flow `flow`.
+pub fn crafted_payload(flow: u32, k: u32) -> String {
+    format!("HXC {flow} {k}\n")
+}
+
+/// A late datagram the server sends a UDP flow's client after it closed (a RELATED probe).
+pub fn late_payload(flow: u32) -> String {
+    format!("HXL {flow} 0\n")
+}
+
+/// Reads `HXQ|HXC <flow> <k>` (client side) / `HXR|HXL <flow> <k>` (server side) at the start
+/// of a payload.
 pub fn parse_tag(payload: &[u8]) -> Option<(Tag, u32)> {
     let request = match payload.get(..4)? {
-        b"HXQ " => true,
-        b"HXR " => false,
+        b"HXQ " | b"HXC " => true,
+        b"HXR " | b"HXL " => false,
         _ => return None,
     };
     let text = std::str::from_utf8(&payload[4..payload.len().min(32)]).ok()?;
@@ -85,6 +102,8 @@ pub fn parse(frame: &[u8]) -> Option<Packet> {
         flags: 0,
         payload_len: 0,
         tag: None,
+        icmp: None,
+        inner: None,
     };
     let payload = match ip.get_next_level_protocol() {
         IpNextHeaderProtocols::Tcp => {
@@ -103,6 +122,24 @@ pub fn parse(frame: &[u8]) -> Option<Packet> {
             p.dport = u.get_destination();
             &l4[8.min(l4.len())..]
         }
+        IpNextHeaderProtocols::Icmp => {
+            if l4.len() < 8 {
+                return None;
+            }
+            let (typ, code) = (l4[0], l4[1]);
+            p.icmp = Some((typ, code));
+            match typ {
+                // echo reply / request: identifier and sequence number
+                0 | 8 => {
+                    p.sport = u16::from_be_bytes([l4[4], l4[5]]);
+                    p.seq = u32::from(u16::from_be_bytes([l4[6], l4[7]]));
+                }
+                // destination unreachable, time exceeded: the quoted header
+                3 | 11 => p.inner = quoted_tuple(&l4[8..]),
+                _ => {}
+            }
+            &l4[8..]
+        }
         _ => return None,
     };
     p.payload_len = payload.len() as u16;
@@ -110,8 +147,30 @@ pub fn parse(frame: &[u8]) -> Option<Packet> {
     Some(p)
 }
 
+/// The tuple of the IPv4 header (and first 8 bytes) an ICMP error quotes.
+fn quoted_tuple(b: &[u8]) -> Option<Tuple> {
+    let ip = Ipv4Packet::new(b)?;
+    let hl = ip.get_header_length() as usize * 4;
+    let l4 = b.get(hl..hl + 4)?;
+    Some(Tuple {
+        proto: ip.get_next_level_protocol().0,
+        src: ip.get_source(),
+        dst: ip.get_destination(),
+        sport: u16::from_be_bytes([l4[0], l4[1]]),
+        dport: u16::from_be_bytes([l4[2], l4[3]]),
+    })
+}
+
 /// A short name for a packet in messages: `SYN`, `SYN-ACK`, `ACK`, `data`, `FIN`, `RST`, `datagram`.
 pub fn kind(p: &Packet) -> &'static str {
+    match p.icmp {
+        Some((0, _)) => return "echo reply",
+        Some((8, _)) => return "echo request",
+        Some((3, 3)) => return "ICMP port unreachable",
+        Some((3, _)) => return "ICMP unreachable",
+        Some(_) => return "ICMP",
+        None => {}
+    }
     if p.proto != 6 {
         return "datagram";
     }
@@ -152,6 +211,40 @@ mod tests {
             ))
         );
         assert_eq!(parse_tag(b"GET / HTTP/1.1"), None);
+    }
+
+    #[test]
+    fn an_icmp_error_names_the_tuple_it_quotes() {
+        // Port unreachable from Saturn about Neptune's late datagram to 40009.
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 9, 0, 0, 64, 1, 0, 0, 192, 168, 157, 3, 172, 16, 1, 100,
+        ];
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        let quoted_ip = [
+            0x45, 0, 0, 28, 0, 1, 0, 0, 63, 17, 0, 0, 172, 16, 1, 100, 192, 168, 157, 3,
+        ];
+        icmp.extend_from_slice(&quoted_ip);
+        icmp.extend_from_slice(&[0, 53, 0x9c, 0x49, 0, 8, 0, 0]);
+        let total = (20 + icmp.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        let p = parse(&f).expect("parses");
+        assert_eq!(p.icmp, Some((3, 3)));
+        assert_eq!(kind(&p), "ICMP port unreachable");
+        let t = p.inner.expect("quotes a header");
+        assert_eq!(
+            (t.proto, t.src, t.sport, t.dst, t.dport),
+            (
+                17,
+                "172.16.1.100".parse().unwrap(),
+                53,
+                "192.168.157.3".parse().unwrap(),
+                40009
+            )
+        );
     }
 
     #[test]

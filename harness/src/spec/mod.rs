@@ -729,6 +729,9 @@ fn flows(
             raw::ProtoDef::Tcp => Proto::Tcp,
             raw::ProtoDef::Udp => Proto::Udp,
         };
+        if t.related_probe && proto != Proto::Udp {
+            return Err(doc.err(&format!("{path}.related_probe"), "a RELATED probe (a late datagram answered by ICMP port unreachable) is for UDP traffic"));
+        }
         for _ in 0..t.flows {
             let id = out.len() as u32 + 1;
             if id > 25000 {
@@ -745,6 +748,7 @@ fn flows(
                 dial,
                 round_trips: t.round_trips,
                 timeout,
+                related_probe: t.related_probe,
             });
         }
     }

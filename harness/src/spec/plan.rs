@@ -198,6 +198,9 @@ pub struct FlowSpec {
     pub dial: SocketAddrV4,
     pub round_trips: u32,
     pub timeout: Duration,
+    /// UDP: once done and closed, the client gets a late datagram from the server, which its
+    /// kernel answers with ICMP port unreachable: a RELATED packet of the flow.
+    pub related_probe: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -202,6 +202,8 @@ pub struct TrafficDef {
     pub round_trips: u32,
     #[serde(default)]
     pub timeout: Option<String>,
+    #[serde(default)]
+    pub related_probe: bool,
 }
 
 fn one() -> u32 {

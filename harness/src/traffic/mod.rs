@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 
 use crate::lab::Lab;
-use crate::observe::packet::{parse_tag, reply_payload, request_payload};
+use crate::observe::packet::{late_payload, parse_tag, reply_payload, request_payload};
 use crate::observe::ClientOutcome;
 use crate::spec::{FlowSpec, Proto};
 
@@ -62,7 +62,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
                     .run(move || std::net::UdpSocket::bind(addr))?
                     .map_err(|e| ctx(e, &node, addr))?;
                 s.set_nonblocking(true)?;
-                udp_servers.push(s);
+                udp_servers.push((addr, s));
             }
         }
     }
@@ -108,17 +108,24 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
         for l in tcp_listeners {
             tokio::spawn(serve_tcp(TcpListener::from_std(l)?, Arc::clone(&seen)));
         }
-        for s in udp_servers {
-            tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen)));
+        let mut probes: BTreeMap<SocketAddr, mpsc::UnboundedSender<Probe>> = BTreeMap::new();
+        for (addr, s) in udp_servers {
+            let (tx, rx) = mpsc::unbounded_channel();
+            probes.insert(addr, tx);
+            tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen), rx));
         }
         let mut running = Vec::new();
         for f in flows {
             let sock = socks.remove(&f.id).expect("a socket per flow");
             let (tx, rx) = oneshot::channel();
             let flow = f.clone();
+            let probe = f
+                .related_probe
+                .then(|| probes.get(&SocketAddr::V4(f.server)).cloned())
+                .flatten();
             running.push((
                 f.id,
-                tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
+                tokio::spawn(async move { run_flow(&flow, sock, tx, probe).await }),
             ));
             let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
         }
@@ -180,11 +187,27 @@ async fn serve_tcp(l: TcpListener, seen: Seen) {
     }
 }
 
-async fn serve_udp(s: UdpSocket, seen: Seen) {
+/// A client asking its UDP server to send it a late datagram: (flow, done).
+type Probe = (u32, oneshot::Sender<()>);
+
+async fn serve_udp(s: UdpSocket, seen: Seen, mut probes: mpsc::UnboundedReceiver<Probe>) {
     let mut buf = [0u8; 2048];
-    while let Ok((n, peer)) = s.recv_from(&mut buf).await {
-        if let Some((f, k)) = record(&seen, &buf[..n], peer) {
-            let _ = s.send_to(reply_payload(f, k).as_bytes(), peer).await;
+    let mut peers: BTreeMap<u32, SocketAddr> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            got = s.recv_from(&mut buf) => {
+                let Ok((n, peer)) = got else { return };
+                if let Some((f, k)) = record(&seen, &buf[..n], peer) {
+                    peers.insert(f, peer);
+                    let _ = s.send_to(reply_payload(f, k).as_bytes(), peer).await;
+                }
+            }
+            Some((f, done)) = probes.recv() => {
+                if let Some(peer) = peers.get(&f) {
+                    let _ = s.send_to(late_payload(f).as_bytes(), *peer).await;
+                }
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -197,7 +220,12 @@ fn human(d: Duration) -> String {
     }
 }
 
-async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> ClientOutcome {
+async fn run_flow(
+    f: &FlowSpec,
+    sock: ClientSock,
+    first: oneshot::Sender<()>,
+    probe: Option<mpsc::UnboundedSender<Probe>>,
+) -> ClientOutcome {
     let deadline = Instant::now() + f.timeout;
     let late = || format!("no answer within {}", human(f.timeout));
     let mut out = ClientOutcome::default();
@@ -299,6 +327,19 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                 answered();
             }
             out.completed = true;
+            // Close, then have the server send one more datagram: the kernel answers it with
+            // ICMP port unreachable, RELATED to the flow's conntrack entry.
+            if let Some(probe) = probe {
+                drop(s);
+                let (tx, rx) = oneshot::channel();
+                if probe.send((f.id, tx)).is_ok() {
+                    let _ = timeout_at(
+                        deadline.max(Instant::now() + Duration::from_millis(100)),
+                        rx,
+                    )
+                    .await;
+                }
+            }
         }
     }
     out

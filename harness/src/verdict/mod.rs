@@ -47,6 +47,8 @@ pub struct FlowPath {
     pub mark: Option<u32>,
     pub completed: bool,
     pub client_error: Option<String>,
+    /// With a RELATED probe: whether an ICMP error of the flow was seen.
+    pub related_seen: Option<bool>,
     /// Distinct packets seen, both ways (retransmissions count).
     pub packets: u32,
     pub drops: Vec<DropSite>,
@@ -221,7 +223,14 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
     let mut per_flow: BTreeMap<u32, HashMap<Key, Hop>> = BTreeMap::new();
     let mut copies: HashMap<(usize, u32, Key), u32> = HashMap::new();
     for s in &obs.sightings {
-        let Some(&(flow, dir)) = tuples.get(&tuple_of(&s.pkt)) else {
+        // An ICMP error belongs to the flow of the packet it quotes, going the other way.
+        let found = match s.pkt.inner {
+            Some(inner) => tuples
+                .get(&inner)
+                .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
+            None => tuples.get(&tuple_of(&s.pkt)).copied(),
+        };
+        let Some((flow, dir)) = found else {
             continue;
         };
         let p = &s.pkt;
@@ -251,21 +260,27 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
                 .remove(&f.id)
                 .map(|m| m.into_values().collect())
                 .unwrap_or_default();
-            // Order packets by their sighting on the link they started on: one capture thread
-            // saw all of those in order, while timestamps from different links' threads can
-            // disagree by more than the time between two packets.
+            // Order packets by their sighting on the client's link, where one capture thread
+            // saw both directions in order; failing that, on the link they started on.
+            // Timestamps from different links' threads can disagree by more than the time
+            // between two packets.
             hops.sort_by_key(|h| {
                 let origin = if h.dir == Dir::Out {
                     &f.client_node
                 } else {
                     &f.server_node
                 };
-                h.seen
-                    .iter()
-                    .filter(|(_, from, _)| *from == origin)
-                    .map(|(s, ..)| s.t_ns)
-                    .min()
-                    .unwrap_or(h.first_t)
+                let at = |pick: &dyn Fn(&str, &str) -> bool| {
+                    h.seen
+                        .iter()
+                        .filter(|(_, from, to)| pick(from, to))
+                        .map(|(s, ..)| s.t_ns)
+                        .min()
+                };
+                at(&|from, to| from == f.client_node || to == f.client_node)
+                    .map(|t| (0, t))
+                    .or_else(|| at(&|from, _| from == origin).map(|t| (1, t)))
+                    .unwrap_or((2, h.first_t))
             });
             let mut p = flow_path(topo, f, &hops, obs, marks.get(&f.id).copied());
             if let Some(src) = sources
@@ -331,7 +346,7 @@ fn flow_path(
     let mut back = Vec::new();
     let mut first_out = None;
     let mut drops: Vec<DropSite> = Vec::new();
-    // Runs of similar packets for the story: (dir, uplink, source there, died at, kinds, count).
+    // Groups of similar packets for the story: (dir, uplink and source there, died at, kinds, count).
     type Run = (
         Dir,
         Option<(String, Ipv4Addr)>,
@@ -366,8 +381,13 @@ fn flow_path(
             }
         }
         let kind = packet::kind(h.pkt());
-        match runs.last_mut() {
-            Some(r) if r.0 == h.dir && r.1 == fate.uplink && r.2 == fate.died => {
+        // Packets that went the same way and met the same fate are told together, in the
+        // order the first of them was seen.
+        match runs
+            .iter_mut()
+            .find(|r| r.0 == h.dir && r.1 == fate.uplink && r.2 == fate.died)
+        {
+            Some(r) => {
                 if !r.3.contains(&kind) {
                     r.3.push(kind);
                 }
@@ -417,6 +437,9 @@ fn flow_path(
         mark,
         completed: client.completed,
         client_error: client.error,
+        related_seen: f
+            .related_probe
+            .then(|| hops.iter().any(|h| h.pkt().inner.is_some())),
         packets: hops.len() as u32,
         drops,
         story,
@@ -599,6 +622,9 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             }
         }
         Check::OneUplink => {
+            if p.completed && p.related_seen == Some(false) {
+                return Some("its RELATED probe drew no ICMP error on any link: the late datagram was lost, or the client did not answer it".into());
+            }
             let mut all = p.out.clone();
             for b in &p.back {
                 push_unique(&mut all, b);

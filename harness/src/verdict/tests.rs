@@ -88,6 +88,8 @@ impl<'a> Obs<'a> {
                     flow: (sport - 40000) as u32,
                     request: true,
                 }),
+                icmp: None,
+                inner: None,
             };
             self.obs.sightings.push(Sighting {
                 link: i,
