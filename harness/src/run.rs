@@ -132,6 +132,13 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
         what: "driving traffic".into(),
         source,
     })?;
+    let mut driven = driven;
+    let crafted =
+        traffic::craft::inject(&lab, &plan.topology, &plan.flows).map_err(|source| Error::Io {
+            what: "injecting crafted packets".into(),
+            source,
+        })?;
+    driven.clients.extend(crafted);
     t.traffic = clock.elapsed();
 
     let clock = Instant::now();

@@ -81,7 +81,14 @@ pub fn load(scenario: &Path) -> Result<Plan, SpecError> {
     let topology = topology(&topo_file, &topo_text)?;
 
     let rules = node_rules(&doc, dir, &topology, raw.rules)?;
-    let flows = flows(&doc, &topology, &raw.traffic)?;
+    let mut flows = flows(&doc, &topology, &raw.traffic)?;
+    crafted(&doc, &topology, &raw.craft, &mut flows)?;
+    if flows.is_empty() {
+        return Err(doc.err(
+            "traffic",
+            "no traffic: add at least one entry under `traffic:` (or `craft:`)",
+        ));
+    }
     let expectations = expectations(&doc, &topology, &flows, raw.expect)?;
     let expected_failure = match raw.expect_failure {
         None => None,
@@ -610,12 +617,6 @@ fn flows(
 ) -> Result<Vec<FlowSpec>, SpecError> {
     let mut out = Vec::new();
     let mut names = BTreeSet::new();
-    if traffic.is_empty() {
-        return Err(doc.err(
-            "traffic",
-            "no traffic: add at least one entry under `traffic:`",
-        ));
-    }
     for (i, t) in traffic.iter().enumerate() {
         let path = format!("traffic[{i}]");
         let group = t
@@ -749,10 +750,98 @@ fn flows(
                 round_trips: t.round_trips,
                 timeout,
                 related_probe: t.related_probe,
+                craft: None,
             });
         }
     }
     Ok(out)
+}
+
+/// Crafted packets become flows after the traffic's, one per `count`.
+fn crafted(
+    doc: &Doc,
+    topo: &Topology,
+    raw: &[raw::CraftDef],
+    flows: &mut Vec<FlowSpec>,
+) -> Result<(), SpecError> {
+    for (i, c) in raw.iter().enumerate() {
+        let path = format!("craft[{i}]");
+        let group = c.name.clone().unwrap_or_else(|| format!("craft{}", i + 1));
+        if !valid_name(&group) || flows.iter().any(|f| f.group == group) {
+            return Err(doc.err(
+                &format!("{path}.name"),
+                format!(
+                    "name `{group}`: letters, digits, `-`, `_`, not used by another traffic entry"
+                ),
+            ));
+        }
+        let kind = match c.packet.as_str() {
+            "echo-reply" => CraftKind::EchoReply,
+            other => {
+                return Err(doc.err(
+                    &format!("{path}.packet"),
+                    format!("unknown packet `{other}`; the harness crafts: echo-reply"),
+                ))
+            }
+        };
+        let Some(link) = topo.link(&c.link) else {
+            let have: Vec<&str> = topo.links.iter().map(|l| l.name.as_str()).collect();
+            return Err(doc.err(
+                &format!("{path}.link"),
+                unknown_name("link", &c.link, &have, "links:"),
+            ));
+        };
+        if link.a.node != c.from && link.b.node != c.from {
+            return Err(doc.err(
+                &format!("{path}.from"),
+                format!(
+                    "`{}` is not an end of link `{}` ({} and {})",
+                    c.from, c.link, link.a.node, link.b.node
+                ),
+            ));
+        }
+        let addr = |key: &str, text: &str| -> Result<Ipv4Addr, SpecError> {
+            text.parse().map_err(|_| {
+                doc.err(
+                    &format!("{path}.{key}"),
+                    format!("`{text}` is not an IPv4 address"),
+                )
+            })
+        };
+        let (src, dst) = (addr("src", &c.src)?, addr("dst", &c.dst)?);
+        // The node that owns the destination, if any, is where the packet is delivered.
+        let to_node = topo
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .find(|e| e.addrs.iter().any(|a| a.addr() == dst))
+            .map_or_else(|| "none".to_string(), |e| e.node.clone());
+        if c.count == 0 {
+            return Err(doc.err(&format!("{path}.count"), "`count` starts at 1"));
+        }
+        for _ in 0..c.count {
+            let id = flows.len() as u32 + 1;
+            flows.push(FlowSpec {
+                id,
+                group: group.clone(),
+                proto: Proto::Icmp,
+                client_node: c.from.clone(),
+                client: SocketAddrV4::new(src, id as u16),
+                server_node: to_node.clone(),
+                server: SocketAddrV4::new(dst, 0),
+                dial: SocketAddrV4::new(dst, 0),
+                round_trips: 1,
+                timeout: DEFAULT_TIMEOUT,
+                related_probe: false,
+                craft: Some(Craft {
+                    kind,
+                    link: c.link.clone(),
+                    from: c.from.clone(),
+                }),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn expectations(
@@ -844,6 +933,14 @@ fn expectations(
             }
             None => {}
         }
+        if let Some(l) = &e.leaves_via {
+            let to = if l == "none" {
+                None
+            } else {
+                Some(uplink(format!("{path}.leaves_via"), l)?)
+            };
+            checks.push(Check::LeavesVia(to));
+        }
         if let Some(c) = e.completes {
             checks.push(Check::Completes(c));
         }
@@ -851,7 +948,7 @@ fn expectations(
             1 => checks.pop().expect("one"),
             0 => return Err(doc.err(
                 &path,
-                "an expectation states one of: via, sequence, source, mark, one_uplink, completes, split",
+                "an expectation states one of: via, sequence, source, mark, one_uplink, completes, split, leaves_via",
             )),
             _ => {
                 return Err(doc.err(

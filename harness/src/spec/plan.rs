@@ -162,6 +162,8 @@ pub struct NodeRules {
 pub enum Proto {
     Tcp,
     Udp,
+    /// Crafted ICMP packets (`craft:`).
+    Icmp,
 }
 
 impl Proto {
@@ -169,6 +171,7 @@ impl Proto {
         match self {
             Proto::Tcp => 6,
             Proto::Udp => 17,
+            Proto::Icmp => 1,
         }
     }
 }
@@ -178,6 +181,7 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
         })
     }
 }
@@ -201,6 +205,24 @@ pub struct FlowSpec {
     /// UDP: once done and closed, the client gets a late datagram from the server, which its
     /// kernel answers with ICMP port unreachable: a RELATED packet of the flow.
     pub related_probe: bool,
+    /// For a crafted packet: where it is injected. `client` is then its source address and
+    /// ICMP id, `dial` its destination.
+    pub craft: Option<Craft>,
+}
+
+/// A packet the harness builds and injects on a link, from one of its ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Craft {
+    pub kind: CraftKind,
+    pub link: String,
+    /// The node whose end sends it.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CraftKind {
+    /// An ICMP echo reply no request went out for: INVALID in conntrack.
+    EchoReply,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +239,8 @@ pub enum Check {
     OneUplink,
     /// Every round trip got its answer (or, with `false`, not).
     Completes(bool),
+    /// The router sent the flow's packets out on this uplink and no other; `None`: on none.
+    LeavesVia(Option<String>),
     /// The flows split between uplinks by these weights, within the binomial bound for their
     /// number (uplinks in the order written).
     Split(Vec<(String, u32)>),
@@ -232,6 +256,7 @@ impl Check {
             Check::OneUplink => "one_uplink",
             Check::Completes(_) => "completes",
             Check::Split(_) => "split",
+            Check::LeavesVia(_) => "leaves_via",
         }
     }
 }
@@ -252,6 +277,8 @@ impl fmt::Display for Check {
             Check::OneUplink => write!(f, "every packet on one uplink"),
             Check::Completes(true) => write!(f, "completes"),
             Check::Completes(false) => write!(f, "does not complete"),
+            Check::LeavesVia(Some(l)) => write!(f, "the router sends it out via {l}"),
+            Check::LeavesVia(None) => write!(f, "the router sends it out on no uplink"),
             Check::Split(w) => write!(
                 f,
                 "split {} (binomial bound, false-failure rate ≤ 1e-6)",

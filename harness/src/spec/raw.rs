@@ -137,7 +137,11 @@ pub struct Scenario {
     pub description: Option<String>,
     #[serde(default)]
     pub rules: Ordered<NodeRulesDef>,
+    #[serde(default)]
     pub traffic: Vec<TrafficDef>,
+    /// Packets the harness builds and injects on a link.
+    #[serde(default)]
+    pub craft: Vec<CraftDef>,
     pub expect: Vec<ExpectDef>,
     #[serde(default)]
     pub expect_failure: Option<ExpectFailureDef>,
@@ -255,8 +259,26 @@ pub struct ExpectDef {
     pub source: Option<Ordered<String>>,
     pub mark: Option<Ordered<u32>>,
     pub one_uplink: Option<bool>,
+    pub leaves_via: Option<String>,
     pub split: Option<Ordered<u32>>,
     pub completes: Option<bool>,
+}
+
+/// `{ name, packet: echo-reply, link: wan2, from: isp2, src: ADDR, dst: ADDR, count: N }`
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a crafted packet: `packet:`, `link:`, `from:`, `src:`, `dst:`"
+)]
+pub struct CraftDef {
+    pub name: Option<String>,
+    pub packet: String,
+    pub link: String,
+    pub from: String,
+    pub src: String,
+    pub dst: String,
+    #[serde(default = "one")]
+    pub count: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,8 +36,17 @@ enum ClientSock {
     Udp(std::net::UdpSocket),
 }
 
-/// Runs every flow to its end (completed or timed out).
+pub mod craft;
+
+/// Runs every flow to its end (completed or timed out); crafted packets are left to
+/// [`craft::inject`].
 pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
+    let flows: Vec<FlowSpec> = flows
+        .iter()
+        .filter(|f| f.craft.is_none())
+        .cloned()
+        .collect();
+    let flows = &flows[..];
     // Servers: one socket per (node, protocol, address, port).
     let servers: BTreeSet<(String, Proto, SocketAddrV4)> = flows
         .iter()
@@ -56,6 +65,8 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
                 l.set_nonblocking(true)?;
                 tcp_listeners.push(l);
             }
+            // Crafted packets need no server: `craft::inject` sends them.
+            Proto::Icmp => {}
             Proto::Udp => {
                 let s = lab
                     .ns(&node)
@@ -86,6 +97,11 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
                                 s.set_reuseaddr(true)?;
                                 s.bind(SocketAddr::V4(f.client))?;
                                 ClientSock::Tcp(s)
+                            }
+                            Proto::Icmp => {
+                                return Err(io::Error::other(
+                                    "crafted packets are injected, not driven",
+                                ))
                             }
                             Proto::Udp => {
                                 let s = std::net::UdpSocket::bind(f.client)?;

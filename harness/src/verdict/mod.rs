@@ -41,6 +41,10 @@ pub struct FlowPath {
     pub out: Vec<String>,
     /// Uplinks its replies came back on, in order of first use.
     pub back: Vec<String>,
+    /// The source address the flow's first packet had on its uplink.
+    pub first_out_source: Option<Ipv4Addr>,
+    /// Uplinks the router itself sent the flow's packets out on, either way.
+    pub router_out: Vec<String>,
     /// The uplink its first packet left on: the router's choice for the flow.
     pub first_out: Option<String>,
     pub source_seen: Option<Ipv4Addr>,
@@ -221,7 +225,9 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
     // another (a retransmitted SYN-ACK can repeat its IP id).
     type Key = (Dir, u16, u32, u32, u8, u16, u32);
     let mut per_flow: BTreeMap<u32, HashMap<Key, Hop>> = BTreeMap::new();
-    let mut copies: HashMap<(usize, u32, Key), u32> = HashMap::new();
+    // The n-th copy of a packet crossing a link one way matches the n-th on another link; a
+    // packet sent back out the link it came in on crosses it the other way and stays one.
+    let mut copies: HashMap<(usize, bool, u32, Key), u32> = HashMap::new();
     for s in &obs.sightings {
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
         let found = match s.pkt.inner {
@@ -235,7 +241,9 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
         };
         let p = &s.pkt;
         let base: Key = (dir, p.ip_id, p.seq, p.ack, p.flags, p.payload_len, 0);
-        let n = copies.entry((s.link, flow, base)).or_insert(0);
+        let n = copies
+            .entry((s.link, p.src_mac == topo.links[s.link].a.mac, flow, base))
+            .or_insert(0);
         let key = (base.0, base.1, base.2, base.3, base.4, base.5, *n);
         *n += 1;
         let link = &topo.links[s.link];
@@ -301,7 +309,12 @@ struct Fate {
 }
 
 fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
-    let uplink = h.seen.iter().find_map(|(s, ..)| {
+    let origin = if h.dir == Dir::Out {
+        f.client_node.as_str()
+    } else {
+        f.server_node.as_str()
+    };
+    let uplink = path_order(&h.seen, origin).into_iter().find_map(|(s, ..)| {
         let name = &topo.links[s.link].name;
         topo.router
             .uplinks
@@ -329,6 +342,24 @@ fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
     Fate { uplink, died }
 }
 
+/// A packet's sightings along its path: from `origin`, each next one sent by the node the
+/// previous one reached; any left over (a path the captures saw only in part) after, by time.
+fn path_order<'a>(
+    seen: &'a [(&'a Sighting, &'a str, &'a str)],
+    origin: &str,
+) -> Vec<&'a (&'a Sighting, &'a str, &'a str)> {
+    let mut left: Vec<&(&Sighting, &str, &str)> = seen.iter().collect();
+    let mut out = Vec::with_capacity(seen.len());
+    let mut at = origin;
+    while let Some(i) = left.iter().position(|(_, from, _)| *from == at) {
+        let next = left.remove(i);
+        at = next.2;
+        out.push(next);
+    }
+    out.extend(left);
+    out
+}
+
 fn push_unique(v: &mut Vec<String>, s: &str) {
     if !v.iter().any(|x| x == s) {
         v.push(s.to_string());
@@ -345,6 +376,8 @@ fn flow_path(
     let mut out = Vec::new();
     let mut back = Vec::new();
     let mut first_out = None;
+    let mut router_out = Vec::new();
+    let mut first_out_source = None;
     let mut drops: Vec<DropSite> = Vec::new();
     // Groups of similar packets for the story: (dir, uplink and source there, died at, kinds, count).
     type Run = (
@@ -357,13 +390,33 @@ fn flow_path(
     let mut runs: Vec<Run> = Vec::new();
     for h in hops {
         let fate = fate(topo, f, h);
-        if let Some((l, _)) = &fate.uplink {
-            match h.dir {
-                Dir::Out => {
-                    push_unique(&mut out, l);
-                    first_out.get_or_insert_with(|| l.clone());
-                }
-                Dir::Back => push_unique(&mut back, l),
+        if let Some((l, src)) = &fate.uplink {
+            if h.dir == Dir::Out && first_out.is_none() {
+                first_out = Some(l.clone());
+                first_out_source = Some(*src);
+            }
+        }
+        // Every uplink the packet crossed (a packet in transit crosses two), in path order.
+        let origin = if h.dir == Dir::Out {
+            f.client_node.as_str()
+        } else {
+            f.server_node.as_str()
+        };
+        for (sg, from, _) in path_order(&h.seen, origin) {
+            let name = &topo.links[sg.link].name;
+            if !topo.router.uplinks.contains(name) {
+                continue;
+            }
+            push_unique(
+                if h.dir == Dir::Out {
+                    &mut out
+                } else {
+                    &mut back
+                },
+                name,
+            );
+            if *from == topo.router.node {
+                push_unique(&mut router_out, name);
             }
         }
         if let Some((node, link)) = &fate.died {
@@ -432,7 +485,9 @@ fn flow_path(
         client: f.client,
         out,
         back,
+        router_out,
         first_out,
+        first_out_source,
         source_seen: obs.server_saw.get(&f.id).copied(),
         mark,
         completed: client.completed,
@@ -598,7 +653,10 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
                     "left via {l}; the server saw source {a}, expected {want}"
                 )),
                 None => Some(with_drops(format!(
-                    "left via {l}; the server saw nothing of it (expected source {want})"
+                    "left via {l}{}; the server saw nothing of it (expected source {want})",
+                    p.first_out_source
+                        .map(|a| format!(" with source {a}"))
+                        .unwrap_or_default()
                 ))),
             }
         }
@@ -650,6 +708,18 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
         },
         // Judged on the flows together, in `check`.
         Check::Split(_) => None,
+        Check::LeavesVia(want) => {
+            let got = &p.router_out;
+            match want {
+                Some(l) if got == std::slice::from_ref(l) => None,
+                None if got.is_empty() => None,
+                _ => Some(with_drops(format!(
+                    "{router} sent it out via {}, expected {}",
+                    list(got),
+                    want.as_deref().unwrap_or("no uplink")
+                ))),
+            }
+        }
     }
 }
 
