@@ -128,7 +128,7 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
     t.capture_start = clock.elapsed();
 
     let clock = Instant::now();
-    let driven = traffic::drive(&lab, &plan.flows).map_err(|source| Error::Io {
+    let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {
         what: "driving traffic".into(),
         source,
     })?;

@@ -165,6 +165,25 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Sets `iface` of `node` up or down; same as `ip link set dev IFACE up|down` there.
+    pub fn set_link(&self, node: &str, iface: &str, on: bool) -> Result<(), LabError> {
+        let name = iface.to_string();
+        self.netlink(node, move |h| async move {
+            let idx = index_of(&h, &name).await?;
+            let msg = if on {
+                LinkUnspec::new_with_index(idx).up().build()
+            } else {
+                LinkUnspec::new_with_index(idx).down().build()
+            };
+            h.link().set(msg).execute().await.map_err(|e| {
+                (
+                    format!("setting `{name}` {}", if on { "up" } else { "down" }),
+                    e,
+                )
+            })
+        })
+    }
+
     /// Runs `f(node)` on a thread inside `node`.
     fn in_node<T: Send + 'static>(
         &self,

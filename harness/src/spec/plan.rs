@@ -21,6 +21,18 @@ pub struct Plan {
     pub flows: Vec<FlowSpec>,
     pub expectations: Vec<Expectation>,
     pub expected_failure: Option<ExpectedFailure>,
+    /// Link state changes between traffic groups.
+    pub events: Vec<Event>,
+}
+
+/// A link end set down or up once every earlier flow is done, before a traffic group starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub before_group: String,
+    pub link: String,
+    pub node: String,
+    pub iface: String,
+    pub up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

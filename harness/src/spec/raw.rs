@@ -142,6 +142,9 @@ pub struct Scenario {
     /// Packets the harness builds and injects on a link.
     #[serde(default)]
     pub craft: Vec<CraftDef>,
+    /// Links going down or up between traffic groups.
+    #[serde(default)]
+    pub events: Vec<EventDef>,
     pub expect: Vec<ExpectDef>,
     #[serde(default)]
     pub expect_failure: Option<ExpectFailureDef>,
@@ -262,6 +265,19 @@ pub struct ExpectDef {
     pub leaves_via: Option<String>,
     pub split: Option<Ordered<u32>>,
     pub completes: Option<bool>,
+}
+
+/// `{ before: TRAFFIC, down: LINK, end: NODE }` or `{ before: TRAFFIC, up: LINK, end: NODE }`
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an event: `before: TRAFFIC` and `down: LINK` or `up: LINK`"
+)]
+pub struct EventDef {
+    pub before: String,
+    pub down: Option<String>,
+    pub up: Option<String>,
+    pub end: Option<String>,
 }
 
 /// `{ name, packet: echo-reply, link: wan2, from: isp2, src: ADDR, dst: ADDR, count: N }`

@@ -18,7 +18,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::lab::Lab;
 use crate::observe::packet::{late_payload, parse_tag, reply_payload, request_payload};
 use crate::observe::ClientOutcome;
-use crate::spec::{FlowSpec, Proto};
+use crate::spec::{Event, FlowSpec, Proto};
 
 /// The longest the next flow waits for the previous one's first answer.
 const START_GAP: Duration = Duration::from_millis(200);
@@ -40,7 +40,7 @@ pub mod craft;
 
 /// Runs every flow to its end (completed or timed out); crafted packets are left to
 /// [`craft::inject`].
-pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
+pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<TrafficResult> {
     let flows: Vec<FlowSpec> = flows
         .iter()
         .filter(|f| f.craft.is_none())
@@ -131,7 +131,27 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
             tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen), rx));
         }
         let mut running = Vec::new();
+        let mut out = BTreeMap::new();
+        let mut group = "";
         for f in flows {
+            // Entering a traffic group with events: let every earlier flow finish, then change
+            // the links.
+            if f.group != group {
+                group = &f.group;
+                let now: Vec<&Event> = events
+                    .iter()
+                    .filter(|e| e.before_group == f.group)
+                    .collect();
+                if !now.is_empty() {
+                    for (id, h) in running.drain(..) {
+                        out.insert(id, finished(h).await);
+                    }
+                    for e in now {
+                        lab.set_link(&e.node, &e.iface, e.up)
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                    }
+                }
+            }
             let sock = socks.remove(&f.id).expect("a socket per flow");
             let (tx, rx) = oneshot::channel();
             let flow = f.clone();
@@ -145,13 +165,8 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
             ));
             let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
         }
-        let mut out = BTreeMap::new();
         for (id, h) in running {
-            let outcome = h.await.unwrap_or_else(|e| ClientOutcome {
-                error: Some(format!("client task failed: {e}")),
-                ..Default::default()
-            });
-            out.insert(id, outcome);
+            out.insert(id, finished(h).await);
         }
         Ok::<_, io::Error>(out)
     })?;
@@ -160,6 +175,13 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec]) -> io::Result<TrafficResult> {
     Ok(TrafficResult {
         clients,
         server_saw,
+    })
+}
+
+async fn finished(h: tokio::task::JoinHandle<ClientOutcome>) -> ClientOutcome {
+    h.await.unwrap_or_else(|e| ClientOutcome {
+        error: Some(format!("client task failed: {e}")),
+        ..Default::default()
     })
 }
 
