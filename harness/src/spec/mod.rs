@@ -940,7 +940,12 @@ fn expectations(
         let path = format!("expect[{i}]");
         let mut checks = Vec::new();
         if let Some(l) = &e.via {
-            checks.push(Check::Via(uplink(format!("{path}.via"), l)?));
+            let to = if l == "none" {
+                None
+            } else {
+                Some(uplink(format!("{path}.via"), l)?)
+            };
+            checks.push(Check::Via(to));
         }
         if let Some(seq) = &e.sequence {
             if seq.is_empty() {

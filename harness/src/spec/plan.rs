@@ -239,8 +239,9 @@ pub enum CraftKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    /// Every packet of the flow, both ways, crossed this uplink and no other.
-    Via(String),
+    /// Every packet of the flow, both ways, crossed this uplink and no other; `None`: no
+    /// uplink at all (traffic that stays on the router's LAN side).
+    Via(Option<String>),
     /// The n-th selected flow left via `seq[n % len]`.
     Sequence(Vec<String>),
     /// The server saw this source address, by the uplink the flow left on.
@@ -282,7 +283,8 @@ impl fmt::Display for Check {
                 .join(", ")
         }
         match self {
-            Check::Via(l) => write!(f, "via {l}"),
+            Check::Via(Some(l)) => write!(f, "via {l}"),
+            Check::Via(None) => write!(f, "via no uplink"),
             Check::Sequence(s) => write!(f, "sequence {}, …", s.join(", ")),
             Check::Source(m) => write!(f, "source seen {}", map(m)),
             Check::Mark(m) => write!(f, "conntrack mark {}", map(m)),

@@ -390,33 +390,41 @@ fn flow_path(
     let mut runs: Vec<Run> = Vec::new();
     for h in hops {
         let fate = fate(topo, f, h);
-        if let Some((l, src)) = &fate.uplink {
-            if h.dir == Dir::Out && first_out.is_none() {
+        // An ICMP error that a router on the way sends about the flow (net unreachable, say)
+        // is told in the story, but it is not the flow's own traffic on an uplink.
+        let started_by = h
+            .seen
+            .iter()
+            .map(|(_, from, _)| *from)
+            .find(|from| !h.seen.iter().any(|(_, _, to)| to == from));
+        let own = h.pkt().inner.is_none()
+            || started_by.is_none_or(|n| n == f.client_node || n == f.server_node);
+        if own {
+            if let (Some((l, src)), Dir::Out, None) = (&fate.uplink, h.dir, &first_out) {
                 first_out = Some(l.clone());
                 first_out_source = Some(*src);
             }
-        }
-        // Every uplink the packet crossed (a packet in transit crosses two), in path order.
-        let origin = if h.dir == Dir::Out {
-            f.client_node.as_str()
-        } else {
-            f.server_node.as_str()
-        };
-        for (sg, from, _) in path_order(&h.seen, origin) {
-            let name = &topo.links[sg.link].name;
-            if !topo.router.uplinks.contains(name) {
-                continue;
-            }
-            push_unique(
-                if h.dir == Dir::Out {
-                    &mut out
-                } else {
-                    &mut back
-                },
-                name,
-            );
-            if *from == topo.router.node {
-                push_unique(&mut router_out, name);
+            // Every uplink the packet crossed (a packet in transit crosses two), in path order.
+            let origin = if h.dir == Dir::Out {
+                f.client_node.as_str()
+            } else {
+                f.server_node.as_str()
+            };
+            for (sg, from, _) in path_order(&h.seen, origin) {
+                let name = &topo.links[sg.link].name;
+                if topo.router.uplinks.contains(name) {
+                    push_unique(
+                        if h.dir == Dir::Out {
+                            &mut out
+                        } else {
+                            &mut back
+                        },
+                        name,
+                    );
+                    if *from == topo.router.node {
+                        push_unique(&mut router_out, name);
+                    }
+                }
             }
         }
         if let Some((node, link)) = &fate.died {
@@ -612,7 +620,14 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
         None => msg,
     };
     match c {
-        Check::Via(l) => {
+        Check::Via(None) => (!p.out.is_empty() || !p.back.is_empty()).then(|| {
+            with_drops(format!(
+                "crossed uplinks: out via {}, back via {}; expected none",
+                list(&p.out),
+                list(&p.back)
+            ))
+        }),
+        Check::Via(Some(l)) => {
             if p.out != [l.clone()] {
                 Some(with_drops(format!(
                     "left via {}, expected only {l}",
