@@ -150,7 +150,14 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
         .count();
     capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(1));
     capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
-    let sightings = capture.stop();
+    let (sightings, losses) = capture.stop();
+    if !losses.is_empty() {
+        let links: Vec<String> = losses
+            .iter()
+            .map(|(i, n)| format!("{n} on `{}`", plan.topology.links[*i].name))
+            .collect();
+        return Err(Error::CaptureLost(links.join(", ")));
+    }
     let conntrack =
         observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {
             what: format!(

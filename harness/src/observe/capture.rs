@@ -2,6 +2,7 @@
 //! inside that node before any traffic, read by its own thread until stopped.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -23,8 +24,15 @@ pub struct Capture {
     /// ICMP errors seen on the watched links.
     icmp_errors: Arc<AtomicU64>,
     start: Instant,
-    threads: Vec<JoinHandle<Vec<Sighting>>>,
+    threads: Vec<JoinHandle<(Vec<Sighting>, u32)>>,
 }
+
+/// Packets the kernel dropped before a capture thread could read them, by link index.
+pub type Losses = Vec<(usize, u32)>;
+
+/// Each capture socket's receive buffer: room for a long burst while its thread waits for a
+/// CPU (a busy 2-core machine can hold it back for tens of milliseconds).
+const RCVBUF: libc::c_int = 8 << 20;
 
 impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
@@ -37,7 +45,7 @@ impl Capture {
         let mut threads = Vec::new();
         for (i, link) in topo.links.iter().enumerate() {
             let iface = link.a.iface.clone();
-            let rx = lab
+            let (rx, fd) = lab
                 .ns(&link.a.node)
                 .run(move || open(&iface))?
                 .map_err(|e| {
@@ -55,7 +63,19 @@ impl Capture {
                 thread::Builder::new()
                     .name(format!("cap-{}", link.name))
                     .spawn(move || {
-                        read_until_stopped(i, rx, &stop, &last_ns, errors.as_deref(), start)
+                        let mut rx = rx;
+                        let seen = read_until_stopped(
+                            i,
+                            &mut rx,
+                            &stop,
+                            &last_ns,
+                            errors.as_deref(),
+                            start,
+                        );
+                        // Read the drop counter while the receiver still holds the socket open.
+                        let drops = dropped(fd);
+                        drop(rx);
+                        (seen, drops)
                     })?,
             );
         }
@@ -88,15 +108,21 @@ impl Capture {
         }
     }
 
-    /// Stops every capture once its socket is drained; sightings sorted by time.
-    pub fn stop(mut self) -> Vec<Sighting> {
+    /// Stops every capture once its socket is drained: the sightings sorted by time, and the
+    /// links where the kernel dropped packets no thread read in time.
+    pub fn stop(mut self) -> (Vec<Sighting>, Losses) {
         self.stop.store(true, Ordering::Relaxed);
-        let mut all: Vec<Sighting> = std::mem::take(&mut self.threads)
-            .into_iter()
-            .flat_map(|t| t.join().unwrap_or_default())
-            .collect();
+        let mut all = Vec::new();
+        let mut losses = Vec::new();
+        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            let (seen, drops) = t.join().unwrap_or_default();
+            all.extend(seen);
+            if drops > 0 {
+                losses.push((i, drops));
+            }
+        }
         all.sort_by_key(|s| (s.t_ns, s.link, s.seq));
-        all
+        (all, losses)
     }
 }
 
@@ -111,26 +137,75 @@ impl Drop for Capture {
     }
 }
 
-fn open(iface: &str) -> io::Result<Box<dyn DataLinkReceiver>> {
+/// An AF_PACKET socket on `iface` with a large receive buffer, read through pnet; also its fd,
+/// for the drop counter.
+fn open(iface: &str) -> io::Result<(Box<dyn DataLinkReceiver>, RawFd)> {
     let ni = pnet_datalink::interfaces()
         .into_iter()
         .find(|i| i.name == iface)
         .ok_or_else(|| io::Error::other(format!("no interface `{iface}`")))?;
+    // SAFETY: plain socket(2) and setsockopt(2) calls on an fd this function owns until it
+    // hands it to pnet, which closes it with the channel.
+    let fd = unsafe {
+        // Protocol 0: the socket receives nothing until pnet binds it to the interface with
+        // ETH_P_ALL. Created with ETH_P_ALL it would hook every packet at once, and re-binding
+        // would wait out an RCU grace period (about 12 ms per link).
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let size = &RCVBUF as *const libc::c_int as *const libc::c_void;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SO_RCVBUFFORCE passes net.core.rmem_max (needs CAP_NET_ADMIN); else take what we can.
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size, len) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size, len);
+        }
+        fd
+    };
     let config = Config {
         read_timeout: Some(POLL),
         read_buffer_size: 65536,
         promiscuous: false,
+        socket_fd: Some(fd),
         ..Config::default()
     };
     match pnet_datalink::channel(&ni, config)? {
-        Channel::Ethernet(_tx, rx) => Ok(rx),
+        Channel::Ethernet(_tx, rx) => Ok((rx, fd)),
         _ => Err(io::Error::other("not an Ethernet channel")),
+    }
+}
+
+/// Packets the kernel dropped on this capture socket (PACKET_STATISTICS; reading resets it).
+fn dropped(fd: RawFd) -> u32 {
+    #[repr(C)]
+    #[derive(Default)]
+    struct TpacketStats {
+        packets: u32,
+        drops: u32,
+    }
+    let mut st = TpacketStats::default();
+    let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: getsockopt(2) writes at most `len` bytes into `st`, which is that large; the fd
+    // is still open (the receiver that owns it is alive until this thread returns).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut st as *mut TpacketStats).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        st.drops
+    } else {
+        0
     }
 }
 
 fn read_until_stopped(
     link: usize,
-    mut rx: Box<dyn DataLinkReceiver>,
+    rx: &mut Box<dyn DataLinkReceiver>,
     stop: &AtomicBool,
     last_ns: &AtomicU64,
     icmp_errors: Option<&AtomicU64>,
