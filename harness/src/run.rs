@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::install;
+use crate::install::Backend;
 use crate::lab::{Lab, Netns};
 use crate::observe::{self, capture::Capture, Observations};
-use crate::spec::{Plan, RuleKind};
+use crate::spec::{Plan, RuleKind, RuleSource};
 use crate::traffic;
 use crate::verdict::{self, Verdict};
 
@@ -55,21 +56,20 @@ pub struct RunResult {
 
 /// Checks, before anything is built, that the tools the rule files need are installed and
 /// that namespaces can be created.
-pub fn preflight(plan: &Plan) -> Result<(), Error> {
+pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
+    // Rule files whose kind is known before they are generated.
     for kind in RuleKind::ALL {
         let users: Vec<String> = plan
             .rules
             .iter()
-            .flat_map(|r| {
-                r.files
-                    .iter()
-                    .filter(|f| f.kind == kind)
-                    .map(|f| f.path.display().to_string())
-            })
+            .flat_map(|r| r.sources.iter())
+            .filter(|s| matches!(s, RuleSource::File { kind: k, .. } if *k == kind))
+            .map(RuleSource::describe)
             .collect();
-        if !users.is_empty() && find_in_path(kind.tool()).is_none() {
+        let tool = install::tool(kind, backend);
+        if !users.is_empty() && find_in_path(tool).is_none() {
             return Err(Error::MissingTool {
-                tool: kind.tool(),
+                tool,
                 package: kind.package(),
                 why: users.join(", "),
             });
@@ -99,14 +99,25 @@ pub fn run_file(path: &Path) -> Result<RunResult, Error> {
 
 /// Runs a validated plan. Whatever happens, the lab is gone when this returns.
 pub fn run(plan: &Plan) -> Result<RunResult, Error> {
-    preflight(plan)?;
+    run_with(plan, Options::default())
+}
+
+/// How to run: which iptables implementation loads `iptables:` rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub backend: Backend,
+}
+
+/// Runs a validated plan with `opts`.
+pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
+    preflight(plan, opts.backend)?;
     let mut t = Timings::default();
     let clock = Instant::now();
     let lab = Lab::build(plan)?;
     t.build = clock.elapsed();
 
     let clock = Instant::now();
-    install::install(&lab, plan)?;
+    install::install(&lab, plan, opts.backend)?;
     t.install = clock.elapsed();
 
     let clock = Instant::now();

@@ -1,5 +1,6 @@
-//! Rule sets into a node with the real tools: `iptables-restore FILE`, `nft -f FILE`,
-//! `ip -batch FILE`, each spawned inside the node's namespace.
+//! Rule sets into a node with the real tools (iptables-restore, `nft -f`, `ip -batch`,
+//! `ipset restore`, `sysctl -p`), each spawned inside the node's namespace and fed the rules on
+//! its stdin: from a rule file, a section of a bundle, or what a generator printed.
 //!
 //! Named routing tables (`table rt_link1`) resolve without touching the host: the tool runs
 //! in a private mount namespace where a generated rt_tables file is bind-mounted over
@@ -7,6 +8,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,7 +18,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
 use crate::lab::Lab;
-use crate::spec::{NodeRules, Plan, RuleFile, RuleKind};
+use crate::spec::{NodeRules, Plan, RuleKind, RuleSource};
 
 #[derive(Debug, Error)]
 pub enum InstallError {
@@ -38,7 +40,15 @@ pub enum InstallError {
         node: String,
         said: String,
     },
-    #[error("running `{tool}` in node `{node}`: {source}")]
+    #[error("{shown}: {msg}")]
+    Source { shown: String, msg: String },
+    #[error("generator `{line}` for node `{node}` failed: {said}")]
+    Generator {
+        line: String,
+        node: String,
+        said: String,
+    },
+    #[error("running `{tool}` in node `{node}`: {source} (is it installed? apt-get install iptables nftables iproute2 ipset procps)")]
     Spawn {
         tool: &'static str,
         node: String,
@@ -50,18 +60,48 @@ pub enum InstallError {
 /// Where iproute2 reads table names, first match wins.
 const RT_TABLES: [&str; 2] = ["/etc/iproute2/rt_tables", "/usr/share/iproute2/rt_tables"];
 
-/// Installs every node's rule files, in order.
-pub fn install(lab: &Lab, plan: &Plan) -> Result<(), InstallError> {
-    for rules in &plan.rules {
-        install_node(lab, rules)?;
-    }
-    Ok(())
+/// The iptables implementation `iptables:` rule files are loaded with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// `iptables-restore`, whichever implementation the system's alternatives choose.
+    #[default]
+    System,
+    /// iptables-nft: the rules become nf_tables (Debian's default).
+    Nft,
+    /// iptables-legacy: the old x_tables.
+    Legacy,
 }
 
-fn install_node(lab: &Lab, rules: &NodeRules) -> Result<(), InstallError> {
-    let tables = (!rules.tables.is_empty()).then(|| rt_tables(rules));
-    for f in &rules.files {
-        run_tool(lab, &rules.node, f, tables.as_deref())?;
+/// The program that loads rules of `kind`.
+pub fn tool(kind: RuleKind, backend: Backend) -> &'static str {
+    match (kind, backend) {
+        (RuleKind::Iptables, Backend::System) => "iptables-restore",
+        (RuleKind::Iptables, Backend::Nft) => "iptables-nft-restore",
+        (RuleKind::Iptables, Backend::Legacy) => "iptables-legacy-restore",
+        (k, _) => k.tool(),
+    }
+}
+
+/// One text a tool loads: a rule file, a section of a bundle, or what a generator printed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loadable {
+    pub kind: RuleKind,
+    /// Where it came from, for messages.
+    pub shown: String,
+    /// The line of `shown` that the text's first line is.
+    pub first_line: usize,
+    pub text: String,
+}
+
+/// Installs every node's rule set, in order.
+pub fn install(lab: &Lab, plan: &Plan, backend: Backend) -> Result<(), InstallError> {
+    for rules in &plan.rules {
+        let tables = (!rules.tables.is_empty()).then(|| rt_tables(rules));
+        for source in &rules.sources {
+            for l in materialize(lab, plan, &rules.node, source, tables.as_deref())? {
+                run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
+            }
+        }
     }
     Ok(())
 }
@@ -75,30 +115,220 @@ fn rt_tables(rules: &NodeRules) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// The texts a rule source stands for: a file, the sections of a bundle, a generator's output.
+fn materialize(
+    lab: &Lab,
+    plan: &Plan,
+    node: &str,
+    source: &RuleSource,
+    tables: Option<&[u8]>,
+) -> Result<Vec<Loadable>, InstallError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| InstallError::Source {
+            shown: display_path(path),
+            msg: e.to_string(),
+        })
+    };
+    let sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
+        let parts = split_bundle(&text).map_err(|msg| InstallError::Source {
+            shown: shown.clone(),
+            msg,
+        })?;
+        Ok(parts
+            .into_iter()
+            .map(|(kind, first_line, text)| Loadable {
+                kind,
+                shown: shown.clone(),
+                first_line,
+                text,
+            })
+            .collect())
+    };
+    match source {
+        RuleSource::File { kind, path } => Ok(vec![Loadable {
+            kind: *kind,
+            shown: display_path(path),
+            first_line: 1,
+            text: read(path)?,
+        }]),
+        RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
+        RuleSource::Command { line, cwd, kind } => {
+            let facts = crate::spec::facts(&plan.topology, node).to_string();
+            let out = run_generator(lab, node, line, cwd, &facts, tables)?;
+            let shown = format!("output of generator `{line}`");
+            match kind {
+                Some(k) => Ok(vec![Loadable {
+                    kind: *k,
+                    shown,
+                    first_line: 1,
+                    text: out,
+                }]),
+                None => sections(shown, out),
+            }
+        }
+    }
+}
+
+/// Splits a bundle into its `### KIND` sections: (kind, line of its first line, text). Text
+/// before any header is one section whose kind is told from its first rule line.
+pub fn split_bundle(text: &str) -> Result<Vec<(RuleKind, usize, String)>, String> {
+    let mut out: Vec<(Option<RuleKind>, usize, String)> = vec![(None, 1, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        if let Some(name) = line.trim().strip_prefix("### ") {
+            let kind = RuleKind::from_name(name.trim()).ok_or_else(|| {
+                format!("line {}: `### {}` is no kind of rules: use ### iptables, nft, ip, ipset or sysctl", i + 1, name.trim())
+            })?;
+            out.push((Some(kind), i + 2, String::new()));
+            continue;
+        }
+        let last = out.last_mut().expect("one section");
+        last.2.push_str(line);
+        last.2.push('\n');
+    }
+    let mut sections = Vec::new();
+    for (kind, first, body) in out {
+        let first_rule = body
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'));
+        let kind = match (kind, first_rule) {
+            (Some(k), _) => k,
+            (None, None) => continue,
+            (None, Some(l)) => detect(l).ok_or_else(|| {
+                format!("cannot tell what rules `{l}` are: head the section with `### iptables` (or nft, ip, ipset, sysctl)")
+            })?,
+        };
+        sections.push((kind, first, body));
+    }
+    if sections.is_empty() {
+        return Err("there are no rules in it".into());
+    }
+    Ok(sections)
+}
+
+/// The kind of rules a line belongs to, from how it starts.
+fn detect(line: &str) -> Option<RuleKind> {
+    let first = line.split_whitespace().next()?;
+    if line.starts_with('*')
+        || line.starts_with(':')
+        || ["-A", "-I", "-N", "COMMIT"].contains(&first)
+    {
+        Some(RuleKind::Iptables)
+    } else if ["table", "flush", "add", "define", "include", "delete"].contains(&first) {
+        Some(RuleKind::Nft)
+    } else if first == "create" {
+        Some(RuleKind::Ipset)
+    } else if first.starts_with("net.") || first.starts_with("kernel.") {
+        Some(RuleKind::Sysctl)
+    } else if [
+        "route", "rule", "link", "address", "addr", "neigh", "nexthop",
+    ]
+    .contains(&first)
+    {
+        Some(RuleKind::Ip)
+    } else {
+        None
+    }
+}
+
+/// Runs a generator inside `node`: the topology's facts on its stdin and in the file named by
+/// `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200); `HARNESS_NODE` names the node.
+fn run_generator(
+    lab: &Lab,
+    node: &str,
+    line: &str,
+    cwd: &Path,
+    facts: &str,
+    tables: Option<&[u8]>,
+) -> Result<String, InstallError> {
+    let failed = |msg: String| InstallError::Generator {
+        line: line.to_string(),
+        node: node.to_string(),
+        said: msg,
+    };
+    let memfd =
+        nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| failed(e.to_string()))?;
+    let mut file = std::fs::File::from(memfd);
+    std::io::Write::write_all(&mut file, facts.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{TOPOLOGY_FD}"))
+        .env("HARNESS_NODE", node);
+    let out = run_with_input(
+        lab,
+        node,
+        cmd,
+        tables,
+        Some(file.as_raw_fd()),
+        facts.as_bytes(),
+    )
+    .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(failed(if said.is_empty() {
+            format!("{} and printed nothing on stderr", out.status)
+        } else {
+            format!("{}:\n  {}", out.status, said.replace('\n', "\n  "))
+        }));
+    }
+    String::from_utf8(out.stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
+}
+
+/// The fd number a generator finds the topology's facts on.
+const TOPOLOGY_FD: RawFd = 200;
+
+/// Spawns `cmd` in `node`, writes `input` to its stdin, and waits for it.
+fn run_with_input(
+    lab: &Lab,
+    node: &str,
+    mut cmd: Command,
+    tables: Option<&[u8]>,
+    keep: Option<RawFd>,
+    input: &[u8],
+) -> io::Result<std::process::Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn_in(lab, node, cmd, tables, keep)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_vec();
+    // Written from another thread: a tool may fill its output pipes before reading it all.
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output()?;
+    // A tool that stops reading early (it rejected a line) closes the pipe: not our error.
+    let _ = writer.join();
+    Ok(out)
+}
+
 fn run_tool(
     lab: &Lab,
     node: &str,
-    file: &RuleFile,
+    l: &Loadable,
     tables: Option<&[u8]>,
+    backend: Backend,
 ) -> Result<(), InstallError> {
-    let tool = file.kind.tool();
+    let tool = tool(l.kind, backend);
     let mut cmd = Command::new(tool);
-    match file.kind {
-        RuleKind::Iptables => cmd.arg(&file.path),
-        RuleKind::Nft => cmd.arg("-f").arg(&file.path),
-        RuleKind::Ip => cmd.arg("-batch").arg(&file.path),
-        RuleKind::Ipset => cmd.arg("restore").arg("-file").arg(&file.path),
-        RuleKind::Sysctl => cmd.arg("-q").arg("-p").arg(&file.path),
+    // Every tool reads the rules on its stdin: generated rules never touch the disk.
+    match (l.kind, backend) {
+        (RuleKind::Iptables, Backend::Legacy) => cmd.arg("-w"),
+        (RuleKind::Iptables, Backend::Nft | Backend::System) => &mut cmd,
+        (RuleKind::Nft, _) => cmd.arg("-f").arg("/dev/stdin"),
+        (RuleKind::Ip, _) => cmd.arg("-batch").arg("-"),
+        (RuleKind::Ipset, _) => cmd.arg("restore"),
+        (RuleKind::Sysctl, _) => cmd.arg("-q").arg("-p").arg("/dev/stdin"),
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = spawn_in(lab, node, cmd, tables).and_then(|c| c.wait_with_output());
-    let out = out.map_err(|source| InstallError::Spawn {
-        tool,
-        node: node.to_string(),
-        source,
-    })?;
+    let out =
+        run_with_input(lab, node, cmd, tables, None, l.text.as_bytes()).map_err(|source| {
+            InstallError::Spawn {
+                tool,
+                node: node.to_string(),
+                source,
+            }
+        })?;
     if out.status.success() {
         return Ok(());
     }
@@ -108,7 +338,7 @@ fn run_tool(
     } else {
         said
     };
-    Err(rejection(node, file, &said))
+    Err(rejection(node, l, tool, &said))
 }
 
 /// Spawns `cmd` inside `node`'s namespace. With `tables`, the command also gets a private
@@ -123,6 +353,7 @@ pub fn spawn_in(
     node: &str,
     mut cmd: Command,
     tables: Option<&[u8]>,
+    keep: Option<RawFd>,
 ) -> io::Result<std::process::Child> {
     let ns = lab.ns(node).clone();
     let tables = match tables {
@@ -137,14 +368,20 @@ pub fn spawn_in(
     const SCRATCH: &CStr = c"/tmp";
     const FILE: &CStr = c"/tmp/rt_tables";
     // SAFETY: the closure runs in the forked child before exec and only makes syscalls
-    // (prctl, setns, unshare, mount, open, write, close, umount2) on values prepared before
-    // the fork; it allocates nothing.
+    // (prctl, setns, dup2, unshare, mount, open, write, close, umount2) on values prepared
+    // before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+            // dup2 clears close-on-exec on the copy: the program (and its children) inherit it.
+            if let Some(fd) = keep {
+                if libc::dup2(fd, TOPOLOGY_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if let Some((bytes, target)) = &tables {
                 unshare(CloneFlags::CLONE_NEWNS)?;
                 mount(
@@ -197,12 +434,15 @@ fn cstr(p: &Path) -> io::Result<CString> {
 /// Turns a tool's complaint into `file:line` with the offending line quoted, when the tool
 /// names a line (`Error occurred at line: 5`, `Command failed FILE:3`, `FILE:3:1-5: Error`) or
 /// the line can be found from what it quotes.
-fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
-    let shown = display_path(&file.path);
-    let tool = file.kind.tool();
-    let content = std::fs::read_to_string(&file.path).unwrap_or_default();
-    let lines: Vec<&str> = content.lines().collect();
-    let located = match find_line(said, &file.path.to_string_lossy()) {
+fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str) -> InstallError {
+    let shown = l.shown.clone();
+    // The name a tool gives its stdin in messages (`/dev/stdin:3:1-5`, `Command failed -:3`).
+    let stdin_name = match l.kind {
+        RuleKind::Nft | RuleKind::Sysctl => "/dev/stdin",
+        _ => "-",
+    };
+    let lines: Vec<&str> = l.text.lines().collect();
+    let located = match find_line(said, stdin_name) {
         Some(n) => Some(match jump_before_commit(&lines, n, said) {
             Some((k, chain)) => (
                 k,
@@ -214,7 +454,7 @@ fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
             ),
             None => (n, String::new()),
         }),
-        None if file.kind == RuleKind::Ip => line_quoted(&lines, said).map(|(k, w)| {
+        None if l.kind == RuleKind::Ip => line_quoted(&lines, said).map(|(k, w)| {
             let note = format!("\n  ({tool} names no line; this is the first line with `{w}`)");
             (k, note)
         }),
@@ -227,7 +467,8 @@ fn rejection(node: &str, file: &RuleFile, said: &str) -> InstallError {
     match quoted {
         Some((line, text, note)) => InstallError::RejectedLine {
             file: shown,
-            line,
+            // A section of a bundle starts further down its file.
+            line: l.first_line - 1 + line,
             text: text.to_string(),
             tool,
             node: node.to_string(),

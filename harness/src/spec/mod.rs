@@ -2,6 +2,7 @@
 //! found here, before anything is built, with `file:line:col`.
 
 mod error;
+mod facts;
 pub mod locate;
 pub mod plan;
 mod raw;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 pub use error::SpecError;
+pub use facts::facts;
 use locate::YamlIndex;
 pub use plan::*;
 
@@ -330,6 +332,17 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
             _ => {}
         }
     }
+    for (l, _) in &r.weights.0 {
+        if !r.uplinks.contains(l) {
+            return Err(doc.err_key(
+                &format!("router.weights.{l}"),
+                format!(
+                    "`{l}` is not one of the router's uplinks ({})",
+                    r.uplinks.join(", ")
+                ),
+            ));
+        }
+    }
     Ok(Topology {
         name: raw.name.unwrap_or_else(|| stem(file)),
         file: file.to_path_buf(),
@@ -338,6 +351,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
         router: Router {
             node: r.node.clone(),
             uplinks: r.uplinks.clone(),
+            weights: r.weights.0.clone(),
         },
     })
 }
@@ -577,6 +591,34 @@ fn node_rules(
         let mut files = Vec::new();
         for (i, f) in def.files.into_iter().enumerate() {
             let fpath = format!("{path}.files[{i}]");
+            if let Some(line) = f.generate {
+                let kind = match f.as_kind.as_deref() {
+                    None => None,
+                    Some(k) => Some(RuleKind::from_name(k).ok_or_else(|| {
+                        doc.err(
+                            &format!("{fpath}.as"),
+                            format!("`as: {k}`: one of iptables, nft, ip, ipset, sysctl"),
+                        )
+                    })?),
+                };
+                if f.iptables.is_some()
+                    || f.nft.is_some()
+                    || f.ip.is_some()
+                    || f.ipset.is_some()
+                    || f.sysctl.is_some()
+                {
+                    return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
+                }
+                files.push(RuleSource::Command {
+                    line,
+                    cwd: dir.to_path_buf(),
+                    kind,
+                });
+                continue;
+            }
+            if f.as_kind.is_some() {
+                return Err(doc.err(&format!("{fpath}.as"), "`as:` goes with `generate:`"));
+            }
             let mut given: Vec<(RuleKind, String)> = [
                 (RuleKind::Iptables, f.iptables),
                 (RuleKind::Nft, f.nft),
@@ -601,12 +643,12 @@ fn node_rules(
                     ),
                 ));
             }
-            files.push(RuleFile { kind, path: full });
+            files.push(RuleSource::File { kind, path: full });
         }
         out.push(NodeRules {
             node,
             tables,
-            files,
+            sources: files,
         });
     }
     Ok(out)

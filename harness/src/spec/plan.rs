@@ -110,6 +110,8 @@ pub struct Route {
 pub struct Router {
     pub node: String,
     pub uplinks: Vec<String>,
+    /// Each uplink's share for a weighted balancer (default 1), told to rule generators.
+    pub weights: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +129,21 @@ pub enum RuleKind {
 }
 
 impl RuleKind {
+    pub fn from_name(s: &str) -> Option<RuleKind> {
+        RuleKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The key that names it in YAML and in `### KIND` headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::Iptables => "iptables",
+            RuleKind::Nft => "nft",
+            RuleKind::Ip => "ip",
+            RuleKind::Ipset => "ipset",
+            RuleKind::Sysctl => "sysctl",
+        }
+    }
+
     pub const ALL: [RuleKind; 5] = [
         RuleKind::Iptables,
         RuleKind::Nft,
@@ -155,10 +172,64 @@ impl RuleKind {
     }
 }
 
+/// Where one part of a node's rule set comes from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RuleFile {
-    pub kind: RuleKind,
-    pub path: PathBuf,
+pub enum RuleSource {
+    /// A rule file as the router would load it.
+    File { kind: RuleKind, path: PathBuf },
+    /// A file holding one or more sections, each headed `### iptables` (or nft, ip, ipset,
+    /// sysctl); without a header, the kind is told from the first line.
+    Bundle(PathBuf),
+    /// A generator: a shell command run inside the node, given the topology's facts as JSON;
+    /// what it prints is loaded, as a bundle or as `kind`.
+    Command {
+        line: String,
+        cwd: PathBuf,
+        kind: Option<RuleKind>,
+    },
+}
+
+impl RuleSource {
+    /// `scenarios/dual-isp/jupiter.iptables`, or `generator `./gen``, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            RuleSource::File { path, .. } | RuleSource::Bundle(path) => path.display().to_string(),
+            RuleSource::Command { line, .. } => format!("generator `{line}`"),
+        }
+    }
+
+    /// `NODE=SPEC` from the command line: an executable file or a command line is a generator;
+    /// another file is a bundle. Relative paths and commands start from `cwd`.
+    pub fn parse_override(
+        text: &str,
+        cwd: &std::path::Path,
+    ) -> Result<(String, RuleSource), String> {
+        let (node, spec) = text
+            .split_once('=')
+            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+            .ok_or_else(|| format!("`--rules {text}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"))?;
+        let path = cwd.join(spec);
+        let source = match path.metadata() {
+            Ok(m) if m.is_file() => {
+                use std::os::unix::fs::PermissionsExt;
+                if m.permissions().mode() & 0o111 != 0 {
+                    RuleSource::Command {
+                        line: spec.to_string(),
+                        cwd: cwd.to_path_buf(),
+                        kind: None,
+                    }
+                } else {
+                    RuleSource::Bundle(path)
+                }
+            }
+            _ => RuleSource::Command {
+                line: spec.to_string(),
+                cwd: cwd.to_path_buf(),
+                kind: None,
+            },
+        };
+        Ok((node.to_string(), source))
+    }
 }
 
 /// The rule set of one node, loaded in order.
@@ -167,7 +238,7 @@ pub struct NodeRules {
     pub node: String,
     /// Routing table names the rule files use (`rt_link1 = 251`), private to the lab.
     pub tables: Vec<(String, u32)>,
-    pub files: Vec<RuleFile>,
+    pub sources: Vec<RuleSource>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -352,6 +423,32 @@ impl Topology {
 }
 
 impl Plan {
+    /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names.
+    pub fn override_rules(&mut self, node: &str, sources: Vec<RuleSource>) -> Result<(), String> {
+        if self.topology.node(node).is_none() {
+            let have: Vec<&str> = self
+                .topology
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect();
+            return Err(format!(
+                "{}: `--rules {node}=…`: the topology has no node `{node}` (it has {})",
+                self.file.display(),
+                have.join(", ")
+            ));
+        }
+        match self.rules.iter_mut().find(|r| r.node == node) {
+            Some(r) => r.sources = sources,
+            None => self.rules.push(NodeRules {
+                node: node.to_string(),
+                tables: Vec::new(),
+                sources,
+            }),
+        }
+        Ok(())
+    }
+
     /// Makes the plan drive `total` flows, scaling every traffic group in proportion and
     /// renumbering the flows; expectations keep their groups. Used by `harness bench`.
     pub fn with_flow_count(&self, total: usize) -> Plan {

@@ -124,6 +124,8 @@ pub struct LinkDef {
 pub struct RouterDef {
     pub node: String,
     pub uplinks: Vec<String>,
+    #[serde(default)]
+    pub weights: Ordered<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +175,10 @@ pub struct RuleFileDef {
     pub ip: Option<String>,
     pub ipset: Option<String>,
     pub sysctl: Option<String>,
+    /// A generator command; `as:` says what it prints (default: a bundle with `### KIND` headers).
+    pub generate: Option<String>,
+    #[serde(rename = "as")]
+    pub as_kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

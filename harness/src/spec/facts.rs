@@ -1,0 +1,80 @@
+//! What a rule generator is told about the lab: the topology's facts as JSON. Pure.
+
+use serde_json::{json, Value};
+
+use super::{End, Topology};
+
+fn end(e: &End) -> Value {
+    json!({
+        "node": e.node,
+        "iface": e.iface,
+        "addresses": e.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "mac": e.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+    })
+}
+
+/// The facts for a generator making `node`'s rules: every node's interfaces, every link, and
+/// the router's LAN ports and uplinks with their address, gateway and weight.
+///
+/// ```json
+/// { "node": "jupiter", "topology": "jupiter",
+///   "router": { "node": "jupiter",
+///     "lan": [ { "link": "lan", "iface": "eth0", "address": "192.168.157.253", "prefix": 24, "network": "192.168.157.0/24" } ],
+///     "uplinks": [ { "link": "wan1", "iface": "eth1", "address": "10.37.1.253", "prefix": 24,
+///                    "network": "10.37.1.0/24", "gateway": "10.37.1.254", "weight": 1 }, … ] },
+///   "nodes": [ … ], "links": [ … ] }
+/// ```
+pub fn facts(topo: &Topology, node: &str) -> Value {
+    let r = &topo.router;
+    let port = |link: &super::Link| {
+        let (mine, peer) = if link.a.node == r.node {
+            (&link.a, &link.b)
+        } else {
+            (&link.b, &link.a)
+        };
+        let a = mine.addrs.first();
+        json!({
+            "link": link.name,
+            "iface": mine.iface,
+            "address": a.map(|a| a.addr().to_string()),
+            "prefix": a.map(|a| a.prefix_len()),
+            "network": a.map(|a| a.trunc().to_string()),
+            "gateway": peer.addrs.first().map(|p| p.addr().to_string()),
+            "weight": r.weights.iter().find(|(l, _)| *l == link.name).map_or(1, |(_, w)| *w),
+        })
+    };
+    let ours = |l: &&super::Link| l.a.node == r.node || l.b.node == r.node;
+    json!({
+        "node": node,
+        "topology": topo.name,
+        "router": {
+            "node": r.node,
+            "uplinks": r.uplinks.iter().filter_map(|u| topo.link(u)).map(port).collect::<Vec<_>>(),
+            "lan": topo.links.iter().filter(ours).filter(|l| !r.uplinks.contains(&l.name)).map(port).collect::<Vec<_>>(),
+        },
+        "nodes": topo.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "interfaces": topo.ends_of(&n.name).map(end).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "links": topo.links.iter().map(|l| json!({ "name": l.name, "a": end(&l.a), "b": end(&l.b) })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{load, repo_path};
+
+    #[test]
+    fn the_router_s_uplinks_come_with_address_gateway_and_weight() {
+        let plan = load(&repo_path("scenarios/dual-isp.yaml")).expect("valid");
+        let f = super::facts(&plan.topology, "jupiter");
+        let up = &f["router"]["uplinks"];
+        assert_eq!(up[1]["iface"], "eth2");
+        assert_eq!(up[1]["address"], "10.37.2.253");
+        assert_eq!(up[1]["gateway"], "10.37.2.254");
+        assert_eq!(up[1]["network"], "10.37.2.0/24");
+        assert_eq!(up[1]["weight"], 1);
+        assert_eq!(f["router"]["lan"][0]["iface"], "eth0");
+        assert_eq!(f["nodes"].as_array().map(Vec::len), Some(6));
+    }
+}
