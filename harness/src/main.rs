@@ -1,22 +1,59 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use harness::error::chain;
-use harness::{report, run, spec, Exit};
+use harness::install::Backend;
+use harness::run::{self, Options};
+use harness::spec::{self, Plan, RuleSource};
+use harness::verdict::{compare, Outcome, Verdict};
+use harness::{report, Exit};
 
 /// Proves, on the real Linux kernel, which path every connection takes through a multi-WAN
 /// router.
 ///
 /// Exit codes: 0 every expectation held (or a scenario declared broken broke exactly as
-/// declared); 1 a flow broke an expectation; 2 could not judge (bad input, missing privileges
-/// or tools, the kernel refused the lab).
+/// declared); 1 a flow broke an expectation (`diff`: something changed); 2 could not judge
+/// (bad input, a generator or tool that failed, missing privileges or tools, the kernel refused
+/// the lab, a capture that lost packets).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct RuleArgs {
+    /// Replace NODE's rule set: NODE=FILE (a bundle: sections headed `### iptables`, `### ip`,
+    /// …; one section may go without a header) or NODE=COMMAND (a generator: it gets the
+    /// topology's facts as JSON and prints a bundle). Repeat for more parts or nodes.
+    #[arg(long = "rules", value_name = "NODE=FILE|COMMAND")]
+    rules: Vec<String>,
+    /// The iptables implementation that loads `iptables:` rules.
+    #[arg(long, value_enum, default_value_t = BackendArg::System)]
+    backend: BackendArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// `iptables-restore`, as the system's alternatives choose
+    System,
+    /// `iptables-nft-restore`
+    Nft,
+    /// `iptables-legacy-restore`
+    Legacy,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::System => Backend::System,
+            BackendArg::Nft => Backend::Nft,
+            BackendArg::Legacy => Backend::Legacy,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -26,9 +63,28 @@ enum Cmd {
         /// Scenario files.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
+    },
+    /// Run scenarios (files, or folders of them) against given rules: one line each; exit 1
+    /// when a flow takes another path than a scenario expects. Scenarios declared broken are
+    /// skipped: they test the harness, not the rules.
+    Gate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Run scenarios with two rule sets (`--rules NODE=A --rules NODE=B`) and print only what
+    /// changed, per flow; splits are compared with a two-sample test. Exit 1 when anything did.
+    Diff {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Validate scenario files without building anything (no root needed).
     Check {
@@ -50,7 +106,13 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Run { scenarios, dump } => run_all(&scenarios, dump),
+        Cmd::Run {
+            scenarios,
+            rules,
+            dump,
+        } => run_all(&scenarios, &rules, dump),
+        Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
+        Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
         Cmd::Check { scenarios } => check_all(&scenarios),
         Cmd::Bench {
             scenario,
@@ -66,37 +128,105 @@ fn fail(e: &dyn std::error::Error) -> u8 {
     Exit::CANNOT_JUDGE
 }
 
-fn run_all(paths: &[PathBuf], dump: bool) -> u8 {
-    // Validate everything first: bad input is found before any lab is built.
-    let mut plans = Vec::new();
-    for p in paths {
-        match spec::load(p) {
-            Ok(plan) => plans.push(plan),
-            Err(e) => return fail(&e),
+fn fail_msg(msg: &str) -> u8 {
+    eprintln!("error: {msg}");
+    Exit::CANNOT_JUDGE
+}
+
+/// Scenario files: files as given, folders searched for `*.yaml`, in name order.
+fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
         }
     }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// `--rules` arguments, parsed against the current directory, in order.
+fn overrides(rules: &[String]) -> Result<Vec<(String, RuleSource)>, String> {
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    rules
+        .iter()
+        .map(|r| RuleSource::parse_override(r, &cwd))
+        .collect()
+}
+
+/// Applies overrides: each node named gets exactly the sources given for it, in order.
+fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, String> {
+    let mut plan = plan.clone();
+    let mut nodes: Vec<&str> = rules.iter().map(|(n, _)| n.as_str()).collect();
+    nodes.dedup();
+    for node in nodes {
+        let sources = rules
+            .iter()
+            .filter(|(n, _)| n == node)
+            .map(|(_, s)| s.clone())
+            .collect();
+        plan.override_rules(node, sources)?;
+    }
+    Ok(plan)
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
+    let mut plans = Vec::new();
+    for p in expand(paths) {
+        match spec::load(&p) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => return Err(fail(&e)),
+        }
+    }
+    if plans.is_empty() {
+        return Err(fail_msg("no scenario files found in the paths given"));
+    }
+    Ok(plans)
+}
+
+fn run_all(paths: &[PathBuf], args: &RuleArgs, dump: bool) -> u8 {
+    // Validate everything first: bad input is found before any lab is built.
+    let rules = match overrides(&args.rules) {
+        Ok(r) => r,
+        Err(m) => return fail_msg(&m),
+    };
+    let plans = match load_all(paths).and_then(|ps| {
+        ps.iter()
+            .map(|p| with_rules(p, &rules))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| fail_msg(&m))
+    }) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let opts = Options {
+        backend: args.backend.into(),
+    };
     let mut worst = Exit::PASS;
     for (i, plan) in plans.iter().enumerate() {
         if i > 0 {
             println!();
         }
-        match run::run(plan) {
+        match run::run_with(plan, opts) {
             Err(e) => return fail(&e),
             Ok(r) => {
                 if dump {
-                    for s in &r.observations.sightings {
-                        let l = &plan.topology.links[s.link];
-                        let p = &s.pkt;
-                        let from = if p.src_mac == l.a.mac {
-                            &l.a.node
-                        } else {
-                            &l.b.node
-                        };
-                        eprintln!("{:>9} {:<6} from {:<8} {}:{} > {}:{} proto {} id {} flags {:#04x} len {}", s.t_ns / 1000, l.name, from, p.src, p.sport, p.dst, p.dport, p.proto, p.ip_id, p.flags, p.payload_len);
-                    }
-                    for c in &r.observations.conntrack {
-                        eprintln!("ct {c:?}");
-                    }
+                    dump_observations(plan, &r);
                 }
                 print!("{}", report::full(&r.verdict));
                 let phases: Vec<String> = r
@@ -117,24 +247,186 @@ fn run_all(paths: &[PathBuf], dump: bool) -> u8 {
     worst
 }
 
-fn check_all(paths: &[PathBuf]) -> u8 {
-    for p in paths {
-        match spec::load(p) {
-            Ok(plan) => println!(
-                "{}: ok ({} nodes, {} links, {} flows, {} expectations{})",
-                p.display(),
-                plan.topology.nodes.len(),
-                plan.topology.links.len(),
-                plan.flows.len(),
-                plan.expectations.len(),
-                if plan.expected_failure.is_some() {
-                    ", declared broken"
-                } else {
-                    ""
-                }
-            ),
-            Err(e) => return fail(&e),
+fn dump_observations(plan: &Plan, r: &run::RunResult) {
+    for s in &r.observations.sightings {
+        let l = &plan.topology.links[s.link];
+        let p = &s.pkt;
+        let from = if p.src_mac == l.a.mac {
+            &l.a.node
+        } else {
+            &l.b.node
+        };
+        eprintln!(
+            "{:>9} {:<6} from {:<8} {}:{} > {}:{} proto {} id {} flags {:#04x} len {}",
+            s.t_ns / 1000,
+            l.name,
+            from,
+            p.src,
+            p.sport,
+            p.dst,
+            p.dport,
+            p.proto,
+            p.ip_id,
+            p.flags,
+            p.payload_len
+        );
+    }
+    for c in &r.observations.conntrack {
+        eprintln!("ct {c:?}");
+    }
+}
+
+/// The first failures of a verdict, for one line: which flow, which expectation, what instead.
+fn first_failures(v: &Verdict, most: usize) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for r in &v.results {
+        if r.broke_overall {
+            all.push(format!(
+                "`{}` {}",
+                r.name,
+                r.observed.as_deref().unwrap_or("")
+            ));
         }
+        for f in &r.failures {
+            all.push(format!("`{}` flow {}: {}", r.name, f.flow, f.msg));
+        }
+    }
+    let more = all.len().saturating_sub(most);
+    all.truncate(most);
+    let mut s = all.join("; ");
+    if more > 0 {
+        s.push_str(&format!("; and {more} more (harness run for all)"));
+    }
+    s
+}
+
+fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
+    if args.rules.is_empty() {
+        return fail_msg("`harness gate` needs the rules to judge: `--rules NODE=FILE-or-COMMAND`");
+    }
+    let rules = match overrides(&args.rules) {
+        Ok(r) => r,
+        Err(m) => return fail_msg(&m),
+    };
+    let plans = match load_all(paths) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let opts = Options {
+        backend: args.backend.into(),
+    };
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for plan in &plans {
+        let name = plan.file.display();
+        if plan.expected_failure.is_some() {
+            println!("skip {name}: declared broken (it tests the harness, not the rules)");
+            skipped += 1;
+            continue;
+        }
+        if let Some((node, _)) = rules.iter().find(|(n, _)| plan.topology.node(n).is_none()) {
+            println!("skip {name}: its topology has no node `{node}`");
+            skipped += 1;
+            continue;
+        }
+        let plan = match with_rules(plan, &rules) {
+            Ok(p) => p,
+            Err(m) => return fail_msg(&m),
+        };
+        match run::run_with(&plan, opts) {
+            Err(e) => return fail(&e),
+            Ok(r) if r.verdict.outcome == Outcome::Pass => {
+                println!(
+                    "PASS {name} ({} flows, {} expectations)",
+                    r.verdict.flows.len(),
+                    r.verdict.results.len()
+                );
+                passed += 1;
+            }
+            Ok(r) => {
+                println!("FAIL {name}: {}", first_failures(&r.verdict, 3));
+                failed += 1;
+            }
+        }
+    }
+    println!("gate: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed > 0 {
+        Exit::FLOW_FAILED
+    } else {
+        Exit::PASS
+    }
+}
+
+fn diff(paths: &[PathBuf], args: &RuleArgs) -> u8 {
+    let rules = match overrides(&args.rules) {
+        Ok(r) if r.len() == 2 && r[0].0 == r[1].0 => r,
+        Ok(_) => return fail_msg(
+            "`harness diff` compares two rule sets for one node: `--rules NODE=A --rules NODE=B`",
+        ),
+        Err(m) => return fail_msg(&m),
+    };
+    let plans = match load_all(paths) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let opts = Options {
+        backend: args.backend.into(),
+    };
+    let mut changed = false;
+    for plan in &plans {
+        let name = plan.file.display();
+        let mut verdicts = Vec::new();
+        for r in &rules {
+            let mut p = match with_rules(plan, std::slice::from_ref(r)) {
+                Ok(p) => p,
+                Err(m) => return fail_msg(&m),
+            };
+            // Both sides are judged by what they do, not by a declared breakage.
+            p.expected_failure = None;
+            match run::run_with(&p, opts) {
+                Ok(res) => verdicts.push(res.verdict),
+                Err(e) => return fail(&e),
+            }
+        }
+        let c = compare::compare(&verdicts[0], &verdicts[1]);
+        if c.is_empty() {
+            println!("{name}: no change");
+            continue;
+        }
+        changed = true;
+        println!("{name}:");
+        for f in &c.flows {
+            println!("  flow {}: {}", f.flow, f.changes.join("; "));
+        }
+        for s in &c.splits {
+            println!("  split {s} (two-sample bound, false-alarm rate ≤ 1e-6)");
+        }
+    }
+    if changed {
+        Exit::FLOW_FAILED
+    } else {
+        Exit::PASS
+    }
+}
+
+fn check_all(paths: &[PathBuf]) -> u8 {
+    let plans = match load_all(paths) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    for plan in plans {
+        println!(
+            "{}: ok ({} nodes, {} links, {} flows, {} expectations{})",
+            plan.file.display(),
+            plan.topology.nodes.len(),
+            plan.topology.links.len(),
+            plan.flows.len(),
+            plan.expectations.len(),
+            if plan.expected_failure.is_some() {
+                ", declared broken"
+            } else {
+                ""
+            }
+        );
     }
     Exit::PASS
 }
@@ -143,7 +435,7 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench(path: &std::path::Path, flows: usize, runs: usize) -> u8 {
+fn bench(path: &Path, flows: usize, runs: usize) -> u8 {
     let plan = match spec::load(path) {
         Ok(p) => p.with_flow_count(flows),
         Err(e) => return fail(&e),

@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use harness::error::chain;
+use harness::install::Backend;
+use harness::run::Options;
 use harness::spec::repo_path;
+use harness::spec::{RuleKind, RuleSource};
 use harness::verdict::Outcome;
 use harness::{report, run};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -36,8 +39,9 @@ fn rel_name(root: &Path, p: &Path) -> String {
         .into_owned()
 }
 
-fn run_one(name: &str, path: &Path) -> Result<(), Failed> {
-    let r = run::run_file(path).map_err(|e| chain(&e))?;
+fn run_one(name: &str, path: &Path, backend: Backend) -> Result<(), Failed> {
+    let plan = harness::spec::load(path).map_err(|e| e.to_string())?;
+    let r = run::run_with(&plan, Options { backend }).map_err(|e| chain(&e))?;
     if !r.verdict.outcome.ok() {
         return Err(report::full(&r.verdict).into());
     }
@@ -148,6 +152,122 @@ fn twin_on_correct_rules() -> Result<(), Failed> {
     }
 }
 
+/// Scenarios whose rules include iptables files and no nft ones: they must give the same
+/// verdict whichever iptables implementation loads them.
+fn iptables_only(path: &Path) -> bool {
+    let Ok(plan) = harness::spec::load(path) else {
+        return false;
+    };
+    let kinds: Vec<RuleKind> = plan
+        .rules
+        .iter()
+        .flat_map(|r| r.sources.iter())
+        .filter_map(|s| match s {
+            RuleSource::File { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    kinds.contains(&RuleKind::Iptables) && !kinds.contains(&RuleKind::Nft)
+}
+
+/// Runs the harness binary; its exit code and stdout.
+fn harness_cmd(args: &[&str]) -> Result<(i32, String), Failed> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// The example generator passes the gate; the same generator with its bug fails it, naming
+/// the flow and the link.
+fn gate_examples() -> Result<(), Failed> {
+    let scenarios = [
+        "scenarios/dual-isp.yaml",
+        "scenarios/nth/three-uplinks.yaml",
+    ];
+    let (code, out) = harness_cmd(
+        &[
+            &["gate", "--rules", "jupiter=ci/examples/gen-seed002"][..],
+            &scenarios[..],
+        ]
+        .concat(),
+    )?;
+    if code != 0 || !out.contains("gate: 2 passed, 0 failed") {
+        return Err(format!("the good generator should pass (exit {code}):\n{out}").into());
+    }
+    let (code, out) = harness_cmd(
+        &[
+            &["gate", "--rules", "jupiter=ci/examples/gen-seed002-buggy"][..],
+            &scenarios[..],
+        ]
+        .concat(),
+    )?;
+    if code != 1
+        || !out.contains(
+            "FAIL scenarios/dual-isp.yaml: `alternates` flow 1: left via wan2, expected wan1",
+        )
+    {
+        return Err(format!(
+            "the buggy generator should fail naming flow 1 and wan2 (exit {code}):\n{out}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Seed 002's rules against the same without SNAT on wan2: exactly the wan2 flows change.
+fn diff_snat() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let read = |p: &str| std::fs::read_to_string(repo_path(p)).map_err(|e| e.to_string());
+    let bundle = format!(
+        "### iptables\n{}### ip\n{}",
+        read("scenarios/dual-isp/jupiter.iptables")?,
+        read("scenarios/dual-isp/jupiter.ip")?
+    );
+    let cut: String = bundle
+        .lines()
+        .filter(|l| !l.contains("SNAT2"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (a, b) = (
+        dir.path().join("seed002.rules"),
+        dir.path().join("no-snat-wan2.rules"),
+    );
+    std::fs::write(&a, bundle).map_err(|e| e.to_string())?;
+    std::fs::write(&b, cut).map_err(|e| e.to_string())?;
+    let (code, out) = harness_cmd(&[
+        "diff",
+        "--rules",
+        &format!("jupiter={}", a.display()),
+        "--rules",
+        &format!("jupiter={}", b.display()),
+        "scenarios/dual-isp.yaml",
+    ])?;
+    let changed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("flow "))
+        .collect();
+    let ids: Vec<&str> = changed
+        .iter()
+        .filter_map(|l| l.trim_start().split(':').next())
+        .collect();
+    if code != 1
+        || ids != ["flow 2", "flow 4", "flow 6", "flow 8"]
+        || !changed
+            .iter()
+            .all(|l| l.contains("source 10.37.2.253 → 192.168.157.3"))
+    {
+        return Err(
+            format!("the diff should name exactly the wan2 flows (exit {code}):\n{out}").into(),
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
@@ -157,9 +277,21 @@ fn main() {
     let privileged = harness::lab::can_create_netns();
     let trials = files
         .into_iter()
-        .map(|p| {
+        .flat_map(|p| {
             let name = rel_name(&root, &p);
-            Trial::test(name.clone(), move || run_one(&name, &p)).with_ignored_flag(!privileged)
+            let legacy = iptables_only(&p).then(|| {
+                let (name, p) = (name.clone(), p.clone());
+                // The backend differential: the same snapshot under iptables-legacy.
+                Trial::test(format!("legacy: {name}"), move || {
+                    run_one(&name, &p, Backend::Legacy)
+                })
+                .with_ignored_flag(!privileged)
+            });
+            std::iter::once(
+                Trial::test(name.clone(), move || run_one(&name, &p, Backend::System))
+                    .with_ignored_flag(!privileged),
+            )
+            .chain(legacy)
         })
         .chain(restore_cuts().into_iter().map(|(line, text)| {
             Trial::test(
@@ -175,6 +307,18 @@ fn main() {
             )
             .with_ignored_flag(!privileged),
         ))
+        .chain([
+            Trial::test(
+                "gate: the example generator passes, its buggy twin fails",
+                gate_examples,
+            )
+            .with_ignored_flag(!privileged),
+            Trial::test(
+                "diff: seed 002 against no SNAT on wan2 names the wan2 flows",
+                diff_snat,
+            )
+            .with_ignored_flag(!privileged),
+        ])
         .collect();
     libtest_mimic::run(&args, trials).exit()
 }

@@ -801,6 +801,7 @@ fn outcome(results: &[ExpResult], declared: Option<&ExpectedFailure>) -> Outcome
     }
 }
 
+pub mod compare;
 pub mod stats;
 #[cfg(test)]
 mod tests;
