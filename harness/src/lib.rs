@@ -12,6 +12,7 @@
 pub mod error;
 pub mod install;
 pub mod lab;
+pub mod mutate;
 pub mod observe;
 pub mod report;
 pub mod run;

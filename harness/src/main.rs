@@ -86,6 +86,19 @@ enum Cmd {
         #[command(flatten)]
         rules: RuleArgs,
     },
+    /// Run scenarios against mutants of their router's rule files (each rule deleted in turn,
+    /// two marks swapped, a state dropped, nth packet numbers swapped, two policy rules
+    /// flipped): the kill score, and every mutant no expectation noticed. Exit 1 when some
+    /// survive.
+    Mutate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Mutants run at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        #[arg(long, value_enum, default_value_t = BackendArg::System)]
+        backend: BackendArg,
+    },
     /// Validate scenario files without building anything (no root needed).
     Check {
         #[arg(required = true)]
@@ -113,6 +126,11 @@ fn main() -> ExitCode {
         } => run_all(&scenarios, &rules, dump),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
+        Cmd::Mutate {
+            scenarios,
+            jobs,
+            backend,
+        } => mutate(&scenarios, jobs, backend.into()),
         Cmd::Check { scenarios } => check_all(&scenarios),
         Cmd::Bench {
             scenario,
@@ -402,6 +420,137 @@ fn diff(paths: &[PathBuf], args: &RuleArgs) -> u8 {
         }
     }
     if changed {
+        Exit::FLOW_FAILED
+    } else {
+        Exit::PASS
+    }
+}
+
+/// One mutant to run: the scenario with one rule file replaced.
+struct Job {
+    scenario: String,
+    shown: String,
+    mutant: harness::mutate::Mutant,
+    plan: Plan,
+}
+
+fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
+    let plans = match load_all(paths) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let opts = Options { backend };
+    let mut queue = Vec::new();
+    for plan in &plans {
+        let name = plan.file.display().to_string();
+        if plan.expected_failure.is_some() {
+            println!("skip {name}: declared broken");
+            continue;
+        }
+        match run::run_with(plan, opts) {
+            Err(e) => return fail(&e),
+            Ok(r) if r.verdict.outcome != Outcome::Pass => {
+                return fail_msg(&format!(
+                    "{name} does not hold with its own rules; fix it before mutating them:\n{}",
+                    first_failures(&r.verdict, 3)
+                ));
+            }
+            Ok(_) => {}
+        }
+        let router = &plan.topology.router.node;
+        let Some(rules) = plan.rules.iter().position(|r| r.node == *router) else {
+            continue;
+        };
+        for (i, source) in plan.rules[rules].sources.iter().enumerate() {
+            let RuleSource::File { kind, path } = source else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for m in harness::mutate::mutants(*kind, &text) {
+                let mut p = plan.clone();
+                let shown = format!("{}:{}", path.display(), m.line);
+                p.rules[rules].sources[i] = RuleSource::Inline {
+                    kind: *kind,
+                    shown: format!("{} (mutant: {})", path.display(), m.change),
+                    text: m.text.clone(),
+                };
+                queue.push(Job {
+                    scenario: name.clone(),
+                    shown,
+                    mutant: m,
+                    plan: p,
+                });
+            }
+        }
+    }
+    let total = queue.len();
+    let queue = std::sync::Mutex::new(queue.into_iter().enumerate().collect::<Vec<_>>());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let Some((k, job)) = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let fate = match run::run_with(&job.plan, opts) {
+                    Ok(r) if r.verdict.outcome == Outcome::Pass => "survived".to_string(),
+                    Ok(r) => format!(
+                        "killed by {}",
+                        r.verdict
+                            .results
+                            .iter()
+                            .filter(|e| e.broke())
+                            .map(|e| format!("`{}`", e.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    // A mutant the tool rejects (or a run that could not judge) says nothing.
+                    Err(e) => format!("invalid: {}", chain(&e).lines().next().unwrap_or("")),
+                };
+                results.lock().expect("results").push((k, job, fate));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|(k, ..)| *k);
+    let mut by_scenario: Vec<(String, Vec<(Job, String)>)> = Vec::new();
+    for (_, job, fate) in results {
+        match by_scenario.iter_mut().find(|(n, _)| *n == job.scenario) {
+            Some((_, v)) => v.push((job, fate)),
+            None => by_scenario.push((job.scenario.clone(), vec![(job, fate)])),
+        }
+    }
+    let (mut killed, mut survived, mut invalid) = (0, 0, 0);
+    for (name, list) in &by_scenario {
+        let k = list.iter().filter(|(_, f)| f.starts_with("killed")).count();
+        let sv: Vec<&(Job, String)> = list.iter().filter(|(_, f)| f == "survived").collect();
+        let inv = list.len() - k - sv.len();
+        println!(
+            "{name}: {} mutants, {k} killed, {} survived{}",
+            list.len(),
+            sv.len(),
+            if inv > 0 {
+                format!(", {inv} invalid")
+            } else {
+                String::new()
+            }
+        );
+        for (job, _) in &sv {
+            println!("  survived {}: {}", job.shown, job.mutant.change);
+        }
+        killed += k;
+        survived += sv.len();
+        invalid += inv;
+    }
+    let judged = killed + survived;
+    println!(
+        "mutate: {total} mutants, {killed} killed, {survived} survived, {invalid} invalid; kill score {:.0}%",
+        if judged == 0 { 100.0 } else { 100.0 * killed as f64 / judged as f64 }
+    );
+    if survived > 0 {
+        println!("A surviving mutant changed the rules and no expectation noticed: it is equivalent (no packet can show the change), or a scenario or expectation is missing.");
         Exit::FLOW_FAILED
     } else {
         Exit::PASS

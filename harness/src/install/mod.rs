@@ -152,6 +152,12 @@ fn materialize(
             text: read(path)?,
         }]),
         RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
+        RuleSource::Inline { kind, shown, text } => Ok(vec![Loadable {
+            kind: *kind,
+            shown: shown.clone(),
+            first_line: 1,
+            text: text.clone(),
+        }]),
         RuleSource::Command { line, cwd, kind } => {
             let facts = crate::spec::facts(&plan.topology, node).to_string();
             let out = run_generator(lab, node, line, cwd, &facts, tables)?;

@@ -187,6 +187,12 @@ pub enum RuleSource {
         cwd: PathBuf,
         kind: Option<RuleKind>,
     },
+    /// Rules held in memory (a mutant of a rule file), shown as `shown` in messages.
+    Inline {
+        kind: RuleKind,
+        shown: String,
+        text: String,
+    },
 }
 
 impl RuleSource {
@@ -195,6 +201,7 @@ impl RuleSource {
         match self {
             RuleSource::File { path, .. } | RuleSource::Bundle(path) => path.display().to_string(),
             RuleSource::Command { line, .. } => format!("generator `{line}`"),
+            RuleSource::Inline { shown, .. } => shown.clone(),
         }
     }
 
