@@ -65,6 +65,9 @@ enum Cmd {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
+        /// After the traffic, list the iptables rules no packet hit, with their file and line.
+        #[arg(long)]
+        coverage: bool,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
@@ -122,8 +125,9 @@ fn main() -> ExitCode {
         Cmd::Run {
             scenarios,
             rules,
+            coverage,
             dump,
-        } => run_all(&scenarios, &rules, dump),
+        } => run_all(&scenarios, &rules, coverage, dump),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
         Cmd::Mutate {
@@ -217,7 +221,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
     Ok(plans)
 }
 
-fn run_all(paths: &[PathBuf], args: &RuleArgs, dump: bool) -> u8 {
+fn run_all(paths: &[PathBuf], args: &RuleArgs, coverage: bool, dump: bool) -> u8 {
     // Validate everything first: bad input is found before any lab is built.
     let rules = match overrides(&args.rules) {
         Ok(r) => r,
@@ -234,6 +238,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, dump: bool) -> u8 {
     };
     let opts = Options {
         backend: args.backend.into(),
+        coverage,
     };
     let mut worst = Exit::PASS;
     for (i, plan) in plans.iter().enumerate() {
@@ -247,6 +252,9 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, dump: bool) -> u8 {
                     dump_observations(plan, &r);
                 }
                 print!("{}", report::full(&r.verdict));
+                if let Some(hits) = &r.coverage {
+                    print!("{}", report::coverage(hits));
+                }
                 let phases: Vec<String> = r
                     .timings
                     .phases()
@@ -332,6 +340,7 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
     };
     let opts = Options {
         backend: args.backend.into(),
+        ..Default::default()
     };
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for plan in &plans {
@@ -388,6 +397,7 @@ fn diff(paths: &[PathBuf], args: &RuleArgs) -> u8 {
     };
     let opts = Options {
         backend: args.backend.into(),
+        ..Default::default()
     };
     let mut changed = false;
     for plan in &plans {
@@ -439,7 +449,10 @@ fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let opts = Options { backend };
+    let opts = Options {
+        backend,
+        ..Default::default()
+    };
     let mut queue = Vec::new();
     for plan in &plans {
         let name = plan.file.display().to_string();

@@ -50,6 +50,8 @@ impl Timings {
 
 pub struct RunResult {
     pub verdict: Verdict,
+    /// With `Options::coverage`: every iptables rule and its packet counter.
+    pub coverage: Option<Vec<crate::observe::counters::RuleHit>>,
     pub observations: Observations,
     pub timings: Timings,
 }
@@ -106,6 +108,8 @@ pub fn run(plan: &Plan) -> Result<RunResult, Error> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub backend: Backend,
+    /// Read every iptables rule's packet counter after the traffic.
+    pub coverage: bool,
 }
 
 /// Runs a validated plan with `opts`.
@@ -117,7 +121,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     t.build = clock.elapsed();
 
     let clock = Instant::now();
-    install::install(&lab, plan, opts.backend)?;
+    let loaded = install::install(&lab, plan, opts.backend)?;
     t.install = clock.elapsed();
 
     let clock = Instant::now();
@@ -179,6 +183,11 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         })?;
     t.collect = clock.elapsed();
 
+    let coverage = if opts.coverage {
+        Some(install::coverage(&lab, &loaded, opts.backend)?)
+    } else {
+        None
+    };
     let clock = Instant::now();
     drop(lab);
     t.teardown = clock.elapsed();
@@ -193,6 +202,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let verdict = verdict::judge(plan, &observations);
     t.judge = clock.elapsed();
     Ok(RunResult {
+        coverage,
         verdict,
         observations,
         timings: t,

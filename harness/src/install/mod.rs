@@ -18,6 +18,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
 use crate::lab::Lab;
+use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
 use crate::spec::{NodeRules, Plan, RuleKind, RuleSource};
 
 #[derive(Debug, Error)]
@@ -93,17 +94,68 @@ pub struct Loadable {
     pub text: String,
 }
 
-/// Installs every node's rule set, in order.
-pub fn install(lab: &Lab, plan: &Plan, backend: Backend) -> Result<(), InstallError> {
+/// Installs every node's rule set, in order; returns what was loaded where.
+pub fn install(
+    lab: &Lab,
+    plan: &Plan,
+    backend: Backend,
+) -> Result<Vec<(String, Loadable)>, InstallError> {
+    let mut loaded = Vec::new();
     for rules in &plan.rules {
         let tables = (!rules.tables.is_empty()).then(|| rt_tables(rules));
         for source in &rules.sources {
             for l in materialize(lab, plan, &rules.node, source, tables.as_deref())? {
                 run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
+                loaded.push((rules.node.clone(), l));
             }
         }
     }
-    Ok(())
+    Ok(loaded)
+}
+
+/// Every iptables rule loaded in each node, with its packet counter (`iptables-save -c`).
+pub fn coverage(
+    lab: &Lab,
+    loaded: &[(String, Loadable)],
+    backend: Backend,
+) -> Result<Vec<RuleHit>, InstallError> {
+    let save = match backend {
+        Backend::System => "iptables-save",
+        Backend::Nft => "iptables-nft-save",
+        Backend::Legacy => "iptables-legacy-save",
+    };
+    let mut nodes: Vec<&str> = loaded
+        .iter()
+        .filter(|(_, l)| l.kind == RuleKind::Iptables)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    nodes.dedup();
+    let mut hits = Vec::new();
+    for node in nodes {
+        let mut cmd = Command::new(save);
+        cmd.arg("-c");
+        let out = run_with_input(lab, node, cmd, None, None, b"").map_err(|source| {
+            InstallError::Spawn {
+                tool: save,
+                node: node.to_string(),
+                source,
+            }
+        })?;
+        let files: Vec<Loaded> = loaded
+            .iter()
+            .filter(|(n, l)| n == node && l.kind == RuleKind::Iptables)
+            .map(|(_, l)| Loaded {
+                shown: &l.shown,
+                first_line: l.first_line,
+                text: &l.text,
+            })
+            .collect();
+        hits.extend(iptables_coverage(
+            &files,
+            &String::from_utf8_lossy(&out.stdout),
+        ));
+    }
+    Ok(hits)
 }
 
 /// The kernel's own tables plus the scenario's names, as iproute2's rt_tables file.

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod conntrack;
+pub mod counters;
 pub mod packet;
 
 use std::collections::BTreeMap;

@@ -270,3 +270,26 @@ pub fn snapshot(v: &Verdict) -> String {
     let _ = writeln!(s, "outcome: {outcome}");
     s
 }
+
+/// The iptables rules no packet hit, with their file and line; `None` counters are rules whose
+/// chain the harness could not match to the file.
+pub fn coverage(hits: &[crate::observe::counters::RuleHit]) -> String {
+    let idle: Vec<_> = hits.iter().filter(|h| h.packets == Some(0)).collect();
+    let unknown = hits.iter().filter(|h| h.packets.is_none()).count();
+    let mut s = format!(
+        "\ncoverage: {} of {} iptables rules hit",
+        hits.len() - idle.len() - unknown,
+        hits.len()
+    );
+    if unknown > 0 {
+        s.push_str(&format!(" ({unknown} not matched to their file)"));
+    }
+    s.push('\n');
+    if !idle.is_empty() {
+        s.push_str("rules no packet hit:\n");
+        for h in idle {
+            let _ = writeln!(s, "  {}:{}: {}", h.shown, h.line, h.rule);
+        }
+    }
+    s
+}
