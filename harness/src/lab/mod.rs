@@ -184,6 +184,39 @@ impl Lab {
         })
     }
 
+    /// Waits until `iface` of `node` is operationally up (or not), as the kernel's link watch
+    /// reports it: routes through a link learn of a carrier change only then, asynchronously.
+    pub fn wait_oper(
+        &self,
+        node: &str,
+        iface: &str,
+        up: bool,
+        deadline: std::time::Instant,
+    ) -> Result<(), LabError> {
+        use netlink_packet_route::link::{LinkAttribute, State};
+        loop {
+            let name = iface.to_string();
+            let state = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let seen = std::sync::Arc::clone(&state);
+            self.netlink(node, move |h| async move {
+                let mut links = h.link().get().match_name(name.clone()).execute();
+                if let Ok(Some(m)) = links.try_next().await {
+                    let s = m.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::OperState(s) => Some(*s),
+                        _ => None,
+                    });
+                    *seen.lock().expect("state") = s;
+                }
+                Ok(())
+            })?;
+            let s = *state.lock().expect("state");
+            if s.is_some_and(|s| (s == State::Up) == up) || std::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Runs `f(node)` on a thread inside `node`.
     fn in_node<T: Send + 'static>(
         &self,

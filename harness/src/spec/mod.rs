@@ -853,11 +853,18 @@ fn events(
                 ),
             ));
         }
+        let peer = if std::ptr::eq(end, &link.a) {
+            &link.b
+        } else {
+            &link.a
+        };
         out.push(Event {
             before_group: e.before.clone(),
             link: link_name.clone(),
             node: end.node.clone(),
             iface: end.iface.clone(),
+            peer_node: peer.node.clone(),
+            peer_iface: peer.iface.clone(),
             up,
         });
     }

@@ -32,6 +32,9 @@ pub struct Event {
     pub link: String,
     pub node: String,
     pub iface: String,
+    /// The other end, which must see the change before traffic goes on.
+    pub peer_node: String,
+    pub peer_iface: String,
     pub up: bool,
 }
 

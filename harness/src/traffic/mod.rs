@@ -149,6 +149,9 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                     for e in now {
                         lab.set_link(&e.node, &e.iface, e.up)
                             .map_err(|e| io::Error::other(e.to_string()))?;
+                        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                        lab.wait_oper(&e.peer_node, &e.peer_iface, e.up, deadline)
+                            .map_err(|e| io::Error::other(e.to_string()))?;
                     }
                 }
             }
