@@ -314,6 +314,42 @@ fn coverage_idle_rules() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A generator that fails, or prints what a tool rejects, is bad input: exit 2 with its own
+/// message, or the rejected line quoted with where it came from.
+fn failing_generators() -> Result<(), Failed> {
+    let (code, out) = harness_cmd(&[
+        "run",
+        "--rules",
+        "jupiter=echo 'no uplinks in the facts' >&2; exit 3",
+        "scenarios/dual-isp.yaml",
+    ])?;
+    if code != 2
+        || !out.contains(
+            "generator `echo 'no uplinks in the facts' >&2; exit 3` for node `jupiter` failed",
+        )
+        || !out.contains("no uplinks in the facts")
+    {
+        return Err(format!(
+            "a failing generator must give exit 2 with its message (exit {code}):\n{out}"
+        )
+        .into());
+    }
+    let (code, out) = harness_cmd(&[
+        "run",
+        "--rules",
+        "jupiter=printf '### iptables\\n*mangle\\n-A PREROUTING -j NOSUCH\\nCOMMIT\\n'",
+        "scenarios/dual-isp.yaml",
+    ])?;
+    if code != 2
+        || !out.contains("output of generator")
+        || !out.contains(":3: iptables-restore rejected this line")
+        || !out.contains("-A PREROUTING -j NOSUCH")
+    {
+        return Err(format!("a rejected generated line must give exit 2, quoted with its line (exit {code}):\n{out}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
@@ -367,6 +403,11 @@ fn main() {
             Trial::test(
                 "coverage: the rules nothing hit, by file and line",
                 coverage_idle_rules,
+            )
+            .with_ignored_flag(!privileged),
+            Trial::test(
+                "generators: a failing one is bad input, with its own message",
+                failing_generators,
             )
             .with_ignored_flag(!privileged),
         ])

@@ -505,9 +505,11 @@ fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str) -> Instal
             Some((k, chain)) => (
                 k,
                 format!(
-                    "\n  (line {n} is the table's COMMIT, where {tool} checks jumps; line {k} \
+                    "\n  (line {} is the table's COMMIT, where {tool} checks jumps; line {} \
                      jumps to `{chain}`: declare the chain with `:{chain} - [0:0]` or correct \
-                     the target)"
+                     the target)",
+                    l.first_line - 1 + n,
+                    l.first_line - 1 + k
                 ),
             ),
             None => (n, String::new()),
