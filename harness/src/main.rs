@@ -483,7 +483,14 @@ fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
             };
             for m in harness::mutate::mutants(*kind, &text) {
                 let mut p = plan.clone();
-                let shown = format!("{}:{}", path.display(), m.line);
+                // One name per file, however a scenario reaches it (`a/../b/x` is `b/x`).
+                let canonical = path.canonicalize().ok();
+                let cwd = std::env::current_dir().unwrap_or_default();
+                let file = canonical
+                    .as_deref()
+                    .map(|c| c.strip_prefix(&cwd).unwrap_or(c))
+                    .unwrap_or(path);
+                let shown = format!("{}:{}", file.display(), m.line);
                 p.rules[rules].sources[i] = RuleSource::Inline {
                     kind: *kind,
                     shown: format!("{} (mutant: {})", path.display(), m.change),
