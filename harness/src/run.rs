@@ -163,7 +163,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         .iter()
         .filter(|f| driven.clients.get(&f.id).is_some_and(|c| c.completed))
         .count();
-    capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(1));
+    capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(5));
     capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
     let (sightings, losses) = capture.stop();
     if !losses.is_empty() {

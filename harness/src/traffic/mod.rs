@@ -20,6 +20,9 @@ use crate::observe::packet::{late_payload, parse_tag, reply_payload, request_pay
 use crate::observe::ClientOutcome;
 use crate::spec::{Event, FlowSpec, Proto};
 
+/// The longest a client waits for its server to send a RELATED probe's late datagram.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+
 /// The longest the next flow waits for the previous one's first answer.
 const START_GAP: Duration = Duration::from_millis(200);
 
@@ -158,18 +161,24 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             let sock = socks.remove(&f.id).expect("a socket per flow");
             let (tx, rx) = oneshot::channel();
             let flow = f.clone();
-            let probe = f
-                .related_probe
-                .then(|| probes.get(&SocketAddr::V4(f.server)).cloned())
-                .flatten();
             running.push((
                 f.id,
-                tokio::spawn(async move { run_flow(&flow, sock, tx, probe).await }),
+                tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
             ));
             let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
         }
         for (id, h) in running {
             out.insert(id, finished(h).await);
+        }
+        // RELATED probes, one at a time once every flow is done, each watched until the
+        // client's kernel has answered it.
+        for f in flows
+            .iter()
+            .filter(|f| f.related_probe && out.get(&f.id).is_some_and(|o| o.completed))
+        {
+            if let Some(server) = probes.get(&SocketAddr::V4(f.server)) {
+                probe(lab, f, server).await?;
+            }
         }
         Ok::<_, io::Error>(out)
     })?;
@@ -228,10 +237,50 @@ async fn serve_tcp(l: TcpListener, seen: Seen) {
     }
 }
 
+/// ICMP destination-unreachable messages `node`'s kernel has sent (Icmp OutDestUnreachs).
+fn unreachables_sent(lab: &Lab, node: &str) -> io::Result<u64> {
+    let snmp = lab
+        .ns(node)
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))??;
+    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp: "));
+    let (names, values) = (icmp.next().unwrap_or(""), icmp.next().unwrap_or(""));
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "OutDestUnreachs");
+    Ok(at
+        .and_then(|i| values.split_whitespace().nth(i))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// A RELATED probe for flow `f`: its server sends the closed client port a late datagram, and
+/// the probe waits until the client's kernel has sent its port unreachable (the one packet it
+/// sends for it); a datagram that drew no answer is sent again, up to three times. (Under load,
+/// a late datagram can reach the client's interface and draw no answer; the cause is unknown.)
+async fn probe(lab: &Lab, f: &FlowSpec, server: &mpsc::UnboundedSender<Probe>) -> io::Result<()> {
+    for _ in 0..3 {
+        let before = unreachables_sent(lab, &f.client_node)?;
+        let (tx, rx) = oneshot::channel();
+        if server.send((f.id, tx)).is_err() {
+            return Ok(());
+        }
+        let _ = tokio::time::timeout(PROBE_WAIT, rx).await;
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            if unreachables_sent(lab, &f.client_node)? > before {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    Ok(())
+}
+
 /// A client asking its UDP server to send it a late datagram: (flow, done).
 type Probe = (u32, oneshot::Sender<()>);
 
 async fn serve_udp(s: UdpSocket, seen: Seen, mut probes: mpsc::UnboundedReceiver<Probe>) {
+    let s = Arc::new(s);
     let mut buf = [0u8; 2048];
     let mut peers: BTreeMap<u32, SocketAddr> = BTreeMap::new();
     loop {
@@ -261,12 +310,7 @@ fn human(d: Duration) -> String {
     }
 }
 
-async fn run_flow(
-    f: &FlowSpec,
-    sock: ClientSock,
-    first: oneshot::Sender<()>,
-    probe: Option<mpsc::UnboundedSender<Probe>>,
-) -> ClientOutcome {
+async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> ClientOutcome {
     let deadline = Instant::now() + f.timeout;
     let late = || format!("no answer within {}", human(f.timeout));
     let mut out = ClientOutcome::default();
@@ -368,19 +412,7 @@ async fn run_flow(
                 answered();
             }
             out.completed = true;
-            // Close, then have the server send one more datagram: the kernel answers it with
-            // ICMP port unreachable, RELATED to the flow's conntrack entry.
-            if let Some(probe) = probe {
-                drop(s);
-                let (tx, rx) = oneshot::channel();
-                if probe.send((f.id, tx)).is_ok() {
-                    let _ = timeout_at(
-                        deadline.max(Instant::now() + Duration::from_millis(100)),
-                        rx,
-                    )
-                    .await;
-                }
-            }
+            // The socket closes here: a RELATED probe's late datagram finds the port closed.
         }
     }
     out

@@ -696,7 +696,10 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
         }
         Check::OneUplink => {
             if p.completed && p.related_seen == Some(false) {
-                return Some("its RELATED probe drew no ICMP error on any link: the late datagram was lost, or the client did not answer it".into());
+                return Some(format!(
+                    "its RELATED probe drew no ICMP error on any link: the late datagram was lost, or the client did not answer it: {}",
+                    p.story.join("; ")
+                ));
             }
             let mut all = p.out.clone();
             for b in &p.back {
