@@ -183,7 +183,7 @@ fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// `--rules` arguments, parsed against the current directory, in order.
-fn overrides(rules: &[String]) -> Result<Vec<(String, RuleSource)>, String> {
+fn overrides(rules: &[String]) -> Result<Overrides, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     rules
         .iter()
@@ -326,21 +326,30 @@ fn first_failures(v: &Verdict, most: usize) -> String {
     s
 }
 
+/// `--rules` overrides: (node, where its rules come from), in order.
+type Overrides = Vec<(String, RuleSource)>;
+
+/// What gate and diff start from: the `--rules` overrides, the scenarios, the run options.
+fn prepare(paths: &[PathBuf], args: &RuleArgs) -> Result<(Overrides, Vec<Plan>, Options), u8> {
+    let rules = overrides(&args.rules).map_err(|m| fail_msg(&m))?;
+    let plans = load_all(paths)?;
+    Ok((
+        rules,
+        plans,
+        Options {
+            backend: args.backend.into(),
+            ..Default::default()
+        },
+    ))
+}
+
 fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
     if args.rules.is_empty() {
         return fail_msg("`harness gate` needs the rules to judge: `--rules NODE=FILE-or-COMMAND`");
     }
-    let rules = match overrides(&args.rules) {
-        Ok(r) => r,
-        Err(m) => return fail_msg(&m),
-    };
-    let plans = match load_all(paths) {
+    let (rules, plans, opts) = match prepare(paths, args) {
         Ok(p) => p,
         Err(code) => return code,
-    };
-    let opts = Options {
-        backend: args.backend.into(),
-        ..Default::default()
     };
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for plan in &plans {
@@ -384,21 +393,15 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
 }
 
 fn diff(paths: &[PathBuf], args: &RuleArgs) -> u8 {
-    let rules = match overrides(&args.rules) {
-        Ok(r) if r.len() == 2 && r[0].0 == r[1].0 => r,
-        Ok(_) => return fail_msg(
-            "`harness diff` compares two rule sets for one node: `--rules NODE=A --rules NODE=B`",
-        ),
-        Err(m) => return fail_msg(&m),
-    };
-    let plans = match load_all(paths) {
+    let (rules, plans, opts) = match prepare(paths, args) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let opts = Options {
-        backend: args.backend.into(),
-        ..Default::default()
-    };
+    if rules.len() != 2 || rules[0].0 != rules[1].0 {
+        return fail_msg(
+            "`harness diff` compares two rule sets for one node: `--rules NODE=A --rules NODE=B`",
+        );
+    }
     let mut changed = false;
     for plan in &plans {
         let name = plan.file.display();

@@ -97,6 +97,23 @@ fn replace_word(line: &str, at: usize, new: &str) -> String {
     format!("{indent}{}", w.join(" "))
 }
 
+/// `lines` with word `at_i` of line `i` set to `to_i` and word `at_j` of line `j` to `to_j`.
+fn set_two_words(
+    lines: &[&str],
+    (i, at_i, to_i): (usize, usize, &str),
+    (j, at_j, to_j): (usize, usize, &str),
+) -> String {
+    with_lines(lines, |k, x| {
+        Some(if k == i {
+            replace_word(x, at_i, to_i)
+        } else if k == j {
+            replace_word(x, at_j, to_j)
+        } else {
+            x.to_string()
+        })
+    })
+}
+
 /// Swaps the first two distinct marks set (mark 1 ↔ mark 2 wherever set).
 fn swap_marks(kind: RuleKind, lines: &[&str]) -> Option<Mutant> {
     let mut values: Vec<String> = Vec::new();
@@ -174,15 +191,7 @@ fn swap_nth(lines: &[&str]) -> Option<Mutant> {
         .collect();
     let (i, ai, a) = rules.first()?.clone();
     let (j, aj, b) = rules.iter().find(|r| r.2 != a)?.clone();
-    let text = with_lines(lines, |k, x| {
-        Some(if k == i {
-            replace_word(x, ai, &b)
-        } else if k == j {
-            replace_word(x, aj, &a)
-        } else {
-            x.to_string()
-        })
-    });
+    let text = set_two_words(lines, (i, ai, &b), (j, aj, &a));
     Some(Mutant {
         change: format!("swapped nth packet numbers {a} and {b}"),
         line: i + 1,
@@ -211,15 +220,7 @@ fn flip_priority(kind: RuleKind, lines: &[&str]) -> Option<Mutant> {
         Some((at, w[at].to_string()))
     };
     let text = match (pref(lines[i]), pref(lines[j])) {
-        (Some((ai, a)), Some((aj, b))) if a != b => with_lines(lines, |k, x| {
-            Some(if k == i {
-                replace_word(x, ai, &b)
-            } else if k == j {
-                replace_word(x, aj, &a)
-            } else {
-                x.to_string()
-            })
-        }),
+        (Some((ai, a)), Some((aj, b))) if a != b => set_two_words(lines, (i, ai, &b), (j, aj, &a)),
         _ => with_lines(lines, |k, x| {
             Some(if k == i {
                 lines[j].to_string()
