@@ -68,6 +68,12 @@ enum Cmd {
         /// After the traffic, list the iptables rules no packet hit, with their file and line.
         #[arg(long)]
         coverage: bool,
+        /// Write the whole verdict as JSON (flows, paths, expectations, observations, counters).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write JUnit XML: a testsuite per scenario, a testcase per expectation.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
@@ -126,8 +132,10 @@ fn main() -> ExitCode {
             scenarios,
             rules,
             coverage,
+            json,
+            junit,
             dump,
-        } => run_all(&scenarios, &rules, coverage, dump),
+        } => run_all(&scenarios, &rules, coverage, dump, &Outputs { json, junit }),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
         Cmd::Mutate {
@@ -221,7 +229,42 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
     Ok(plans)
 }
 
-fn run_all(paths: &[PathBuf], args: &RuleArgs, coverage: bool, dump: bool) -> u8 {
+/// Result files to write after the runs.
+struct Outputs {
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+fn write_results(out: &Outputs, judged: &[(String, run::RunResult)]) -> Result<(), String> {
+    let all: Vec<report::results::Judged> = judged
+        .iter()
+        .map(|(file, r)| report::results::Judged {
+            file,
+            verdict: &r.verdict,
+            seconds: r.timings.total().as_secs_f64(),
+            packets_seen: r.observations.sightings.len(),
+            conntrack_entries: r.observations.conntrack.len(),
+            coverage: r.coverage.as_deref(),
+        })
+        .collect();
+    for (path, text) in [
+        (&out.json, report::results::json(&all)),
+        (&out.junit, report::results::junit(&all)),
+    ] {
+        if let Some(p) = path {
+            std::fs::write(p, text).map_err(|e| format!("writing `{}`: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn run_all(
+    paths: &[PathBuf],
+    args: &RuleArgs,
+    coverage: bool,
+    dump: bool,
+    outputs: &Outputs,
+) -> u8 {
     // Validate everything first: bad input is found before any lab is built.
     let rules = match overrides(&args.rules) {
         Ok(r) => r,
@@ -241,6 +284,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, coverage: bool, dump: bool) -> u8
         coverage,
     };
     let mut worst = Exit::PASS;
+    let mut judged = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         if i > 0 {
             println!();
@@ -267,8 +311,12 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, coverage: bool, dump: bool) -> u8
                     ms(r.timings.total())
                 );
                 worst = worst.max(r.verdict.outcome.exit_code());
+                judged.push((plan.file.display().to_string(), r));
             }
         }
+    }
+    if let Err(m) = write_results(outputs, &judged) {
+        return fail_msg(&m);
     }
     worst
 }

@@ -1,6 +1,8 @@
 //! Verdict → text: the per-flow table, the failures, the one-line summary, and the
 //! deterministic snapshot. Pure.
 
+pub mod results;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 

@@ -251,7 +251,8 @@ pub struct NodeRules {
     pub sources: Vec<RuleSource>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
     Udp,
@@ -397,13 +398,13 @@ pub struct Expectation {
 }
 
 /// One expectation a broken twin must break; `flows: None` means "some flows".
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Break {
     pub expectation: String,
     pub flows: Option<Vec<u32>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExpectedFailure {
     pub reason: String,
     pub breaks: Vec<Break>,

@@ -13,7 +13,8 @@ use crate::observe::packet::{self, Packet};
 use crate::observe::{Observations, Sighting, Tuple};
 use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Dir {
     /// client → server
     Out,
@@ -22,7 +23,7 @@ pub enum Dir {
 }
 
 /// Where packets of a flow died, and how many.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DropSite {
     pub dir: Dir,
     pub node: String,
@@ -31,7 +32,7 @@ pub struct DropSite {
 }
 
 /// A flow's path through the lab, as observed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FlowPath {
     pub id: u32,
     pub group: String,
@@ -60,13 +61,13 @@ pub struct FlowPath {
     pub story: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FlowFailure {
     pub flow: u32,
     pub msg: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExpResult {
     pub name: String,
     pub check: String,
@@ -92,7 +93,8 @@ impl ExpResult {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "problems", rename_all = "snake_case")]
 pub enum Outcome {
     /// Every expectation held.
     Pass,
@@ -117,7 +119,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
     pub scenario: String,
     pub router: String,
