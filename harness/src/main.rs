@@ -74,6 +74,10 @@ enum Cmd {
         /// Write JUnit XML: a testsuite per scenario, a testcase per expectation.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write one pcap file per link into DIR (`SCENARIO-LINK.pcap`); flow N has client port
+        /// 40000+N and payload `HXQ N …`.
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
@@ -134,8 +138,15 @@ fn main() -> ExitCode {
             coverage,
             json,
             junit,
+            pcap,
             dump,
-        } => run_all(&scenarios, &rules, coverage, dump, &Outputs { json, junit }),
+        } => run_all(
+            &scenarios,
+            &rules,
+            coverage,
+            dump,
+            &Outputs { json, junit, pcap },
+        ),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
         Cmd::Mutate {
@@ -233,6 +244,25 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
 struct Outputs {
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
+    pcap: Option<PathBuf>,
+}
+
+/// `DIR/SCENARIO-LINK.pcap` for every link of a run.
+fn write_pcaps(dir: &Path, plan: &Plan, r: &run::RunResult) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating `{}`: {e}", dir.display()))?;
+    for (i, link) in plan.topology.links.iter().enumerate() {
+        let path = dir.join(format!("{}-{}.pcap", plan.name, link.name));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+        report::pcap::write(
+            std::io::BufWriter::new(file),
+            &r.frames,
+            i,
+            r.capture_started,
+        )
+        .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn write_results(out: &Outputs, judged: &[(String, run::RunResult)]) -> Result<(), String> {
@@ -282,6 +312,7 @@ fn run_all(
     let opts = Options {
         backend: args.backend.into(),
         coverage,
+        keep_frames: outputs.pcap.is_some(),
     };
     let mut worst = Exit::PASS;
     let mut judged = Vec::new();
@@ -311,6 +342,11 @@ fn run_all(
                     ms(r.timings.total())
                 );
                 worst = worst.max(r.verdict.outcome.exit_code());
+                if let Some(dir) = &outputs.pcap {
+                    if let Err(m) = write_pcaps(dir, plan, &r) {
+                        return fail_msg(&m);
+                    }
+                }
                 judged.push((plan.file.display().to_string(), r));
             }
         }

@@ -50,6 +50,9 @@ impl Timings {
 
 pub struct RunResult {
     pub verdict: Verdict,
+    /// With `Options::keep_frames`: every frame captured, and when the captures started.
+    pub frames: Vec<crate::observe::capture::Frame>,
+    pub capture_started: std::time::SystemTime,
     /// With `Options::coverage`: every iptables rule and its packet counter.
     pub coverage: Option<Vec<crate::observe::counters::RuleHit>>,
     pub observations: Observations,
@@ -110,6 +113,8 @@ pub struct Options {
     pub backend: Backend,
     /// Read every iptables rule's packet counter after the traffic.
     pub coverage: bool,
+    /// Keep every captured frame (for pcap files).
+    pub keep_frames: bool,
 }
 
 /// Runs a validated plan with `opts`.
@@ -136,10 +141,13 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
                 .any(|f| l.a.node == f.client_node || l.b.node == f.client_node)
         })
         .collect();
-    let capture = Capture::start(&lab, &plan.topology, &watch).map_err(|source| Error::Io {
-        what: "starting the captures".into(),
-        source,
-    })?;
+    let capture =
+        Capture::start(&lab, &plan.topology, &watch, opts.keep_frames).map_err(|source| {
+            Error::Io {
+                what: "starting the captures".into(),
+                source,
+            }
+        })?;
     t.capture_start = clock.elapsed();
 
     let clock = Instant::now();
@@ -165,7 +173,8 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         .count();
     capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(5));
     capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
-    let (sightings, losses) = capture.stop();
+    let started = capture.started;
+    let (sightings, losses, frames) = capture.stop();
     if !losses.is_empty() {
         let links: Vec<String> = losses
             .iter()
@@ -202,6 +211,8 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let verdict = verdict::judge(plan, &observations);
     t.judge = clock.elapsed();
     Ok(RunResult {
+        frames,
+        capture_started: started,
         coverage,
         verdict,
         observations,

@@ -350,6 +350,63 @@ fn failing_generators() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--pcap DIR` writes one file per link that tcpdump reads, and `--json`/`--junit` files
+/// that parse; flow 2 is found in the LAN capture by its client port.
+fn result_files() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let d = dir.path().display().to_string();
+    let (code, out) = harness_cmd(&[
+        "run",
+        "--pcap",
+        &d,
+        "--json",
+        &format!("{d}/r.json"),
+        "--junit",
+        &format!("{d}/r.xml"),
+        "scenarios/dual-isp.yaml",
+    ])?;
+    if code != 0 {
+        return Err(format!("the run failed (exit {code}):\n{out}").into());
+    }
+    for link in ["lan", "wan1", "wan2", "peer1", "peer2", "dc"] {
+        let f = format!("{d}/dual-isp-{link}.pcap");
+        let t = std::process::Command::new("tcpdump")
+            .args(["-nr", &f])
+            .output()
+            .map_err(|e| format!("tcpdump: {e}"))?;
+        if !t.status.success() {
+            return Err(format!(
+                "tcpdump cannot read {f}: {}",
+                String::from_utf8_lossy(&t.stderr)
+            )
+            .into());
+        }
+    }
+    let t = std::process::Command::new("tcpdump")
+        .args(["-nr", &format!("{d}/dual-isp-lan.pcap"), "tcp port 40002"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if String::from_utf8_lossy(&t.stdout).lines().count() < 5 {
+        return Err("flow 2 (client port 40002) is not in the LAN capture".into());
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{d}/r.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    if json["scenarios"][0]["verdict"]["flows"]
+        .as_array()
+        .map(Vec::len)
+        != Some(10)
+    {
+        return Err("the JSON holds no 10 flows".into());
+    }
+    let xml = std::fs::read_to_string(format!("{d}/r.xml")).map_err(|e| e.to_string())?;
+    if !xml.contains("<testsuite name=\"dual-isp\" tests=\"6\" failures=\"0\"") {
+        return Err(format!("unexpected JUnit:\n{xml}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
@@ -405,6 +462,8 @@ fn main() {
                 coverage_idle_rules,
             )
             .with_ignored_flag(!privileged),
+            Trial::test("result files: pcap per link, JSON, JUnit", result_files)
+                .with_ignored_flag(!privileged),
             Trial::test(
                 "generators: a failing one is bad input, with its own message",
                 failing_generators,

@@ -24,7 +24,21 @@ pub struct Capture {
     /// ICMP errors seen on the watched links.
     icmp_errors: Arc<AtomicU64>,
     start: Instant,
-    threads: Vec<JoinHandle<(Vec<Sighting>, u32)>>,
+    threads: Vec<JoinHandle<LinkCapture>>,
+    /// Wall-clock time the captures started, for pcap timestamps.
+    pub started: std::time::SystemTime,
+}
+
+/// What one link's capture thread returns: its sightings, the packets the kernel dropped,
+/// and (when kept) the whole frames.
+type LinkCapture = (Vec<Sighting>, u32, Vec<Frame>);
+
+/// A whole frame as captured, kept for pcap files.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub link: usize,
+    pub t_ns: u64,
+    pub data: Vec<u8>,
 }
 
 /// Packets the kernel dropped before a capture thread could read them, by link index.
@@ -37,7 +51,14 @@ const RCVBUF: libc::c_int = 8 << 20;
 impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
     /// ICMP errors seen on the links in `watch`.
-    pub fn start(lab: &Lab, topo: &Topology, watch: &[usize]) -> io::Result<Capture> {
+    /// With `keep_frames`, every whole frame is kept too (for pcap files).
+    pub fn start(
+        lab: &Lab,
+        topo: &Topology,
+        watch: &[usize],
+        keep_frames: bool,
+    ) -> io::Result<Capture> {
+        let started = std::time::SystemTime::now();
         let stop = Arc::new(AtomicBool::new(false));
         let last_ns = Arc::new(AtomicU64::new(0));
         let icmp_errors = Arc::new(AtomicU64::new(0));
@@ -64,6 +85,7 @@ impl Capture {
                     .name(format!("cap-{}", link.name))
                     .spawn(move || {
                         let mut rx = rx;
+                        let mut frames = keep_frames.then(Vec::new);
                         let seen = read_until_stopped(
                             i,
                             &mut rx,
@@ -71,11 +93,12 @@ impl Capture {
                             &last_ns,
                             errors.as_deref(),
                             start,
+                            frames.as_mut(),
                         );
                         // Read the drop counter while the receiver still holds the socket open.
                         let drops = dropped(fd);
                         drop(rx);
-                        (seen, drops)
+                        (seen, drops, frames.unwrap_or_default())
                     })?,
             );
         }
@@ -85,6 +108,7 @@ impl Capture {
             icmp_errors,
             start,
             threads,
+            started,
         })
     }
 
@@ -110,19 +134,21 @@ impl Capture {
 
     /// Stops every capture once its socket is drained: the sightings sorted by time, and the
     /// links where the kernel dropped packets no thread read in time.
-    pub fn stop(mut self) -> (Vec<Sighting>, Losses) {
+    pub fn stop(mut self) -> (Vec<Sighting>, Losses, Vec<Frame>) {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         let mut losses = Vec::new();
+        let mut frames = Vec::new();
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
-            let (seen, drops) = t.join().unwrap_or_default();
+            let (seen, drops, kept) = t.join().unwrap_or_default();
             all.extend(seen);
+            frames.extend(kept);
             if drops > 0 {
                 losses.push((i, drops));
             }
         }
         all.sort_by_key(|s| (s.t_ns, s.link, s.seq));
-        (all, losses)
+        (all, losses, frames)
     }
 }
 
@@ -210,6 +236,7 @@ fn read_until_stopped(
     last_ns: &AtomicU64,
     icmp_errors: Option<&AtomicU64>,
     start: Instant,
+    mut frames: Option<&mut Vec<Frame>>,
 ) -> Vec<Sighting> {
     let mut out = Vec::new();
     let mut seq = 0;
@@ -217,6 +244,13 @@ fn read_until_stopped(
         match rx.next() {
             Ok(frame) => {
                 let t_ns = start.elapsed().as_nanos() as u64;
+                if let Some(f) = frames.as_deref_mut() {
+                    f.push(Frame {
+                        link,
+                        t_ns,
+                        data: frame.to_vec(),
+                    });
+                }
                 if let Some(pkt) = packet::parse(frame) {
                     last_ns.fetch_max(t_ns, Ordering::Relaxed);
                     if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {

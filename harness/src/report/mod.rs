@@ -1,6 +1,7 @@
 //! Verdict → text: the per-flow table, the failures, the one-line summary, and the
 //! deterministic snapshot. Pure.
 
+pub mod pcap;
 pub mod results;
 
 use std::collections::BTreeSet;
