@@ -72,18 +72,19 @@ pub fn mutants(kind: RuleKind, text: &str) -> Vec<Mutant> {
     out
 }
 
+/// The index of the word after the first run of words matching `keys` (`--state X` → X).
+fn word_after(w: &[&str], keys: &[&[&str]]) -> Option<usize> {
+    w.windows(keys.len())
+        .position(|p| p.iter().zip(keys).all(|(word, ok)| ok.contains(word)))
+        .map(|i| i + keys.len())
+}
+
 /// The value a line sets a mark to, and the word it follows.
 fn mark_set(kind: RuleKind, line: &str) -> Option<(usize, String)> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let at = match kind {
-        RuleKind::Iptables => w
-            .windows(2)
-            .position(|p| p[0] == "--set-mark" || p[0] == "--set-xmark")
-            .map(|i| i + 1),
-        RuleKind::Nft => w
-            .windows(3)
-            .position(|p| p[1] == "mark" && p[2] == "set" && (p[0] == "meta" || p[0] == "ct"))
-            .map(|i| i + 3),
+        RuleKind::Iptables => word_after(&w, &[&["--set-mark", "--set-xmark"]]),
+        RuleKind::Nft => word_after(&w, &[&["meta", "ct"], &["mark"], &["set"]]),
         _ => None,
     }?;
     let v = w.get(at)?;
@@ -146,14 +147,8 @@ fn drop_states(kind: RuleKind, lines: &[&str]) -> Vec<Mutant> {
     for (i, l) in lines.iter().enumerate() {
         let w: Vec<&str> = l.split_whitespace().collect();
         let at = match kind {
-            RuleKind::Iptables => w
-                .windows(2)
-                .position(|p| p[0] == "--state" || p[0] == "--ctstate")
-                .map(|k| k + 1),
-            RuleKind::Nft => w
-                .windows(3)
-                .position(|p| p[0] == "ct" && p[1] == "state")
-                .map(|k| k + 2),
+            RuleKind::Iptables => word_after(&w, &[&["--state", "--ctstate"]]),
+            RuleKind::Nft => word_after(&w, &[&["ct"], &["state"]]),
             _ => None,
         };
         let Some(at) = at else { continue };

@@ -4,7 +4,6 @@
 pub mod pcap;
 pub mod results;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::verdict::{ids, FlowPath, Outcome, Verdict};
@@ -235,12 +234,7 @@ pub fn full(v: &Verdict) -> String {
 /// Flows judged together by statistics are left out of the table: which uplink each took
 /// varies from run to run, only whether their split held does not.
 pub fn snapshot(v: &Verdict) -> String {
-    let together: BTreeSet<u32> = v
-        .results
-        .iter()
-        .filter(|r| r.statistical())
-        .flat_map(|r| r.flows.iter().copied())
-        .collect();
+    let together = v.statistical_flows();
     let mut s = if v.flows.iter().all(|f| together.contains(&f.id)) {
         String::new()
     } else {

@@ -103,12 +103,7 @@ pub fn splits_differ(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, alpha
 /// Compares two verdicts of one scenario.
 pub fn compare(a: &Verdict, b: &Verdict) -> Changes {
     let mut out = Changes::default();
-    let together: BTreeSet<u32> = a
-        .results
-        .iter()
-        .filter(|r| r.statistical())
-        .flat_map(|r| r.flows.iter().copied())
-        .collect();
+    let together = a.statistical_flows();
     let bs: BTreeMap<u32, &FlowPath> = b.flows.iter().map(|f| (f.id, f)).collect();
     for fa in a.flows.iter().filter(|f| !together.contains(&f.id)) {
         let Some(fb) = bs.get(&fa.id) else { continue };

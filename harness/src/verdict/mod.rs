@@ -129,6 +129,18 @@ pub struct Verdict {
     pub outcome: Outcome,
 }
 
+impl Verdict {
+    /// Flows judged together by a statistical expectation: which uplink each took varies from
+    /// run to run, only their split counts.
+    pub fn statistical_flows(&self) -> BTreeSet<u32> {
+        self.results
+            .iter()
+            .filter(|r| r.statistical())
+            .flat_map(|r| r.flows.iter().copied())
+            .collect()
+    }
+}
+
 /// Judges a run.
 pub fn judge(plan: &Plan, obs: &Observations) -> Verdict {
     let flows = paths(plan, obs);
