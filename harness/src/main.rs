@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use harness::error::chain;
 use harness::install::Backend;
+use harness::report::files::Outputs;
 use harness::run::{self, Options};
 use harness::spec::{self, Plan, RuleSource};
 use harness::verdict::{compare, Outcome, Verdict};
@@ -78,6 +79,10 @@ enum Cmd {
         /// 40000+N and payload `HXQ N …`.
         #[arg(long, value_name = "DIR")]
         pcap: Option<PathBuf>,
+        /// Write one self-contained HTML page: the topology with each flow's path drawn on
+        /// it, failing flows first, their packets hop by hop.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
@@ -139,13 +144,19 @@ fn main() -> ExitCode {
             json,
             junit,
             pcap,
+            html,
             dump,
         } => run_all(
             &scenarios,
             &rules,
             coverage,
             dump,
-            &Outputs { json, junit, pcap },
+            &Outputs {
+                json,
+                junit,
+                pcap,
+                html,
+            },
         ),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
@@ -240,54 +251,6 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
     Ok(plans)
 }
 
-/// Result files to write after the runs.
-struct Outputs {
-    json: Option<PathBuf>,
-    junit: Option<PathBuf>,
-    pcap: Option<PathBuf>,
-}
-
-/// `DIR/SCENARIO-LINK.pcap` for every link of a run.
-fn write_pcaps(dir: &Path, plan: &Plan, r: &run::RunResult) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating `{}`: {e}", dir.display()))?;
-    for (i, link) in plan.topology.links.iter().enumerate() {
-        let path = dir.join(format!("{}-{}.pcap", plan.name, link.name));
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
-        report::pcap::write(
-            std::io::BufWriter::new(file),
-            &r.frames,
-            i,
-            r.capture_started,
-        )
-        .map_err(|e| format!("writing `{}`: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn write_results(out: &Outputs, judged: &[(String, run::RunResult)]) -> Result<(), String> {
-    let all: Vec<report::results::Judged> = judged
-        .iter()
-        .map(|(file, r)| report::results::Judged {
-            file,
-            verdict: &r.verdict,
-            seconds: r.timings.total().as_secs_f64(),
-            packets_seen: r.observations.sightings.len(),
-            conntrack_entries: r.observations.conntrack.len(),
-            coverage: r.coverage.as_deref(),
-        })
-        .collect();
-    for (path, text) in [
-        (&out.json, report::results::json(&all)),
-        (&out.junit, report::results::junit(&all)),
-    ] {
-        if let Some(p) = path {
-            std::fs::write(p, text).map_err(|e| format!("writing `{}`: {e}", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
 fn run_all(
     paths: &[PathBuf],
     args: &RuleArgs,
@@ -312,7 +275,7 @@ fn run_all(
     let opts = Options {
         backend: args.backend.into(),
         coverage,
-        keep_frames: outputs.pcap.is_some(),
+        keep_frames: outputs.needs_frames(),
     };
     let mut worst = Exit::PASS;
     let mut judged = Vec::new();
@@ -342,16 +305,12 @@ fn run_all(
                     ms(r.timings.total())
                 );
                 worst = worst.max(r.verdict.outcome.exit_code());
-                if let Some(dir) = &outputs.pcap {
-                    if let Err(m) = write_pcaps(dir, plan, &r) {
-                        return fail_msg(&m);
-                    }
-                }
-                judged.push((plan.file.display().to_string(), r));
+                judged.push((plan, r));
             }
         }
     }
-    if let Err(m) = write_results(outputs, &judged) {
+    let runs: Vec<_> = judged.iter().map(|(p, r)| (*p, r)).collect();
+    if let Err(m) = report::files::write(outputs, &runs) {
         return fail_msg(&m);
     }
     worst

@@ -1,6 +1,8 @@
 //! Verdict → text: the per-flow table, the failures, the one-line summary, and the
 //! deterministic snapshot. Pure.
 
+pub mod files;
+pub mod html;
 pub mod pcap;
 pub mod results;
 
