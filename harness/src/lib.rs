@@ -15,6 +15,7 @@ pub mod lab;
 pub mod mutate;
 pub mod observe;
 pub mod report;
+pub mod rootless;
 pub mod run;
 pub mod spec;
 pub mod traffic;

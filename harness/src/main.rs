@@ -134,8 +134,21 @@ enum Cmd {
     },
 }
 
+impl Cmd {
+    fn builds_labs(&self) -> bool {
+        !matches!(self, Cmd::Check { .. })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that build labs run as root in a user namespace of their own when not root.
+    if cli.cmd.builds_labs() {
+        if let Err(m) = harness::rootless::enter() {
+            return ExitCode::from(fail_msg(&m));
+        }
+        harness::rootless::raise_fd_limit();
+    }
     let code = match cli.cmd {
         Cmd::Run {
             scenarios,

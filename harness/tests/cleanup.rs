@@ -1,7 +1,9 @@
 //! Nothing of a lab outlives its run: after `harness run` ends — passed (exit 0), failed
 //! (exit 1), Ctrl-C (SIGINT to its process group) or `kill -9` (SIGKILL), each signal sent
 //! once mid-traffic and once while a rule tool runs — no namespace, interface, process or
-//! mount of the lab remains, and the starting namespace is exactly as before.
+//! mount of the lab remains, and the starting namespace is exactly as before. The same holds
+//! for a run as an unprivileged user (in a user namespace of its own) and for two runs of the
+//! same scenario at once, which must both pass.
 //!
 //! Each trial runs the real binary and, while it runs, records every namespace (of any kind)
 //! that the harness or a process it started holds other than this process's own, and every
@@ -58,6 +60,16 @@ enum End {
     Signal(Signal, When),
 }
 
+/// Who runs the harness, and how many at once.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    Root,
+    /// `nobody` (uid 65534), through setpriv: the harness enters a user namespace itself.
+    Nobody,
+    /// Two runs of the same scenario side by side.
+    TwoAtOnce,
+}
+
 #[derive(Clone, Copy)]
 enum When {
     /// While the flows run: the lab's namespaces, veths, sockets and threads exist.
@@ -78,23 +90,39 @@ fn main() {
             panic!("PR_SET_CHILD_SUBREAPER: {}", io::Error::last_os_error());
         }
     }
-    let trial = |name: String, scenario: &'static str, end: End| {
-        Trial::test(name, move || leaves_nothing(scenario, end)).with_ignored_flag(!privileged)
+    let root = nix::unistd::geteuid().is_root();
+    let trial = |name: String, scenario: &'static str, end: End, who: Who| {
+        Trial::test(name, move || leaves_nothing(scenario, end, who))
+            .with_ignored_flag(!privileged || (who == Who::Nobody && !root))
     };
     let mut trials = vec![
-        trial("passed".into(), PASSES, End::Exit(0)),
-        trial("failed".into(), FAILS, End::Exit(1)),
+        trial("passed".into(), PASSES, End::Exit(0), Who::Root),
+        trial("failed".into(), FAILS, End::Exit(1), Who::Root),
+        trial("passed_as_nobody".into(), PASSES, End::Exit(0), Who::Nobody),
+        trial("failed_as_nobody".into(), FAILS, End::Exit(1), Who::Nobody),
+        trial("two_at_once".into(), PASSES, End::Exit(0), Who::TwoAtOnce),
     ];
     for (when, w) in [(When::Traffic, "traffic"), (When::Install, "install")] {
         for (sig, s) in [(Signal::SIGINT, "sigint"), (Signal::SIGKILL, "sigkill")] {
-            trials.push(trial(format!("{s}_mid_{w}"), SLOW, End::Signal(sig, when)));
+            trials.push(trial(
+                format!("{s}_mid_{w}"),
+                SLOW,
+                End::Signal(sig, when),
+                Who::Root,
+            ));
         }
     }
+    trials.push(trial(
+        "sigkill_mid_traffic_as_nobody".into(),
+        SLOW,
+        End::Signal(Signal::SIGKILL, When::Traffic),
+        Who::Nobody,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
-/// Runs `scenario`, ends it as `end` says, and checks (a)–(e).
-fn leaves_nothing(scenario: &str, end: End) -> Result<(), Failed> {
+/// Runs `scenario` as `who` says, ends it as `end` says, and checks (a)–(e).
+fn leaves_nothing(scenario: &str, end: End, who: Who) -> Result<(), Failed> {
     let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
     // The first run on a fresh boot may load kernel modules (nf_conntrack, nf_tables, …)
     // that add sysctl files to the starting namespace; that is the kernel, not the lab.
@@ -115,26 +143,51 @@ fn leaves_nothing(scenario: &str, end: End) -> Result<(), Failed> {
     // Ctrl-C in a terminal signals the whole foreground process group: the run gets its own.
     let mut log = tempfile::tempfile()?;
     let tmp = tempfile::tempdir()?;
-    let mut child = harness_cmd(&path)
-        .env("TMPDIR", tmp.path())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?)
-        .process_group(0)
-        .spawn()?;
-    let pid = Pid::from_raw(child.id() as i32);
+    let copy = match who {
+        Who::Nobody => Some(world_readable_copy(scenario)?),
+        _ => None,
+    };
+    let runs = if who == Who::TwoAtOnce { 2 } else { 1 };
+    let mut children = Vec::new();
+    for _ in 0..runs {
+        let mut cmd = match &copy {
+            Some(dir) => as_nobody(dir.path(), scenario),
+            None => harness_cmd(&path),
+        };
+        children.push(
+            cmd.env("TMPDIR", tmp.path())
+                .stdout(log.try_clone()?)
+                .stderr(log.try_clone()?)
+                .process_group(0)
+                .spawn()?,
+        );
+    }
+    let pid = Pid::from_raw(children[0].id() as i32);
     let started = Instant::now();
     let mut seen = Seen::default();
     let mut lab_at = None;
     let mut problems = Vec::new();
     loop {
-        let tools = seen.record(pid);
-        if child.try_wait()?.is_some() {
+        let mut tools = 0;
+        for c in &children {
+            tools += seen.record(Pid::from_raw(c.id() as i32));
+        }
+        let mut running = 0;
+        for c in &mut children {
+            running += usize::from(c.try_wait()?.is_none());
+        }
+        if running < children.len() {
+            if running > 0 {
+                // One of two runs at once ended: follow the other to its end.
+                sleep(Duration::from_millis(1));
+                continue;
+            }
             if let End::Signal(sig, _) = end {
                 problems.push(format!("the run ended before {sig} could be sent"));
             }
             break;
         }
-        if seen.net() >= nodes {
+        if seen.net() >= nodes * runs {
             lab_at.get_or_insert_with(Instant::now);
         }
         if let (End::Signal(sig, when), Some(t)) = (end, lab_at) {
@@ -151,32 +204,37 @@ fn leaves_nothing(scenario: &str, end: End) -> Result<(), Failed> {
             }
         }
         if started.elapsed() > TIMEOUT {
-            kill(pid, Signal::SIGKILL)?;
+            for c in &children {
+                let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+            }
             problems.push(format!("the run took over {TIMEOUT:?}: killed"));
             break;
         }
         sleep(Duration::from_millis(1));
     }
-    let status = child.wait()?;
-    let (ok, expected) = match end {
-        End::Exit(code) => (status.code() == Some(code), format!("exit status {code}")),
-        End::Signal(sig, _) => (
-            status.signal() == Some(sig as i32),
-            format!("death by {sig}"),
-        ),
-    };
-    if !ok {
-        let mut said = String::new();
-        log.seek(SeekFrom::Start(0))?;
-        log.read_to_string(&mut said)?;
-        problems.push(format!(
-            "the run ended with {status}, expected {expected}; it said:\n{said}"
-        ));
+    for child in &mut children {
+        let status = child.wait()?;
+        let (ok, expected) = match end {
+            End::Exit(code) => (status.code() == Some(code), format!("exit status {code}")),
+            End::Signal(sig, _) => (
+                status.signal() == Some(sig as i32),
+                format!("death by {sig}"),
+            ),
+        };
+        if !ok {
+            let mut said = String::new();
+            log.seek(SeekFrom::Start(0))?;
+            log.read_to_string(&mut said)?;
+            problems.push(format!(
+                "the run ended with {status}, expected {expected}; it said:\n{said}"
+            ));
+        }
     }
-    if seen.net() < nodes {
+    if seen.net() < nodes * runs {
         problems.push(format!(
-            "saw only {} of the lab's {nodes} network namespaces while it ran",
-            seen.net()
+            "saw only {} of the {} network namespaces of {runs} lab(s) while they ran",
+            seen.net(),
+            nodes * runs
         ));
     }
     problems.extend(leftovers(&seen));
@@ -202,6 +260,67 @@ fn harness_cmd(scenario: &Path) -> Command {
     cmd.arg("run").arg(scenario).stdin(Stdio::null());
     // A shell gives its foreground job default signal handling; a test runner started in
     // the background may have SIGINT ignored, which the harness would inherit.
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            signal(Signal::SIGINT, SigHandler::SigDfl)?;
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The files a run of `scenario` (dual-isp or a variant of it) reads, and the binary, in a
+/// directory `nobody` can read: the checkout itself may be closed to it.
+fn world_readable_copy(scenario: &str) -> Result<tempfile::TempDir, Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    // The same layout as the checkout, so relative paths in the files hold.
+    let status = Command::new("cp")
+        .args(["-r", "--parents", scenario])
+        .args([
+            "scenarios/dual-isp",
+            "scenarios/dual-isp-no-restore",
+            "topologies",
+        ])
+        .arg(root)
+        .current_dir(repo_path("."))
+        .status()?;
+    if !status.success() {
+        return Err("copying the scenario files for `nobody` failed".into());
+    }
+    fs::copy(
+        env!("CARGO_BIN_EXE_harness"),
+        root.join("harness-under-test"),
+    )?;
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(root)
+        .status()?;
+    if !status.success() {
+        return Err("chmod -R a+rX on the copy failed".into());
+    }
+    fs::set_permissions(
+        root.join("harness-under-test"),
+        fs::Permissions::from_mode(0o755),
+    )?;
+    Ok(dir)
+}
+
+/// `harness run SCENARIO` as `nobody`, from a world-readable copy.
+fn as_nobody(dir: &Path, scenario: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "./harness-under-test",
+        "run",
+    ])
+    .arg(scenario)
+    .current_dir(dir)
+    .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {

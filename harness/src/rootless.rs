@@ -1,0 +1,83 @@
+//! Running without root: the harness first enters a new user namespace in which it is root,
+//! and builds its labs there. Unprivileged user namespaces give that root every capability
+//! over the namespaces it creates — network and mount namespaces, veths, netfilter, AF_PACKET —
+//! and none over the rest of the machine.
+
+use std::io;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{getegid, geteuid};
+
+/// Where this process stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// Real root (or a user namespace someone else set up): nothing to do.
+    Root,
+    /// Was an unprivileged user; now root inside a user namespace of its own.
+    UserNamespace { uid: u32 },
+}
+
+/// Whether this process runs inside a user namespace it entered with [`enter`] (or any user
+/// namespace other than the machine's): then some kernel knobs are the host's and out of
+/// reach (capture buffers above `net.core.rmem_max`, for one).
+pub fn in_user_namespace() -> bool {
+    // The initial user namespace maps every uid: `0 0 4294967295`.
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
+/// Raises the soft limit on open files to the hard one: a scenario of 1500 flows holds a socket
+/// per flow at once, more than the usual soft limit of 1024. Returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
+/// Makes this process root in a new user namespace when it is not root already. Must be
+/// called while the process has a single thread (the kernel refuses `unshare(CLONE_NEWUSER)`
+/// otherwise): first thing in `main`.
+pub fn enter() -> Result<Privilege, String> {
+    let (uid, gid) = (geteuid(), getegid());
+    if uid.is_root() {
+        return Ok(Privilege::Root);
+    }
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        format!(
+            "running as uid {uid} (not root), the harness needs an unprivileged user namespace, \
+             and the kernel refused one: {e}. Run as root, or allow them \
+             (`sysctl kernel.unprivileged_userns_clone=1`, `user.max_user_namespaces` above 0, \
+             or on Ubuntu `kernel.apparmor_restrict_unprivileged_userns=0`)"
+        )
+    })?;
+    let write = |file: &str, text: String| -> Result<(), String> {
+        std::fs::write(format!("/proc/self/{file}"), &text).map_err(|e: io::Error| {
+            format!("writing /proc/self/{file} in the new user namespace: {e}")
+        })
+    };
+    // An unprivileged process must give up setgroups before it may write its gid_map.
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("0 {uid} 1\n"))?;
+    write("gid_map", format!("0 {gid} 1\n"))?;
+    // Tools live in sbin, which an ordinary user's PATH often leaves out.
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut dirs: Vec<&str> = path.split(':').filter(|d| !d.is_empty()).collect();
+    for d in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    // Single-threaded here (the precondition above), so changing the environment is sound.
+    std::env::set_var("PATH", dirs.join(":"));
+    Ok(Privilege::UserNamespace { uid: uid.as_raw() })
+}
