@@ -8,7 +8,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -337,6 +337,8 @@ fn run_generator(
 
 /// The fd number a generator finds the topology's facts on.
 const TOPOLOGY_FD: RawFd = 200;
+/// Where every tool finds its private xtables lock (see `spawn_in`).
+const LOCK_FD: RawFd = 201;
 
 /// Spawns `cmd` in `node`, writes `input` to its stdin, and waits for it.
 fn run_with_input(
@@ -425,6 +427,18 @@ pub fn spawn_in(
     };
     const SCRATCH: &CStr = c"/tmp";
     const FILE: &CStr = c"/tmp/rt_tables";
+    // iptables-legacy serialises writers with a lock file, /run/xtables.lock by default: a
+    // file on the host, which an unprivileged run may not create, and which would make labs
+    // wait for each other though each has tables of its own. Each tool gets a private one.
+    // SAFETY: memfd_create with a static name; the result is checked.
+    let lock = unsafe { libc::memfd_create(c"xtables.lock".as_ptr(), libc::MFD_CLOEXEC) };
+    if lock < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let lock = unsafe { OwnedFd::from_raw_fd(lock) };
+    let lock_fd = lock.as_raw_fd();
+    cmd.env("XTABLES_LOCKFILE", format!("/proc/self/fd/{LOCK_FD}"));
     // SAFETY: the closure runs in the forked child before exec and only makes syscalls
     // (prctl, setns, dup2, unshare, mount, open, write, close, umount2) on values prepared
     // before the fork; it allocates nothing.
@@ -435,6 +449,9 @@ pub fn spawn_in(
             }
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
             // dup2 clears close-on-exec on the copy: the program (and its children) inherit it.
+            if libc::dup2(lock_fd, LOCK_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
             if let Some(fd) = keep {
                 if libc::dup2(fd, TOPOLOGY_FD) < 0 {
                     return Err(io::Error::last_os_error());
@@ -481,7 +498,9 @@ pub fn spawn_in(
             Ok(())
         });
     }
-    cmd.spawn()
+    let child = cmd.spawn();
+    drop(lock);
+    child
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {
