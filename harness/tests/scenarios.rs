@@ -41,19 +41,56 @@ fn rel_name(root: &Path, p: &Path) -> String {
         .into_owned()
 }
 
-fn run_one(name: &str, path: &Path, backend: Backend) -> Result<(), Failed> {
+/// Where a failing scenario's result files go: `$HARNESS_RESULTS/NAME/` when set (a CI job
+/// can upload the folder), else `target/tmp/harness-results/NAME/`.
+fn results_dir(name: &str) -> PathBuf {
+    std::env::var_os("HARNESS_RESULTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("harness-results"))
+        .join(name.replace(['/', ' ', ':'], "_"))
+}
+
+/// Runs a scenario; when it does not pass, writes its result files (JSON, JUnit, the HTML
+/// page, one pcap per link) and fails naming the folder they are in.
+fn run_judged(name: &str, path: &Path, backend: Backend) -> Result<run::RunResult, Failed> {
     let plan = harness::spec::load(path).map_err(|e| e.to_string())?;
+    let dir = results_dir(&match backend {
+        Backend::Legacy => format!("legacy: {name}"),
+        _ => name.to_string(),
+    });
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("clearing {}: {e}", dir.display()).into())
+        }
+        _ => {}
+    }
     let r = run::run_with(
         &plan,
         Options {
             backend,
+            keep_frames: true,
             ..Default::default()
         },
     )
     .map_err(|e| chain(&e))?;
     if !r.verdict.outcome.ok() {
-        return Err(report::full(&r.verdict).into());
+        let written = report::files::write(&report::files::Outputs::all_in(&dir), &[(&plan, &r)])
+            .map_or_else(
+                |e| format!("could not write the result files: {e}"),
+                |()| {
+                    format!(
+                        "result files (result.html, result.json, result.junit.xml, a pcap per link): {}",
+                        dir.display()
+                    )
+                },
+            );
+        return Err(format!("{}\n{written}", report::full(&r.verdict)).into());
     }
+    Ok(r)
+}
+
+fn run_one(name: &str, path: &Path, backend: Backend) -> Result<(), Failed> {
+    let r = run_judged(name, path, backend)?;
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(repo_path("reports/snapshots"));
     s.set_prepend_module_to_snapshot(false);
@@ -446,6 +483,37 @@ fn read_pcap_in_process(file: &str, port: Option<u16>) -> Result<usize, Failed> 
     Ok(n)
 }
 
+/// The failure hook itself: a scenario that fails says where its result files are, and they
+/// are there.
+fn failure_leaves_results() -> Result<(), Failed> {
+    let name = "fixture: dual-isp-fails";
+    let err = match run_judged(
+        name,
+        &repo_path("harness/tests/fixtures/cleanup/dual-isp-fails.yaml"),
+        Backend::System,
+    ) {
+        Ok(_) => return Err("the failing fixture passed".into()),
+        Err(e) => e.message().unwrap_or_default().to_string(),
+    };
+    let dir = results_dir(name);
+    if !err.contains(&dir.display().to_string()) {
+        return Err(format!("the failure does not name {}:\n{err}", dir.display()).into());
+    }
+    for f in [
+        "result.html",
+        "result.json",
+        "result.junit.xml",
+        "dual-isp-fails-wan2.pcap",
+    ] {
+        let len = std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+        if len == 0 {
+            return Err(format!("{f} is missing or empty in {}", dir.display()).into());
+        }
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn main() {
     // Not root: run every scenario the same way, as root of a user namespace of our own
     // (first, while this process has one thread). Where the kernel refuses one, the trials
@@ -510,6 +578,11 @@ fn main() {
             .with_ignored_flag(!privileged),
             Trial::test("result files: pcap per link, JSON, JUnit", result_files)
                 .with_ignored_flag(!privileged),
+            Trial::test(
+                "result files: a failing scenario names the folder they are in",
+                failure_leaves_results,
+            )
+            .with_ignored_flag(!privileged),
             Trial::test(
                 "generators: a failing one is bad input, with its own message",
                 failing_generators,
