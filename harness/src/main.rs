@@ -83,9 +83,29 @@ enum Cmd {
         /// it, failing flows first, their packets hop by hop.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Leave the lab up after the run (one scenario only) and print how to enter each
+        /// node; `harness down` removes it.
+        #[arg(long)]
+        keep: bool,
         /// Print every packet seen and the router's conntrack table (for debugging the harness).
         #[arg(long, hide = true)]
         dump: bool,
+    },
+    /// Enter a node of a lab kept by `run --keep`: run COMMAND there (`harness shell jupiter
+    /// -- iptables-save`), or a shell.
+    Shell {
+        node: String,
+        /// Which kept lab (scenario name or keeper pid), when more than one is.
+        #[arg(long)]
+        lab: Option<String>,
+        /// The command and its arguments; `$SHELL` when none.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Remove every lab kept by `run --keep` (or only `--lab NAME`).
+    Down {
+        #[arg(long)]
+        lab: Option<String>,
     },
     /// Run scenarios (files, or folders of them) against given rules: one line each; exit 1
     /// when a flow takes another path than a scenario expects. Scenarios declared broken are
@@ -136,7 +156,10 @@ enum Cmd {
 
 impl Cmd {
     fn builds_labs(&self) -> bool {
-        !matches!(self, Cmd::Check { .. })
+        !matches!(
+            self,
+            Cmd::Check { .. } | Cmd::Shell { .. } | Cmd::Down { .. }
+        )
     }
 }
 
@@ -158,12 +181,16 @@ fn main() -> ExitCode {
             junit,
             pcap,
             html,
+            keep,
             dump,
         } => run_all(
             &scenarios,
             &rules,
-            coverage,
-            dump,
+            &RunFlags {
+                coverage,
+                dump,
+                keep,
+            },
             &Outputs {
                 json,
                 junit,
@@ -171,6 +198,8 @@ fn main() -> ExitCode {
                 html,
             },
         ),
+        Cmd::Shell { node, lab, command } => shell(&node, lab.as_deref(), &command),
+        Cmd::Down { lab } => down(lab.as_deref()),
         Cmd::Gate { scenarios, rules } => gate(&scenarios, &rules),
         Cmd::Diff { scenarios, rules } => diff(&scenarios, &rules),
         Cmd::Mutate {
@@ -264,13 +293,20 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
     Ok(plans)
 }
 
-fn run_all(
-    paths: &[PathBuf],
-    args: &RuleArgs,
+/// `run`'s switches.
+struct RunFlags {
     coverage: bool,
     dump: bool,
-    outputs: &Outputs,
-) -> u8 {
+    keep: bool,
+}
+
+fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outputs) -> u8 {
+    if flags.keep && paths.len() != 1 {
+        return fail_msg(&format!(
+            "--keep keeps one lab: give one scenario, not {}",
+            paths.len()
+        ));
+    }
     // Validate everything first: bad input is found before any lab is built.
     let rules = match overrides(&args.rules) {
         Ok(r) => r,
@@ -287,8 +323,9 @@ fn run_all(
     };
     let opts = Options {
         backend: args.backend.into(),
-        coverage,
+        coverage: flags.coverage,
         keep_frames: outputs.needs_frames(),
+        keep_lab: flags.keep,
     };
     let mut worst = Exit::PASS;
     let mut judged = Vec::new();
@@ -299,7 +336,7 @@ fn run_all(
         match run::run_with(plan, opts) {
             Err(e) => return fail(&e),
             Ok(r) => {
-                if dump {
+                if flags.dump {
                     dump_observations(plan, &r);
                 }
                 print!("{}", report::full(&r.verdict));
@@ -326,7 +363,101 @@ fn run_all(
     if let Err(m) = report::files::write(outputs, &runs) {
         return fail_msg(&m);
     }
+    for (plan, r) in &mut judged {
+        if let Some(lab) = r.lab.take() {
+            if let Err(m) = keep(lab, plan) {
+                return fail_msg(&m);
+            }
+        }
+    }
     worst
+}
+
+/// Hands the lab to a keeper process and says how to get in.
+fn keep(lab: harness::lab::Lab, plan: &Plan) -> Result<(), String> {
+    let tables: Vec<(String, u32)> = plan
+        .rules
+        .iter()
+        .flat_map(|r| r.tables.iter().cloned())
+        .collect();
+    let k = harness::lab::keep::keep(lab, &plan.name, &plan.file, &tables)?;
+    println!(
+        "\nlab `{}` kept (keeper process {}); enter a node with `harness shell NODE [-- COMMAND]`:",
+        k.scenario, k.pid
+    );
+    let width = k.nodes.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (node, _) in &k.nodes {
+        println!(
+            "  harness shell {node:width$}   # or: {}",
+            k.nsenter(node).unwrap_or_default()
+        );
+    }
+    println!("remove it with `harness down`");
+    Ok(())
+}
+
+/// `harness shell NODE [-- COMMAND]`: becomes COMMAND (or a shell) inside the node.
+fn shell(node: &str, which: Option<&str>, command: &[String]) -> u8 {
+    use std::os::unix::process::CommandExt;
+    let k = match harness::lab::keep::find(which) {
+        Ok(k) => k,
+        Err(m) => return fail_msg(&m),
+    };
+    if let Err(m) = harness::lab::keep::enter(&k, node) {
+        return fail_msg(&m);
+    }
+    let (program, args) = match command.split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => {
+            eprintln!(
+                "harness: in node `{node}` of lab `{}`; `exit` to leave",
+                k.scenario
+            );
+            (
+                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+                Vec::new(),
+            )
+        }
+    };
+    let err = std::process::Command::new(&program)
+        .args(&args)
+        .env("HARNESS_LAB", &k.scenario)
+        .env("HARNESS_NODE", node)
+        .exec();
+    fail_msg(&format!("running `{program}` in node `{node}`: {err}"))
+}
+
+/// `harness down`: removes every kept lab, or the one `--lab` names.
+fn down(which: Option<&str>) -> u8 {
+    let labs = match which {
+        Some(_) => match harness::lab::keep::find(which) {
+            Ok(k) => vec![k],
+            Err(m) => return fail_msg(&m),
+        },
+        None => harness::lab::keep::list()
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect(),
+    };
+    if labs.is_empty() {
+        println!("no kept lab");
+    }
+    for k in labs {
+        match harness::lab::keep::remove(&k) {
+            Err(m) => return fail_msg(&m),
+            Ok(holders) if holders.is_empty() => {
+                println!("removed lab `{}` (keeper process {})", k.scenario, k.pid)
+            }
+            Ok(holders) => println!(
+                "removed lab `{}` (keeper process {}); processes still inside keep its nodes \
+                 alive until they exit: {}",
+                k.scenario,
+                k.pid,
+                holders.join(", ")
+            ),
+        }
+    }
+    0
 }
 
 fn dump_observations(plan: &Plan, r: &run::RunResult) {

@@ -21,8 +21,13 @@ pub enum Privilege {
 /// namespace other than the machine's): then some kernel knobs are the host's and out of
 /// reach (capture buffers above `net.core.rmem_max`, for one).
 pub fn in_user_namespace() -> bool {
+    process_in_user_namespace("self")
+}
+
+/// Whether process `pid` (or `self`) is in a user namespace other than the machine's.
+pub fn process_in_user_namespace(pid: &str) -> bool {
     // The initial user namespace maps every uid: `0 0 4294967295`.
-    std::fs::read_to_string("/proc/self/uid_map")
+    std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false)
 }
@@ -80,4 +85,22 @@ pub fn enter() -> Result<Privilege, String> {
     // Single-threaded here (the precondition above), so changing the environment is sound.
     std::env::set_var("PATH", dirs.join(":"));
     Ok(Privilege::UserNamespace { uid: uid.as_raw() })
+}
+
+/// The uid this process has outside any user namespace [`enter`] made: the user who ran it.
+pub fn outer_uid() -> u32 {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let own = geteuid().as_raw();
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // `INSIDE OUTSIDE COUNT`: the line that maps our uid.
+            (f.len() == 3 && (f[0]..f[0].saturating_add(f[2])).contains(&own))
+                .then(|| f[1] + (own - f[0]))
+        })
+        .next()
+        .unwrap_or(own)
 }

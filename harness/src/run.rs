@@ -57,6 +57,8 @@ pub struct RunResult {
     pub coverage: Option<Vec<crate::observe::counters::RuleHit>>,
     pub observations: Observations,
     pub timings: Timings,
+    /// With `Options::keep_lab`: the lab, still up.
+    pub lab: Option<Lab>,
 }
 
 /// Checks, before anything is built, that the tools the rule files need are installed and
@@ -115,6 +117,8 @@ pub struct Options {
     pub coverage: bool,
     /// Keep every captured frame (for pcap files).
     pub keep_frames: bool,
+    /// Hand the lab back in [`RunResult::lab`] rather than removing it.
+    pub keep_lab: bool,
 }
 
 /// Runs a validated plan with `opts`.
@@ -209,7 +213,12 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         None
     };
     let clock = Instant::now();
-    drop(lab);
+    let lab = if opts.keep_lab {
+        Some(lab)
+    } else {
+        drop(lab);
+        None
+    };
     t.teardown = clock.elapsed();
 
     let observations = Observations {
@@ -228,5 +237,6 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         verdict,
         observations,
         timings: t,
+        lab,
     })
 }

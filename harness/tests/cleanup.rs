@@ -112,6 +112,17 @@ fn main() {
             ));
         }
     }
+    for who in [Who::Root, Who::Nobody] {
+        let name = if who == Who::Root {
+            "keep_shell_down"
+        } else {
+            "keep_shell_down_as_nobody"
+        };
+        trials.push(
+            Trial::test(name, move || keep_shell_down(who))
+                .with_ignored_flag(!privileged || (who == Who::Nobody && !root)),
+        );
+    }
     trials.push(trial(
         "sigkill_mid_traffic_as_nobody".into(),
         SLOW,
@@ -255,6 +266,126 @@ fn leaves_nothing(scenario: &str, end: End, who: Who) -> Result<(), Failed> {
     }
 }
 
+/// `run --keep` leaves the lab up; `shell jupiter -- iptables-save` shows the loaded rules
+/// and `ip route show table rt_link1` knows the lab's table names; `down` then leaves nothing
+/// (checked as for any run: (a)–(e), and no state file).
+fn keep_shell_down(who: Who) -> Result<(), Failed> {
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let before = Snapshot::take();
+    let state = tempfile::tempdir()?;
+    let state_dir = state.path().join("labs");
+    let copy = match who {
+        Who::Nobody => {
+            fs::set_permissions(
+                state.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o777),
+            )?;
+            Some(world_readable_copy(PASSES)?)
+        }
+        _ => None,
+    };
+    let harness = |args: &[&str]| -> Result<(i32, String), Failed> {
+        let mut cmd = match &copy {
+            Some(dir) => nobody(dir.path(), args),
+            None => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
+                c.args(args)
+                    .current_dir(repo_path("."))
+                    .stdin(Stdio::null());
+                c
+            }
+        };
+        let out = cmd.env("HARNESS_STATE_DIR", &state_dir).output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        Ok((out.status.code().unwrap_or(-1), text))
+    };
+    let mut problems = Vec::new();
+    let (code, said) = harness(&["run", "--keep", PASSES])?;
+    if code != 0 || !said.contains("harness shell jupiter") || !said.contains("nsenter") {
+        return Err(format!("run --keep: exit {code}, said:\n{said}").into());
+    }
+    // The keeper is now this process's child (the run exited; we are the subreaper).
+    let me = std::process::id() as i32;
+    let keepers: Vec<i32> = processes()
+        .iter()
+        .filter(|p| p.ppid == me && p.state != 'Z')
+        .map(|p| p.pid)
+        .collect();
+    let mut seen = Seen::default();
+    for &k in &keepers {
+        seen.record(Pid::from_raw(k));
+        seen.processes.extend(
+            processes()
+                .iter()
+                .filter(|p| p.pid == k)
+                .map(|p| (p.pid, p.start)),
+        );
+    }
+    let nodes = harness::spec::load(&repo_path(PASSES))?
+        .topology
+        .nodes
+        .len();
+    if seen.net() < nodes {
+        problems.push(format!(
+            "after run --keep, the keeper(s) {keepers:?} hold {} of the lab's {nodes} network namespaces",
+            seen.net()
+        ));
+    }
+    for (args, want) in [
+        (
+            &["shell", "jupiter", "--", "iptables-save"][..],
+            "--restore-mark",
+        ),
+        (
+            &[
+                "shell", "jupiter", "--", "ip", "route", "show", "table", "rt_link1",
+            ][..],
+            "default via 10.37.1.254",
+        ),
+        (
+            &["shell", "saturn", "--", "ip", "-br", "addr"][..],
+            "192.168.157.3/24",
+        ),
+    ] {
+        let (code, said) = harness(args)?;
+        if code != 0 || !said.contains(want) {
+            problems.push(format!(
+                "`harness {}`: exit {code}, no `{want}` in:\n{said}",
+                args.join(" ")
+            ));
+        }
+    }
+    let (code, said) = harness(&["shell", "mars", "--", "true"])?;
+    if code != 2 || !said.contains("no node `mars`") {
+        problems.push(format!("`harness shell mars`: exit {code}:\n{said}"));
+    }
+    let (code, said) = harness(&["down"])?;
+    if code != 0 || !said.contains("removed lab `dual-isp`") {
+        problems.push(format!("`harness down`: exit {code}:\n{said}"));
+    }
+    problems.extend(leftovers(&seen));
+    problems.extend(before.diff(&Snapshot::take()));
+    let files: Vec<_> = fs::read_dir(&state_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    if !files.is_empty() {
+        problems.push(format!("state files left after down: {files:?}"));
+    }
+    let (code, said) = harness(&["shell", "jupiter"])?;
+    if code != 2 || !said.contains("no kept lab") {
+        problems.push(format!("`harness shell` after down: exit {code}:\n{said}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 fn harness_cmd(scenario: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
     cmd.arg("run").arg(scenario).stdin(Stdio::null());
@@ -310,15 +441,19 @@ fn world_readable_copy(scenario: &str) -> Result<tempfile::TempDir, Failed> {
 
 /// `harness run SCENARIO` as `nobody`, from a world-readable copy.
 fn as_nobody(dir: &Path, scenario: &str) -> Command {
+    nobody(dir, &["run", scenario])
+}
+
+/// `harness ARGS…` as `nobody`, from a world-readable copy.
+fn nobody(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args([
         "--reuid=65534",
         "--regid=65534",
         "--clear-groups",
         "./harness-under-test",
-        "run",
     ])
-    .arg(scenario)
+    .args(args)
     .current_dir(dir)
     .stdin(Stdio::null());
     // SAFETY: signal(2) is async-signal-safe.

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::lab::Lab;
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
-use crate::spec::{NodeRules, Plan, RuleKind, RuleSource};
+use crate::spec::{Plan, RuleKind, RuleSource};
 
 #[derive(Debug, Error)]
 pub enum InstallError {
@@ -102,7 +102,7 @@ pub fn install(
 ) -> Result<Vec<(String, Loadable)>, InstallError> {
     let mut loaded = Vec::new();
     for rules in &plan.rules {
-        let tables = (!rules.tables.is_empty()).then(|| rt_tables(rules));
+        let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
         for source in &rules.sources {
             for l in materialize(lab, plan, &rules.node, source, tables.as_deref())? {
                 run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
@@ -159,9 +159,10 @@ pub fn coverage(
 }
 
 /// The kernel's own tables plus the scenario's names, as iproute2's rt_tables file.
-fn rt_tables(rules: &NodeRules) -> Vec<u8> {
+/// iproute2's rt_tables file with the standard tables and `tables`.
+pub fn rt_tables(tables: &[(String, u32)]) -> Vec<u8> {
     let mut text = String::from("255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n");
-    for (name, id) in &rules.tables {
+    for (name, id) in tables {
         text.push_str(&format!("{id}\t{name}\n"));
     }
     text.into_bytes()
@@ -418,15 +419,8 @@ pub fn spawn_in(
     let ns = lab.ns(node).clone();
     let tables = match tables {
         None => None,
-        Some(bytes) => {
-            let target = RT_TABLES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
-                io::Error::other("iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)")
-            })?;
-            Some((bytes.to_vec(), cstr(Path::new(target))?))
-        }
+        Some(bytes) => Some((bytes.to_vec(), rt_tables_path()?)),
     };
-    const SCRATCH: &CStr = c"/tmp";
-    const FILE: &CStr = c"/tmp/rt_tables";
     // iptables-legacy serialises writers with a lock file, /run/xtables.lock by default: a
     // file on the host, which an unprivileged run may not create, and which would make labs
     // wait for each other though each has tables of its own. Each tool gets a private one.
@@ -458,42 +452,7 @@ pub fn spawn_in(
                 }
             }
             if let Some((bytes, target)) = &tables {
-                unshare(CloneFlags::CLONE_NEWNS)?;
-                mount(
-                    None::<&CStr>,
-                    c"/",
-                    None::<&CStr>,
-                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                    None::<&CStr>,
-                )?;
-                mount(
-                    Some(c"harness"),
-                    SCRATCH,
-                    Some(c"tmpfs"),
-                    MsFlags::empty(),
-                    Some(c"size=64k,mode=0755"),
-                )?;
-                let fd = libc::open(
-                    FILE.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
-                libc::close(fd);
-                if written != bytes.len() as isize {
-                    return Err(io::Error::other("writing the private rt_tables"));
-                }
-                mount(
-                    Some(FILE),
-                    target.as_c_str(),
-                    None::<&CStr>,
-                    MsFlags::MS_BIND,
-                    None::<&CStr>,
-                )?;
-                umount2(SCRATCH, MntFlags::MNT_DETACH)?;
+                private_rt_tables(bytes, target)?;
             }
             Ok(())
         });
@@ -501,6 +460,65 @@ pub fn spawn_in(
     let child = cmd.spawn();
     drop(lock);
     child
+}
+
+/// The rt_tables file iproute2 reads on this machine.
+pub(crate) fn rt_tables_path() -> io::Result<CString> {
+    let target = RT_TABLES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
+        io::Error::other(
+            "iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)",
+        )
+    })?;
+    cstr(Path::new(target))
+}
+
+/// Moves the calling process into a private mount namespace in which `bytes` are iproute2's
+/// rt_tables file (at `target`): a tmpfs is mounted over /tmp, the file written into it and
+/// bound over rt_tables, and the tmpfs detached. Only syscalls on prepared values: safe to
+/// call between fork and exec.
+pub(crate) fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
+    const SCRATCH: &CStr = c"/tmp";
+    const FILE: &CStr = c"/tmp/rt_tables";
+    unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&CStr>,
+        c"/",
+        None::<&CStr>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&CStr>,
+    )?;
+    mount(
+        Some(c"harness"),
+        SCRATCH,
+        Some(c"tmpfs"),
+        MsFlags::empty(),
+        Some(c"size=64k,mode=0755"),
+    )?;
+    // SAFETY: open/write/close on a NUL-terminated path and a live buffer.
+    unsafe {
+        let fd = libc::open(
+            FILE.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        libc::close(fd);
+        if written != bytes.len() as isize {
+            return Err(io::Error::other("writing the private rt_tables"));
+        }
+    }
+    mount(
+        Some(FILE),
+        target,
+        None::<&CStr>,
+        MsFlags::MS_BIND,
+        None::<&CStr>,
+    )?;
+    umount2(SCRATCH, MntFlags::MNT_DETACH)?;
+    Ok(())
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {

@@ -2,6 +2,7 @@
 //! sysctls set through netlink and /proc/sys from a thread inside each node. Dropping the
 //! [`Lab`] closes the namespaces' fds; the kernel removes everything with them.
 
+pub mod keep;
 mod netns;
 
 use std::collections::BTreeMap;
