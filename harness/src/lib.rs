@@ -13,6 +13,7 @@ pub mod error;
 pub mod install;
 pub mod lab;
 pub mod mutate;
+pub mod progress;
 pub mod observe;
 pub mod report;
 pub mod rootless;

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use harness::error::chain;
 use harness::install::Backend;
+use harness::progress::Progress;
 use harness::report::files::Outputs;
 use harness::run::{self, Options};
 use harness::spec::{self, Plan, RuleSource};
@@ -329,19 +330,21 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
     };
     let mut worst = Exit::PASS;
     let mut judged = Vec::new();
+    let progress = Progress::new(plans.len(), "scenarios");
     for (i, plan) in plans.iter().enumerate() {
-        if i > 0 {
-            println!();
-        }
-        match run::run_with(plan, opts) {
+        progress.doing(&plan.name);
+        let result = run::run_with(plan, opts);
+        progress.step();
+        match result {
             Err(e) => return fail(&e),
             Ok(r) => {
+                let mut text = String::from(if i > 0 { "\n" } else { "" });
                 if flags.dump {
                     dump_observations(plan, &r);
                 }
-                print!("{}", report::full(&r.verdict));
+                text += &report::full(&r.verdict);
                 if let Some(hits) = &r.coverage {
-                    print!("{}", report::coverage(hits));
+                    text += &report::coverage(hits);
                 }
                 let phases: Vec<String> = r
                     .timings
@@ -349,16 +352,18 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
                     .iter()
                     .map(|(n, d)| format!("{} {:.1}", n.split(' ').next().unwrap_or(n), ms(*d)))
                     .collect();
-                println!(
-                    "  time (ms): {}; total {:.1}",
+                text += &format!(
+                    "  time (ms): {}; total {:.1}\n",
                     phases.join(", "),
                     ms(r.timings.total())
                 );
+                progress.print(&text);
                 worst = worst.max(r.verdict.outcome.exit_code());
                 judged.push((plan, r));
             }
         }
     }
+    drop(progress);
     let runs: Vec<_> = judged.iter().map(|(p, r)| (*p, r)).collect();
     if let Err(m) = report::files::write(outputs, &runs) {
         return fail_msg(&m);
@@ -539,15 +544,20 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
         Err(code) => return code,
     };
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let progress = Progress::new(plans.len(), "scenarios");
     for plan in &plans {
+        progress.step();
         let name = plan.file.display();
+        progress.doing(name.to_string());
         if plan.expected_failure.is_some() {
-            println!("skip {name}: declared broken (it tests the harness, not the rules)");
+            progress.print(&format!(
+                "skip {name}: declared broken (it tests the harness, not the rules)\n"
+            ));
             skipped += 1;
             continue;
         }
         if let Some((node, _)) = rules.iter().find(|(n, _)| plan.topology.node(n).is_none()) {
-            println!("skip {name}: its topology has no node `{node}`");
+            progress.print(&format!("skip {name}: its topology has no node `{node}`\n"));
             skipped += 1;
             continue;
         }
@@ -558,19 +568,20 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
         match run::run_with(&plan, opts) {
             Err(e) => return fail(&e),
             Ok(r) if r.verdict.outcome == Outcome::Pass => {
-                println!(
-                    "PASS {name} ({} flows, {} expectations)",
+                progress.print(&format!(
+                    "PASS {name} ({} flows, {} expectations)\n",
                     r.verdict.flows.len(),
                     r.verdict.results.len()
-                );
+                ));
                 passed += 1;
             }
             Ok(r) => {
-                println!("FAIL {name}: {}", first_failures(&r.verdict, 3));
+                progress.print(&format!("FAIL {name}: {}\n", first_failures(&r.verdict, 3)));
                 failed += 1;
             }
         }
     }
+    drop(progress);
     println!("gate: {passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
         Exit::FLOW_FAILED
@@ -698,12 +709,14 @@ fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
     let total = queue.len();
     let queue = std::sync::Mutex::new(queue.into_iter().enumerate().collect::<Vec<_>>());
     let results = std::sync::Mutex::new(Vec::new());
+    let progress = Progress::new(total, "mutants");
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| loop {
                 let Some((k, job)) = queue.lock().expect("queue").pop() else {
                     break;
                 };
+                progress.doing(&job.scenario);
                 let fate = match run::run_with(&job.plan, opts) {
                     Ok(r) if r.verdict.outcome == Outcome::Pass => "survived".to_string(),
                     Ok(r) => format!(
@@ -720,9 +733,11 @@ fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
                     Err(e) => format!("invalid: {}", chain(&e).lines().next().unwrap_or("")),
                 };
                 results.lock().expect("results").push((k, job, fate));
+                progress.step();
             });
         }
     });
+    drop(progress);
     let mut results = results.into_inner().expect("results");
     results.sort_by_key(|(k, ..)| *k);
     let mut by_scenario: Vec<(String, Vec<(Job, String)>)> = Vec::new();
