@@ -88,43 +88,115 @@ fn testcase_failure(v: &Verdict, r: &ExpResult) -> Option<(String, String)> {
     }
 }
 
-/// JUnit XML: a testsuite per scenario, a testcase per expectation.
+/// Where and when a JUnit file is written: its testsuites' `hostname` and `timestamp`.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// The machine the labs ran on (`localhost` when it cannot be read).
+    pub hostname: String,
+    /// When the last scenario finished, in seconds since the Unix epoch.
+    pub finished: u64,
+}
+
+impl Stamp {
+    /// This machine, now.
+    pub fn now() -> Stamp {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        let finished = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Stamp { hostname, finished }
+    }
+}
+
+/// `2024-03-01T12:00:00`: UTC, no zone, as JUnit's `timestamp` wants it.
+fn utc(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant, `civil_from_days`).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "fail",
+        Outcome::BrokenAsDeclared => "broken as declared",
+        Outcome::NotAsDeclared(_) => "not broken as declared",
+    }
+}
+
+/// JUnit XML for this machine, now: see [`junit_at`].
 pub fn junit(all: &[Judged]) -> String {
+    junit_at(all, &Stamp::now())
+}
+
+/// JUnit XML: a testsuite per scenario, a testcase per expectation, valid under the Apache
+/// Ant JUnit schema (`ci/junit.xsd`). Each suite carries the scenario's file as `package`
+/// and in its properties with the router and the outcome. The scenarios ran one after the
+/// other and the last finished at `stamp.finished`, so each suite's `timestamp` is counted
+/// back from it. The expectations of a scenario are judged together on one run: each
+/// testcase's `time` is an equal share of the scenario's, so the shares add up.
+pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
     let mut suites = String::new();
-    let (mut tests, mut failures) = (0, 0);
-    for j in all {
+    let mut started = stamp.finished as f64 - all.iter().map(|j| j.seconds).sum::<f64>();
+    for (id, j) in all.iter().enumerate() {
         let v = j.verdict;
+        let classname = xml(&v.scenario);
+        let case_time = j.seconds / v.results.len().max(1) as f64;
         let mut cases = String::new();
         let mut suite_failures = 0;
         for r in &v.results {
             let name = xml(&format!("{}: {} [flows {}]", r.name, r.check, r.selector));
             match testcase_failure(v, r) {
                 None => cases.push_str(&format!(
-                    "    <testcase classname=\"{}\" name=\"{name}\"/>\n",
-                    xml(&v.scenario)
+                    "    <testcase classname=\"{classname}\" name=\"{name}\" time=\"{case_time:.3}\"/>\n"
                 )),
                 Some((msg, detail)) => {
                     suite_failures += 1;
                     cases.push_str(&format!(
-                        "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure message=\"{}\" type=\"expectation\">{}</failure>\n    </testcase>\n",
-                        xml(&v.scenario),
+                        "    <testcase classname=\"{classname}\" name=\"{name}\" time=\"{case_time:.3}\">\n      <failure message=\"{}\" type=\"expectation\">{}</failure>\n    </testcase>\n",
                         xml(&msg),
                         xml(&detail)
                     ));
                 }
             }
         }
-        tests += v.results.len();
-        failures += suite_failures;
+        let properties = [
+            ("file", j.file),
+            ("router", v.router.as_str()),
+            ("outcome", outcome_word(&v.outcome)),
+        ]
+        .iter()
+        .map(|(k, val)| format!("      <property name=\"{k}\" value=\"{}\"/>\n", xml(val)))
+        .collect::<String>();
         suites.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{suite_failures}\" errors=\"0\" time=\"{:.3}\" file=\"{}\">\n{cases}  </testsuite>\n",
-            xml(&v.scenario),
+            "  <testsuite name=\"{classname}\" tests=\"{}\" failures=\"{suite_failures}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\" hostname=\"{}\" package=\"{}\" id=\"{id}\">\n    <properties>\n{properties}    </properties>\n{cases}    <system-out/>\n    <system-err/>\n  </testsuite>\n",
             v.results.len(),
             j.seconds,
-            xml(j.file)
+            utc(started.max(0.0) as u64),
+            xml(&stamp.hostname),
+            xml(j.file),
         ));
+        started += j.seconds;
     }
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"harness\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n{suites}</testsuites>\n")
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{suites}</testsuites>\n")
 }
 
 #[cfg(test)]
@@ -160,16 +232,31 @@ mod tests {
     #[test]
     fn junit_has_a_testcase_per_expectation_and_escapes() {
         let v = verdict(Outcome::Fail, &[2]);
-        let x = junit(&[Judged {
-            file: "scenarios/dual-isp.yaml",
-            verdict: &v,
-            seconds: 0.5,
-            packets_seen: 0,
-            conntrack_entries: 0,
-            coverage: None,
-        }]);
+        let stamp = Stamp {
+            hostname: "ci-1".into(),
+            finished: 1_709_294_400, // 2024-03-01T12:00:00
+        };
+        let x = junit_at(
+            &[Judged {
+                file: "scenarios/dual-isp.yaml",
+                verdict: &v,
+                seconds: 0.5,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            }],
+            &stamp,
+        );
         assert!(
-            x.contains("<testsuites name=\"harness\" tests=\"1\" failures=\"1\""),
+            x.contains("<testsuite name=\"dual-isp\" tests=\"1\" failures=\"1\" errors=\"0\" time=\"0.500\" timestamp=\"2024-03-01T11:59:59\" hostname=\"ci-1\" package=\"scenarios/dual-isp.yaml\" id=\"0\">"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"file\" value=\"scenarios/dual-isp.yaml\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<testcase classname=\"dual-isp\" name=\"alternates: sequence wan1, wan2, … [flows web]\" time=\"0.500\">"),
             "{x}"
         );
         assert!(x.contains("<failure message=\"broke for flows 2\" type=\"expectation\">flow 2: left via wan1 &amp; &lt;not&gt; wan2</failure>"), "{x}");
@@ -186,6 +273,43 @@ mod tests {
             x.contains("failures=\"0\"") && !x.contains("<failure"),
             "a breakage as declared passes: {x}"
         );
+    }
+
+    #[rstest::rstest]
+    #[case::epoch(0, "1970-01-01T00:00:00")]
+    #[case::leap_day(951_825_599, "2000-02-29T11:59:59")]
+    #[case::new_year(1_704_067_199, "2023-12-31T23:59:59")]
+    #[case::far(4_102_444_800, "2100-01-01T00:00:00")]
+    fn utc_timestamps(#[case] unix: u64, #[case] want: &str) {
+        assert_eq!(utc(unix), want);
+    }
+
+    #[test]
+    fn junit_suites_count_their_start_back_from_the_end() {
+        let (a, b) = (verdict(Outcome::Pass, &[]), verdict(Outcome::Pass, &[]));
+        let judged = |v| Judged {
+            file: "f",
+            verdict: v,
+            seconds: 30.0,
+            packets_seen: 0,
+            conntrack_entries: 0,
+            coverage: None,
+        };
+        let x = junit_at(
+            &[judged(&a), judged(&b)],
+            &Stamp {
+                hostname: "h".into(),
+                finished: 1_709_294_400,
+            },
+        );
+        assert!(
+            x.contains("timestamp=\"2024-03-01T11:59:00\" hostname=\"h\" package=\"f\" id=\"0\"")
+                && x.contains(
+                    "timestamp=\"2024-03-01T11:59:30\" hostname=\"h\" package=\"f\" id=\"1\""
+                ),
+            "{x}"
+        );
+        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n"));
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! `harness run --junit FILE` writes JUnit XML that passes a JUnit XML schema check:
+//! `xmllint --noout --schema ci/junit.xsd FILE` (the Apache Ant JUnit schema, see its header),
+//! for a scenario that passes, one declared broken that breaks as declared, one that breaks
+//! for real (seed 002 without its `--restore-mark` line) and a twin declared broken whose
+//! expectations hold. Where namespaces cannot be created the trials are ignored, not passed.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use harness::spec::repo_path;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Runs the harness binary in the repository root: its exit code and its output.
+fn harness(args: &[&str]) -> Result<(i32, String), Failed> {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| format!("running the harness: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// `xmllint --noout --schema ci/junit.xsd FILE`; the error names the file and quotes it.
+fn validate(file: &Path) -> Result<String, Failed> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("reading `{}`: {e}", file.display()))?;
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(repo_path("ci/junit.xsd"))
+        .arg(file)
+        .output()
+        .map_err(|e| {
+            format!("running xmllint: {e}; install it (`apt-get install libxml2-utils`)")
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` does not pass the JUnit schema ci/junit.xsd:\n{}\n{text}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(text)
+}
+
+/// A bundle for `--rules jupiter=FILE`: seed 002's iptables file (without the lines `drop`
+/// says to leave out) and its `ip -batch` file.
+fn seed_002_bundle(dir: &Path, drop: &str) -> Result<String, Failed> {
+    let read =
+        |p: &str| std::fs::read_to_string(repo_path(p)).map_err(|e| format!("reading `{p}`: {e}"));
+    let iptables: String = read("scenarios/dual-isp/jupiter.iptables")?
+        .lines()
+        .filter(|l| drop.is_empty() || !l.contains(drop))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let bundle = format!(
+        "### iptables\n{iptables}### ip\n{}",
+        read("scenarios/dual-isp/jupiter.ip")?
+    );
+    let path = dir.join(if drop.is_empty() {
+        "seed002.rules"
+    } else {
+        "seed002-cut.rules"
+    });
+    std::fs::write(&path, bundle).map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+/// One run of the harness with `--junit`, and what its file must hold.
+struct Case {
+    name: &'static str,
+    /// `--rules jupiter=` seed 002's rules less the lines holding this text (`""`: all of
+    /// them); `None`: the scenarios' own rules.
+    seed_002_without: Option<&'static str>,
+    scenarios: &'static [&'static str],
+    exit: i32,
+    suites: usize,
+    failures: usize,
+}
+
+/// Runs the case, checks the exit code, validates the file and counts its testsuites and
+/// failed testcases.
+fn check(c: &Case) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let xml = dir.path().join("result.junit.xml");
+    let mut args = vec![
+        "run".to_string(),
+        "--junit".to_string(),
+        xml.display().to_string(),
+    ];
+    if let Some(drop) = c.seed_002_without {
+        args.push("--rules".into());
+        args.push(format!("jupiter={}", seed_002_bundle(dir.path(), drop)?));
+    }
+    args.extend(c.scenarios.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out) = harness(&args)?;
+    if code != c.exit {
+        return Err(format!(
+            "`harness {}` exited {code}, not {}:\n{out}",
+            args.join(" "),
+            c.exit
+        )
+        .into());
+    }
+    let text = validate(&xml)?;
+    let found = (
+        text.matches("<testsuite ").count(),
+        text.matches("<failure ").count(),
+    );
+    if found != (c.suites, c.failures) {
+        return Err(format!(
+            "expected {} testsuites and {} failures, found {} and {}:\n{text}",
+            c.suites, c.failures, found.0, found.1
+        )
+        .into());
+    }
+    Ok(())
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "a pass and a breakage as declared",
+        seed_002_without: None,
+        scenarios: &[
+            "scenarios/dual-isp.yaml",
+            "scenarios/dual-isp-no-restore.yaml",
+        ],
+        exit: 0,
+        suites: 2,
+        failures: 0,
+    },
+    // Wan2 connections' later packets leave via wan1 and die at ISP1: `one_uplink`, `snat`
+    // and `completes` break for flows 2, 4, 6, 8.
+    Case {
+        name: "seed 002 without --restore-mark fails",
+        seed_002_without: Some("--restore-mark"),
+        scenarios: &["scenarios/dual-isp.yaml"],
+        exit: 1,
+        suites: 1,
+        failures: 3,
+    },
+    // The twin declares those three broken; on the correct rules each holds, and fails.
+    Case {
+        name: "a twin that does not break as declared fails",
+        seed_002_without: Some(""),
+        scenarios: &["scenarios/dual-isp-no-restore.yaml"],
+        exit: 1,
+        suites: 1,
+        failures: 3,
+    },
+];
+
+fn main() -> ExitCode {
+    // Not root: run as root of a user namespace of our own, as the scenario tests do.
+    if let Err(why) = harness::rootless::enter() {
+        eprintln!("the JUnit checks need namespaces: {why}");
+    }
+    let privileged = harness::lab::can_create_netns();
+    let trials = CASES
+        .iter()
+        .map(|c| {
+            Trial::test(format!("junit: {}", c.name), move || check(c))
+                .with_ignored_flag(!privileged)
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
