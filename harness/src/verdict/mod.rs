@@ -195,8 +195,16 @@ impl Hop<'_> {
     }
 }
 
-/// Each flow's observed path.
-pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
+/// Each flow's packets, read from the captures: every sighting assigned to its flow and
+/// grouped into packets, ordered. The one reading of the captures that [`paths`] and
+/// [`traces`] share.
+struct Assigned<'a> {
+    hops: BTreeMap<u32, Vec<Hop<'a>>>,
+    marks: BTreeMap<u32, u32>,
+    sources: BTreeMap<u32, Ipv4Addr>,
+}
+
+fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     let topo = &plan.topology;
     let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::new();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
@@ -275,7 +283,8 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
         hop.seen.push((s, from.as_str(), to.as_str()));
     }
 
-    plan.flows
+    let hops = plan
+        .flows
         .iter()
         .map(|f| {
             let mut hops: Vec<Hop> = per_flow
@@ -287,11 +296,7 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
             // Timestamps from different links' threads can disagree by more than the time
             // between two packets.
             hops.sort_by_key(|h| {
-                let origin = if h.dir == Dir::Out {
-                    &f.client_node
-                } else {
-                    &f.server_node
-                };
+                let origin = origin(f, h.dir);
                 let at = |pick: &dyn Fn(&str, &str) -> bool| {
                     h.seen
                         .iter()
@@ -304,8 +309,26 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
                     .or_else(|| at(&|from, _| from == origin).map(|t| (1, t)))
                     .unwrap_or((2, h.first_t))
             });
-            let mut p = flow_path(topo, f, &hops, obs, marks.get(&f.id).copied());
-            if let Some(src) = sources
+            (f.id, hops)
+        })
+        .collect();
+    Assigned {
+        hops,
+        marks,
+        sources,
+    }
+}
+
+/// Each flow's observed path.
+pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
+    let mut a = assign(plan, obs);
+    plan.flows
+        .iter()
+        .map(|f| {
+            let hops = a.hops.remove(&f.id).unwrap_or_default();
+            let mut p = flow_path(&plan.topology, f, &hops, obs, a.marks.get(&f.id).copied());
+            if let Some(src) = a
+                .sources
                 .get(&f.id)
                 .filter(|_| f.client.ip().is_unspecified())
             {
@@ -316,25 +339,124 @@ pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
         .collect()
 }
 
+/// One link a packet was seen on, with its addresses there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HopTrace {
+    pub link: String,
+    /// The node that sent it on the link, and the one it went to.
+    pub from: String,
+    pub to: String,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+    /// Nanoseconds since the capture started (approximate across links).
+    pub t_ns: u64,
+}
+
+/// One packet of a flow, hop by hop, as the captures saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PacketTrace {
+    pub dir: Dir,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP).
+    pub proto: u8,
+    /// `SYN`, `SYN-ACK`, `ACK`, `data`, `FIN`, `RST`, `datagram`, `ICMP port unreachable` …
+    pub kind: &'static str,
+    /// TCP flags as letters, `S`, `SA`, `PA`, `FA`, `R` (empty for UDP and ICMP).
+    pub flags: String,
+    pub payload_len: u16,
+    /// Its sightings in path order: from the flow's end it left, each next one sent by the node
+    /// the previous one reached.
+    pub hops: Vec<HopTrace>,
+    /// Where it died, when it did not reach the flow's other end: the node, and the link it
+    /// was last seen on.
+    pub died: Option<(String, String)>,
+}
+
+/// `S`, `SA`, `PA`, `FA`, `R`: the TCP flags of a packet, as tcpdump prints them.
+fn flag_letters(p: &Packet) -> String {
+    if p.proto != 6 {
+        return String::new();
+    }
+    [
+        (packet::FIN, 'F'),
+        (packet::SYN, 'S'),
+        (packet::RST, 'R'),
+        (0x08, 'P'), // PSH
+        (packet::ACK, 'A'),
+    ]
+    .iter()
+    .filter(|(bit, _)| p.flags & bit != 0)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
+/// Each flow's packets, hop by hop, in the order [`paths`] reads them: the same assignment of
+/// sightings to flows and packets, for pages that show the packets themselves.
+pub fn traces(plan: &Plan, obs: &Observations) -> BTreeMap<u32, Vec<PacketTrace>> {
+    let a = assign(plan, obs);
+    let topo = &plan.topology;
+    plan.flows
+        .iter()
+        .map(|f| {
+            let hops = a.hops.get(&f.id).map(Vec::as_slice).unwrap_or_default();
+            let packets = hops
+                .iter()
+                .map(|h| {
+                    let p = h.pkt();
+                    PacketTrace {
+                        dir: h.dir,
+                        proto: p.proto,
+                        kind: packet::kind(p),
+                        flags: flag_letters(p),
+                        payload_len: p.payload_len,
+                        hops: path_order(&h.seen, origin(f, h.dir))
+                            .into_iter()
+                            .map(|(s, from, to)| HopTrace {
+                                link: topo.links[s.link].name.clone(),
+                                from: from.to_string(),
+                                to: to.to_string(),
+                                src: s.pkt.src,
+                                sport: s.pkt.sport,
+                                dst: s.pkt.dst,
+                                dport: s.pkt.dport,
+                                t_ns: s.t_ns,
+                            })
+                            .collect(),
+                        died: fate(topo, f, h).died,
+                    }
+                })
+                .collect();
+            (f.id, packets)
+        })
+        .collect()
+}
+
 /// What became of one packet: the uplink it crossed (with its source there) and where it died.
 struct Fate {
     uplink: Option<(String, Ipv4Addr)>,
     died: Option<(String, String)>,
 }
 
-fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
-    let origin = if h.dir == Dir::Out {
-        f.client_node.as_str()
+/// The node a packet going `dir` leaves from: the client out, the server back.
+fn origin(f: &FlowSpec, dir: Dir) -> &str {
+    if dir == Dir::Out {
+        &f.client_node
     } else {
-        f.server_node.as_str()
-    };
-    let uplink = path_order(&h.seen, origin).into_iter().find_map(|(s, ..)| {
-        let name = &topo.links[s.link].name;
-        topo.router
-            .uplinks
-            .contains(name)
-            .then(|| (name.clone(), s.pkt.src))
-    });
+        &f.server_node
+    }
+}
+
+fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
+    let uplink = path_order(&h.seen, origin(f, h.dir))
+        .into_iter()
+        .find_map(|(s, ..)| {
+            let name = &topo.links[s.link].name;
+            topo.router
+                .uplinks
+                .contains(name)
+                .then(|| (name.clone(), s.pkt.src))
+        });
     let senders: BTreeSet<&str> = h.seen.iter().map(|(_, from, _)| *from).collect();
     let dest = if h.dir == Dir::Out {
         &f.server_node
@@ -419,12 +541,7 @@ fn flow_path(
                 first_out_source = Some(*src);
             }
             // Every uplink the packet crossed (a packet in transit crosses two), in path order.
-            let origin = if h.dir == Dir::Out {
-                f.client_node.as_str()
-            } else {
-                f.server_node.as_str()
-            };
-            for (sg, from, _) in path_order(&h.seen, origin) {
+            for (sg, from, _) in path_order(&h.seen, origin(f, h.dir)) {
                 let name = &topo.links[sg.link].name;
                 if topo.router.uplinks.contains(name) {
                     push_unique(

@@ -208,28 +208,10 @@ fn a_clean_run_passes_with_paths_marks_and_sources() {
 #[test]
 fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
     let p = tcp_plan();
-    let mut o = alternating(&p);
-    // Flow 2: replace its ACK by one that leaves via wan1 with the wan2 source and dies at isp1.
-    let port = spec::client_port(2);
-    o.obs
-        .sightings
-        .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
-    o.packet(&[("lan", true)], SATURN, port, NEPTUNE, 80, 2, ACK, 8);
-    let (i, wan1) = p
-        .topology
-        .links
-        .iter()
-        .enumerate()
-        .find(|(_, l)| l.name == "wan1")
-        .unwrap();
-    let mut stray = o.obs.sightings.last().unwrap().clone();
-    stray.link = i;
-    stray.pkt.src_mac = wan1.a.mac;
-    stray.pkt.src = ip("10.37.2.253");
-    // Its capture thread stamped it before the SYN's sighting on wan2: the judge must still
-    // see the SYN first, by the order on the LAN link where both started.
-    stray.t_ns = 0;
-    o.obs.sightings.push(stray);
+    // Flow 2: its ACK leaves via wan1 with the wan2 source and dies at isp1. Its capture
+    // thread stamped it before the SYN's sighting on wan2: the judge must still see the SYN
+    // first, by the order on the LAN link where both started.
+    let mut o = stray_ack(&p);
     o.obs.clients.insert(
         2,
         ClientOutcome {
@@ -279,6 +261,112 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
         "{msg}"
     );
     assert_eq!(v.outcome, Outcome::Fail);
+}
+
+/// Flow 2 of `alternating` with its ACK sent out via wan1 (wan2's source), dying at isp1.
+fn stray_ack(p: &Plan) -> Obs<'_> {
+    let mut o = alternating(p);
+    let port = spec::client_port(2);
+    o.obs
+        .sightings
+        .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
+    o.packet(&[("lan", true)], SATURN, port, NEPTUNE, 80, 2, ACK, 8);
+    let (i, wan1) = p
+        .topology
+        .links
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.name == "wan1")
+        .unwrap();
+    let mut stray = o.obs.sightings.last().unwrap().clone();
+    stray.link = i;
+    stray.pkt.src_mac = wan1.a.mac;
+    stray.pkt.src = ip("10.37.2.253");
+    stray.t_ns = 0;
+    o.obs.sightings.push(stray);
+    o
+}
+
+#[test]
+fn traces_give_each_packet_hop_by_hop_with_its_addresses_and_where_it_died() {
+    let p = tcp_plan();
+    let o = stray_ack(&p);
+    let all = traces(&p, &o.obs);
+    assert_eq!(all.len(), 8);
+    let t = &all[&2];
+    let hops = |k: usize| -> Vec<(&str, &str, &str, String)> {
+        t[k].hops
+            .iter()
+            .map(|h| {
+                (
+                    h.link.as_str(),
+                    h.from.as_str(),
+                    h.to.as_str(),
+                    format!("{}:{} > {}:{}", h.src, h.sport, h.dst, h.dport),
+                )
+            })
+            .collect()
+    };
+    // The SYN, in path order from Saturn, NATed beyond the router.
+    assert_eq!(
+        (t[0].dir, t[0].kind, t[0].flags.as_str()),
+        (Dir::Out, "SYN", "S")
+    );
+    assert_eq!(
+        hops(0),
+        [
+            (
+                "lan",
+                "saturn",
+                "jupiter",
+                "192.168.157.3:40002 > 172.16.1.100:80".into()
+            ),
+            (
+                "wan2",
+                "jupiter",
+                "isp2",
+                "10.37.2.253:40002 > 172.16.1.100:80".into()
+            ),
+            (
+                "peer2",
+                "isp2",
+                "internet",
+                "10.37.2.253:40002 > 172.16.1.100:80".into()
+            ),
+            (
+                "dc",
+                "internet",
+                "neptune",
+                "10.37.2.253:40002 > 172.16.1.100:80".into()
+            ),
+        ]
+    );
+    assert_eq!(t[0].died, None);
+    assert_eq!((t[1].dir, t[1].kind), (Dir::Back, "SYN-ACK"));
+    assert_eq!(hops(1)[0].0, "dc");
+    // The stray ACK: seen on lan, then on wan1 with wan2's source, and no further.
+    assert_eq!((t[2].kind, t[2].payload_len), ("data", 8));
+    assert_eq!(
+        hops(2),
+        [
+            (
+                "lan",
+                "saturn",
+                "jupiter",
+                "192.168.157.3:40002 > 172.16.1.100:80".into()
+            ),
+            (
+                "wan1",
+                "jupiter",
+                "isp1",
+                "10.37.2.253:40002 > 172.16.1.100:80".into()
+            ),
+        ]
+    );
+    assert_eq!(t[2].died, Some(("isp1".to_string(), "wan1".to_string())));
+    // The same reading of the captures as the judge's.
+    let v = judge(&p, &o.obs);
+    assert_eq!(v.flows[1].packets as usize, t.len());
 }
 
 #[test]
