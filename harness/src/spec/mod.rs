@@ -6,6 +6,7 @@ mod facts;
 pub mod locate;
 pub mod plan;
 mod raw;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
@@ -80,65 +81,81 @@ impl fmt::Display for Scalar {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a topology: a mapping with `nodes:`, `links:` and `router:`"
 )]
 pub struct Topology {
+    /// The lab's name (default: the file's name).
     pub name: Option<String>,
+    /// The network namespaces, by name.
     pub nodes: Ordered<NodeDef>,
+    /// One veth pair each, by name: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`.
     pub links: Ordered<LinkDef>,
+    /// The node whose rules are judged, and its uplinks.
     pub router: RouterDef,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a node: a mapping with `sysctls:`, `routes:` and `rules:`, or `{}` for none"
 )]
 pub struct NodeDef {
+    /// `net.*` keys set inside the node, e.g. `net.ipv4.ip_forward: 1`.
     #[serde(default)]
     pub sysctls: Ordered<Scalar>,
+    /// Routes as `ip route add` takes them: `DST [via GW] [dev IF] [table N] [metric N]`.
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Policy rules as `ip rule add` takes them: `[pref N] [not] [from P] [to P] [iif IF]
+    /// [oif IF] [fwmark N[/M]]` then `lookup N|main`, `blackhole`, `prohibit` or `unreachable`.
     #[serde(default)]
     pub rules: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a link: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`"
 )]
 pub struct LinkDef {
+    /// One end: `NODE:IFACE` and zero or more `ADDRESS/LEN`.
     pub a: String,
+    /// The other end: `NODE:IFACE` and zero or more `ADDRESS/LEN`.
     pub b: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "the router: a mapping with `node:` and `uplinks:`"
 )]
 pub struct RouterDef {
+    /// The router under test: conntrack is read on this node.
     pub node: String,
+    /// The links its balancing chooses between.
     pub uplinks: Vec<String>,
+    /// Each uplink's weight, given to rule generators (default 1).
     #[serde(default)]
     pub weights: Ordered<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a scenario: a mapping with `topology:`, `rules:`, `traffic:` and `expect:`"
 )]
 pub struct Scenario {
+    /// The topology file, relative to this file.
     pub topology: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// The rules to install, by node.
     #[serde(default)]
     pub rules: Ordered<NodeRulesDef>,
+    /// The flows to drive; they are numbered from 1 across all entries, in order.
     #[serde(default)]
     pub traffic: Vec<TrafficDef>,
     /// Packets the harness builds and injects on a link.
@@ -147,57 +164,73 @@ pub struct Scenario {
     /// Links going down or up between traffic groups.
     #[serde(default)]
     pub events: Vec<EventDef>,
+    /// What must hold: each has a `name`, a `flows` selector and one property.
     pub expect: Vec<ExpectDef>,
+    /// Declares the rule set broken on purpose: which expectations must break.
     #[serde(default)]
     pub expect_failure: Option<ExpectFailureDef>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a node's rules: a mapping with `tables:` and `files:`"
 )]
 pub struct NodeRulesDef {
+    /// Names for routing tables the rule files use, e.g. `rt_link1: 251`.
     #[serde(default)]
     pub tables: Ordered<u32>,
+    /// Rule files, loaded in this order.
     pub files: Vec<RuleFileDef>,
 }
 
-/// `- iptables: FILE`, `- nft: FILE`, `- ip: FILE` or `- ipset: FILE`: exactly one key.
-#[derive(Debug, Deserialize)]
+/// `- iptables: FILE`, `- nft: FILE`, `- ip: FILE`, `- ipset: FILE`, `- sysctl: FILE` or
+/// `- generate: COMMAND` (with `as: KIND`): one file or generator per entry.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`"
 )]
 pub struct RuleFileDef {
+    /// An `iptables-restore` file.
     pub iptables: Option<String>,
+    /// An `nft -f` script.
     pub nft: Option<String>,
+    /// `ip -batch` lines.
     pub ip: Option<String>,
+    /// An `ipset restore` file.
     pub ipset: Option<String>,
+    /// A sysctl.conf for `sysctl -p`.
     pub sysctl: Option<String>,
     /// A generator command; `as:` says what it prints (default: a bundle with `### KIND` headers).
     pub generate: Option<String>,
+    /// What the generator prints: `iptables`, `nft`, `ip`, `ipset` or `sysctl`.
     #[serde(rename = "as")]
     pub as_kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProtoDef {
     Tcp,
     Udp,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a traffic entry: a mapping with `proto:`, `from:`, `to:`, `port:`"
 )]
 pub struct TrafficDef {
+    /// A name expectations can select the flows by.
     pub name: Option<String>,
+    /// `tcp`: one connection per flow; `udp`: one exchange per flow.
     pub proto: ProtoDef,
+    /// The client's node.
     pub from: String,
+    /// The server's node.
     pub to: String,
+    /// The server's port.
     pub port: u16,
     /// The server's address, when the node has several (default: its first).
     #[serde(default)]
@@ -209,12 +242,17 @@ pub struct TrafficDef {
     /// The client's source address: one of its node's, or `any` to let the kernel choose.
     #[serde(default)]
     pub from_address: Option<String>,
+    /// How many flows.
     #[serde(default = "one")]
     pub flows: u32,
+    /// Request/response pairs per flow.
     #[serde(default = "one")]
     pub round_trips: u32,
+    /// The time a flow has for all its round trips, e.g. `1s` or `500ms` (default 1s).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// UDP: once done and closed, a late datagram from the server, answered by ICMP port
+    /// unreachable: a RELATED packet of the flow.
     #[serde(default)]
     pub related_probe: bool,
 }
@@ -255,71 +293,96 @@ impl<'de> Deserialize<'de> for SelectorDef {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an expectation: a mapping with `flows:` and one property such as `via:`"
 )]
 pub struct ExpectDef {
+    /// The expectation's name (default: its property).
     pub name: Option<String>,
+    /// Which flows (default `all`).
     pub flows: Option<SelectorDef>,
+    /// `LINK`: every packet left on LINK and every reply came back on it; `none`: no packet
+    /// crossed an uplink.
     pub via: Option<String>,
+    /// The n-th selected flow left on `L(n mod len)` (nth balancing).
     pub sequence: Option<Vec<String>>,
+    /// The source the server saw, by the uplink the flow left on: `{ LINK: ADDR }`.
     pub source: Option<Ordered<String>>,
+    /// The router's conntrack mark, by the uplink the flow left on: `{ LINK: N }`.
     pub mark: Option<Ordered<u32>>,
+    /// All the flow's packets, both ways, crossed one and the same uplink.
     pub one_uplink: Option<bool>,
+    /// The router itself sent the flow's packets out on LINK and no other uplink (or `none`).
     pub leaves_via: Option<String>,
+    /// The selected flows split by these weights, by the uplink they left on: `{ L1: w1 }`.
     pub split: Option<Ordered<u32>>,
+    /// Every round trip got its answer (`true`) or not (`false`).
     pub completes: Option<bool>,
 }
 
 /// `{ before: TRAFFIC, down: LINK, end: NODE }` or `{ before: TRAFFIC, up: LINK, end: NODE }`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "an event: `before: TRAFFIC` and `down: LINK` or `up: LINK`"
 )]
 pub struct EventDef {
+    /// The traffic entry the event comes before, once every earlier flow is done.
     pub before: String,
+    /// The link to take down.
     pub down: Option<String>,
+    /// The link to bring up.
     pub up: Option<String>,
+    /// The end of the link that changes (default: the far end from the router).
     pub end: Option<String>,
 }
 
 /// `{ name, packet: echo-reply, link: wan2, from: isp2, src: ADDR, dst: ADDR, count: N }`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a crafted packet: `packet:`, `link:`, `from:`, `src:`, `dst:`"
 )]
 pub struct CraftDef {
     pub name: Option<String>,
+    /// The kind of packet: `echo-reply` (an ICMP echo reply no request went out for).
     pub packet: String,
+    /// The link it is injected on.
     pub link: String,
+    /// The end of the link it is sent from.
     pub from: String,
+    /// Its source address.
     pub src: String,
+    /// Its destination address.
     pub dst: String,
+    /// How many.
     #[serde(default = "one")]
     pub count: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping with `reason:` and `breaks:`"
 )]
 pub struct ExpectFailureDef {
+    /// Why the rule set is broken.
     pub reason: String,
+    /// Exactly the expectations that must break.
     pub breaks: Vec<BreakDef>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a broken expectation: a mapping with `expectation:` and `flows:`"
 )]
 pub struct BreakDef {
+    /// The expectation's name.
     pub expectation: String,
+    /// Exactly the flows it must break for (default: some flows).
     #[serde(default)]
     pub flows: Option<Vec<u32>>,
 }
