@@ -23,7 +23,7 @@ use crate::spec::{Event, FlowSpec, Proto};
 /// The longest a client waits for its server to send a RELATED probe's late datagram.
 const PROBE_WAIT: Duration = Duration::from_secs(5);
 
-/// The longest the next flow waits for the previous one's first answer.
+/// The longest the next flow waits for the previous one's first packet to be sent.
 const START_GAP: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default)]
@@ -122,6 +122,11 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Flows start in order, each once the previous one's first packet is sent, not answered.
+    // A packet sent on a veth is queued to the sending CPU's backlog, which is processed in
+    // order; on one CPU, the router sees the flows' first packets in the order they started
+    // (which is what `nth` counts). The client tasks all run on this thread: pin it.
+    let _pinned = PinnedToThisCpu::new();
     let seen: Seen = Arc::default();
     let clients = rt.block_on(async {
         for l in tcp_listeners {
@@ -188,6 +193,33 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         clients,
         server_saw,
     })
+}
+
+/// Keeps the calling thread on the CPU it is on, until dropped.
+struct PinnedToThisCpu(Option<nix::sched::CpuSet>);
+
+impl PinnedToThisCpu {
+    fn new() -> PinnedToThisCpu {
+        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let me = nix::unistd::Pid::from_raw(0);
+        let Ok(before) = sched_getaffinity(me) else {
+            return PinnedToThisCpu(None);
+        };
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        let mut one = CpuSet::new();
+        let pinned =
+            cpu >= 0 && one.set(cpu as usize).is_ok() && sched_setaffinity(me, &one).is_ok();
+        PinnedToThisCpu(pinned.then_some(before))
+    }
+}
+
+impl Drop for PinnedToThisCpu {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
+        }
+    }
 }
 
 async fn finished(h: tokio::task::JoinHandle<ClientOutcome>) -> ClientOutcome {
@@ -310,19 +342,31 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// Runs one flow; `first` is told as soon as its first packet has been sent.
 async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> ClientOutcome {
     let deadline = Instant::now() + f.timeout;
     let late = || format!("no answer within {}", human(f.timeout));
     let mut out = ClientOutcome::default();
     let mut first = Some(first);
-    let mut answered = || {
+    let mut sent = || {
         if let Some(tx) = first.take() {
             let _ = tx.send(());
         }
     };
     match sock {
         ClientSock::Tcp(s) => {
-            let stream = match timeout_at(deadline, s.connect(SocketAddr::V4(f.dial))).await {
+            // The first poll makes the connect(2) call that sends the SYN.
+            let connect = timeout_at(deadline, s.connect(SocketAddr::V4(f.dial)));
+            tokio::pin!(connect);
+            let connected = match futures::poll!(&mut connect) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => {
+                    sent();
+                    connect.await
+                }
+            };
+            sent();
+            let stream = match connected {
                 Err(_) => {
                     return ClientOutcome {
                         error: Some(format!("connect: {}", late())),
@@ -337,7 +381,6 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                 }
                 Ok(Ok(s)) => s,
             };
-            answered();
             let (r, mut w) = stream.into_split();
             let mut r = BufReader::new(r);
             let mut line = Vec::new();
@@ -395,6 +438,7 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                     out.error = Some(format!("{step}: {e}"));
                     return out;
                 }
+                sent();
                 match timeout_at(deadline, s.recv(&mut buf)).await {
                     Err(_) => out.error = Some(format!("{step}: {}", late())),
                     Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
@@ -409,7 +453,6 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                 if out.error.is_some() {
                     return out;
                 }
-                answered();
             }
             out.completed = true;
             // The socket closes here: a RELATED probe's late datagram finds the port closed.
