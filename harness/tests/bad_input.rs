@@ -152,6 +152,20 @@ const SPEC_CASES: &[SpecCase] = &[
         col: 1,
         says: &["tab character", "spaces not tabs"],
     },
+    SpecCase {
+        name: "generated-uplinks-zero",
+        file: "generated-uplinks-zero.yaml",
+        line: 2,
+        col: 22,
+        says: &["`uplinks: 0`: a generated lab has 1 to 250 uplinks"],
+    },
+    SpecCase {
+        name: "generated-unknown-key",
+        file: "generated-unknown-key.yaml",
+        line: 2,
+        col: 1,
+        says: &["`topology:` is a topology file name or `{ uplinks: N }`"],
+    },
     // Topology files (topo/*.yaml), each named by a small scenario topo-*.yaml.
     SpecCase {
         name: "topo-unknown-key",

@@ -3,6 +3,7 @@
 
 mod error;
 mod facts;
+pub mod generate;
 pub mod locate;
 pub mod plan;
 mod raw;
@@ -79,9 +80,27 @@ pub fn load(scenario: &Path) -> Result<Plan, SpecError> {
     };
     let dir = scenario.parent().unwrap_or(Path::new("."));
 
-    let topo_file = dir.join(&raw.topology);
-    let topo_text = read(&topo_file, Some((&doc, "topology")))?;
-    let topology = topology(&topo_file, &topo_text)?;
+    let topology = match &raw.topology {
+        raw::TopologyDef::File(f) => {
+            let topo_file = dir.join(f);
+            let topo_text = read(&topo_file, Some((&doc, "topology")))?;
+            topology(&topo_file, &topo_text)?
+        }
+        raw::TopologyDef::Generated(g) => {
+            if !(1..=generate::MAX_UPLINKS).contains(&g.uplinks) {
+                return Err(doc.err(
+                    "topology.uplinks",
+                    format!(
+                        "`uplinks: {}`: a generated lab has 1 to {} uplinks",
+                        g.uplinks,
+                        generate::MAX_UPLINKS
+                    ),
+                ));
+            }
+            // Errors in the generated text (there should be none) name the scenario.
+            topology(scenario, &generate::multi_wan(g.uplinks))?
+        }
+    };
 
     let rules = node_rules(&doc, dir, &topology, raw.rules)?;
     let mut flows = flows(&doc, &topology, &raw.traffic)?;

@@ -142,14 +142,35 @@ pub struct RouterDef {
     pub weights: Ordered<u32>,
 }
 
+/// `topology:` in a scenario.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "`topology:` is a topology file name or `{ uplinks: N }` (the generated lab with N ISPs)"
+)]
+pub enum TopologyDef {
+    File(String),
+    Generated(GeneratedTopology),
+}
+
+/// `topology: { uplinks: N }`: saturn, jupiter with uplinks wan1…wanN, isp1…ispN, internet,
+/// neptune.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedTopology {
+    /// How many ISPs (1 to 250).
+    pub uplinks: u32,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a scenario: a mapping with `topology:`, `rules:`, `traffic:` and `expect:`"
 )]
 pub struct Scenario {
-    /// The topology file, relative to this file.
-    pub topology: String,
+    /// The topology file, relative to this file; or `{ uplinks: N }`, the generated lab of
+    /// seed 002 with N ISPs.
+    pub topology: TopologyDef,
     #[serde(default)]
     pub description: Option<String>,
     /// The rules to install, by node.

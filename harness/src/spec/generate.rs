@@ -1,0 +1,99 @@
+//! Topologies generated from one line: `topology: { uplinks: N }` is seed 002's lab with N
+//! ISPs — a LAN PC (saturn), the router (jupiter) with uplinks wan1…wanN, ISP routers
+//! isp1…ispN with the same ingress filter as topologies/jupiter.yaml, an `internet` backbone
+//! and a server (neptune). Pure: the text is parsed and validated like any topology file.
+
+use std::fmt::Write as _;
+
+/// The most uplinks a generated lab has: wan K uses 10.37.K.0/24 and 10.0.K.0/30.
+pub const MAX_UPLINKS: u32 = 250;
+
+/// The YAML text of the lab with `n` uplinks (1 ≤ n ≤ [`MAX_UPLINKS`]).
+pub fn multi_wan(n: u32) -> String {
+    let mut t = format!(
+        "# generated: `topology: {{ uplinks: {n} }}`\nname: multi-wan-{n}\n\nnodes:\n  \
+         saturn:\n    routes:\n      - default via 192.168.157.253\n  jupiter:\n    \
+         sysctls:\n      net.ipv4.ip_forward: 1\n    routes:\n      - default via 10.37.1.254\n"
+    );
+    for k in 1..=n {
+        let _ = write!(
+            t,
+            "  isp{k}:\n    sysctls:\n      net.ipv4.ip_forward: 1\n    routes:\n      \
+             - default via 10.0.{k}.1\n    rules:\n      \
+             - pref 100 iif cust from 10.37.{k}.0/24 lookup main\n      \
+             - pref 101 iif cust blackhole\n"
+        );
+    }
+    t += "  internet:\n    sysctls:\n      net.ipv4.ip_forward: 1\n    routes:\n";
+    for k in 1..=n {
+        let _ = writeln!(t, "      - 10.37.{k}.0/24 via 10.0.{k}.2");
+    }
+    t += "  neptune:\n    routes:\n      - default via 172.16.1.1\n\nlinks:\n";
+    t += "  lan: { a: saturn:eth0 192.168.157.3/24, b: jupiter:eth0 192.168.157.253/24 }\n";
+    for k in 1..=n {
+        let _ = writeln!(
+            t,
+            "  wan{k}: {{ a: jupiter:eth{k} 10.37.{k}.253/24, b: isp{k}:cust 10.37.{k}.254/24 }}"
+        );
+    }
+    for k in 1..=n {
+        let _ = writeln!(
+            t,
+            "  peer{k}: {{ a: isp{k}:up 10.0.{k}.2/30, b: internet:isp{k} 10.0.{k}.1/30 }}"
+        );
+    }
+    t += "  dc: { a: internet:dc 172.16.1.1/24, b: neptune:eth0 172.16.1.100/24 }\n\n";
+    t += "router:\n  node: jupiter\n  uplinks: [";
+    t += &(1..=n)
+        .map(|k| format!("wan{k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    t += "]\n";
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    /// The generated text is a valid topology with the right shape, for every size.
+    #[rstest]
+    #[case(1)]
+    #[case(2)]
+    #[case(16)]
+    #[case(250)]
+    fn valid(#[case] n: u32) {
+        let t = super::super::topology(Path::new("generated.yaml"), &super::multi_wan(n))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let n = n as usize;
+        assert_eq!(t.nodes.len(), n + 4);
+        assert_eq!(t.links.len(), 2 * n + 2);
+        assert_eq!(t.router.uplinks.len(), n);
+    }
+
+    /// Two uplinks give the lab of topologies/jupiter.yaml: same nodes, links and addresses.
+    #[test]
+    fn two_uplinks_are_jupiter() {
+        let gen = super::super::topology(Path::new("g.yaml"), &super::multi_wan(2)).unwrap();
+        let path = crate::spec::repo_path("topologies/jupiter.yaml");
+        let file = std::fs::read_to_string(&path).unwrap();
+        let jupiter = super::super::topology(&path, &file).unwrap();
+        let shape = |t: &crate::spec::Topology| {
+            let mut links: Vec<String> = t
+                .links
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {}:{} {}:{}",
+                        l.name, l.a.node, l.a.iface, l.b.node, l.b.iface
+                    )
+                })
+                .collect();
+            links.sort();
+            links
+        };
+        assert_eq!(shape(&gen), shape(&jupiter));
+    }
+}
