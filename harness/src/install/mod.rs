@@ -464,11 +464,14 @@ pub fn spawn_in(
 
 /// The rt_tables file iproute2 reads on this machine.
 pub(crate) fn rt_tables_path() -> io::Result<CString> {
-    let target = RT_TABLES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
-        io::Error::other(
-            "iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)",
-        )
-    })?;
+    let target = RT_TABLES
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| {
+            io::Error::other(
+                "iproute2 has no rt_tables file (looked in /etc/iproute2 and /usr/share/iproute2)",
+            )
+        })?;
     cstr(Path::new(target))
 }
 
