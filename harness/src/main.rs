@@ -144,14 +144,26 @@ enum Cmd {
         scenarios: Vec<PathBuf>,
     },
     /// Time each phase over repeated runs of a scenario, with a given number of flows.
+    ///
+    /// With `--uplinks 2,4,8,16` the scenario is the built-in scale test instead: the lab
+    /// generated with N ISPs, seed 002's rules for N uplinks, TCP flows that must rotate
+    /// wan1…wanN. One row per (uplinks, flows); peak memory is the process's so far (rows run
+    /// smallest first).
     Bench {
-        scenario: PathBuf,
-        /// Flows per run (the scenario's traffic groups are scaled to this).
-        #[arg(long, default_value_t = 100)]
-        flows: usize,
+        #[arg(required_unless_present = "uplinks")]
+        scenario: Option<PathBuf>,
+        /// Flows per run (the scenario's traffic groups are scaled to this); a list gives a row
+        /// each.
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        flows: Vec<usize>,
         /// Runs; the median of each phase is reported.
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// Uplink counts for the built-in scale test.
+        #[arg(long, value_delimiter = ',', conflicts_with = "scenario")]
+        uplinks: Vec<u32>,
+        #[arg(long, value_enum, default_value_t = BackendArg::System)]
+        backend: BackendArg,
     },
 }
 
@@ -213,7 +225,9 @@ fn main() -> ExitCode {
             scenario,
             flows,
             runs,
-        } => bench(&scenario, flows, runs),
+            uplinks,
+            backend,
+        } => bench(scenario.as_deref(), &flows, runs, &uplinks, backend.into()),
     };
     ExitCode::from(code)
 }
@@ -837,44 +851,91 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench(path: &Path, flows: usize, runs: usize) -> u8 {
-    let plan = match spec::load(path) {
-        Ok(p) => p.with_flow_count(flows),
-        Err(e) => return fail(&e),
-    };
-    let mut all = Vec::new();
-    for _ in 0..runs.max(1) {
-        match run::run(&plan) {
-            Ok(r) => {
-                if !r.verdict.outcome.ok() {
-                    eprint!("{}", report::full(&r.verdict));
-                    eprintln!("bench: the scenario did not hold with {flows} flows; timings of a failing run are not comparable");
-                    return Exit::FLOW_FAILED;
-                }
-                all.push(r.timings);
-            }
+/// Peak resident memory of this process so far, in MiB.
+fn peak_mib() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| u.max_rss() as f64 / 1024.0)
+}
+
+fn bench(
+    path: Option<&Path>,
+    flow_counts: &[usize],
+    runs: usize,
+    uplinks: &[u32],
+    backend: harness::install::Backend,
+) -> u8 {
+    // (label, plan) for every row, smallest first.
+    let mut rows: Vec<(String, Plan)> = Vec::new();
+    if uplinks.is_empty() {
+        let plan = match spec::load(path.expect("clap: a scenario without --uplinks")) {
+            Ok(p) => p,
             Err(e) => return fail(&e),
+        };
+        for &n in flow_counts {
+            rows.push((format!("{} flows", n), plan.with_flow_count(n)));
+        }
+    } else {
+        for &flows in flow_counts {
+            for &n in uplinks {
+                match spec::generate::nth_scenario(n, flows) {
+                    Ok(p) => rows.push((format!("{n} uplinks, {flows} flows"), p)),
+                    Err(e) => return fail(&e),
+                }
+            }
         }
     }
+    let name = rows.first().map_or(String::new(), |(_, p)| p.name.clone());
+    let opts = Options {
+        backend,
+        ..Default::default()
+    };
     let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
+    let short = [
+        "build", "rules", "capture", "drive", "collect", "judge", "teardown",
+    ];
     println!(
-        "{}: {flows} flows, median of {} runs (ms)",
-        plan.name,
-        all.len()
+        "{name}: median of {} runs, ms; flows/s = flows / (drive + collect + judge)",
+        runs.max(1)
     );
-    for (i, (name, _)) in all[0].phases().iter().enumerate() {
+    print!("  {:<26}", "");
+    for s in short {
+        print!(" {s:>8}");
+    }
+    println!(" {:>8} {:>9} {:>9}", "total", "flows/s", "peak MiB");
+    for (label, plan) in &rows {
+        let mut all = Vec::new();
+        for _ in 0..runs.max(1) {
+            match run::run_with(plan, opts) {
+                Ok(r) => {
+                    if !r.verdict.outcome.ok() {
+                        eprint!("{}", report::full(&r.verdict));
+                        eprintln!("bench: {label}: the scenario did not hold; timings of a failing run are not comparable");
+                        return Exit::FLOW_FAILED;
+                    }
+                    all.push(r.timings);
+                }
+                Err(e) => return fail(&e),
+            }
+        }
+        print!("  {label:<26}");
+        let phase = |i: usize| median(all.iter().map(|t| ms(t.phases()[i].1)).collect());
+        for i in 0..short.len() {
+            print!(" {:>8.1}", phase(i));
+        }
+        let judged_ms = median(
+            all.iter()
+                .map(|t| ms(t.traffic + t.collect + t.judge))
+                .collect(),
+        );
         println!(
-            "  {name:<48} {:>9.2}",
-            median(all.iter().map(|t| ms(t.phases()[i].1)).collect())
+            " {:>8.1} {:>9.0} {:>9.1}",
+            median(all.iter().map(|t| ms(t.total())).collect()),
+            plan.flows.len() as f64 / (judged_ms / 1000.0),
+            peak_mib()
         );
     }
-    println!(
-        "  {:<48} {:>9.2}",
-        "total",
-        median(all.iter().map(|t| ms(t.total())).collect())
-    );
     Exit::PASS
 }

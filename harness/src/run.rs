@@ -176,7 +176,9 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         .filter(|f| driven.clients.get(&f.id).is_some_and(|c| c.completed))
         .count();
     capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(5));
-    capture.wait_quiet(Duration::from_millis(30), Duration::from_millis(500));
+    // Packets of finished flows have crossed every link by now (a veth hands a packet on
+    // within the sender's system call); the quiet window covers any still queued on another CPU.
+    capture.wait_quiet(Duration::from_millis(10), Duration::from_millis(500));
     let started = capture.started;
     let (sightings, losses, frames) = capture.stop();
     if !losses.is_empty() {

@@ -514,6 +514,17 @@ fn failure_leaves_results() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The scale scenario `harness bench --uplinks` runs: 16 uplinks, generated lab and rules,
+/// 64 connections rotating wan1…wan16.
+fn sixteen_uplinks_builtin() -> Result<(), Failed> {
+    let plan = harness::spec::generate::nth_scenario(16, 64).map_err(|e| e.to_string())?;
+    let r = run::run(&plan).map_err(|e| chain(&e))?;
+    if !r.verdict.outcome.ok() {
+        return Err(report::full(&r.verdict).into());
+    }
+    Ok(())
+}
+
 fn main() {
     // Not root: run every scenario the same way, as root of a user namespace of our own
     // (first, while this process has one thread). Where the kernel refuses one, the trials
@@ -578,6 +589,11 @@ fn main() {
             .with_ignored_flag(!privileged),
             Trial::test("result files: pcap per link, JSON, JUnit", result_files)
                 .with_ignored_flag(!privileged),
+            Trial::test(
+                "bench: the built-in scale scenario holds on 16 uplinks",
+                sixteen_uplinks_builtin,
+            )
+            .with_ignored_flag(!privileged),
             Trial::test(
                 "result files: a failing scenario names the folder they are in",
                 failure_leaves_results,

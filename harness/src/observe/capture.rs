@@ -15,7 +15,9 @@ use super::Sighting;
 use crate::lab::Lab;
 use crate::spec::Topology;
 
-const POLL: Duration = Duration::from_millis(20);
+/// How long a capture read waits for a frame; a capture being stopped ends after one such
+/// wait that found nothing (its socket is drained).
+const POLL: Duration = Duration::from_millis(5);
 
 /// Running captures; [`Capture::stop`] returns what they saw.
 pub struct Capture {

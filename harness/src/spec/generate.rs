@@ -52,6 +52,89 @@ pub fn multi_wan(n: u32) -> String {
     t
 }
 
+/// Seed 002's rules for `n` uplinks, as ci/examples/gen-seed002 writes them: nth over the
+/// uplinks for new TCP connections from the LAN, the mark saved and restored, SNAT per
+/// uplink (iptables-restore input); one routing table per uplink (ip -batch input).
+pub fn seed002_rules(n: u32) -> (String, String) {
+    let mut ipt = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n");
+    for k in 1..=n {
+        let _ = writeln!(ipt, ":CONNMARK{k} - [0:0]");
+    }
+    for k in 1..=n {
+        let _ = writeln!(ipt, "-A CONNMARK{k} -j MARK --set-mark {k}");
+        let _ = writeln!(ipt, "-A CONNMARK{k} -j CONNMARK --save-mark");
+    }
+    ipt += "-A PREROUTING -i eth0 -p tcp -m state --state ESTABLISHED,RELATED -j CONNMARK --restore-mark\n";
+    for k in 1..=n {
+        let _ = writeln!(
+            ipt,
+            "-A PREROUTING -i eth0 -p tcp -m state --state NEW -m statistic --mode nth --every {n} --packet {} -j CONNMARK{k}",
+            k - 1
+        );
+    }
+    ipt += "COMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n";
+    for k in 1..=n {
+        let _ = writeln!(
+            ipt,
+            "-A POSTROUTING -o eth{k} -j SNAT --to-source 10.37.{k}.253"
+        );
+    }
+    ipt += "COMMIT\n";
+    let mut ip = String::new();
+    for k in 1..=n {
+        let _ = writeln!(
+            ip,
+            "route add table {} default via 10.37.{k}.254 dev eth{k}",
+            100 + k
+        );
+        let _ = writeln!(ip, "rule add fwmark {k} table {}", 100 + k);
+    }
+    (ipt, ip)
+}
+
+/// The scale scenario of `harness bench --uplinks`: the lab with `n` uplinks, seed 002's rules
+/// for it, `flows` TCP connections from saturn to neptune (one round trip each), and what must
+/// hold: they rotate wan1…wanN in order, carry marks 1…N, leave with their uplink's address,
+/// never stray, complete.
+pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::spec::Plan, crate::spec::SpecError> {
+    let ups: Vec<String> = (1..=n).map(|k| format!("wan{k}")).collect();
+    let marks: Vec<String> = (1..=n).map(|k| format!("wan{k}: {k}")).collect();
+    let sources: Vec<String> = (1..=n).map(|k| format!("wan{k}: 10.37.{k}.253")).collect();
+    let text = format!(
+        "topology: {{ uplinks: {n} }}\n\
+         traffic:\n  - {{ name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: {flows}, round_trips: 1 }}\n\
+         expect:\n\
+         \x20 - {{ name: rotates, flows: web, sequence: [{}] }}\n\
+         \x20 - {{ name: marks, flows: web, mark: {{ {} }} }}\n\
+         \x20 - {{ name: snat, flows: web, source: {{ {} }} }}\n\
+         \x20 - {{ name: one_uplink, flows: web, one_uplink: true }}\n\
+         \x20 - {{ name: completes, flows: web, completes: true }}\n",
+        ups.join(", "),
+        marks.join(", "),
+        sources.join(", ")
+    );
+    let mut plan =
+        crate::spec::load_text(std::path::Path::new(&format!("nth-{n}-uplinks")), &text)?;
+    let (ipt, ip) = seed002_rules(n);
+    plan.rules = vec![crate::spec::NodeRules {
+        node: "jupiter".into(),
+        tables: Vec::new(),
+        sources: vec![
+            crate::spec::RuleSource::Inline {
+                kind: crate::spec::RuleKind::Iptables,
+                shown: format!("seed 002 for {n} uplinks (iptables)"),
+                text: ipt,
+            },
+            crate::spec::RuleSource::Inline {
+                kind: crate::spec::RuleKind::Ip,
+                shown: format!("seed 002 for {n} uplinks (ip)"),
+                text: ip,
+            },
+        ],
+    }];
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -71,6 +154,20 @@ mod tests {
         assert_eq!(t.nodes.len(), n + 4);
         assert_eq!(t.links.len(), 2 * n + 2);
         assert_eq!(t.router.uplinks.len(), n);
+    }
+
+    /// The bench's scale scenario is valid for every size, with N uplinks in its expectations.
+    #[rstest]
+    #[case(2)]
+    #[case(16)]
+    fn scale_scenario(#[case] n: u32) {
+        let p = super::nth_scenario(n, 100).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.flows.len(), 100);
+        assert_eq!(p.topology.router.uplinks.len(), n as usize);
+        assert_eq!(p.rules[0].sources.len(), 2);
+        let (ipt, ip) = super::seed002_rules(n);
+        assert_eq!(ipt.matches("--mode nth").count(), n as usize);
+        assert_eq!(ip.lines().count(), 2 * n as usize);
     }
 
     /// Two uplinks give the lab of topologies/jupiter.yaml: same nodes, links and addresses.

@@ -73,10 +73,16 @@ fn parse<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, S
 /// Reads and validates a scenario and the topology it names.
 pub fn load(scenario: &Path) -> Result<Plan, SpecError> {
     let text = read(scenario, None)?;
-    let raw: raw::Scenario = parse(scenario, &text)?;
+    load_text(scenario, &text)
+}
+
+/// Validates a scenario given as text; `scenario` names it in messages, and relative paths
+/// in it are taken from its folder.
+pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
+    let raw: raw::Scenario = parse(scenario, text)?;
     let doc = Doc {
         file: scenario,
-        index: YamlIndex::new(&text),
+        index: YamlIndex::new(text),
     };
     let dir = scenario.parent().unwrap_or(Path::new("."));
 
