@@ -65,6 +65,13 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                     .ns(&node)
                     .run(move || std::net::TcpListener::bind(addr))?
                     .map_err(|e| ctx(e, &node, addr))?;
+                // std listens with a backlog of 128: thousands of flows starting within
+                // milliseconds would overflow it and lose SYNs. listen(2) again raises it (up to
+                // the node's net.core.somaxconn, 4096 by default).
+                // SAFETY: listen(2) on a socket this function owns.
+                if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), 4096) } != 0 {
+                    return Err(ctx(io::Error::last_os_error(), &node, addr));
+                }
                 l.set_nonblocking(true)?;
                 tcp_listeners.push(l);
             }
