@@ -864,6 +864,11 @@ fn bench(
     uplinks: &[u32],
     backend: harness::install::Backend,
 ) -> u8 {
+    if let Some(n) = flow_counts.iter().find(|&&n| n > 25000) {
+        return fail_msg(&format!(
+            "--flows {n}: a run has at most 25000 flows (each has a client port of its own, 40001 to 65000)"
+        ));
+    }
     // (label, plan) for every row, smallest first.
     let mut rows: Vec<(String, Plan)> = Vec::new();
     if uplinks.is_empty() {

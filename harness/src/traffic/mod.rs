@@ -4,7 +4,7 @@
 //! answer, or after a short gap — so an nth rule sees them in a known order; their round
 //! trips then run side by side.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
@@ -87,45 +87,6 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             }
         }
     }
-    // Client sockets, bound to their fixed ports inside their node, in one visit per node.
-    let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
-    let nodes: BTreeSet<&str> = flows.iter().map(|f| f.client_node.as_str()).collect();
-    for node in nodes {
-        let mine: Vec<FlowSpec> = flows
-            .iter()
-            .filter(|f| f.client_node == node)
-            .cloned()
-            .collect();
-        let made = lab
-            .ns(node)
-            .run(move || -> io::Result<Vec<(u32, ClientSock)>> {
-                mine.iter()
-                    .map(|f| {
-                        let s = match f.proto {
-                            Proto::Tcp => {
-                                let s = TcpSocket::new_v4()?;
-                                s.set_reuseaddr(true)?;
-                                s.bind(SocketAddr::V4(f.client))?;
-                                ClientSock::Tcp(s)
-                            }
-                            Proto::Icmp => {
-                                return Err(io::Error::other(
-                                    "crafted packets are injected, not driven",
-                                ))
-                            }
-                            Proto::Udp => {
-                                let s = std::net::UdpSocket::bind(f.client)?;
-                                s.set_nonblocking(true)?;
-                                ClientSock::Udp(s)
-                            }
-                        };
-                        Ok((f.id, s))
-                    })
-                    .collect()
-            })?;
-        socks.extend(made.map_err(|e| ctx(e, node, "client sockets"))?);
-    }
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -145,10 +106,22 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             probes.insert(addr, tx);
             tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen), rx));
         }
-        let mut running = Vec::new();
+        let mut running: VecDeque<(u32, tokio::task::JoinHandle<ClientOutcome>)> = VecDeque::new();
         let mut out = BTreeMap::new();
         let mut group = "";
-        for f in flows {
+        let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
+        for (i, f) in flows.iter().enumerate() {
+            // Client sockets are made ahead in batches, and at most RUNNING flows hold theirs
+            // at once: open files stay bounded however many flows a run has.
+            if !socks.contains_key(&f.id) {
+                let end = (i + SOCKET_BATCH).min(flows.len());
+                socks.extend(client_sockets(lab, &flows[i..end])?);
+            }
+            if running.len() >= RUNNING {
+                if let Some((id, h)) = running.pop_front() {
+                    out.insert(id, finished(h).await);
+                }
+            }
             // Entering a traffic group with events: let every earlier flow finish, then change
             // the links.
             if f.group != group {
@@ -173,7 +146,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             let sock = socks.remove(&f.id).expect("a socket per flow");
             let (tx, rx) = oneshot::channel();
             let flow = f.clone();
-            running.push((
+            running.push_back((
                 f.id,
                 tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
             ));
@@ -227,6 +200,54 @@ impl Drop for PinnedToThisCpu {
             let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
         }
     }
+}
+
+/// Client sockets made ahead of their flows' start, per batch.
+const SOCKET_BATCH: usize = 1024;
+/// Flows running at once, at most (each holds a socket at the client and one at the server).
+const RUNNING: usize = 4096;
+
+/// Sockets for `flows`, bound to their fixed client ports inside their nodes (one visit per
+/// node).
+fn client_sockets(lab: &Lab, flows: &[FlowSpec]) -> io::Result<Vec<(u32, ClientSock)>> {
+    let mut socks = Vec::with_capacity(flows.len());
+    let nodes: BTreeSet<&str> = flows.iter().map(|f| f.client_node.as_str()).collect();
+    for node in nodes {
+        let mine: Vec<FlowSpec> = flows
+            .iter()
+            .filter(|f| f.client_node == node)
+            .cloned()
+            .collect();
+        let made = lab
+            .ns(node)
+            .run(move || -> io::Result<Vec<(u32, ClientSock)>> {
+                mine.iter()
+                    .map(|f| {
+                        let s = match f.proto {
+                            Proto::Tcp => {
+                                let s = TcpSocket::new_v4()?;
+                                s.set_reuseaddr(true)?;
+                                s.bind(SocketAddr::V4(f.client))?;
+                                ClientSock::Tcp(s)
+                            }
+                            Proto::Icmp => {
+                                return Err(io::Error::other(
+                                    "crafted packets are injected, not driven",
+                                ))
+                            }
+                            Proto::Udp => {
+                                let s = std::net::UdpSocket::bind(f.client)?;
+                                s.set_nonblocking(true)?;
+                                ClientSock::Udp(s)
+                            }
+                        };
+                        Ok((f.id, s))
+                    })
+                    .collect()
+            })?;
+        socks.extend(made.map_err(|e| ctx(e, node, "client sockets"))?);
+    }
+    Ok(socks)
 }
 
 async fn finished(h: tokio::task::JoinHandle<ClientOutcome>) -> ClientOutcome {
