@@ -6,11 +6,11 @@
 //! (NAT changes none of these). Where it died is where its last sighting led: the receiving
 //! node of a sighting that no other sighting of it leaves from.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::observe::packet::{self, Packet};
-use crate::observe::{Observations, Sighting, Tuple};
+use crate::observe::{CtEntry, Observations, Sighting, Tuple};
 use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -144,6 +144,7 @@ impl Verdict {
 /// Judges a run.
 pub fn judge(plan: &Plan, obs: &Observations) -> Verdict {
     let flows = paths(plan, obs);
+
     let by_id: BTreeMap<u32, &FlowPath> = flows.iter().map(|f| (f.id, f)).collect();
     let results: Vec<ExpResult> = plan
         .expectations
@@ -205,20 +206,32 @@ struct Assigned<'a> {
 }
 
 fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
+    // One pass over every sighting, several hash lookups each: a fast hash for small keys
+    // (the keys are the harness's own, not an attacker's).
+    use rustc_hash::FxHashMap as HashMap;
     let topo = &plan.topology;
-    let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::new();
+    let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
     let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
+    // The conntrack entries by original tuple, and by tuple without its source; the first of
+    // each in table order.
+    let mut by_orig: HashMap<Tuple, &CtEntry> = HashMap::default();
+    let mut by_port: HashMap<(u8, u16, Ipv4Addr, u16), &CtEntry> = HashMap::default();
+    for c in &obs.conntrack {
+        let o = c.orig;
+        by_orig.entry(o).or_insert(c);
+        by_port
+            .entry((o.proto, o.sport, o.dst, o.dport))
+            .or_insert(c);
+    }
     for f in &plan.flows {
         let t = client_tuple(f);
         // A client bound to 0.0.0.0 is found by port and destination; the kernel chose its source.
-        let any_src = t.src.is_unspecified();
-        let same = |c: &Tuple| {
-            *c == t
-                || (any_src
-                    && (c.proto, c.sport, c.dst, c.dport) == (t.proto, t.sport, t.dst, t.dport))
+        let ct = if t.src.is_unspecified() {
+            by_port.get(&(t.proto, t.sport, t.dst, t.dport)).copied()
+        } else {
+            by_orig.get(&t).copied()
         };
-        let ct = obs.conntrack.iter().find(|c| same(&c.orig));
         let orig = ct.map_or(t, |c| c.orig);
         tuples.insert(orig, (f.id, Dir::Out));
         tuples.insert(orig.reversed(), (f.id, Dir::Back));
@@ -249,7 +262,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     let mut per_flow: BTreeMap<u32, HashMap<Key, Hop>> = BTreeMap::new();
     // The n-th copy of a packet crossing a link one way matches the n-th on another link; a
     // packet sent back out the link it came in on crosses it the other way and stays one.
-    let mut copies: HashMap<(usize, bool, u32, Key), u32> = HashMap::new();
+    let mut copies: HashMap<(usize, bool, u32, Key), u32> = HashMap::default();
     for s in &obs.sightings {
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
         let found = match s.pkt.inner {
