@@ -34,7 +34,7 @@ pub struct Capture {
 
 /// What one link's capture thread returns: its sightings, the packets the kernel dropped,
 /// and (when kept) the whole frames.
-type LinkCapture = (Vec<Sighting>, u32, Vec<Frame>);
+type LinkCapture = (Vec<Sighting>, u32, Vec<Frame>, Option<OwnedFd>);
 
 /// A whole frame as captured, kept for pcap files.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ impl Capture {
                             frames.as_mut(),
                         );
                         let drops = dropped(fd.as_raw_fd());
-                        (seen, drops, frames.unwrap_or_default())
+                        (seen, drops, frames.unwrap_or_default(), Some(fd))
                     })?,
             );
         }
@@ -140,11 +140,13 @@ impl Capture {
     /// links where the kernel dropped packets no thread read in time.
     pub fn stop(mut self) -> (Vec<Sighting>, Losses, Vec<Frame>) {
         self.stop.store(true, Ordering::Release);
+        let mut sockets = Vec::new();
         let mut all = Vec::new();
         let mut losses = Vec::new();
         let mut frames = Vec::new();
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
-            let (seen, drops, kept) = t.join().unwrap_or_default();
+            let (seen, drops, kept, fd) = t.join().unwrap_or_default();
+            sockets.extend(fd);
             all.extend(seen);
             frames.extend(kept);
             if drops > 0 {
@@ -152,6 +154,12 @@ impl Capture {
             }
         }
         all.sort_by_key(|s| (s.t_ns, s.link, s.seq));
+        // Closing a packet socket waits out an RCU grace period (packet_release calls
+        // synchronize_net): about 15 ms for six links. Nothing waits for it: close them aside.
+        // (Should no thread be available, the failed spawn drops them here.)
+        let _ = thread::Builder::new()
+            .name("cap-close".into())
+            .spawn(move || drop(sockets));
         (all, losses, frames)
     }
 }
