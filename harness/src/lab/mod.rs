@@ -62,107 +62,144 @@ impl Lab {
     /// per-interface sysctls, routes. On error, what was built is dropped with the error.
     pub fn build(plan: &Plan) -> Result<Lab, LabError> {
         let topo = &plan.topology;
+        // The namespaces, created at once (a thread each).
+        let made: Vec<_> = topo
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), Netns::start(&n.name)))
+            .collect();
         let mut nodes = BTreeMap::new();
-        for n in &topo.nodes {
-            let ns = Netns::new(&n.name).map_err(|source| LabError::Netns {
-                node: n.name.clone(),
-                source,
-            })?;
-            nodes.insert(n.name.clone(), ns);
+        for (name, pending) in made {
+            let ns = pending
+                .and_then(|p| p.finish())
+                .map_err(|source| LabError::Netns {
+                    node: name.clone(),
+                    source,
+                })?;
+            nodes.insert(name, ns);
         }
         let lab = Lab { nodes };
+        // Each step runs in every node at once (a thread each); the steps run in order.
         // 1. Node-wide sysctls first: `default` values are copied into interfaces created later.
-        for n in &topo.nodes {
-            let mut sysctls = baseline_sysctls();
-            sysctls.extend(
-                n.sysctls
-                    .iter()
-                    .filter(|(k, _)| !is_iface_sysctl(k))
-                    .cloned(),
-            );
-            lab.in_node(&n.name, move |node| set_sysctls(node, &sysctls))?;
-        }
+        lab.in_nodes(
+            topo.nodes
+                .iter()
+                .map(|n| {
+                    let mut sysctls = baseline_sysctls();
+                    sysctls.extend(
+                        n.sysctls
+                            .iter()
+                            .filter(|(k, _)| !is_iface_sysctl(k))
+                            .cloned(),
+                    );
+                    (n.name.clone(), move |node: &str| {
+                        set_sysctls(node, &sysctls)
+                    })
+                })
+                .collect(),
+        )?;
         // 2. Veth pairs, created in the `a` node with the peer placed straight into the `b` node.
-        for node in lab.nodes.keys() {
-            let links: Vec<_> = topo
-                .links
-                .iter()
-                .filter(|l| l.a.node == *node)
-                .cloned()
-                .collect();
-            if links.is_empty() {
-                continue;
-            }
-            let peers: BTreeMap<String, i32> = lab
-                .nodes
-                .iter()
-                .map(|(k, v)| (k.clone(), v.raw_fd()))
-                .collect();
-            lab.netlink(node, move |h| async move {
-                for l in links {
-                    let peer = LinkMessageBuilder::<LinkUnspec>::new()
-                        .name(l.b.iface.clone())
-                        .address(l.b.mac.to_vec())
-                        .setns_by_fd(peers[&l.b.node])
-                        .build();
-                    let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
-                        .name(l.a.iface.clone())
-                        .address(l.a.mac.to_vec())
-                        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-                        .build();
-                    h.link().add(msg).execute().await.map_err(|e| {
-                        (
-                            format!(
-                                "creating link `{}` ({}:{} ↔ {}:{})",
-                                l.name, l.a.node, l.a.iface, l.b.node, l.b.iface
-                            ),
-                            e,
-                        )
-                    })?;
-                }
-                Ok(())
-            })?;
-        }
+        let peers: BTreeMap<String, i32> = lab
+            .nodes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.raw_fd()))
+            .collect();
+        lab.netlink_all(
+            lab.nodes
+                .keys()
+                .filter_map(|node| {
+                    let links: Vec<_> = topo
+                        .links
+                        .iter()
+                        .filter(|l| l.a.node == *node)
+                        .cloned()
+                        .collect();
+                    let peers = peers.clone();
+                    (!links.is_empty()).then(|| {
+                        (node.clone(), move |h: rtnetlink::Handle| async move {
+                            for l in links {
+                                let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                                    .name(l.b.iface.clone())
+                                    .address(l.b.mac.to_vec())
+                                    .setns_by_fd(peers[&l.b.node])
+                                    .build();
+                                let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(
+                                    InfoKind::Veth,
+                                )
+                                .name(l.a.iface.clone())
+                                .address(l.a.mac.to_vec())
+                                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                                .build();
+                                h.link().add(msg).execute().await.map_err(|e| {
+                                    (
+                                        format!(
+                                            "creating link `{}` ({}:{} ↔ {}:{})",
+                                            l.name, l.a.node, l.a.iface, l.b.node, l.b.iface
+                                        ),
+                                        e,
+                                    )
+                                })?;
+                            }
+                            Ok(())
+                        })
+                    })
+                })
+                .collect(),
+        )?;
         // 3. Addresses and links up, then per-interface sysctls.
-        for n in &topo.nodes {
-            let ends: Vec<_> = topo.ends_of(&n.name).cloned().collect();
-            lab.netlink(&n.name, move |h| async move {
-                let lo = index_of(&h, "lo").await?;
-                up(&h, lo, "lo").await?;
-                for e in ends {
-                    let idx = index_of(&h, &e.iface).await?;
-                    for a in &e.addrs {
-                        h.address()
-                            .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
-                            .execute()
-                            .await
-                            .map_err(|err| (format!("adding {a} to `{}`", e.iface), err))?;
-                    }
-                    up(&h, idx, &e.iface).await?;
-                }
-                Ok(())
-            })?;
-            let sysctls: Vec<_> = n
-                .sysctls
+        lab.in_nodes(
+            topo.nodes
                 .iter()
-                .filter(|(k, _)| is_iface_sysctl(k))
-                .cloned()
-                .collect();
-            lab.in_node(&n.name, move |node| set_sysctls(node, &sysctls))?;
-        }
+                .map(|n| {
+                    let ends: Vec<_> = topo.ends_of(&n.name).cloned().collect();
+                    let sysctls: Vec<_> = n
+                        .sysctls
+                        .iter()
+                        .filter(|(k, _)| is_iface_sysctl(k))
+                        .cloned()
+                        .collect();
+                    (n.name.clone(), move |node: &str| {
+                        netlink_session(node, |h| async move {
+                            let lo = index_of(&h, "lo").await?;
+                            up(&h, lo, "lo").await?;
+                            for e in ends {
+                                let idx = index_of(&h, &e.iface).await?;
+                                for a in &e.addrs {
+                                    h.address()
+                                        .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
+                                        .execute()
+                                        .await
+                                        .map_err(|err| {
+                                            (format!("adding {a} to `{}`", e.iface), err)
+                                        })?;
+                                }
+                                up(&h, idx, &e.iface).await?;
+                            }
+                            Ok(())
+                        })?;
+                        set_sysctls(node, &sysctls)
+                    })
+                })
+                .collect(),
+        )?;
         // 4. Routes and policy rules, once every address is in place.
-        for n in &topo.nodes {
-            let (routes, rules) = (n.routes.clone(), n.rules.clone());
-            lab.netlink(&n.name, move |h| async move {
-                for r in routes {
-                    add_route(&h, &r).await?;
-                }
-                for r in rules {
-                    add_rule(&h, &r).await?;
-                }
-                Ok(())
-            })?;
-        }
+        lab.netlink_all(
+            topo.nodes
+                .iter()
+                .map(|n| {
+                    let (routes, rules) = (n.routes.clone(), n.rules.clone());
+                    (n.name.clone(), move |h: rtnetlink::Handle| async move {
+                        for r in routes {
+                            add_route(&h, &r).await?;
+                        }
+                        for r in rules {
+                            add_rule(&h, &r).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect(),
+        )?;
         Ok(lab)
     }
 
@@ -233,38 +270,92 @@ impl Lab {
             })?
     }
 
+    /// Runs `f` in each of `nodes` at once (a thread each), and waits for all; the first
+    /// error in node order is returned.
+    fn in_nodes<F>(&self, jobs: Vec<(String, F)>) -> Result<(), LabError>
+    where
+        F: FnOnce(&str) -> Result<(), LabError> + Send + 'static,
+    {
+        let mut handles = Vec::with_capacity(jobs.len());
+        for (node, f) in jobs {
+            let name = node.clone();
+            let h = self
+                .ns(&node)
+                .spawn("lab", move || f(&name))
+                .map_err(|source| LabError::Thread {
+                    node: node.clone(),
+                    source,
+                })?;
+            handles.push((node, h));
+        }
+        let mut first = Ok(());
+        for (node, h) in handles {
+            let r = match h.join() {
+                Ok(Ok(r)) => r,
+                Ok(Err(source)) => Err(LabError::Thread { node, source }),
+                Err(_) => Err(LabError::Thread {
+                    node,
+                    source: io::Error::other("thread panicked"),
+                }),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// An rtnetlink session inside each of `nodes`, all at once.
+    fn netlink_all<F, Fut>(&self, jobs: Vec<(String, F)>) -> Result<(), LabError>
+    where
+        F: FnOnce(rtnetlink::Handle) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
+    {
+        self.in_nodes(
+            jobs.into_iter()
+                .map(|(node, f)| (node, move |n: &str| netlink_session(n, f)))
+                .collect(),
+        )
+    }
+
     /// Runs an rtnetlink session inside `node`.
     fn netlink<F, Fut>(&self, node: &str, f: F) -> Result<(), LabError>
     where
         F: FnOnce(rtnetlink::Handle) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
     {
-        let n = node.to_string();
-        self.in_node(node, move |_| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| LabError::Netlink {
-                    node: n.clone(),
-                    what: "starting netlink".into(),
-                    msg: e.to_string(),
-                })?;
-            rt.block_on(async {
-                let (conn, handle, _) =
-                    rtnetlink::new_connection().map_err(|e| LabError::Netlink {
-                        node: n.clone(),
-                        what: "opening a netlink socket".into(),
-                        msg: e.to_string(),
-                    })?;
-                tokio::spawn(conn);
-                f(handle).await.map_err(|(what, e)| LabError::Netlink {
-                    node: n.clone(),
-                    what,
-                    msg: netlink_msg(&e),
-                })
-            })
-        })
+        self.in_node(node, move |n| netlink_session(n, f))
     }
+}
+
+/// An rtnetlink session on the calling thread (which is inside `node`).
+fn netlink_session<F, Fut>(node: &str, f: F) -> Result<(), LabError>
+where
+    F: FnOnce(rtnetlink::Handle) -> Fut,
+    Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
+{
+    let n = node.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LabError::Netlink {
+            node: n.clone(),
+            what: "starting netlink".into(),
+            msg: e.to_string(),
+        })?;
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| LabError::Netlink {
+            node: n.clone(),
+            what: "opening a netlink socket".into(),
+            msg: e.to_string(),
+        })?;
+        tokio::spawn(conn);
+        f(handle).await.map_err(|(what, e)| LabError::Netlink {
+            node: n.clone(),
+            what,
+            msg: netlink_msg(&e),
+        })
+    })
 }
 
 fn netlink_msg(e: &rtnetlink::Error) -> String {

@@ -21,17 +21,21 @@ impl Netns {
     /// Creates a namespace on a short-lived thread (`unshare` moves only that thread), so
     /// the namespace the harness started in is never left.
     pub fn new(name: &str) -> io::Result<Netns> {
-        let fd = thread::Builder::new()
-            .name(format!("mk-{name}"))
-            .spawn(|| -> io::Result<OwnedFd> {
+        Netns::start(name)?.finish()
+    }
+
+    /// Starts creating a namespace; [`Pending::finish`] waits for it. Several can be under way
+    /// at once.
+    pub fn start(name: &str) -> io::Result<Pending> {
+        let thread = thread::Builder::new().name(format!("mk-{name}")).spawn(
+            || -> io::Result<OwnedFd> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
                 Ok(OwnedFd::from(File::open("/proc/thread-self/ns/net")?))
-            })?
-            .join()
-            .map_err(|_| io::Error::other("namespace thread panicked"))??;
-        Ok(Netns {
+            },
+        )?;
+        Ok(Pending {
             name: name.to_string(),
-            fd: Arc::new(fd),
+            thread,
         })
     }
 
@@ -68,6 +72,25 @@ impl Netns {
                 setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
                 Ok(f())
             })
+    }
+}
+
+/// A namespace being created.
+pub struct Pending {
+    name: String,
+    thread: thread::JoinHandle<io::Result<OwnedFd>>,
+}
+
+impl Pending {
+    pub fn finish(self) -> io::Result<Netns> {
+        let fd = self
+            .thread
+            .join()
+            .map_err(|_| io::Error::other("namespace thread panicked"))??;
+        Ok(Netns {
+            name: self.name,
+            fd: Arc::new(fd),
+        })
     }
 }
 
