@@ -100,9 +100,11 @@ pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::spec::Plan, crate::sp
     let ups: Vec<String> = (1..=n).map(|k| format!("wan{k}")).collect();
     let marks: Vec<String> = (1..=n).map(|k| format!("wan{k}: {k}")).collect();
     let sources: Vec<String> = (1..=n).map(|k| format!("wan{k}: 10.37.{k}.253")).collect();
+    // A scenario file holds at most 25000 flows; more are made by scaling it.
+    let written = flows.min(crate::spec::plan::PORTS_PER_ROUND as usize);
     let text = format!(
         "topology: {{ uplinks: {n} }}\n\
-         traffic:\n  - {{ name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: {flows}, round_trips: 1 }}\n\
+         traffic:\n  - {{ name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: {written}, round_trips: 1 }}\n\
          expect:\n\
          \x20 - {{ name: rotates, flows: web, sequence: [{}] }}\n\
          \x20 - {{ name: marks, flows: web, mark: {{ {} }} }}\n\
@@ -115,6 +117,9 @@ pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::spec::Plan, crate::sp
     );
     let mut plan =
         crate::spec::load_text(std::path::Path::new(&format!("nth-{n}-uplinks")), &text)?;
+    if flows > written {
+        plan = plan.with_flow_count(flows);
+    }
     let (ipt, ip) = seed002_rules(n);
     plan.rules = vec![crate::spec::NodeRules {
         node: "jupiter".into(),

@@ -483,6 +483,9 @@ impl Plan {
                 let mut f = fs[k % fs.len()].clone();
                 f.id = flows.len() as u32 + 1;
                 f.client.set_port(client_port(f.id));
+                let round = port_round(f.id);
+                f.server.set_port(f.server.port().saturating_add(round));
+                f.dial.set_port(f.dial.port().saturating_add(round));
                 members.entry(group.clone()).or_default().push(f.id);
                 flows.push(f);
             }
@@ -506,14 +509,45 @@ impl Plan {
     }
 }
 
-/// The client port of flow `id`: fixed, so runs are comparable and snapshots stable.
+/// Flows per round of client ports: flows 1–25000 use ports 40001–65000.
+pub const PORTS_PER_ROUND: u32 = 25000;
+
+/// The client port of flow `id`: fixed, so runs are comparable and snapshots stable. Past
+/// 25000 flows (only `harness bench` goes there) the ports come round again; see
+/// [`port_round`].
 pub fn client_port(id: u32) -> u16 {
-    (40000 + id) as u16
+    (40000 + id.saturating_sub(1) % PORTS_PER_ROUND + 1) as u16
+}
+
+/// Which round of client ports flow `id` is in (0 for the first 25000 flows). A flow of round
+/// r goes to its server port + r, so that every flow keeps a tuple of its own.
+pub fn port_round(id: u32) -> u16 {
+    (id.saturating_sub(1) / PORTS_PER_ROUND) as u16
 }
 
 #[cfg(test)]
 mod tests {
     use crate::spec::{load, repo_path};
+
+    /// Ports 40001–65000 for the first 25000 flows, then again towards the next server port:
+    /// every flow's tuple stays its own.
+    #[test]
+    fn client_ports_come_round() {
+        use super::{client_port, port_round};
+        assert_eq!((client_port(1), port_round(1)), (40001, 0));
+        assert_eq!((client_port(25000), port_round(25000)), (65000, 0));
+        assert_eq!((client_port(25001), port_round(25001)), (40001, 1));
+        assert_eq!((client_port(100000), port_round(100000)), (65000, 3));
+        let plan = load(&repo_path("scenarios/dual-isp.yaml"))
+            .unwrap()
+            .with_flow_count(60000);
+        let tuples: std::collections::BTreeSet<_> =
+            plan.flows.iter().map(|f| (f.client, f.dial)).collect();
+        assert_eq!(tuples.len(), 60000);
+        // Flow 60000 is a DNS flow (port 53) of round 2; flow 10 a web flow (port 80) of round 0.
+        assert_eq!(plan.flows[59999].dial.port(), 53 + 2);
+        assert_eq!(plan.flows[9].dial.port(), 80);
+    }
 
     #[test]
     fn scaling_keeps_proportions_groups_and_fixed_ports() {
