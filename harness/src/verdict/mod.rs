@@ -196,20 +196,23 @@ impl Hop<'_> {
     }
 }
 
-/// Each flow's packets, read from the captures: every sighting assigned to its flow and
-/// grouped into packets, ordered. The one reading of the captures that [`paths`] and
-/// [`traces`] share.
+/// Each flow's sightings, read from the captures: every sighting assigned to its flow, in
+/// capture order. The one reading of the captures that [`paths`] and [`traces`] share; the
+/// sightings are grouped into packets one flow at a time ([`Assigned::hops`]), so only one
+/// flow's grouping is in memory at once.
 struct Assigned<'a> {
-    hops: BTreeMap<u32, Vec<Hop<'a>>>,
+    topo: &'a Topology,
+    obs: &'a Observations,
+    /// By flow id: (index in `obs.sightings`, direction).
+    sightings: rustc_hash::FxHashMap<u32, Vec<(u32, Dir)>>,
     marks: BTreeMap<u32, u32>,
     sources: BTreeMap<u32, Ipv4Addr>,
 }
 
 fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
-    // One pass over every sighting, several hash lookups each: a fast hash for small keys
-    // (the keys are the harness's own, not an attacker's).
+    // One pass over every sighting, a hash lookup each: a fast hash for small keys (the keys
+    // are the harness's own, not an attacker's).
     use rustc_hash::FxHashMap as HashMap;
-    let topo = &plan.topology;
     let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
     let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
@@ -255,15 +258,8 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
                 .or_insert((tag.flow, if tag.request { Dir::Back } else { Dir::Out }));
         }
     }
-
-    // Sightings → packets, per flow. The n-th copy of a packet on a link matches the n-th on
-    // another (a retransmitted SYN-ACK can repeat its IP id).
-    type Key = (Dir, u16, u32, u32, u8, u16, u32);
-    let mut per_flow: BTreeMap<u32, HashMap<Key, Hop>> = BTreeMap::new();
-    // The n-th copy of a packet crossing a link one way matches the n-th on another link; a
-    // packet sent back out the link it came in on crosses it the other way and stays one.
-    let mut copies: HashMap<(usize, bool, u32, Key), u32> = HashMap::default();
-    for s in &obs.sightings {
+    let mut sightings: HashMap<u32, Vec<(u32, Dir)>> = HashMap::default();
+    for (i, s) in obs.sightings.iter().enumerate() {
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
         let found = match s.pkt.inner {
             Some(inner) => tuples
@@ -271,74 +267,84 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
                 .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
             None => tuples.get(&tuple_of(&s.pkt)).copied(),
         };
-        let Some((flow, dir)) = found else {
-            continue;
-        };
-        let p = &s.pkt;
-        let base: Key = (dir, p.ip_id, p.seq, p.ack, p.flags, p.payload_len, 0);
-        let n = copies
-            .entry((s.link, p.src_mac == topo.links[s.link].a.mac, flow, base))
-            .or_insert(0);
-        let key = (base.0, base.1, base.2, base.3, base.4, base.5, *n);
-        *n += 1;
-        let link = &topo.links[s.link];
-        let (from, to) = if p.src_mac == link.a.mac {
-            (&link.a.node, &link.b.node)
-        } else {
-            (&link.b.node, &link.a.node)
-        };
-        let hop = per_flow.entry(flow).or_default().entry(key).or_insert(Hop {
-            dir,
-            first_t: s.t_ns,
-            seen: Vec::new(),
-        });
-        hop.first_t = hop.first_t.min(s.t_ns);
-        hop.seen.push((s, from.as_str(), to.as_str()));
+        if let Some((flow, dir)) = found {
+            sightings.entry(flow).or_default().push((i as u32, dir));
+        }
     }
-
-    let hops = plan
-        .flows
-        .iter()
-        .map(|f| {
-            let mut hops: Vec<Hop> = per_flow
-                .remove(&f.id)
-                .map(|m| m.into_values().collect())
-                .unwrap_or_default();
-            // Order packets by their sighting on the client's link, where one capture thread
-            // saw both directions in order; failing that, on the link they started on.
-            // Timestamps from different links' threads can disagree by more than the time
-            // between two packets.
-            hops.sort_by_key(|h| {
-                let origin = origin(f, h.dir);
-                let at = |pick: &dyn Fn(&str, &str) -> bool| {
-                    h.seen
-                        .iter()
-                        .filter(|(_, from, to)| pick(from, to))
-                        .map(|(s, ..)| s.t_ns)
-                        .min()
-                };
-                at(&|from, to| from == f.client_node || to == f.client_node)
-                    .map(|t| (0, t))
-                    .or_else(|| at(&|from, _| from == origin).map(|t| (1, t)))
-                    .unwrap_or((2, h.first_t))
-            });
-            (f.id, hops)
-        })
-        .collect();
     Assigned {
-        hops,
+        topo: &plan.topology,
+        obs,
+        sightings,
         marks,
         sources,
     }
 }
 
-/// Each flow's observed path.
+impl<'a> Assigned<'a> {
+    /// Flow `f`'s sightings grouped into packets, ordered.
+    fn hops(&self, f: &FlowSpec) -> Vec<Hop<'a>> {
+        use rustc_hash::FxHashMap as HashMap;
+        let topo = self.topo;
+        let Some(mine) = self.sightings.get(&f.id) else {
+            return Vec::new();
+        };
+        // The n-th copy of a packet on a link matches the n-th on another (a retransmitted
+        // SYN-ACK can repeat its IP id); a packet sent back out the link it came in on
+        // crosses it the other way and stays one.
+        type Key = (Dir, u16, u32, u32, u8, u16, u32);
+        let mut per_packet: HashMap<Key, Hop> = HashMap::default();
+        let mut copies: HashMap<(usize, bool, Key), u32> = HashMap::default();
+        for &(i, dir) in mine {
+            let s = &self.obs.sightings[i as usize];
+            let p = &s.pkt;
+            let base: Key = (dir, p.ip_id, p.seq, p.ack, p.flags, p.payload_len, 0);
+            let n = copies
+                .entry((s.link, p.src_mac == topo.links[s.link].a.mac, base))
+                .or_insert(0);
+            let key = (base.0, base.1, base.2, base.3, base.4, base.5, *n);
+            *n += 1;
+            let link = &topo.links[s.link];
+            let (from, to) = if p.src_mac == link.a.mac {
+                (&link.a.node, &link.b.node)
+            } else {
+                (&link.b.node, &link.a.node)
+            };
+            let hop = per_packet.entry(key).or_insert(Hop {
+                dir,
+                first_t: s.t_ns,
+                seen: Vec::new(),
+            });
+            hop.first_t = hop.first_t.min(s.t_ns);
+            hop.seen.push((s, from.as_str(), to.as_str()));
+        }
+        let mut hops: Vec<Hop> = per_packet.into_values().collect();
+        // Order packets by their sighting on the client's link, where one capture thread saw
+        // both directions in order; failing that, on the link they started on.
+        hops.sort_by_key(|h| {
+            let origin = origin(f, h.dir);
+            let at = |pick: &dyn Fn(&str, &str) -> bool| {
+                h.seen
+                    .iter()
+                    .filter(|(_, from, to)| pick(from, to))
+                    .map(|(s, ..)| s.t_ns)
+                    .min()
+            };
+            at(&|from, to| from == f.client_node || to == f.client_node)
+                .map(|t| (0, t))
+                .or_else(|| at(&|from, _| from == origin).map(|t| (1, t)))
+                .unwrap_or((2, h.first_t))
+        });
+        hops
+    }
+}
+
+/// Every flow's path, in flow order.
 pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
-    let mut a = assign(plan, obs);
+    let a = assign(plan, obs);
     plan.flows
         .iter()
         .map(|f| {
-            let hops = a.hops.remove(&f.id).unwrap_or_default();
+            let hops = a.hops(f);
             let mut p = flow_path(&plan.topology, f, &hops, obs, a.marks.get(&f.id).copied());
             if let Some(src) = a
                 .sources
@@ -412,7 +418,7 @@ pub fn traces(plan: &Plan, obs: &Observations) -> BTreeMap<u32, Vec<PacketTrace>
     plan.flows
         .iter()
         .map(|f| {
-            let hops = a.hops.get(&f.id).map(Vec::as_slice).unwrap_or_default();
+            let hops = a.hops(f);
             let packets = hops
                 .iter()
                 .map(|h| {
