@@ -869,19 +869,23 @@ fn bench(
     if let Some(n) = flow_counts.iter().find(|&&n| n > 1_000_000) {
         return fail_msg(&format!("--flows {n}: at most 1000000 flows per run"));
     }
-    // (label, plan) for every row, smallest first.
+    // (label, plan) for every row, smallest first: the peak memory column is the process's.
+    let mut flow_counts = flow_counts.to_vec();
+    flow_counts.sort_unstable();
+    let mut uplinks = uplinks.to_vec();
+    uplinks.sort_unstable();
     let mut rows: Vec<(String, Plan)> = Vec::new();
     if uplinks.is_empty() {
         let plan = match spec::load(path.expect("clap: a scenario without --uplinks")) {
             Ok(p) => p,
             Err(e) => return fail(&e),
         };
-        for &n in flow_counts {
+        for &n in &flow_counts {
             rows.push((format!("{} flows", n), plan.with_flow_count(n)));
         }
     } else {
-        for &flows in flow_counts {
-            for &n in uplinks {
+        for &flows in &flow_counts {
+            for &n in &uplinks {
                 match spec::generate::nth_scenario(n, flows) {
                     Ok(p) => rows.push((format!("{n} uplinks, {flows} flows"), p)),
                     Err(e) => return fail(&e),
