@@ -525,6 +525,28 @@ fn sixteen_uplinks_builtin() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `harness bench` prints a row per (uplinks, flows) with every phase, flows/s and peak memory.
+fn bench_rows() -> Result<(), Failed> {
+    let (code, out) = harness_cmd(&["bench", "--uplinks", "4,2", "--flows", "40", "--runs", "1"])?;
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("uplinks, 40 flows"))
+        .collect();
+    let numbers = |l: &str| {
+        l.split_whitespace()
+            .filter(|w| w.parse::<f64>().is_ok())
+            .count()
+    };
+    if code != 0
+        || rows.len() != 2
+        || !rows[0].contains("2 uplinks")
+        || rows.iter().any(|r| numbers(r) != 2 + 10)
+    {
+        return Err(format!("bench (exit {code}):\n{out}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     // Not root: run every scenario the same way, as root of a user namespace of our own
     // (first, while this process has one thread). Where the kernel refuses one, the trials
@@ -588,6 +610,8 @@ fn main() {
             )
             .with_ignored_flag(!privileged),
             Trial::test("result files: pcap per link, JSON, JUnit", result_files)
+                .with_ignored_flag(!privileged),
+            Trial::test("bench: a row per uplinks and flows", bench_rows)
                 .with_ignored_flag(!privileged),
             Trial::test(
                 "bench: the built-in scale scenario holds on 16 uplinks",
