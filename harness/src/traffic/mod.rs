@@ -1,8 +1,8 @@
 //! Drives the flows: the harness's own servers (sockets opened inside the server's node) and
 //! clients (sockets opened inside the client's node, bound to the flow's fixed port), polled by
-//! one tokio runtime. Flows start in order — the next one once the previous got its first
-//! answer, or after a short gap — so an nth rule sees them in a known order; their round
-//! trips then run side by side.
+//! one tokio runtime on a thread pinned to one CPU. Flows start in order — the next one once
+//! the previous one's first packet is sent, or after a short gap — so an nth rule sees them in
+//! a known order; their round trips then run side by side, at most 4096 flows at once.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
