@@ -7,8 +7,9 @@
 //! the binary's `check` and `run`. Trials that need to create namespaces, or to drop root,
 //! are ignored (not passed) without the privilege.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -532,50 +533,20 @@ fn missing_tool(missing: &str, keep: &str, package: &str) -> Result<(), Failed> 
     )
 }
 
-/// Copies what `nobody` needs into a directory it can read: /work may be closed to it.
-fn world_readable_copy() -> Result<tempfile::TempDir, Failed> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
-    for d in ["scenarios/dual-isp", "topologies"] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    for f in [
-        "scenarios/dual-isp.yaml",
-        "scenarios/dual-isp/jupiter.iptables",
-        "scenarios/dual-isp/jupiter.ip",
-        "topologies/jupiter.yaml",
-    ] {
-        std::fs::copy(repo_path(f), root.join(f))?;
-        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o644))?;
-    }
-    std::fs::copy(BIN, root.join("harness"))?;
-    for p in [
-        root.join("harness"),
-        root.to_path_buf(),
-        root.join("scenarios"),
-        root.join("scenarios/dual-isp"),
-        root.join("topologies"),
-    ] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
-    }
-    Ok(dir)
+/// `harness SUB scenarios/dual-isp.yaml` as `nobody`.
+fn as_nobody(sub: &str) -> Result<Output, Failed> {
+    let dir = dual_isp_copy()?;
+    common::as_nobody(dir.path(), &[sub, "scenarios/dual-isp.yaml"])
+        .output()
+        .map_err(|e| format!("running setpriv (apt-get install util-linux): {e}").into())
 }
 
-fn as_nobody(sub: &str) -> Result<Output, Failed> {
-    let dir = world_readable_copy()?;
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "./harness",
-            sub,
-            "scenarios/dual-isp.yaml",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .map_err(|e| format!("running setpriv (apt-get install util-linux): {e}"))?;
-    Ok(out)
+fn dual_isp_copy() -> Result<tempfile::TempDir, Failed> {
+    common::world_readable_copy(&[
+        "scenarios/dual-isp.yaml",
+        "scenarios/dual-isp",
+        "topologies",
+    ])
 }
 
 /// Not root, and the kernel refuses the user namespace the harness then asks for (here: its
@@ -583,9 +554,14 @@ fn as_nobody(sub: &str) -> Result<Output, Failed> {
 /// (Running as an ordinary user where user namespaces are allowed passes: tests/cleanup.rs.)
 fn user_namespace_refused() -> Result<(), Failed> {
     let veths = host_veths();
-    let dir = world_readable_copy()?;
+    let dir = dual_isp_copy()?;
     let out = Command::new("unshare")
-        .args(["--user", "./harness", "run", "scenarios/dual-isp.yaml"])
+        .args([
+            "--user",
+            common::UNDER_TEST,
+            "run",
+            "scenarios/dual-isp.yaml",
+        ])
         .current_dir(dir.path())
         .output()
         .map_err(|e| format!("running unshare (apt-get install util-linux): {e}"))?;

@@ -20,6 +20,8 @@
 //! The trials compare host state, so they run one at a time (`HOST`). Without the privilege
 //! to create namespaces they are reported ignored.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -389,54 +391,18 @@ fn keep_shell_down(who: Who) -> Result<(), Failed> {
 fn harness_cmd(scenario: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
     cmd.arg("run").arg(scenario).stdin(Stdio::null());
-    // A shell gives its foreground job default signal handling; a test runner started in
-    // the background may have SIGINT ignored, which the harness would inherit.
-    // SAFETY: signal(2) is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            signal(Signal::SIGINT, SigHandler::SigDfl)?;
-            Ok(())
-        });
-    }
+    default_sigint(&mut cmd);
     cmd
 }
 
-/// The files a run of `scenario` (dual-isp or a variant of it) reads, and the binary, in a
-/// directory `nobody` can read: the checkout itself may be closed to it.
+/// What a run of `scenario` (dual-isp or a variant of it) reads, for `nobody`.
 fn world_readable_copy(scenario: &str) -> Result<tempfile::TempDir, Failed> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
-    // The same layout as the checkout, so relative paths in the files hold.
-    let status = Command::new("cp")
-        .args(["-r", "--parents", scenario])
-        .args([
-            "scenarios/dual-isp",
-            "scenarios/dual-isp-no-restore",
-            "topologies",
-        ])
-        .arg(root)
-        .current_dir(repo_path("."))
-        .status()?;
-    if !status.success() {
-        return Err("copying the scenario files for `nobody` failed".into());
-    }
-    fs::copy(
-        env!("CARGO_BIN_EXE_harness"),
-        root.join("harness-under-test"),
-    )?;
-    let status = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(root)
-        .status()?;
-    if !status.success() {
-        return Err("chmod -R a+rX on the copy failed".into());
-    }
-    fs::set_permissions(
-        root.join("harness-under-test"),
-        fs::Permissions::from_mode(0o755),
-    )?;
-    Ok(dir)
+    common::world_readable_copy(&[
+        scenario,
+        "scenarios/dual-isp",
+        "scenarios/dual-isp-no-restore",
+        "topologies",
+    ])
 }
 
 /// `harness run SCENARIO` as `nobody`, from a world-readable copy.
@@ -444,18 +410,16 @@ fn as_nobody(dir: &Path, scenario: &str) -> Command {
     nobody(dir, &["run", scenario])
 }
 
-/// `harness ARGS…` as `nobody`, from a world-readable copy.
+/// `harness ARGS…` as `nobody`, from a world-readable copy, with Ctrl-C's default action.
 fn nobody(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "./harness-under-test",
-    ])
-    .args(args)
-    .current_dir(dir)
-    .stdin(Stdio::null());
+    let mut cmd = common::as_nobody(dir, args);
+    default_sigint(&mut cmd);
+    cmd
+}
+
+/// A shell gives its foreground job default signal handling; a test runner started in the
+/// background may have SIGINT ignored, which the harness would inherit.
+fn default_sigint(cmd: &mut Command) {
     // SAFETY: signal(2) is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -463,7 +427,6 @@ fn nobody(dir: &Path, args: &[&str]) -> Command {
             Ok(())
         });
     }
-    cmd
 }
 
 /// A namespace, `net:[4026532301]`, with its 64-bit id where the kernel gives it (NS_GET_ID,
