@@ -7,7 +7,7 @@ use harness::error::chain;
 use harness::install::Backend;
 use harness::progress::Progress;
 use harness::report::files::Outputs;
-use harness::run::{self, Options};
+use harness::run::{self, Options, Timings};
 use harness::spec::{self, Plan, RuleSource};
 use harness::verdict::{compare, Outcome, Verdict};
 use harness::{report, Exit};
@@ -364,7 +364,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
                     .timings
                     .phases()
                     .iter()
-                    .map(|(n, d)| format!("{} {:.1}", n.split(' ').next().unwrap_or(n), ms(*d)))
+                    .map(|(n, d)| format!("{n} {:.1}", ms(*d)))
                     .collect();
                 text += &format!(
                     "  time (ms): {}; total {:.1}\n",
@@ -864,8 +864,8 @@ fn bench(
     uplinks: &[u32],
     backend: harness::install::Backend,
 ) -> u8 {
-    // Past 25000 flows, client ports come round again, each round towards the next server
-    // port (80, 81, …): 25000 flows per server port.
+    // Past 25000 flows, each further 25000 go to the next server port (80, 81, …): keep
+    // that well inside the port range.
     if let Some(n) = flow_counts.iter().find(|&&n| n > 1_000_000) {
         return fail_msg(&format!("--flows {n}: at most 1000000 flows per run"));
     }
@@ -902,15 +902,12 @@ fn bench(
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let short = [
-        "build", "rules", "capture", "drive", "collect", "judge", "teardown",
-    ];
     println!(
         "{name}: median of {} runs, ms; flows/s = flows / (drive + collect + judge)",
         runs.max(1)
     );
     print!("  {:<26}", "");
-    for s in short {
+    for (s, _) in Timings::default().phases() {
         print!(" {s:>8}");
     }
     println!(" {:>8} {:>9} {:>9}", "total", "flows/s", "peak MiB");
@@ -930,9 +927,11 @@ fn bench(
             }
         }
         print!("  {label:<26}");
-        let phase = |i: usize| median(all.iter().map(|t| ms(t.phases()[i].1)).collect());
-        for i in 0..short.len() {
-            print!(" {:>8.1}", phase(i));
+        for i in 0..Timings::default().phases().len() {
+            print!(
+                " {:>8.1}",
+                median(all.iter().map(|t| ms(t.phases()[i].1)).collect())
+            );
         }
         let judged_ms = median(
             all.iter()

@@ -8,15 +8,6 @@ use std::io;
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{getegid, geteuid};
 
-/// Where this process stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Privilege {
-    /// Real root (or a user namespace someone else set up): nothing to do.
-    Root,
-    /// Was an unprivileged user; now root inside a user namespace of its own.
-    UserNamespace { uid: u32 },
-}
-
 /// Whether this process runs inside a user namespace it entered with [`enter`] (or any user
 /// namespace other than the machine's): then some kernel knobs are the host's and out of
 /// reach (capture buffers above `net.core.rmem_max`, for one).
@@ -33,29 +24,25 @@ pub fn process_in_user_namespace(pid: &str) -> bool {
 }
 
 /// Raises the soft limit on open files to the hard one: a scenario of 1500 flows holds a socket
-/// per flow at once, more than the usual soft limit of 1024. Returns the limit now in force.
-pub fn raise_fd_limit() -> u64 {
+/// per flow at once, more than the usual soft limit of 1024. Where it cannot, the run says
+/// so when it runs out.
+pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-                hard
-            } else {
-                soft
-            }
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
-        Ok((soft, _)) => soft,
-        Err(_) => 0,
     }
 }
 
-/// Makes this process root in a new user namespace when it is not root already. Must be
-/// called while the process has a single thread (the kernel refuses `unshare(CLONE_NEWUSER)`
-/// otherwise): first thing in `main`.
-pub fn enter() -> Result<Privilege, String> {
+/// Makes this process root in a new user namespace when it is not root already (real root,
+/// or root of a user namespace someone else set up, has nothing to do). Must be called while
+/// the process has a single thread (the kernel refuses `unshare(CLONE_NEWUSER)` otherwise):
+/// first thing in `main`.
+pub fn enter() -> Result<(), String> {
     let (uid, gid) = (geteuid(), getegid());
     if uid.is_root() {
-        return Ok(Privilege::Root);
+        return Ok(());
     }
     unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
         format!(
@@ -84,7 +71,7 @@ pub fn enter() -> Result<Privilege, String> {
     }
     // Single-threaded here (the precondition above), so changing the environment is sound.
     std::env::set_var("PATH", dirs.join(":"));
-    Ok(Privilege::UserNamespace { uid: uid.as_raw() })
+    Ok(())
 }
 
 /// The uid this process has outside any user namespace [`enter`] made: the user who ran it.

@@ -27,17 +27,16 @@ pub struct Timings {
 }
 
 impl Timings {
-    /// Each phase with its name, in pipeline order.
+    /// Each phase with its name, in pipeline order: build (the lab), rules (installed),
+    /// capture (started), drive (the flows), collect (quiet links, captures stopped,
+    /// conntrack read), judge, teardown.
     pub fn phases(&self) -> [(&'static str, Duration); 7] {
         [
-            ("build lab", self.build),
-            ("install rules", self.install),
-            ("start capture", self.capture_start),
-            ("drive flows", self.traffic),
-            (
-                "collect (quiet links, stop capture, conntrack)",
-                self.collect,
-            ),
+            ("build", self.build),
+            ("rules", self.install),
+            ("capture", self.capture_start),
+            ("drive", self.traffic),
+            ("collect", self.collect),
             ("judge", self.judge),
             ("teardown", self.teardown),
         ]

@@ -159,8 +159,7 @@ pub fn coverage(
 }
 
 /// The kernel's own tables plus the scenario's names, as iproute2's rt_tables file.
-/// iproute2's rt_tables file with the standard tables and `tables`.
-pub fn rt_tables(tables: &[(String, u32)]) -> Vec<u8> {
+pub(crate) fn rt_tables(tables: &[(String, u32)]) -> Vec<u8> {
     let mut text = String::from("255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n");
     for (name, id) in tables {
         text.push_str(&format!("{id}\t{name}\n"));

@@ -8,7 +8,6 @@
 //! kept lab (JSON, in [`state_dir`]) says where it is. A lab that is not kept never gets a
 //! keeper: it still vanishes with the run, `kill -9` included.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -131,8 +130,7 @@ pub fn keep(
     };
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("creating a pipe for the keeper: {e}"))?;
-    let devnull = CString::new("/dev/null").expect("no NUL");
-    let name = c"harness-keep";
+    let (devnull, name) = (c"/dev/null", c"harness-keep");
     // SAFETY: the child runs only syscalls on values prepared above (no allocation, no locks)
     // and never returns: it reports one status byte, then waits for SIGTERM or exits.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("starting the keeper: {e}"))? {

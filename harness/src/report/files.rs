@@ -31,10 +31,6 @@ impl Outputs {
     pub fn needs_frames(&self) -> bool {
         self.pcap.is_some()
     }
-
-    pub fn any(&self) -> bool {
-        self.json.is_some() || self.junit.is_some() || self.pcap.is_some() || self.html.is_some()
-    }
 }
 
 fn written(path: &Path, e: impl std::fmt::Display) -> String {

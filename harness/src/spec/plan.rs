@@ -472,8 +472,7 @@ impl Plan {
         }
         let have = self.flows.len().max(1);
         let mut flows = Vec::new();
-        let mut members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (i, (group, fs)) in groups.iter().enumerate() {
+        for (i, (_, fs)) in groups.iter().enumerate() {
             let n = if i + 1 == groups.len() {
                 total.saturating_sub(flows.len())
             } else {
@@ -486,7 +485,6 @@ impl Plan {
                 let round = port_round(f.id);
                 f.server.set_port(f.server.port().saturating_add(round));
                 f.dial.set_port(f.dial.port().saturating_add(round));
-                members.entry(group.clone()).or_default().push(f.id);
                 flows.push(f);
             }
         }
