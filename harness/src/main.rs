@@ -560,40 +560,38 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let progress = Progress::new(plans.len(), "scenarios");
     for plan in &plans {
-        progress.step();
         let name = plan.file.display();
         progress.doing(name.to_string());
-        if plan.expected_failure.is_some() {
-            progress.print(&format!(
-                "skip {name}: declared broken (it tests the harness, not the rules)\n"
-            ));
+        let line = if plan.expected_failure.is_some() {
             skipped += 1;
-            continue;
-        }
-        if let Some((node, _)) = rules.iter().find(|(n, _)| plan.topology.node(n).is_none()) {
-            progress.print(&format!("skip {name}: its topology has no node `{node}`\n"));
+            format!("skip {name}: declared broken (it tests the harness, not the rules)")
+        } else if let Some((node, _)) = rules.iter().find(|(n, _)| plan.topology.node(n).is_none())
+        {
             skipped += 1;
-            continue;
-        }
-        let plan = match with_rules(plan, &rules) {
-            Ok(p) => p,
-            Err(m) => return fail_msg(&m),
+            format!("skip {name}: its topology has no node `{node}`")
+        } else {
+            let plan = match with_rules(plan, &rules) {
+                Ok(p) => p,
+                Err(m) => return fail_msg(&m),
+            };
+            match run::run_with(&plan, opts) {
+                Err(e) => return fail(&e),
+                Ok(r) if r.verdict.outcome == Outcome::Pass => {
+                    passed += 1;
+                    format!(
+                        "PASS {name} ({} flows, {} expectations)",
+                        r.verdict.flows.len(),
+                        r.verdict.results.len()
+                    )
+                }
+                Ok(r) => {
+                    failed += 1;
+                    format!("FAIL {name}: {}", first_failures(&r.verdict, 3))
+                }
+            }
         };
-        match run::run_with(&plan, opts) {
-            Err(e) => return fail(&e),
-            Ok(r) if r.verdict.outcome == Outcome::Pass => {
-                progress.print(&format!(
-                    "PASS {name} ({} flows, {} expectations)\n",
-                    r.verdict.flows.len(),
-                    r.verdict.results.len()
-                ));
-                passed += 1;
-            }
-            Ok(r) => {
-                progress.print(&format!("FAIL {name}: {}\n", first_failures(&r.verdict, 3)));
-                failed += 1;
-            }
-        }
+        progress.print(&(line + "\n"));
+        progress.step();
     }
     drop(progress);
     println!("gate: {passed} passed, {failed} failed, {skipped} skipped");
