@@ -255,23 +255,9 @@ impl Lab {
         }
     }
 
-    /// Runs `f(node)` on a thread inside `node`.
-    fn in_node<T: Send + 'static>(
-        &self,
-        node: &str,
-        f: impl FnOnce(&str) -> Result<T, LabError> + Send + 'static,
-    ) -> Result<T, LabError> {
-        let name = node.to_string();
-        self.ns(node)
-            .run(move || f(&name))
-            .map_err(|source| LabError::Thread {
-                node: node.to_string(),
-                source,
-            })?
-    }
-
-    /// Runs `f` in each of `nodes` at once (a thread each), and waits for all; the first
-    /// error in node order is returned.
+    /// Runs each job's `f(node)` inside its node, all at once (a thread each), and waits for
+    /// all; the first
+    /// error in job order is returned.
     fn in_nodes<F>(&self, jobs: Vec<(String, F)>) -> Result<(), LabError>
     where
         F: FnOnce(&str) -> Result<(), LabError> + Send + 'static,
@@ -324,7 +310,7 @@ impl Lab {
         F: FnOnce(rtnetlink::Handle) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
     {
-        self.in_node(node, move |n| netlink_session(n, f))
+        self.netlink_all(vec![(node.to_string(), f)])
     }
 }
 
