@@ -256,8 +256,7 @@ impl Lab {
     }
 
     /// Runs each job's `f(node)` inside its node, all at once (a thread each), and waits for
-    /// all; the first
-    /// error in job order is returned.
+    /// all; the first error in job order is returned.
     fn in_nodes<F>(&self, jobs: Vec<(String, F)>) -> Result<(), LabError>
     where
         F: FnOnce(&str) -> Result<(), LabError> + Send + 'static,
