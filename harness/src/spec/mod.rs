@@ -1010,17 +1010,20 @@ fn expectations(
             ))
         }
     };
+    // `via:` and `leaves_via:` name an uplink, or `none`.
+    let uplink_or_none = |path: String, name: &str| -> Result<Option<String>, SpecError> {
+        if name == "none" {
+            Ok(None)
+        } else {
+            uplink(path, name).map(Some)
+        }
+    };
     let mut out: Vec<Expectation> = Vec::new();
     for (i, e) in raw.into_iter().enumerate() {
         let path = format!("expect[{i}]");
         let mut checks = Vec::new();
         if let Some(l) = &e.via {
-            let to = if l == "none" {
-                None
-            } else {
-                Some(uplink(format!("{path}.via"), l)?)
-            };
-            checks.push(Check::Via(to));
+            checks.push(Check::Via(uplink_or_none(format!("{path}.via"), l)?));
         }
         if let Some(seq) = &e.sequence {
             if seq.is_empty() {
@@ -1079,12 +1082,10 @@ fn expectations(
             None => {}
         }
         if let Some(l) = &e.leaves_via {
-            let to = if l == "none" {
-                None
-            } else {
-                Some(uplink(format!("{path}.leaves_via"), l)?)
-            };
-            checks.push(Check::LeavesVia(to));
+            checks.push(Check::LeavesVia(uplink_or_none(
+                format!("{path}.leaves_via"),
+                l,
+            )?));
         }
         if let Some(c) = e.completes {
             checks.push(Check::Completes(c));
