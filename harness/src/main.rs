@@ -480,14 +480,12 @@ fn down(which: Option<&str>) -> u8 {
 }
 
 fn dump_observations(plan: &Plan, r: &run::RunResult) {
-    for s in &r.observations.sightings {
+    let sightings = &r.observations.sightings;
+    for id in sightings.by_time() {
+        let s = sightings.get(id);
         let l = &plan.topology.links[s.link];
         let p = &s.pkt;
-        let from = if p.src_mac == l.a.mac {
-            &l.a.node
-        } else {
-            &l.b.node
-        };
+        let from = if s.from_a { &l.a.node } else { &l.b.node };
         eprintln!(
             "{:>9} {:<6} from {:<8} {}:{} > {}:{} proto {} id {} flags {:#04x} len {}",
             s.t_ns / 1000,

@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::packet;
-use super::Sighting;
+use super::Sightings;
 use crate::lab::Lab;
 use crate::spec::Topology;
 
@@ -34,7 +34,7 @@ pub struct Capture {
 
 /// What one link's capture thread returns: its sightings, the packets the kernel dropped,
 /// and (when kept) the whole frames.
-type LinkCapture = (Vec<Sighting>, u32, Vec<Frame>, Option<OwnedFd>);
+type LinkCapture = (Sightings, u32, Vec<Frame>, Option<OwnedFd>);
 
 /// A whole frame as captured, kept for pcap files.
 #[derive(Debug, Clone)]
@@ -85,13 +85,14 @@ impl Capture {
                 })?;
             let (stop, last_ns) = (Arc::clone(&stop), Arc::clone(&last_ns));
             let errors = watch.contains(&i).then(|| Arc::clone(&icmp_errors));
+            let a_mac = link.a.mac;
             threads.push(
                 thread::Builder::new()
                     .name(format!("cap-{}", link.name))
                     .spawn(move || {
                         let mut frames = keep_frames.then(Vec::new);
                         let seen = read_until_stopped(
-                            i,
+                            (i, a_mac),
                             fd.as_raw_fd(),
                             &stop,
                             &last_ns,
@@ -136,31 +137,23 @@ impl Capture {
         }
     }
 
-    /// Stops every capture once its socket is drained: the sightings sorted by time, and the
+    /// Stops every capture once its socket is drained: the sightings (link by link), and the
     /// links where the kernel dropped packets no thread read in time.
-    pub fn stop(mut self) -> (Vec<Sighting>, Losses, Vec<Frame>) {
+    pub fn stop(mut self) -> (Sightings, Losses, Vec<Frame>) {
         self.stop.store(true, Ordering::Release);
         let mut sockets = Vec::new();
-        let mut per_link = Vec::new();
+        let mut all = Sightings::new();
         let mut losses = Vec::new();
         let mut frames = Vec::new();
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
             let (seen, drops, kept, fd) = t.join().unwrap_or_default();
             sockets.extend(fd);
-            per_link.push(seen);
+            all.append(seen);
             frames.extend(kept);
             if drops > 0 {
                 losses.push((i, drops));
             }
         }
-        // One allocation of the exact size, each link's list freed as it is moved in, and an
-        // in-place sort (the keys are unique: link and seq are): the sightings are most of a
-        // run's memory.
-        let mut all = Vec::with_capacity(per_link.iter().map(Vec::len).sum());
-        for mut seen in per_link {
-            all.append(&mut seen);
-        }
-        all.sort_unstable_by_key(|s| (s.t_ns, s.link, s.seq));
         // Closing a packet socket waits out an RCU grace period (packet_release calls
         // synchronize_net). Nothing needs to wait for that: each is closed on a thread of its
         // own, so the grace periods overlap (one after another they took ~70 ms for six links,
@@ -304,16 +297,15 @@ fn dropped(fd: RawFd) -> u32 {
 /// Reads every frame until asked to stop, then drains what is left. Times are the kernel's
 /// receive times, relative to `epoch_ns` (when the captures started).
 fn read_until_stopped(
-    link: usize,
+    (link, a_mac): (usize, [u8; 6]),
     fd: RawFd,
     stop: &AtomicBool,
     last_ns: &AtomicU64,
     icmp_errors: Option<&AtomicU64>,
     epoch_ns: u64,
     mut frames: Option<&mut Vec<Frame>>,
-) -> Vec<Sighting> {
-    let mut out = Vec::new();
-    let mut seq = 0;
+) -> Sightings {
+    let mut out = Sightings::new();
     let mut buf = vec![0u8; 65536];
     loop {
         // Read before looking at the flag: once it is set, one more drain empties the socket.
@@ -338,13 +330,8 @@ fn read_until_stopped(
                 if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
-                out.push(Sighting {
-                    link,
-                    seq,
-                    t_ns,
-                    pkt,
-                });
-                seq += 1;
+                let from_a = packet::source_mac(frame) == Some(a_mac);
+                out.push(link, t_ns, from_a, &pkt);
             }
         }
         if stopping {

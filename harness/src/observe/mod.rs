@@ -6,26 +6,16 @@ pub mod capture;
 pub mod conntrack;
 pub mod counters;
 pub mod packet;
+pub mod sightings;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 pub use conntrack::{CtEntry, Tuple};
 pub use packet::Packet;
+pub use sightings::{Sighting, SightingId, Sightings};
 
 use crate::lab::Lab;
-
-/// One packet seen on one link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sighting {
-    /// Index of the link in the topology.
-    pub link: usize,
-    /// Capture order on that link.
-    pub seq: u32,
-    /// Nanoseconds since the capture started (ordering across links is approximate).
-    pub t_ns: u64,
-    pub pkt: Packet,
-}
 
 /// How a flow went, as its client saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,7 +28,7 @@ pub struct ClientOutcome {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observations {
-    pub sightings: Vec<Sighting>,
+    pub sightings: Sightings,
     pub conntrack: Vec<CtEntry>,
     pub clients: BTreeMap<u32, ClientOutcome>,
     /// Source address the server saw, by flow id.

@@ -14,7 +14,6 @@ use super::conntrack::Tuple;
 /// What the judge needs of one IPv4 TCP or UDP packet seen on a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
-    pub src_mac: [u8; 6],
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
     pub proto: u8,
@@ -79,6 +78,11 @@ pub fn parse_tag(payload: &[u8]) -> Option<(Tag, u32)> {
     Some((Tag { flow, request }, k))
 }
 
+/// The source MAC address of an Ethernet frame: which end of a link sent it.
+pub fn source_mac(frame: &[u8]) -> Option<[u8; 6]> {
+    frame.get(6..12)?.try_into().ok()
+}
+
 /// Parses an Ethernet frame; `None` for anything but IPv4 TCP/UDP.
 pub fn parse(frame: &[u8]) -> Option<Packet> {
     let eth = EthernetPacket::new(frame)?;
@@ -90,7 +94,6 @@ pub fn parse(frame: &[u8]) -> Option<Packet> {
     let total = (ip.get_total_length() as usize).min(eth.payload().len());
     let l4 = eth.payload().get(hl..total)?;
     let mut p = Packet {
-        src_mac: eth.get_source().octets(),
         src: ip.get_source(),
         dst: ip.get_destination(),
         proto: ip.get_next_level_protocol().0,
@@ -289,6 +292,6 @@ mod tests {
             })
         );
         assert_eq!(kind(&p), "data");
-        assert_eq!(p.src_mac, [2, 0x48, 0, 1, 0, 0xa]);
+        assert_eq!(source_mac(&f), Some([2, 0x48, 0, 1, 0, 0xa]));
     }
 }

@@ -1426,19 +1426,18 @@ mod tests {
 
     /// Flow `flow`'s data packet seen on `link`, sent by its `a` end or its `b` end.
     fn seen(plan: &Plan, flow: u32, link: &str, by_a: bool, src: &str, t: u64) -> Sighting {
-        let (i, l) = plan
+        let i = plan
             .topology
             .links
             .iter()
-            .enumerate()
-            .find(|(_, l)| l.name == link)
+            .position(|l| l.name == link)
             .expect("link");
         Sighting {
             link: i,
             seq: t as u32,
             t_ns: t * 1_000_000,
+            from_a: by_a,
             pkt: Packet {
-                src_mac: if by_a { l.a.mac } else { l.b.mac },
                 src: src.parse().unwrap(),
                 dst: "172.16.1.100".parse().unwrap(),
                 proto: 6,
@@ -1462,11 +1461,14 @@ mod tests {
     /// Dual-ISP where flow 2's data left the LAN, crossed wan1 with wan2's source, and died.
     fn stray() -> (Plan, Observations) {
         let plan = load("scenarios/dual-isp.yaml");
-        let mut obs = Observations::default();
-        obs.sightings
-            .push(seen(&plan, 2, "lan", true, "192.168.157.3", 1));
-        obs.sightings
-            .push(seen(&plan, 2, "wan1", true, "10.37.2.253", 2));
+        let mut obs = Observations {
+            sightings: vec![
+                seen(&plan, 2, "lan", true, "192.168.157.3", 1),
+                seen(&plan, 2, "wan1", true, "10.37.2.253", 2),
+            ]
+            .into(),
+            ..Observations::default()
+        };
         obs.clients.insert(
             2,
             ClientOutcome {

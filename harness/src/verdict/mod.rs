@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::observe::packet::{self, Packet};
-use crate::observe::{CtEntry, Observations, Sighting, Tuple};
+use crate::observe::{CtEntry, Observations, Sighting, SightingId, Tuple};
 use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -187,7 +187,7 @@ struct Hop<'a> {
     dir: Dir,
     first_t: u64,
     /// (sighting, sender node, receiver node)
-    seen: Vec<(&'a Sighting, &'a str, &'a str)>,
+    seen: Vec<(Sighting, &'a str, &'a str)>,
 }
 
 impl Hop<'_> {
@@ -196,15 +196,22 @@ impl Hop<'_> {
     }
 }
 
-/// Each flow's sightings, read from the captures: every sighting assigned to its flow, in
-/// capture order. The one reading of the captures that [`paths`] and [`traces`] share; the
-/// sightings are grouped into packets one flow at a time ([`Assigned::hops`]), so only one
-/// flow's grouping is in memory at once.
+/// Bit 31 of a sighting id in [`Assigned`]: the sighting goes server → client.
+const BACK: u32 = 1 << 31;
+
+/// Each flow's sightings, read from the captures: every sighting assigned to its flow. The
+/// one reading of the captures that [`paths`] and [`traces`] share; the sightings are grouped
+/// into packets one flow at a time ([`Assigned::hops`]), so only one flow's grouping is in
+/// memory at once.
 struct Assigned<'a> {
     topo: &'a Topology,
     obs: &'a Observations,
-    /// By flow id: (index in `obs.sightings`, direction).
-    sightings: rustc_hash::FxHashMap<u32, Vec<(u32, Dir)>>,
+    /// Flow ids → place in the plan.
+    place: rustc_hash::FxHashMap<u32, u32>,
+    /// The sightings of the flow at place k are `ids[starts[k]..starts[k + 1]]` (with [`BACK`]
+    /// set on replies): one array for all flows, four bytes a sighting.
+    starts: Vec<u32>,
+    ids: Vec<SightingId>,
     marks: BTreeMap<u32, u32>,
     sources: BTreeMap<u32, Ipv4Addr>,
 }
@@ -213,6 +220,13 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     // One pass over every sighting, a hash lookup each: a fast hash for small keys (the keys
     // are the harness's own, not an attacker's).
     use rustc_hash::FxHashMap as HashMap;
+    let place: HashMap<u32, u32> = plan
+        .flows
+        .iter()
+        .enumerate()
+        .map(|(k, f)| (f.id, k as u32))
+        .collect();
+    // Tuple → (place of its flow, direction).
     let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
     let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
@@ -227,7 +241,8 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
             .entry((o.proto, o.sport, o.dst, o.dport))
             .or_insert(c);
     }
-    for f in &plan.flows {
+    for (k, f) in plan.flows.iter().enumerate() {
+        let k = k as u32;
         let t = client_tuple(f);
         // A client bound to 0.0.0.0 is found by port and destination; the kernel chose its source.
         let ct = if t.src.is_unspecified() {
@@ -236,45 +251,73 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
             by_orig.get(&t).copied()
         };
         let orig = ct.map_or(t, |c| c.orig);
-        tuples.insert(orig, (f.id, Dir::Out));
-        tuples.insert(orig.reversed(), (f.id, Dir::Back));
+        tuples.insert(orig, (k, Dir::Out));
+        tuples.insert(orig.reversed(), (k, Dir::Back));
         if let Some(ct) = ct {
-            tuples.entry(ct.reply).or_insert((f.id, Dir::Back));
-            tuples
-                .entry(ct.reply.reversed())
-                .or_insert((f.id, Dir::Out));
+            tuples.entry(ct.reply).or_insert((k, Dir::Back));
+            tuples.entry(ct.reply.reversed()).or_insert((k, Dir::Out));
             marks.insert(f.id, ct.mark);
             sources.insert(f.id, ct.orig.src);
         }
     }
+    drop((by_orig, by_port));
     // Tuples the payload names (NAT the conntrack table did not show).
-    for s in &obs.sightings {
+    for (_, s) in obs.sightings.iter() {
         if let Some(tag) = s.pkt.tag {
+            let Some(&k) = place.get(&tag.flow) else {
+                continue;
+            };
             let dir = if tag.request { Dir::Out } else { Dir::Back };
             let t = tuple_of(&s.pkt);
-            tuples.entry(t).or_insert((tag.flow, dir));
+            tuples.entry(t).or_insert((k, dir));
             tuples
                 .entry(t.reversed())
-                .or_insert((tag.flow, if tag.request { Dir::Back } else { Dir::Out }));
+                .or_insert((k, if tag.request { Dir::Back } else { Dir::Out }));
         }
     }
-    let mut sightings: HashMap<u32, Vec<(u32, Dir)>> = HashMap::default();
-    for (i, s) in obs.sightings.iter().enumerate() {
-        // An ICMP error belongs to the flow of the packet it quotes, going the other way.
-        let found = match s.pkt.inner {
-            Some(inner) => tuples
-                .get(&inner)
-                .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
-            None => tuples.get(&tuple_of(&s.pkt)).copied(),
-        };
-        if let Some((flow, dir)) = found {
-            sightings.entry(flow).or_default().push((i as u32, dir));
+    // Each sighting's flow (place, with BACK for replies; u32::MAX for none), then the
+    // sightings of each flow together.
+    let mut counts = vec![0u32; plan.flows.len() + 1];
+    let owner: Vec<u32> = obs
+        .sightings
+        .iter()
+        .map(|(_, s)| {
+            // An ICMP error belongs to the flow of the packet it quotes, going the other way.
+            let found = match s.pkt.inner {
+                Some(inner) => tuples
+                    .get(&inner)
+                    .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
+                None => tuples.get(&tuple_of(&s.pkt)).copied(),
+            };
+            match found {
+                Some((k, dir)) => {
+                    counts[k as usize + 1] += 1;
+                    k | if dir == Dir::Back { BACK } else { 0 }
+                }
+                None => u32::MAX,
+            }
+        })
+        .collect();
+    drop(tuples);
+    let mut starts = counts;
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut fill = starts.clone();
+    let mut ids = vec![0; starts[plan.flows.len()] as usize];
+    for ((id, _), o) in obs.sightings.iter().zip(owner) {
+        if o != u32::MAX {
+            let k = (o & !BACK) as usize;
+            ids[fill[k] as usize] = id | (o & BACK);
+            fill[k] += 1;
         }
     }
     Assigned {
         topo: &plan.topology,
         obs,
-        sightings,
+        place,
+        starts,
+        ids,
         marks,
         sources,
     }
@@ -282,29 +325,36 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
 
 impl<'a> Assigned<'a> {
     /// Flow `f`'s sightings grouped into packets, ordered.
-    fn hops(&self, f: &FlowSpec) -> Vec<Hop<'a>> {
+    fn hops(&self, f: &'a FlowSpec) -> Vec<Hop<'a>> {
         use rustc_hash::FxHashMap as HashMap;
         let topo = self.topo;
-        let Some(mine) = self.sightings.get(&f.id) else {
+        let Some(&k) = self.place.get(&f.id) else {
             return Vec::new();
         };
+        let (from, to) = (self.starts[k as usize], self.starts[k as usize + 1]);
+        // In the order they were seen (time, then link and capture order).
+        let mut mine: Vec<(Sighting, Dir)> = self.ids[from as usize..to as usize]
+            .iter()
+            .map(|&id| {
+                let dir = if id & BACK != 0 { Dir::Back } else { Dir::Out };
+                (self.obs.sightings.get(id), dir)
+            })
+            .collect();
+        mine.sort_unstable_by_key(|(s, _)| (s.t_ns, s.link, s.seq));
         // The n-th copy of a packet on a link matches the n-th on another (a retransmitted
         // SYN-ACK can repeat its IP id); a packet sent back out the link it came in on
         // crosses it the other way and stays one.
         type Key = (Dir, u16, u32, u32, u8, u16, u32);
         let mut per_packet: HashMap<Key, Hop> = HashMap::default();
         let mut copies: HashMap<(usize, bool, Key), u32> = HashMap::default();
-        for &(i, dir) in mine {
-            let s = &self.obs.sightings[i as usize];
+        for (s, dir) in mine {
             let p = &s.pkt;
             let base: Key = (dir, p.ip_id, p.seq, p.ack, p.flags, p.payload_len, 0);
-            let n = copies
-                .entry((s.link, p.src_mac == topo.links[s.link].a.mac, base))
-                .or_insert(0);
+            let n = copies.entry((s.link, s.from_a, base)).or_insert(0);
             let key = (base.0, base.1, base.2, base.3, base.4, base.5, *n);
             *n += 1;
             let link = &topo.links[s.link];
-            let (from, to) = if p.src_mac == link.a.mac {
+            let (from, to) = if s.from_a {
                 (&link.a.node, &link.b.node)
             } else {
                 (&link.b.node, &link.a.node)
@@ -326,13 +376,13 @@ impl<'a> Assigned<'a> {
                 h.seen
                     .iter()
                     .filter(|(_, from, to)| pick(from, to))
-                    .map(|(s, ..)| s.t_ns)
+                    .map(|(s, ..)| (s.t_ns, s.link, s.seq))
                     .min()
             };
             at(&|from, to| from == f.client_node || to == f.client_node)
                 .map(|t| (0, t))
                 .or_else(|| at(&|from, _| from == origin).map(|t| (1, t)))
-                .unwrap_or((2, h.first_t))
+                .unwrap_or((2, (h.first_t, 0, 0)))
         });
         hops
     }
@@ -500,10 +550,10 @@ fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
 /// A packet's sightings along its path: from `origin`, each next one sent by the node the
 /// previous one reached; any left over (a path the captures saw only in part) after, by time.
 fn path_order<'a>(
-    seen: &'a [(&'a Sighting, &'a str, &'a str)],
+    seen: &'a [(Sighting, &'a str, &'a str)],
     origin: &str,
-) -> Vec<&'a (&'a Sighting, &'a str, &'a str)> {
-    let mut left: Vec<&(&Sighting, &str, &str)> = seen.iter().collect();
+) -> Vec<&'a (Sighting, &'a str, &'a str)> {
+    let mut left: Vec<&(Sighting, &str, &str)> = seen.iter().collect();
     let mut out = Vec::with_capacity(seen.len());
     let mut at = origin;
     while let Some(i) = left.iter().position(|(_, from, _)| *from == at) {

@@ -24,6 +24,8 @@ const NEPTUNE: &str = "172.16.1.100";
 struct Obs<'a> {
     plan: &'a Plan,
     obs: Observations,
+    /// Sightings in the order they were made up, packed into `obs` by [`Obs::observed`].
+    seen: Vec<Sighting>,
     t: u64,
 }
 
@@ -32,7 +34,16 @@ impl<'a> Obs<'a> {
         Obs {
             plan,
             obs: Observations::default(),
+            seen: Vec::new(),
             t: 0,
+        }
+    }
+
+    /// What the judge gets: everything made up so far.
+    fn observed(&self) -> Observations {
+        Observations {
+            sightings: self.seen.clone().into(),
+            ..self.obs.clone()
         }
     }
 
@@ -56,15 +67,13 @@ impl<'a> Obs<'a> {
             "10.37.1.253"
         };
         for (name, towards_b) in links {
-            let (i, link) = self
+            let i = self
                 .plan
                 .topology
                 .links
                 .iter()
-                .enumerate()
-                .find(|(_, l)| l.name == *name)
+                .position(|l| l.name == *name)
                 .expect("link");
-            let mac = if *towards_b { link.a.mac } else { link.b.mac };
             let src = if src == SATURN && *name != "lan" {
                 nat
             } else {
@@ -72,7 +81,6 @@ impl<'a> Obs<'a> {
             };
             self.t += 1;
             let pkt = Packet {
-                src_mac: mac,
                 src: ip(src),
                 dst: ip(dst),
                 proto: 6,
@@ -91,10 +99,11 @@ impl<'a> Obs<'a> {
                 icmp: None,
                 inner: None,
             };
-            self.obs.sightings.push(Sighting {
+            self.seen.push(Sighting {
                 link: i,
                 seq: self.t as u32,
                 t_ns: self.t,
+                from_a: *towards_b,
                 pkt,
             });
         }
@@ -187,7 +196,7 @@ fn alternating(p: &Plan) -> Obs<'_> {
 #[test]
 fn a_clean_run_passes_with_paths_marks_and_sources() {
     let p = tcp_plan();
-    let v = judge(&p, &alternating(&p).obs);
+    let v = judge(&p, &alternating(&p).observed());
     assert_eq!(v.outcome, Outcome::Pass, "{:#?}", v.results);
     let f2 = &v.flows[1];
     assert_eq!(
@@ -222,7 +231,7 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
     );
     o.obs.server_saw.remove(&2);
 
-    let v = judge(&p, &o.obs);
+    let v = judge(&p, &o.observed());
     let f2 = &v.flows[1];
     assert_eq!(f2.out, ["wan2", "wan1"], "{:#?}", f2.story);
     assert_eq!(f2.first_out.as_deref(), Some("wan2"));
@@ -267,23 +276,21 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
 fn stray_ack(p: &Plan) -> Obs<'_> {
     let mut o = alternating(p);
     let port = spec::client_port(2);
-    o.obs
-        .sightings
+    o.seen
         .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
     o.packet(&[("lan", true)], SATURN, port, NEPTUNE, 80, 2, ACK, 8);
-    let (i, wan1) = p
+    let i = p
         .topology
         .links
         .iter()
-        .enumerate()
-        .find(|(_, l)| l.name == "wan1")
+        .position(|l| l.name == "wan1")
         .unwrap();
-    let mut stray = o.obs.sightings.last().unwrap().clone();
+    let mut stray = o.seen.last().unwrap().clone();
     stray.link = i;
-    stray.pkt.src_mac = wan1.a.mac;
+    stray.from_a = true;
     stray.pkt.src = ip("10.37.2.253");
     stray.t_ns = 0;
-    o.obs.sightings.push(stray);
+    o.seen.push(stray);
     o
 }
 
@@ -291,7 +298,7 @@ fn stray_ack(p: &Plan) -> Obs<'_> {
 fn traces_give_each_packet_hop_by_hop_with_its_addresses_and_where_it_died() {
     let p = tcp_plan();
     let o = stray_ack(&p);
-    let all = traces(&p, &o.obs);
+    let all = traces(&p, &o.observed());
     assert_eq!(all.len(), 8);
     let t = &all[&2];
     let hops = |k: usize| -> Vec<(&str, &str, &str, String)> {
@@ -365,7 +372,7 @@ fn traces_give_each_packet_hop_by_hop_with_its_addresses_and_where_it_died() {
     );
     assert_eq!(t[2].died, Some(("isp1".to_string(), "wan1".to_string())));
     // The same reading of the captures as the judge's.
-    let v = judge(&p, &o.obs);
+    let v = judge(&p, &o.observed());
     assert_eq!(v.flows[1].packets as usize, t.len());
 }
 
@@ -386,7 +393,7 @@ fn the_sequence_names_the_position_and_the_link_taken() {
             if id % 2 == 1 && id != 3 { 1 } else { 2 },
         );
     }
-    let v = judge(&p, &o.obs);
+    let v = judge(&p, &o.observed());
     let seq = v.results.iter().find(|r| r.name == "alternates").unwrap();
     assert_eq!(seq.failed_flows(), [3]);
     assert_eq!(
@@ -413,7 +420,7 @@ fn a_wrong_mark_and_a_missing_conntrack_entry_are_named() {
         .find(|c| c.orig.sport == spec::client_port(2))
         .unwrap()
         .mark = 0;
-    let v = judge(&p, &o.obs);
+    let v = judge(&p, &o.observed());
     let marks = v.results.iter().find(|r| r.name == "marks").unwrap();
     let msgs: Vec<&str> = marks.failures.iter().map(|f| f.msg.as_str()).collect();
     assert_eq!(
