@@ -1,10 +1,11 @@
 //! Every packet seen on every link, stored compactly. Pure.
 //!
 //! A run of 100,000 TCP flows is four million sightings, most of a run's memory. Each is
-//! kept in 36 bytes: its time as an offset from its chunk's start, the header fields the
-//! judge reads, and the rest packed into bits. Sightings are kept in chunks of one link each,
-//! appended as they come (no copy when the captures are put together, no growth beyond one
-//! chunk). [`Sightings::get`] gives back a whole [`Sighting`].
+//! kept in 24 bytes: its time as an offset from its chunk's start, its addresses and ports as
+//! a place in its chunk's table of them (a flow's packets on a link share two), the other
+//! header fields the judge reads, and the rest packed into bits. Sightings are kept in chunks
+//! of one link each, appended as they come (no copy when the captures are put together, no
+//! growth beyond one chunk). [`Sightings::get`] gives back a whole [`Sighting`].
 
 use std::net::Ipv4Addr;
 
@@ -40,17 +41,18 @@ const TAGGED: u8 = 1 << 3;
 const REQUEST: u8 = 1 << 4;
 const QUOTES: u8 = 1 << 5;
 
-/// One sighting in 36 bytes. For ICMP, `ack` holds the type and code.
+/// Source, destination, source port, destination port.
+type Addrs = (u32, u32, u16, u16);
+
+/// One sighting in 24 bytes. For ICMP, `ack` holds the type and code.
 #[derive(Debug, Clone, Copy)]
 struct Packed {
     dt_ns: u32,
-    src: u32,
-    dst: u32,
     seq: u32,
     ack: u32,
     tag_flow: u32,
-    sport: u16,
-    dport: u16,
+    /// Place of its addresses and ports in its chunk's `addrs`.
+    addrs: u16,
     ip_id: u16,
     payload_len: u16,
     flags: u8,
@@ -65,6 +67,8 @@ struct Chunk {
     first_seq: u32,
     t0_ns: u64,
     items: Vec<Packed>,
+    /// The distinct addresses and ports of `items`.
+    addrs: Vec<Addrs>,
     /// The tuples ICMP errors quote, by place in `items` (few: kept aside).
     quoted: Vec<(u16, Tuple)>,
 }
@@ -76,6 +80,8 @@ pub struct Sightings {
     /// Sightings pushed so far, by link (the next one's capture order).
     next_seq: Vec<u32>,
     len: usize,
+    /// The places in the last chunk's `addrs`, while it fills.
+    open: rustc_hash::FxHashMap<Addrs, u16>,
 }
 
 impl PartialEq for Sightings {
@@ -134,8 +140,10 @@ impl Sightings {
                 first_seq: seq,
                 t0_ns: t_ns,
                 items: Vec::new(),
+                addrs: Vec::new(),
                 quoted: Vec::new(),
             });
+            self.open.clear();
         }
         let c = self.chunks.last_mut().expect("a chunk");
         let at = c.items.len() as u16;
@@ -157,15 +165,20 @@ impl Sightings {
             Some((typ, code)) => u32::from(typ) << 8 | u32::from(code),
             None => p.ack,
         };
+        // At most CHUNK sightings, so at most CHUNK distinct addresses: a u16 holds the place.
+        let addrs = *self
+            .open
+            .entry((p.src.into(), p.dst.into(), p.sport, p.dport))
+            .or_insert_with_key(|a| {
+                c.addrs.push(*a);
+                (c.addrs.len() - 1) as u16
+            });
         c.items.push(Packed {
             dt_ns: (t_ns - c.t0_ns) as u32,
-            src: p.src.into(),
-            dst: p.dst.into(),
             seq: p.seq,
             ack,
             tag_flow: p.tag.map_or(0, |t| t.flow),
-            sport: p.sport,
-            dport: p.dport,
+            addrs,
             ip_id: p.ip_id,
             payload_len: p.payload_len,
             flags: p.flags,
@@ -181,6 +194,8 @@ impl Sightings {
             "more than {MAX_CHUNKS} chunks of sightings"
         );
         self.chunks.append(&mut other.chunks);
+        // The last chunk is now `other`'s, whose places this map does not know.
+        self.open.clear();
         if self.next_seq.len() < other.next_seq.len() {
             self.next_seq.resize(other.next_seq.len(), 0);
         }
@@ -219,6 +234,7 @@ impl Sightings {
 
 fn unpack(c: &Chunk, at: usize) -> Sighting {
     let p = &c.items[at];
+    let (src, dst, sport, dport) = c.addrs[usize::from(p.addrs)];
     let proto = match p.bits & PROTO {
         0 => 1,
         1 => 6,
@@ -239,11 +255,11 @@ fn unpack(c: &Chunk, at: usize) -> Sighting {
         t_ns: c.t0_ns + u64::from(p.dt_ns),
         from_a: p.bits & FROM_A != 0,
         pkt: Packet {
-            src: Ipv4Addr::from(p.src),
-            dst: Ipv4Addr::from(p.dst),
+            src: Ipv4Addr::from(src),
+            dst: Ipv4Addr::from(dst),
             proto,
-            sport: p.sport,
-            dport: p.dport,
+            sport,
+            dport,
             ip_id: p.ip_id,
             seq: p.seq,
             ack: if proto == 1 { 0 } else { p.ack },
@@ -296,8 +312,8 @@ mod tests {
     }
 
     #[test]
-    fn a_sighting_is_36_bytes() {
-        assert_eq!(std::mem::size_of::<Packed>(), 36);
+    fn a_sighting_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Packed>(), 24);
     }
 
     #[test]
@@ -369,5 +385,26 @@ mod tests {
             (last.link, last.seq, last.t_ns),
             (1, CHUNK as u32 + 2, CHUNK as u64 + 2)
         );
+    }
+
+    #[test]
+    fn addresses_stay_with_their_sighting_across_chunks_and_appends() {
+        let with_port = |sport: u16| Packet {
+            sport,
+            ..tcp(1, sport)
+        };
+        let mut a = Sightings::new();
+        for port in [1, 2, 1, 3] {
+            a.push(1, 0, true, &with_port(port));
+        }
+        let mut b = Sightings::new();
+        for port in [4, 1] {
+            b.push(1, 1, true, &with_port(port));
+        }
+        a.append(b);
+        // Lands in `b`'s chunk, which `a`'s table of places knows nothing of.
+        a.push(1, 2, true, &with_port(2));
+        let ports: Vec<u16> = a.iter().map(|(_, s)| s.pkt.sport).collect();
+        assert_eq!(ports, [1, 2, 1, 3, 4, 1, 2]);
     }
 }

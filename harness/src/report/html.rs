@@ -13,7 +13,8 @@ use std::net::Ipv4Addr;
 
 use crate::observe::Observations;
 use crate::spec::{FlowSpec, Plan, Topology};
-use crate::verdict::{Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict};
+use crate::verdict::{links_or_dash, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict};
+use smol_str::SmolStr;
 
 /// What one judged scenario contributes to the page.
 pub struct Scenario<'a> {
@@ -1057,12 +1058,8 @@ fn expectations(s: &mut String, sid: &str, v: &Verdict) {
     }
 }
 
-fn or_dash(v: &[String]) -> String {
-    if v.is_empty() {
-        "—".into()
-    } else {
-        v.join(", ")
-    }
+fn or_dash(v: &[SmolStr]) -> String {
+    links_or_dash(v, ", ")
 }
 
 /// `tcp 192.168.157.3:40002 → 172.16.1.100:80`
@@ -1298,9 +1295,7 @@ fn statistical(s: &mut String, v: &Verdict, together: &BTreeSet<u32>) {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut done = 0;
     for f in v.flows.iter().filter(|f| together.contains(&f.id)) {
-        *counts
-            .entry(f.first_out.clone().unwrap_or_else(|| "no uplink".into()))
-            .or_default() += 1;
+        *counts.entry(f.first_uplink().to_string()).or_default() += 1;
         done += usize::from(f.completed);
     }
     let parts: Vec<String> = counts

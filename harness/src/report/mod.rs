@@ -9,13 +9,10 @@ pub mod results;
 use std::fmt::Write as _;
 
 use crate::verdict::{ids, FlowPath, Outcome, Verdict};
+use smol_str::SmolStr;
 
-fn or_dash(v: &[String]) -> String {
-    if v.is_empty() {
-        "—".to_string()
-    } else {
-        v.join(",")
-    }
+fn or_dash(v: &[SmolStr]) -> String {
+    crate::verdict::links_or_dash(v, ",")
 }
 
 /// The flow's verdict column: `ok`, `FAIL a, b`, or `broken as declared: a, b`.

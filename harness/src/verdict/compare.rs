@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{stats, FlowPath, Verdict};
+use super::{links_or_dash, stats, FlowPath, Verdict};
 
 /// One flow whose path differs: `flow 4: out wan1 → wan2; source 10.37.1.253 → 10.37.2.253`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +25,6 @@ impl Changes {
     }
 }
 
-fn links(v: &[String]) -> String {
-    if v.is_empty() {
-        "—".into()
-    } else {
-        v.join(",")
-    }
-}
-
 fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<String> {
     let mut c = Vec::new();
     let mut field = |name: &str, x: String, y: String| {
@@ -40,8 +32,16 @@ fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<String> {
             c.push(format!("{name} {x} → {y}"));
         }
     };
-    field("out", links(&a.out), links(&b.out));
-    field("back", links(&a.back), links(&b.back));
+    field(
+        "out",
+        links_or_dash(&a.out, ","),
+        links_or_dash(&b.out, ","),
+    );
+    field(
+        "back",
+        links_or_dash(&a.back, ","),
+        links_or_dash(&b.back, ","),
+    );
     let show = |x: Option<String>| x.unwrap_or_else(|| "—".into());
     field(
         "source",
@@ -73,8 +73,7 @@ fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<String> {
 fn counts<'a>(flows: impl Iterator<Item = &'a FlowPath>) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for f in flows {
-        *m.entry(f.first_out.clone().unwrap_or_else(|| "no uplink".into()))
-            .or_insert(0) += 1;
+        *m.entry(f.first_uplink().to_string()).or_insert(0) += 1;
     }
     m
 }

@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::observe::packet::{self, Packet};
 use crate::observe::{CtEntry, Observations, Sighting, SightingId, Tuple};
 use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
+use smol_str::SmolStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,21 +34,24 @@ pub struct DropSite {
 
 /// A flow's path through the lab, as observed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+///
+/// Names are [`SmolStr`]s: a link or group name is kept inline and a story line shared between
+/// the flows that tell it, so a hundred thousand paths stay small.
 pub struct FlowPath {
     pub id: u32,
-    pub group: String,
+    pub group: SmolStr,
     pub proto: Proto,
     pub client: SocketAddrV4,
     /// Uplinks its packets left the router on, in order of first use.
-    pub out: Vec<String>,
+    pub out: Vec<SmolStr>,
     /// Uplinks its replies came back on, in order of first use.
-    pub back: Vec<String>,
+    pub back: Vec<SmolStr>,
     /// The source address the flow's first packet had on its uplink.
     pub first_out_source: Option<Ipv4Addr>,
     /// Uplinks the router itself sent the flow's packets out on, either way.
-    pub router_out: Vec<String>,
+    pub router_out: Vec<SmolStr>,
     /// The uplink its first packet left on: the router's choice for the flow.
-    pub first_out: Option<String>,
+    pub first_out: Option<SmolStr>,
     pub source_seen: Option<Ipv4Addr>,
     pub mark: Option<u32>,
     pub completed: bool,
@@ -58,7 +62,7 @@ pub struct FlowPath {
     pub packets: u32,
     pub drops: Vec<DropSite>,
     /// Hop summary, one line per run of similar packets.
-    pub story: Vec<String>,
+    pub story: Vec<SmolStr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -391,11 +395,13 @@ impl<'a> Assigned<'a> {
 /// Every flow's path, in flow order.
 pub fn paths(plan: &Plan, obs: &Observations) -> Vec<FlowPath> {
     let a = assign(plan, obs);
+    let mut lines = Lines::default();
     plan.flows
         .iter()
         .map(|f| {
             let hops = a.hops(f);
-            let mut p = flow_path(&plan.topology, f, &hops, obs, a.marks.get(&f.id).copied());
+            let mark = a.marks.get(&f.id).copied();
+            let mut p = flow_path(&plan.topology, f, &hops, obs, mark, &mut lines);
             if let Some(src) = a
                 .sources
                 .get(&f.id)
@@ -492,7 +498,9 @@ pub fn traces(plan: &Plan, obs: &Observations) -> BTreeMap<u32, Vec<PacketTrace>
                                 t_ns: s.t_ns,
                             })
                             .collect(),
-                        died: fate(topo, f, h).died,
+                        died: fate(topo, f, h)
+                            .died
+                            .map(|(node, link)| (node.to_string(), link.to_string())),
                     }
                 })
                 .collect();
@@ -502,9 +510,9 @@ pub fn traces(plan: &Plan, obs: &Observations) -> BTreeMap<u32, Vec<PacketTrace>
 }
 
 /// What became of one packet: the uplink it crossed (with its source there) and where it died.
-struct Fate {
-    uplink: Option<(String, Ipv4Addr)>,
-    died: Option<(String, String)>,
+struct Fate<'a> {
+    uplink: Option<(&'a str, Ipv4Addr)>,
+    died: Option<(&'a str, &'a str)>,
 }
 
 /// The node a packet going `dir` leaves from: the client out, the server back.
@@ -516,7 +524,7 @@ fn origin(f: &FlowSpec, dir: Dir) -> &str {
     }
 }
 
-fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
+fn fate<'a>(topo: &'a Topology, f: &FlowSpec, h: &Hop<'a>) -> Fate<'a> {
     let uplink = path_order(&h.seen, origin(f, h.dir))
         .into_iter()
         .find_map(|(s, ..)| {
@@ -524,7 +532,7 @@ fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
             topo.router
                 .uplinks
                 .contains(name)
-                .then(|| (name.clone(), s.pkt.src))
+                .then_some((name.as_str(), s.pkt.src))
         });
     let senders: BTreeSet<&str> = h.seen.iter().map(|(_, from, _)| *from).collect();
     let dest = if h.dir == Dir::Out {
@@ -542,7 +550,7 @@ fn fate(topo: &Topology, f: &FlowSpec, h: &Hop) -> Fate {
     } else {
         finals
             .last()
-            .map(|(s, _, to)| (to.to_string(), topo.links[s.link].name.clone()))
+            .map(|(s, _, to)| (*to, topo.links[s.link].name.as_str()))
     };
     Fate { uplink, died }
 }
@@ -565,9 +573,24 @@ fn path_order<'a>(
     out
 }
 
-fn push_unique(v: &mut Vec<String>, s: &str) {
+fn push_unique(v: &mut Vec<SmolStr>, s: &str) {
     if !v.iter().any(|x| x == s) {
-        v.push(s.to_string());
+        v.push(s.into());
+    }
+}
+
+/// Story lines, each kept once however many flows tell it.
+#[derive(Default)]
+struct Lines(rustc_hash::FxHashSet<SmolStr>);
+
+impl Lines {
+    fn get(&mut self, line: String) -> SmolStr {
+        if let Some(l) = self.0.get(line.as_str()) {
+            return l.clone();
+        }
+        let l = SmolStr::from(line);
+        self.0.insert(l.clone());
+        l
     }
 }
 
@@ -577,6 +600,7 @@ fn flow_path(
     hops: &[Hop],
     obs: &Observations,
     mark: Option<u32>,
+    lines: &mut Lines,
 ) -> FlowPath {
     let mut out = Vec::new();
     let mut back = Vec::new();
@@ -585,10 +609,10 @@ fn flow_path(
     let mut first_out_source = None;
     let mut drops: Vec<DropSite> = Vec::new();
     // Groups of similar packets for the story: (dir, uplink and source there, died at, kinds, count).
-    type Run = (
+    type Run<'a> = (
         Dir,
-        Option<(String, Ipv4Addr)>,
-        Option<(String, String)>,
+        Option<(&'a str, Ipv4Addr)>,
+        Option<(&'a str, &'a str)>,
         Vec<&'static str>,
         u32,
     );
@@ -606,7 +630,7 @@ fn flow_path(
             || started_by.is_none_or(|n| n == f.client_node || n == f.server_node);
         if own {
             if let (Some((l, src)), Dir::Out, None) = (&fate.uplink, h.dir, &first_out) {
-                first_out = Some(l.clone());
+                first_out = Some(SmolStr::from(*l));
                 first_out_source = Some(*src);
             }
             // Every uplink the packet crossed (a packet in transit crosses two), in path order.
@@ -627,16 +651,16 @@ fn flow_path(
                 }
             }
         }
-        if let Some((node, link)) = &fate.died {
+        if let Some((node, link)) = fate.died {
             match drops
                 .iter_mut()
-                .find(|d| d.dir == h.dir && d.node == *node && d.after_link == *link)
+                .find(|d| d.dir == h.dir && d.node == node && d.after_link == link)
             {
                 Some(d) => d.count += 1,
                 None => drops.push(DropSite {
                     dir: h.dir,
-                    node: node.clone(),
-                    after_link: link.clone(),
+                    node: node.to_string(),
+                    after_link: link.to_string(),
                     count: 1,
                 }),
             }
@@ -682,13 +706,13 @@ fn flow_path(
                 ),
                 Some((node, link)) => format!(", died at {node} (last seen on {link})"),
             };
-            format!("{arrow} {what}{via}{end}")
+            lines.get(format!("{arrow} {what}{via}{end}"))
         })
         .collect();
     let client = obs.clients.get(&f.id).cloned().unwrap_or_default();
     FlowPath {
         id: f.id,
-        group: f.group.clone(),
+        group: f.group.as_str().into(),
         proto: f.proto,
         client: f.client,
         out,
@@ -709,7 +733,21 @@ fn flow_path(
     }
 }
 
+/// Uplink names joined by `sep`, or `—` for none.
+pub fn links_or_dash(v: &[SmolStr], sep: &str) -> String {
+    if v.is_empty() {
+        "—".into()
+    } else {
+        v.join(sep)
+    }
+}
+
 impl FlowPath {
+    /// The uplink its first packet left on, or `no uplink`: what split counts are keyed by.
+    pub fn first_uplink(&self) -> &str {
+        self.first_out.as_deref().unwrap_or("no uplink")
+    }
+
     /// "6 packets died at isp1 (after wan1)", for messages.
     pub fn drop_summary(&self) -> Option<String> {
         let parts: Vec<String> = self
@@ -787,9 +825,7 @@ fn check_split<'a>(
     let mut n = 0u64;
     for f in flows {
         n += 1;
-        *counts
-            .entry(f.first_out.clone().unwrap_or_else(|| "no uplink".into()))
-            .or_default() += 1;
+        *counts.entry(f.first_uplink().to_string()).or_default() += 1;
     }
     let w: Vec<u32> = weights.iter().map(|(_, w)| *w).collect();
     let total: u32 = w.iter().sum();
@@ -844,7 +880,7 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
         }
         Check::Sequence(seq) => {
             let want = &seq[k % seq.len()];
-            (p.first_out.as_ref() != Some(want)).then(|| {
+            (p.first_out.as_deref() != Some(want.as_str())).then(|| {
                 format!(
                     "{}, expected {want} (it is number {} in the sequence {}, …)",
                     p.left(),
@@ -857,7 +893,7 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             let Some(l) = &p.first_out else {
                 return Some(with_drops("left on no uplink".to_string()));
             };
-            let Some(want) = map.get(l) else {
+            let Some(want) = map.get(l.as_str()) else {
                 return Some(format!(
                     "left via {l}, which this expectation gives no source for"
                 ));
@@ -879,7 +915,7 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
             let Some(l) = &p.first_out else {
                 return Some(with_drops("left on no uplink".to_string()));
             };
-            let Some(want) = map.get(l) else {
+            let Some(want) = map.get(l.as_str()) else {
                 return Some(format!(
                     "left via {l}, which this expectation gives no mark for"
                 ));
@@ -941,7 +977,7 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<String>
     }
 }
 
-fn list(v: &[String]) -> String {
+fn list(v: &[SmolStr]) -> String {
     if v.is_empty() {
         "no uplink".to_string()
     } else {

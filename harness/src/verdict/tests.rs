@@ -202,8 +202,8 @@ fn a_clean_run_passes_with_paths_marks_and_sources() {
     assert_eq!(
         (f2.out.clone(), f2.back.clone(), f2.first_out.as_deref()),
         (
-            vec!["wan2".to_string()],
-            vec!["wan2".to_string()],
+            vec![SmolStr::from("wan2")],
+            vec![SmolStr::from("wan2")],
             Some("wan2")
         )
     );
