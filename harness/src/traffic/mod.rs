@@ -1,6 +1,8 @@
 //! Drives the flows: the harness's own servers (sockets opened inside the server's node) and
-//! clients (sockets opened inside the client's node, bound to the flow's fixed port), polled by
-//! one tokio runtime on a thread pinned to one CPU. Flows start in order — the next one once
+//! clients (sockets opened inside the client's node, bound to the flow's fixed port). The
+//! clients are polled by one tokio runtime on a thread pinned to one CPU, the servers by
+//! another on a thread of their own (on another CPU when there is one, so the kernel's work for
+//! the replies is done there). Flows start in order — the next one once
 //! the previous one's first packet is sent, or after a short gap — so an nth rule sees them in
 //! a known order; their round trips then run side by side, at most 4096 flows at once.
 
@@ -83,29 +85,41 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                     .run(move || std::net::UdpSocket::bind(addr))?
                     .map_err(|e| ctx(e, &node, addr))?;
                 s.set_nonblocking(true)?;
+                // Every running flow's datagram can arrive before the server reads one: room
+                // for them all, not the default few hundred (which would drop the rest).
+                {
+                    use nix::sys::socket::{setsockopt, sockopt};
+                    let room = RUNNING * 2048;
+                    if setsockopt(&s, sockopt::RcvBufForce, &room).is_err() {
+                        let _ = setsockopt(&s, sockopt::RcvBuf, &room);
+                    }
+                }
                 udp_servers.push((addr, s));
             }
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     // Flows start in order, each once the previous one's first packet is sent, not answered.
     // A packet sent on a veth is queued to the sending CPU's backlog, which is processed in
     // order; on one CPU, the router sees the flows' first packets in the order they started
     // (which is what `nth` counts). The client tasks all run on this thread: pin it.
-    let _pinned = PinnedToThisCpu::new();
+    let pinned = Pinned::here();
     let seen: Seen = Arc::default();
-    let clients = rt.block_on(async {
-        for l in tcp_listeners {
-            tokio::spawn(serve_tcp(TcpListener::from_std(l)?, Arc::clone(&seen)));
-        }
-        let mut probes: BTreeMap<SocketAddr, mpsc::UnboundedSender<Probe>> = BTreeMap::new();
-        for (addr, s) in udp_servers {
+    let mut probes: BTreeMap<SocketAddr, mpsc::UnboundedSender<Probe>> = BTreeMap::new();
+    let udp_servers: Vec<_> = udp_servers
+        .into_iter()
+        .map(|(addr, s)| {
             let (tx, rx) = mpsc::unbounded_channel();
             probes.insert(addr, tx);
-            tokio::spawn(serve_udp(UdpSocket::from_std(s)?, Arc::clone(&seen), rx));
-        }
+            (s, rx)
+        })
+        .collect();
+    // The servers answer from a thread of their own, on another CPU when there is one: the
+    // kernel's work for what they send (replies, their side of the close) is done there.
+    let servers = Servers::start(tcp_listeners, udp_servers, &seen, pinned.other_cpu())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let clients = rt.block_on(async {
         let mut running: VecDeque<(u32, tokio::task::JoinHandle<ClientOutcome>)> = VecDeque::new();
         let mut out = BTreeMap::new();
         let mut group = "";
@@ -166,8 +180,10 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             }
         }
         Ok::<_, io::Error>(out)
-    })?;
+    });
     drop(rt);
+    servers.stop();
+    let clients = clients?;
     let server_saw = std::mem::take(&mut *seen.lock().expect("server state"));
     Ok(TrafficResult {
         clients,
@@ -175,30 +191,135 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
     })
 }
 
-/// Keeps the calling thread on the CPU it is on, until dropped.
-struct PinnedToThisCpu(Option<nix::sched::CpuSet>);
+/// Keeps the calling thread on one CPU, until dropped.
+struct Pinned {
+    /// The CPUs it was allowed before, when it was pinned.
+    before: Option<nix::sched::CpuSet>,
+    cpu: Option<usize>,
+}
 
-impl PinnedToThisCpu {
-    fn new() -> PinnedToThisCpu {
-        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-        let me = nix::unistd::Pid::from_raw(0);
-        let Ok(before) = sched_getaffinity(me) else {
-            return PinnedToThisCpu(None);
-        };
+impl Pinned {
+    /// On the CPU it runs on now.
+    fn here() -> Pinned {
         // SAFETY: sched_getcpu has no preconditions.
         let cpu = unsafe { libc::sched_getcpu() };
+        Pinned::to(usize::try_from(cpu).ok())
+    }
+
+    /// On `cpu` (not pinned when there is none or the kernel refuses).
+    fn to(cpu: Option<usize>) -> Pinned {
+        use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let me = nix::unistd::Pid::from_raw(0);
+        let not = Pinned {
+            before: None,
+            cpu: None,
+        };
+        let (Some(cpu), Ok(before)) = (cpu, sched_getaffinity(me)) else {
+            return not;
+        };
         let mut one = CpuSet::new();
-        let pinned =
-            cpu >= 0 && one.set(cpu as usize).is_ok() && sched_setaffinity(me, &one).is_ok();
-        PinnedToThisCpu(pinned.then_some(before))
+        if one.set(cpu).is_err() || sched_setaffinity(me, &one).is_err() {
+            return not;
+        }
+        Pinned {
+            before: Some(before),
+            cpu: Some(cpu),
+        }
+    }
+
+    /// A CPU the thread was allowed besides the one it is pinned to.
+    fn other_cpu(&self) -> Option<usize> {
+        let (before, cpu) = (self.before.as_ref()?, self.cpu?);
+        (0..nix::sched::CpuSet::count()).find(|&c| c != cpu && before.is_set(c).unwrap_or(false))
     }
 }
 
-impl Drop for PinnedToThisCpu {
+impl Drop for Pinned {
     fn drop(&mut self) {
-        if let Some(before) = &self.0 {
+        if let Some(before) = &self.before {
             let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
         }
+    }
+}
+
+/// The harness's servers, answering on a thread of their own until stopped.
+struct Servers {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Starts serving; returns once every listener is registered (or one could not be).
+    fn start(
+        tcp: Vec<std::net::TcpListener>,
+        udp: Vec<(std::net::UdpSocket, mpsc::UnboundedReceiver<Probe>)>,
+        seen: &Seen,
+        cpu: Option<usize>,
+    ) -> io::Result<Servers> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel::<io::Result<()>>();
+        let seen = Arc::clone(seen);
+        let thread = std::thread::Builder::new()
+            .name("servers".into())
+            .spawn(move || {
+                let _pinned = Pinned::to(cpu);
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let started = (|| {
+                        for l in tcp {
+                            tokio::spawn(serve_tcp(TcpListener::from_std(l)?, Arc::clone(&seen)));
+                        }
+                        for (s, probes) in udp {
+                            let s = UdpSocket::from_std(s)?;
+                            tokio::spawn(serve_udp(s, Arc::clone(&seen), probes));
+                        }
+                        Ok(())
+                    })();
+                    let ok = started.is_ok();
+                    let _ = ready_tx.send(started);
+                    if ok {
+                        let _ = stopped.await;
+                    }
+                });
+            })?;
+        let servers = Servers {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        match ready.recv() {
+            Ok(Ok(())) => Ok(servers),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::other("the servers' thread ended before serving")),
+        }
+    }
+
+    /// Stops serving (open connections are closed) and waits for the thread to end.
+    fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
