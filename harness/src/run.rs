@@ -128,10 +128,8 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let lab = Lab::build(plan)?;
     t.build = clock.elapsed();
 
-    let clock = Instant::now();
-    let loaded = install::install(&lab, plan, opts.backend)?;
-    t.install = clock.elapsed();
-
+    // The captures' rings are opened while the rules are installed: both wait out RCU grace
+    // periods in the kernel, which then overlap.
     let clock = Instant::now();
     // The clients' links, where each RELATED probe's ICMP error must show up.
     let probed: Vec<&crate::spec::FlowSpec> =
@@ -144,14 +142,22 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
                 .any(|f| l.a.node == f.client_node || l.b.node == f.client_node)
         })
         .collect();
-    let capture =
-        Capture::start(&lab, &plan.topology, &watch, opts.keep_frames).map_err(|source| {
-            Error::Io {
-                what: "starting the captures".into(),
-                source,
-            }
-        })?;
+    let starting = |source| Error::Io {
+        what: "starting the captures".into(),
+        source,
+    };
+    let opening =
+        Capture::open(&lab, &plan.topology, &watch, opts.keep_frames).map_err(starting)?;
     t.capture_start = clock.elapsed();
+
+    let clock = Instant::now();
+    let loaded = install::install(&lab, plan, opts.backend)?;
+    t.install = clock.elapsed();
+
+    // What is left of opening the captures once the rules are in.
+    let clock = Instant::now();
+    let capture = opening.ready(&plan.topology).map_err(starting)?;
+    t.capture_start += clock.elapsed();
 
     let clock = Instant::now();
     let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {

@@ -1,9 +1,12 @@
 //! Per-link capture: one AF_PACKET socket on the `a` end of every link, opened inside that
-//! node before any traffic, drained by its own thread until stopped. Packet times are the
-//! kernel's receive timestamps.
+//! node before any traffic, with a receive ring (TPACKET_V3) mapped into this process and
+//! drained by its own thread until stopped. The kernel copies each frame into the ring as it
+//! passes (no clone of the packet for a socket queue, no system call per packet to read it);
+//! frames are parsed where they lie. Packet times are the kernel's timestamps.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::fence;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -14,11 +17,11 @@ use super::Sightings;
 use crate::lab::Lab;
 use crate::spec::Topology;
 
-/// How long a capture thread sleeps between two drains of its socket. It never waits on the
-/// socket itself: a reader asleep in poll(2) makes the kernel wake it for every packet, and
-/// those wakeups cost more than forwarding the packet (perf: ~35% of a 3000-flow run). With
-/// nobody waiting, a packet is only queued; the 8 MiB buffer holds far more than arrives in
-/// this time.
+/// How long a capture thread sleeps between two drains of its ring. It never waits on the
+/// socket itself: a reader asleep in poll(2) makes the kernel wake it for every block, and
+/// wakeups cost more than forwarding a packet (perf: ~35% of a 3000-flow run, per packet).
+/// With nobody waiting, a frame is only copied; the ring holds far more than arrives in this
+/// time.
 const NAP: Duration = Duration::from_millis(1);
 
 /// Running captures; [`Capture::stop`] returns what they saw.
@@ -27,14 +30,14 @@ pub struct Capture {
     last_ns: Arc<AtomicU64>,
     /// ICMP errors seen on the watched links.
     icmp_errors: Arc<AtomicU64>,
-    threads: Vec<JoinHandle<LinkCapture>>,
+    threads: Vec<JoinHandle<io::Result<LinkCapture>>>,
     /// Wall-clock time the captures started, for pcap timestamps.
     pub started: std::time::SystemTime,
 }
 
 /// What one link's capture thread returns: its sightings, the packets the kernel dropped,
 /// and (when kept) the whole frames.
-type LinkCapture = (Sightings, u32, Vec<Frame>, Option<OwnedFd>);
+type LinkCapture = (Sightings, u32, Vec<Frame>, Option<Ring>);
 
 /// A whole frame as captured, kept for pcap files.
 #[derive(Debug, Clone)]
@@ -47,20 +50,29 @@ pub struct Frame {
 /// Packets the kernel dropped before a capture thread could read them, by link index.
 pub type Losses = Vec<(usize, u32)>;
 
-/// Each capture socket's receive buffer: room for a long burst while its thread waits for a
-/// CPU (a busy 2-core machine can hold it back for tens of milliseconds).
-const RCVBUF: libc::c_int = 8 << 20;
+/// Each capture's ring: [`BLOCKS`] blocks of [`BLOCK`] bytes, about twenty thousand small
+/// frames (a frame takes its ~100 bytes and an 80-byte header). The kernel hands a block over
+/// when it is full or [`RETIRE_MS`] after its first frame, so at a trickle each block holds a
+/// few frames: many blocks give a thread held back from its CPU (a busy 2-core machine can
+/// hold it for tens of milliseconds) half a second before frames are lost.
+const BLOCK: usize = 1 << 16;
+const BLOCKS: usize = 64;
+/// The kernel hands over a block once it is full or after this many milliseconds.
+const RETIRE_MS: u32 = 8;
+/// At stop, the longest a thread waits for the kernel to hand over a block it is filling.
+const RETIRE_WAIT: Duration = Duration::from_millis(200);
 
 impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
-    /// ICMP errors seen on the links in `watch`.
-    /// With `keep_frames`, every whole frame is kept too (for pcap files).
-    pub fn start(
+    /// ICMP errors seen on the links in `watch`. With `keep_frames`, every whole frame is kept
+    /// too (for pcap files). Returns without waiting for the rings to be open, so that other
+    /// work (installing rules) overlaps the kernel's waits: [`Opening::ready`] waits.
+    pub fn open(
         lab: &Lab,
         topo: &Topology,
         watch: &[usize],
         keep_frames: bool,
-    ) -> io::Result<Capture> {
+    ) -> io::Result<Opening> {
         let started = std::time::SystemTime::now();
         let epoch_ns = started
             .duration_since(std::time::UNIX_EPOCH)
@@ -68,49 +80,54 @@ impl Capture {
         let stop = Arc::new(AtomicBool::new(false));
         let last_ns = Arc::new(AtomicU64::new(0));
         let icmp_errors = Arc::new(AtomicU64::new(0));
+        // Each link's thread opens its ring inside the link's node, all at once: setting up a
+        // ring waits out an RCU grace period (~12 ms), and those overlap.
+        let (ready_tx, ready) = std::sync::mpsc::channel::<(usize, io::Result<()>)>();
         let mut threads = Vec::new();
         for (i, link) in topo.links.iter().enumerate() {
             let iface = link.a.iface.clone();
-            let fd = lab
-                .ns(&link.a.node)
-                .run(move || open(&iface))?
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "capturing on link `{}` ({}:{}): {e}",
-                            link.name, link.a.node, link.a.iface
-                        ),
-                    )
-                })?;
             let (stop, last_ns) = (Arc::clone(&stop), Arc::clone(&last_ns));
             let errors = watch.contains(&i).then(|| Arc::clone(&icmp_errors));
             let a_mac = link.a.mac;
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("cap-{}", link.name))
-                    .spawn(move || {
-                        let mut frames = keep_frames.then(Vec::new);
-                        let seen = read_until_stopped(
-                            (i, a_mac),
-                            fd.as_raw_fd(),
-                            &stop,
-                            &last_ns,
-                            errors.as_deref(),
-                            epoch_ns,
-                            frames.as_mut(),
-                        );
-                        let drops = dropped(fd.as_raw_fd());
-                        (seen, drops, frames.unwrap_or_default(), Some(fd))
-                    })?,
-            );
+            let ready_tx = ready_tx.clone();
+            threads.push(lab.ns(&link.a.node).spawn("cap", move || {
+                let opened = open(&iface);
+                let ring = match opened {
+                    Ok(ring) => {
+                        let _ = ready_tx.send((i, Ok(())));
+                        ring
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send((i, Err(e)));
+                        return LinkCapture::default();
+                    }
+                };
+                // `start` waits until every sender is gone.
+                drop(ready_tx);
+                let mut frames = keep_frames.then(Vec::new);
+                let seen = read_until_stopped(
+                    (i, a_mac),
+                    &ring,
+                    &stop,
+                    &last_ns,
+                    errors.as_deref(),
+                    epoch_ns,
+                    frames.as_mut(),
+                );
+                let drops = dropped(ring.fd.as_raw_fd());
+                (seen, drops, frames.unwrap_or_default(), Some(ring))
+            })?);
         }
-        Ok(Capture {
-            stop,
-            last_ns,
-            icmp_errors,
-            threads,
-            started,
+        drop(ready_tx);
+        Ok(Opening {
+            capture: Capture {
+                stop,
+                last_ns,
+                icmp_errors,
+                threads,
+                started,
+            },
+            ready,
         })
     }
 
@@ -146,8 +163,8 @@ impl Capture {
         let mut losses = Vec::new();
         let mut frames = Vec::new();
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
-            let (seen, drops, kept, fd) = t.join().unwrap_or_default();
-            sockets.extend(fd);
+            let (seen, drops, kept, ring) = t.join().ok().and_then(Result::ok).unwrap_or_default();
+            sockets.extend(ring);
             all.append(seen);
             frames.extend(kept);
             if drops > 0 {
@@ -168,6 +185,37 @@ impl Capture {
     }
 }
 
+/// Captures whose rings are being opened: [`Opening::ready`] waits for them.
+pub struct Opening {
+    capture: Capture,
+    ready: std::sync::mpsc::Receiver<(usize, io::Result<()>)>,
+}
+
+impl Opening {
+    /// Waits until every link's ring is open (before any traffic), or names the first link
+    /// whose ring could not be.
+    pub fn ready(self, topo: &Topology) -> io::Result<Capture> {
+        let mut failed = None;
+        for (i, opened) in self.ready.iter() {
+            if let (Err(e), None) = (opened, &failed) {
+                let link = &topo.links[i];
+                failed = Some(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "capturing on link `{}` ({}:{}): {e}",
+                        link.name, link.a.node, link.a.iface
+                    ),
+                ));
+            }
+        }
+        match failed {
+            // Dropping the capture stops and joins the threads that did open.
+            Some(e) => Err(e),
+            None => Ok(self.capture),
+        }
+    }
+}
+
 /// A capture dropped without [`Capture::stop`] (a run that failed half-way) still ends its
 /// threads: their sockets would otherwise keep the lab's namespaces alive.
 impl Drop for Capture {
@@ -179,16 +227,99 @@ impl Drop for Capture {
     }
 }
 
-/// An AF_PACKET socket bound to `iface` (all protocols, both directions), with a large
-/// receive buffer and kernel receive timestamps. Call inside the interface's namespace.
-fn open(iface: &str) -> io::Result<OwnedFd> {
+/// A receive ring: [`BLOCKS`] blocks the kernel fills with frames and hands over whole
+/// (TPACKET_V3), mapped from its AF_PACKET socket. Unmapped, then closed, when dropped.
+struct Ring {
+    map: *mut u8,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping belongs to the Ring alone (one thread reads it, then it is dropped
+// wherever it is sent); the kernel writes the blocks it owns, and ownership passes through
+// each block's status word.
+unsafe impl Send for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `map` is the mapping of BLOCK * BLOCKS bytes made in `open`; nothing refers
+        // into it once the ring is dropped. The socket closes after (field drop).
+        unsafe {
+            libc::munmap(self.map.cast(), BLOCK * BLOCKS);
+        }
+    }
+}
+
+impl Ring {
+    /// Block `n`'s descriptor.
+    fn block(&self, n: usize) -> *mut libc::tpacket_block_desc {
+        // SAFETY: n < BLOCKS keeps the pointer inside the mapping.
+        unsafe { self.map.add((n % BLOCKS) * BLOCK).cast() }
+    }
+
+    /// Whether block `n` is ours to read (the kernel has handed it over).
+    fn ready(&self, n: usize) -> bool {
+        // SAFETY: the status word is in the mapping; the kernel writes it, hence volatile,
+        // and the acquire fence orders the reads of the frames after it.
+        let status = unsafe {
+            std::ptr::read_volatile(std::ptr::addr_of!((*self.block(n)).hdr.bh1.block_status))
+        };
+        fence(Ordering::Acquire);
+        status & libc::TP_STATUS_USER != 0
+    }
+
+    /// Frames the kernel has put in block `n` so far (it counts them as it fills it).
+    fn filling(&self, n: usize) -> u32 {
+        // SAFETY: as in `ready`.
+        unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*self.block(n)).hdr.bh1.num_pkts)) }
+    }
+
+    /// Calls `each(frame, time in ns since the epoch)` for every frame of block `n`, which
+    /// must be [`ready`](Ring::ready), then gives the block back to the kernel.
+    fn read_block(&self, n: usize, mut each: impl FnMut(&[u8], u64)) {
+        let desc = self.block(n);
+        // SAFETY: the block is ours (TP_STATUS_USER) until its status is set back below; the
+        // kernel laid out `num_pkts` frames from `offset_to_first_pkt`, each header giving the
+        // offset of the next, and each frame `tp_snaplen` bytes at `tp_mac`, all within the
+        // block.
+        unsafe {
+            let h = std::ptr::addr_of!((*desc).hdr.bh1).read();
+            let base = desc.cast::<u8>();
+            let mut at = h.offset_to_first_pkt as usize;
+            for _ in 0..h.num_pkts {
+                let p = base.add(at).cast::<libc::tpacket3_hdr>().read_unaligned();
+                let frame = std::slice::from_raw_parts(
+                    base.add(at + usize::from(p.tp_mac)),
+                    p.tp_snaplen as usize,
+                );
+                each(
+                    frame,
+                    u64::from(p.tp_sec) * 1_000_000_000 + u64::from(p.tp_nsec),
+                );
+                at += p.tp_next_offset as usize;
+            }
+            // The kernel resets the count when it opens the block again; until then a stale
+            // one would read as frames still coming (see `filling`).
+            std::ptr::write_volatile(std::ptr::addr_of_mut!((*desc).hdr.bh1.num_pkts), 0);
+            fence(Ordering::Release);
+            std::ptr::write_volatile(
+                std::ptr::addr_of_mut!((*desc).hdr.bh1.block_status),
+                libc::TP_STATUS_KERNEL,
+            );
+        }
+    }
+}
+
+/// An AF_PACKET socket bound to `iface` (all protocols, both directions) with its receive
+/// ring mapped. Call inside the interface's namespace.
+fn open(iface: &str) -> io::Result<Ring> {
     let name = std::ffi::CString::new(iface).map_err(|_| io::Error::other("NUL in name"))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
         return Err(io::Error::other(format!("no interface `{iface}`")));
     }
-    // SAFETY: plain socket(2), setsockopt(2) and bind(2) calls on an fd owned from creation.
+    // SAFETY: plain socket(2), setsockopt(2), mmap(2) and bind(2) calls on an fd owned from
+    // creation, with option values that live across each call.
     unsafe {
         // Protocol 0: the socket receives nothing until it is bound with ETH_P_ALL below.
         // Created with ETH_P_ALL it would hook every packet at once, and re-binding would wait
@@ -198,23 +329,51 @@ fn open(iface: &str) -> io::Result<OwnedFd> {
             return Err(io::Error::last_os_error());
         }
         let fd = OwnedFd::from_raw_fd(fd);
-        let int = |v: &libc::c_int| (v as *const libc::c_int).cast::<libc::c_void>();
-        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SO_RCVBUFFORCE passes net.core.rmem_max (needs CAP_NET_ADMIN); else take what we can.
         let raw = fd.as_raw_fd();
-        if libc::setsockopt(
+        let set = |level, opt, v: *const libc::c_void, len: usize| {
+            if libc::setsockopt(raw, level, opt, v, len as libc::socklen_t) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        let int = |v: &libc::c_int| (v as *const libc::c_int).cast::<libc::c_void>();
+        let isize = std::mem::size_of::<libc::c_int>();
+        let v3 = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        set(libc::SOL_PACKET, libc::PACKET_VERSION, int(&v3), isize)?;
+        // Receive times stamped as the packet is received, not when it is copied.
+        set(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, int(&1), isize)?;
+        let req = libc::tpacket_req3 {
+            tp_block_size: BLOCK as u32,
+            tp_block_nr: BLOCKS as u32,
+            // For V3 only a bound the kernel checks (frames are packed by their size).
+            tp_frame_size: 2048,
+            tp_frame_nr: (BLOCK * BLOCKS / 2048) as u32,
+            tp_retire_blk_tov: RETIRE_MS,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        set(
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            (&req as *const libc::tpacket_req3).cast(),
+            std::mem::size_of::<libc::tpacket_req3>(),
+        )?;
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            BLOCK * BLOCKS,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
             raw,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            int(&RCVBUF),
-            len,
-        ) != 0
-        {
-            libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, int(&RCVBUF), len);
-        }
-        if libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, int(&1), len) != 0 {
+            0,
+        );
+        if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        let ring = Ring {
+            map: map.cast(),
+            fd,
+        };
         let mut addr: libc::sockaddr_ll = std::mem::zeroed();
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
@@ -223,46 +382,7 @@ fn open(iface: &str) -> io::Result<OwnedFd> {
         if libc::bind(raw, (&addr as *const libc::sockaddr_ll).cast(), alen) != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(fd)
-    }
-}
-
-/// Reads one frame without waiting: its length and the kernel's receive time (ns since the
-/// epoch), or None when the socket is empty.
-fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, u64)>> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // Room for one SCM_TIMESTAMPNS control message, aligned for cmsghdr.
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr points at live buffers of the given sizes for the duration of the call;
-    // the CMSG_* walk stays within `control` as recvmsg filled it.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(None),
-                io::ErrorKind::Interrupted => recv_frame(fd, buf),
-                _ => Err(e),
-            };
-        }
-        let mut t = 0;
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                t = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-        Ok(Some((n as usize, t)))
+        Ok(ring)
     }
 }
 
@@ -294,11 +414,12 @@ fn dropped(fd: RawFd) -> u32 {
     }
 }
 
-/// Reads every frame until asked to stop, then drains what is left. Times are the kernel's
-/// receive times, relative to `epoch_ns` (when the captures started).
+/// Reads every frame until asked to stop, then drains what is left (waiting for the kernel to
+/// hand over the block it was filling). Times are the kernel's receive times, relative to
+/// `epoch_ns` (when the captures started).
 fn read_until_stopped(
     (link, a_mac): (usize, [u8; 6]),
-    fd: RawFd,
+    ring: &Ring,
     stop: &AtomicBool,
     last_ns: &AtomicU64,
     icmp_errors: Option<&AtomicU64>,
@@ -306,36 +427,38 @@ fn read_until_stopped(
     mut frames: Option<&mut Vec<Frame>>,
 ) -> Sightings {
     let mut out = Sightings::new();
-    let mut buf = vec![0u8; 65536];
+    let mut next = 0;
+    let mut stopped_at = None;
     loop {
-        // Read before looking at the flag: once it is set, one more drain empties the socket.
+        // Read before looking at the flag: once it is set, the last blocks are drained.
         let stopping = stop.load(Ordering::Acquire);
-        loop {
-            let (n, t) = match recv_frame(fd, &mut buf) {
-                Ok(Some(x)) => x,
-                Ok(None) => break,
-                Err(_) => return out,
-            };
-            let frame = &buf[..n];
-            let t_ns = t.saturating_sub(epoch_ns);
-            if let Some(f) = frames.as_deref_mut() {
-                f.push(Frame {
-                    link,
-                    t_ns,
-                    data: frame.to_vec(),
-                });
-            }
-            if let Some(pkt) = packet::parse(frame) {
-                last_ns.fetch_max(t_ns, Ordering::Relaxed);
-                if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {
-                    n.fetch_add(1, Ordering::Relaxed);
+        while ring.ready(next) {
+            ring.read_block(next, |frame, t| {
+                let t_ns = t.saturating_sub(epoch_ns);
+                if let Some(f) = frames.as_deref_mut() {
+                    f.push(Frame {
+                        link,
+                        t_ns,
+                        data: frame.to_vec(),
+                    });
                 }
-                let from_a = packet::source_mac(frame) == Some(a_mac);
-                out.push(link, t_ns, from_a, &pkt);
-            }
+                if let Some(pkt) = packet::parse(frame) {
+                    last_ns.fetch_max(t_ns, Ordering::Relaxed);
+                    if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let from_a = packet::source_mac(frame) == Some(a_mac);
+                    out.push(link, t_ns, from_a, &pkt);
+                }
+            });
+            next = (next + 1) % BLOCKS;
         }
         if stopping {
-            return out;
+            // The block being filled is handed over within a few ms of its first frame.
+            let since = *stopped_at.get_or_insert_with(Instant::now);
+            if ring.filling(next) == 0 || since.elapsed() >= RETIRE_WAIT {
+                return out;
+            }
         }
         thread::sleep(NAP);
     }
