@@ -21,8 +21,8 @@ pub enum Error {
     Lab(#[from] LabError),
     #[error(transparent)]
     Install(#[from] InstallError),
-    #[error("the capture lost packets ({0}): the machine was too busy to read them in time, and a verdict on what was not seen would be wrong; run again on a quieter machine{1}")]
-    CaptureLost(String, String),
+    #[error("the capture lost packets ({0}): the machine was too busy to read them in time, and a verdict on what was not seen would be wrong; run again on a quieter machine")]
+    CaptureLost(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -10,7 +10,7 @@ use nix::unistd::{getegid, geteuid};
 
 /// Whether this process runs inside a user namespace it entered with [`enter`] (or any user
 /// namespace other than the machine's): then some kernel knobs are the host's and out of
-/// reach (capture buffers above `net.core.rmem_max`, for one).
+/// reach (socket buffers above `net.core.rmem_max`, for one).
 pub fn in_user_namespace() -> bool {
     process_in_user_namespace("self")
 }

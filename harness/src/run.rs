@@ -191,18 +191,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
             .iter()
             .map(|(i, n)| format!("{n} on `{}`", plan.topology.links[*i].name))
             .collect();
-        // Without root on the host, SO_RCVBUFFORCE is refused and rmem_max caps the buffers.
-        let hint = if crate::rootless::in_user_namespace() {
-            let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap_or_default();
-            format!(
-                ", or as root: running rootless, each capture buffer is capped at the host's \
-                 net.core.rmem_max ({} bytes), which only root can raise",
-                max.trim()
-            )
-        } else {
-            String::new()
-        };
-        return Err(Error::CaptureLost(links.join(", "), hint));
+        return Err(Error::CaptureLost(links.join(", ")));
     }
     let conntrack =
         observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {

@@ -59,6 +59,9 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         .collect();
     let mut tcp_listeners = Vec::new();
     let mut udp_servers = Vec::new();
+    // Flows running at once: fewer when a UDP server's receive buffer cannot hold a datagram
+    // from each (rootless, SO_RCVBUFFORCE is refused and net.core.rmem_max caps it).
+    let mut max_running = RUNNING;
     for (node, proto, addr) in servers {
         let addr = SocketAddr::V4(addr);
         match proto {
@@ -88,11 +91,13 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                 // Every running flow's datagram can arrive before the server reads one: room
                 // for them all, not the default few hundred (which would drop the rest).
                 {
-                    use nix::sys::socket::{setsockopt, sockopt};
-                    let room = RUNNING * 2048;
+                    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+                    let room = RUNNING * DATAGRAM_ROOM;
                     if setsockopt(&s, sockopt::RcvBufForce, &room).is_err() {
                         let _ = setsockopt(&s, sockopt::RcvBuf, &room);
                     }
+                    let got = getsockopt(&s, sockopt::RcvBuf).unwrap_or(0);
+                    max_running = max_running.min((got / DATAGRAM_ROOM).max(16));
                 }
                 udp_servers.push((addr, s));
             }
@@ -131,7 +136,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                 let end = (i + SOCKET_BATCH).min(flows.len());
                 socks.extend(client_sockets(lab, &flows[i..end])?);
             }
-            if running.len() >= RUNNING {
+            if running.len() >= max_running {
                 if let Some((id, h)) = running.pop_front() {
                     out.insert(id, finished(h).await);
                 }
@@ -327,6 +332,8 @@ impl Drop for Servers {
 const SOCKET_BATCH: usize = 1024;
 /// Flows running at once, at most (each holds a socket at the client and one at the server).
 const RUNNING: usize = 4096;
+/// What a small datagram takes of a socket's receive buffer, with the kernel's overhead.
+const DATAGRAM_ROOM: usize = 2048;
 
 /// Sockets for `flows`, bound to their fixed client ports inside their nodes (one visit per
 /// node).
