@@ -41,8 +41,8 @@ const TAGGED: u8 = 1 << 3;
 const REQUEST: u8 = 1 << 4;
 const QUOTES: u8 = 1 << 5;
 
-/// Source, destination, source port, destination port.
-type Addrs = (u32, u32, u16, u16);
+/// Source, destination, source port, destination port, protocol.
+type Addrs = (u32, u32, u16, u16, u8);
 
 /// One sighting in 24 bytes. For ICMP, `ack` holds the type and code.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +168,7 @@ impl Sightings {
         // At most CHUNK sightings, so at most CHUNK distinct addresses: a u16 holds the place.
         let addrs = *self
             .open
-            .entry((p.src.into(), p.dst.into(), p.sport, p.dport))
+            .entry((p.src.into(), p.dst.into(), p.sport, p.dport, p.proto))
             .or_insert_with_key(|a| {
                 c.addrs.push(*a);
                 (c.addrs.len() - 1) as u16
@@ -221,6 +221,75 @@ impl Sightings {
         })
     }
 
+    /// Every sighting's id, in [`iter`](Sightings::iter) order.
+    pub fn ids(&self) -> impl Iterator<Item = SightingId> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(n, c)| {
+            (0..c.items.len() as u32).map(move |at| ((n as u32) << CHUNK_BITS) | at)
+        })
+    }
+
+    /// A value for every sighting, in [`iter`](Sightings::iter) order, read from its tuple:
+    /// `of` is called once per distinct tuple of a chunk (a flow's packets on a link share
+    /// two), not once per sighting; an ICMP error gets `quoting` of the tuple it quotes.
+    pub fn classify<T: Copy>(
+        &self,
+        mut of: impl FnMut(&Tuple) -> T,
+        mut quoting: impl FnMut(&Tuple) -> T,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len);
+        for c in &self.chunks {
+            let values: Vec<T> = c
+                .addrs
+                .iter()
+                .map(|&(src, dst, sport, dport, proto)| {
+                    of(&Tuple {
+                        proto,
+                        src: Ipv4Addr::from(src),
+                        sport,
+                        dst: Ipv4Addr::from(dst),
+                        dport,
+                    })
+                })
+                .collect();
+            let mut quoted = c.quoted.iter();
+            out.extend(c.items.iter().map(|p| {
+                if p.bits & QUOTES != 0 {
+                    // `quoted` is in item order, one entry per quoting item.
+                    if let Some((_, q)) = quoted.next() {
+                        return quoting(q);
+                    }
+                }
+                values[usize::from(p.addrs)]
+            }));
+        }
+        out
+    }
+
+    /// The tuple and tag of every sighting whose payload names its flow, in
+    /// [`iter`](Sightings::iter) order.
+    pub fn tagged(&self) -> impl Iterator<Item = (Tuple, Tag)> + '_ {
+        self.chunks.iter().flat_map(|c| {
+            c.items
+                .iter()
+                .filter(|p| p.bits & TAGGED != 0)
+                .map(move |p| {
+                    let (src, dst, sport, dport, proto) = c.addrs[usize::from(p.addrs)];
+                    let t = Tuple {
+                        proto,
+                        src: Ipv4Addr::from(src),
+                        sport,
+                        dst: Ipv4Addr::from(dst),
+                        dport,
+                    };
+                    let tag = Tag {
+                        flow: p.tag_flow,
+                        request: p.bits & REQUEST != 0,
+                    };
+                    (t, tag)
+                })
+        })
+    }
+
     /// The ids of every sighting, by time (then link and capture order).
     pub fn by_time(&self) -> Vec<SightingId> {
         let mut ids: Vec<(u64, usize, u32, SightingId)> = self
@@ -234,7 +303,7 @@ impl Sightings {
 
 fn unpack(c: &Chunk, at: usize) -> Sighting {
     let p = &c.items[at];
-    let (src, dst, sport, dport) = c.addrs[usize::from(p.addrs)];
+    let (src, dst, sport, dport, _) = c.addrs[usize::from(p.addrs)];
     let proto = match p.bits & PROTO {
         0 => 1,
         1 => 6,
@@ -406,5 +475,50 @@ mod tests {
         a.push(1, 2, true, &with_port(2));
         let ports: Vec<u16> = a.iter().map(|(_, s)| s.pkt.sport).collect();
         assert_eq!(ports, [1, 2, 1, 3, 4, 1, 2]);
+    }
+
+    #[test]
+    fn a_tuple_is_read_once_per_chunk_and_an_icmp_error_by_what_it_quotes() {
+        let with_port = |sport: u16| Packet {
+            sport,
+            ..tcp(1, sport)
+        };
+        let quoted = Tuple {
+            proto: 6,
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            sport: 80,
+            dst: Ipv4Addr::new(192, 168, 1, 2),
+            dport: 7,
+        };
+        let error = Packet {
+            proto: 1,
+            tag: None,
+            icmp: Some((3, 1)),
+            inner: Some(quoted),
+            ..with_port(0)
+        };
+        let mut s = Sightings::new();
+        for p in [
+            with_port(1),
+            with_port(2),
+            with_port(1),
+            error,
+            with_port(1),
+        ] {
+            s.push(0, 0, true, &p);
+        }
+        let mut calls = 0;
+        let values = s.classify(
+            |t| {
+                calls += 1;
+                u32::from(t.sport)
+            },
+            |q| 1000 + u32::from(q.dport),
+        );
+        assert_eq!(values, [1, 2, 1, 1007, 1]);
+        // Ports 1 and 2, and the ICMP error's own addresses (asked, not used).
+        assert_eq!(calls, 3);
+        let tags: Vec<u32> = s.tagged().map(|(_, t)| t.flow).collect();
+        assert_eq!(tags, [1, 1, 1, 1]);
     }
 }

@@ -471,7 +471,7 @@ impl Plan {
             }
         }
         let have = self.flows.len().max(1);
-        let mut flows = Vec::new();
+        let mut flows = Vec::with_capacity(total);
         for (i, (_, fs)) in groups.iter().enumerate() {
             let n = if i + 1 == groups.len() {
                 total.saturating_sub(flows.len())

@@ -166,16 +166,6 @@ pub fn judge(plan: &Plan, obs: &Observations) -> Verdict {
     }
 }
 
-fn tuple_of(p: &Packet) -> Tuple {
-    Tuple {
-        proto: p.proto,
-        src: p.src,
-        sport: p.sport,
-        dst: p.dst,
-        dport: p.dport,
-    }
-}
-
 fn client_tuple(f: &FlowSpec) -> Tuple {
     Tuple {
         proto: f.proto.number(),
@@ -266,50 +256,45 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     }
     drop((by_orig, by_port));
     // Tuples the payload names (NAT the conntrack table did not show).
-    for (_, s) in obs.sightings.iter() {
-        if let Some(tag) = s.pkt.tag {
-            let Some(&k) = place.get(&tag.flow) else {
-                continue;
-            };
-            let dir = if tag.request { Dir::Out } else { Dir::Back };
-            let t = tuple_of(&s.pkt);
-            tuples.entry(t).or_insert((k, dir));
-            tuples
-                .entry(t.reversed())
-                .or_insert((k, if tag.request { Dir::Back } else { Dir::Out }));
-        }
+    for (t, tag) in obs.sightings.tagged() {
+        let Some(&k) = place.get(&tag.flow) else {
+            continue;
+        };
+        let dir = if tag.request { Dir::Out } else { Dir::Back };
+        tuples.entry(t).or_insert((k, dir));
+        tuples
+            .entry(t.reversed())
+            .or_insert((k, if tag.request { Dir::Back } else { Dir::Out }));
     }
     // Each sighting's flow (place, with BACK for replies; u32::MAX for none), then the
     // sightings of each flow together.
-    let mut counts = vec![0u32; plan.flows.len() + 1];
-    let owner: Vec<u32> = obs
-        .sightings
-        .iter()
-        .map(|(_, s)| {
-            // An ICMP error belongs to the flow of the packet it quotes, going the other way.
-            let found = match s.pkt.inner {
-                Some(inner) => tuples
-                    .get(&inner)
+    let code = |found: Option<(u32, Dir)>| match found {
+        Some((k, dir)) => k | if dir == Dir::Back { BACK } else { 0 },
+        None => u32::MAX,
+    };
+    let owner: Vec<u32> = obs.sightings.classify(
+        |t| code(tuples.get(t).copied()),
+        // An ICMP error belongs to the flow of the packet it quotes, going the other way.
+        |inner| {
+            code(
+                tuples
+                    .get(inner)
                     .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
-                None => tuples.get(&tuple_of(&s.pkt)).copied(),
-            };
-            match found {
-                Some((k, dir)) => {
-                    counts[k as usize + 1] += 1;
-                    k | if dir == Dir::Back { BACK } else { 0 }
-                }
-                None => u32::MAX,
-            }
-        })
-        .collect();
+            )
+        },
+    );
     drop(tuples);
+    let mut counts = vec![0u32; plan.flows.len() + 1];
+    for &o in owner.iter().filter(|&&o| o != u32::MAX) {
+        counts[(o & !BACK) as usize + 1] += 1;
+    }
     let mut starts = counts;
     for k in 1..starts.len() {
         starts[k] += starts[k - 1];
     }
     let mut fill = starts.clone();
     let mut ids = vec![0; starts[plan.flows.len()] as usize];
-    for ((id, _), o) in obs.sightings.iter().zip(owner) {
+    for (id, o) in obs.sightings.ids().zip(owner) {
         if o != u32::MAX {
             let k = (o & !BACK) as usize;
             ids[fill[k] as usize] = id | (o & BACK);
@@ -575,6 +560,9 @@ fn path_order<'a>(
 
 fn push_unique(v: &mut Vec<SmolStr>, s: &str) {
     if !v.iter().any(|x| x == s) {
+        // One at a time: a flow uses one uplink or a few, and a hundred thousand lists of
+        // four would be most of the paths' memory.
+        v.reserve_exact(1);
         v.push(s.into());
     }
 }
