@@ -196,7 +196,9 @@ impl Opening {
     /// whose ring could not be.
     pub fn ready(self, topo: &Topology) -> io::Result<Capture> {
         let mut failed = None;
+        let mut open = vec![false; topo.links.len()];
         for (i, opened) in self.ready.iter() {
+            open[i] = opened.is_ok();
             if let (Err(e), None) = (opened, &failed) {
                 let link = &topo.links[i];
                 failed = Some(io::Error::new(
@@ -207,6 +209,14 @@ impl Opening {
                     ),
                 ));
             }
+        }
+        // A thread that could not enter its node ends without a word.
+        if let (None, Some(i)) = (&failed, open.iter().position(|o| !o)) {
+            let link = &topo.links[i];
+            failed = Some(io::Error::other(format!(
+                "capturing on link `{}`: could not enter node `{}`",
+                link.name, link.a.node
+            )));
         }
         match failed {
             // Dropping the capture stops and joins the threads that did open.
