@@ -2,7 +2,8 @@
 //!
 //! A run of 100,000 TCP flows is four million sightings, most of a run's memory. Each is
 //! kept in 24 bytes: its time as an offset from its chunk's start, its addresses and ports as
-//! a place in its chunk's table of them (a flow's packets on a link share two), the other
+//! a place in its chunk's table of them with the protocol (a flow's packets on a link share
+//! two), the other
 //! header fields the judge reads, and the rest packed into bits. Sightings are kept in chunks
 //! of one link each, appended as they come (no copy when the captures are put together, no
 //! growth beyond one chunk). [`Sightings::get`] gives back a whole [`Sighting`].
@@ -35,14 +36,23 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 const MAX_CHUNKS: usize = 1 << 15;
 
 // bits of `Packed::bits`
-const PROTO: u8 = 0b11; // 0 ICMP, 1 TCP, 2 UDP
-const FROM_A: u8 = 1 << 2;
-const TAGGED: u8 = 1 << 3;
-const REQUEST: u8 = 1 << 4;
-const QUOTES: u8 = 1 << 5;
+const FROM_A: u8 = 1;
+const TAGGED: u8 = 1 << 1;
+const REQUEST: u8 = 1 << 2;
+const QUOTES: u8 = 1 << 3;
 
 /// Source, destination, source port, destination port, protocol.
 type Addrs = (u32, u32, u16, u16, u8);
+
+fn tuple(&(src, dst, sport, dport, proto): &Addrs) -> Tuple {
+    Tuple {
+        proto,
+        src: Ipv4Addr::from(src),
+        sport,
+        dst: Ipv4Addr::from(dst),
+        dport,
+    }
+}
 
 /// One sighting in 24 bytes. For ICMP, `ack` holds the type and code.
 #[derive(Debug, Clone, Copy)]
@@ -90,15 +100,6 @@ impl PartialEq for Sightings {
     }
 }
 
-fn proto_bits(proto: u8) -> Option<u8> {
-    match proto {
-        1 => Some(0),
-        6 => Some(1),
-        17 => Some(2),
-        _ => None,
-    }
-}
-
 impl Sightings {
     pub fn new() -> Sightings {
         Sightings::default()
@@ -112,12 +113,8 @@ impl Sightings {
         self.len == 0
     }
 
-    /// Adds the next packet seen on `link`. Packets other than IPv4 TCP, UDP and ICMP are not
-    /// kept (the parser makes no others).
+    /// Adds the next packet seen on `link`.
     pub fn push(&mut self, link: usize, t_ns: u64, from_a: bool, p: &Packet) {
-        let Some(proto) = proto_bits(p.proto) else {
-            return;
-        };
         if self.next_seq.len() <= link {
             self.next_seq.resize(link + 1, 0);
         }
@@ -147,7 +144,7 @@ impl Sightings {
         }
         let c = self.chunks.last_mut().expect("a chunk");
         let at = c.items.len() as u16;
-        let mut bits = proto;
+        let mut bits = 0;
         if from_a {
             bits |= FROM_A;
         }
@@ -238,19 +235,7 @@ impl Sightings {
     ) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len);
         for c in &self.chunks {
-            let values: Vec<T> = c
-                .addrs
-                .iter()
-                .map(|&(src, dst, sport, dport, proto)| {
-                    of(&Tuple {
-                        proto,
-                        src: Ipv4Addr::from(src),
-                        sport,
-                        dst: Ipv4Addr::from(dst),
-                        dport,
-                    })
-                })
-                .collect();
+            let values: Vec<T> = c.addrs.iter().map(|a| of(&tuple(a))).collect();
             let mut quoted = c.quoted.iter();
             out.extend(c.items.iter().map(|p| {
                 if p.bits & QUOTES != 0 {
@@ -273,19 +258,11 @@ impl Sightings {
                 .iter()
                 .filter(|p| p.bits & TAGGED != 0)
                 .map(move |p| {
-                    let (src, dst, sport, dport, proto) = c.addrs[usize::from(p.addrs)];
-                    let t = Tuple {
-                        proto,
-                        src: Ipv4Addr::from(src),
-                        sport,
-                        dst: Ipv4Addr::from(dst),
-                        dport,
-                    };
                     let tag = Tag {
                         flow: p.tag_flow,
                         request: p.bits & REQUEST != 0,
                     };
-                    (t, tag)
+                    (tuple(&c.addrs[usize::from(p.addrs)]), tag)
                 })
         })
     }
@@ -303,12 +280,8 @@ impl Sightings {
 
 fn unpack(c: &Chunk, at: usize) -> Sighting {
     let p = &c.items[at];
-    let (src, dst, sport, dport, _) = c.addrs[usize::from(p.addrs)];
-    let proto = match p.bits & PROTO {
-        0 => 1,
-        1 => 6,
-        _ => 17,
-    };
+    let t = tuple(&c.addrs[usize::from(p.addrs)]);
+    let proto = t.proto;
     let icmp = (proto == 1).then_some(((p.ack >> 8) as u8, p.ack as u8));
     let inner = if p.bits & QUOTES != 0 {
         c.quoted
@@ -324,11 +297,11 @@ fn unpack(c: &Chunk, at: usize) -> Sighting {
         t_ns: c.t0_ns + u64::from(p.dt_ns),
         from_a: p.bits & FROM_A != 0,
         pkt: Packet {
-            src: Ipv4Addr::from(src),
-            dst: Ipv4Addr::from(dst),
+            src: t.src,
+            dst: t.dst,
             proto,
-            sport,
-            dport,
+            sport: t.sport,
+            dport: t.dport,
             ip_id: p.ip_id,
             seq: p.seq,
             ack: if proto == 1 { 0 } else { p.ack },
