@@ -1,12 +1,11 @@
 //! Every packet seen on every link, stored compactly. Pure.
 //!
 //! A run of 100,000 TCP flows is four million sightings, most of a run's memory. Each is
-//! kept in 24 bytes: its time as an offset from its chunk's start, its addresses and ports as
-//! a place in its chunk's table of them with the protocol (a flow's packets on a link share
-//! two), the other
-//! header fields the judge reads, and the rest packed into bits. Sightings are kept in chunks
-//! of one link each, appended as they come (no copy when the captures are put together, no
-//! growth beyond one chunk). [`Sightings::get`] gives back a whole [`Sighting`].
+//! kept in 24 bytes: its time as an offset from its chunk's start, its protocol, addresses and
+//! ports as a place in its chunk's table of them (a flow's packets on a link share two), the
+//! other header fields the judge reads, and the rest packed into bits. Sightings are kept in
+//! chunks of one link each, appended as they come (no copy when the captures are put
+//! together, no growth beyond one chunk). [`Sightings::get`] gives back a whole [`Sighting`].
 
 use std::net::Ipv4Addr;
 
