@@ -13,7 +13,9 @@ use std::net::Ipv4Addr;
 
 use crate::observe::Observations;
 use crate::spec::{FlowSpec, Plan, Topology};
-use crate::verdict::{links_or_dash, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict};
+use crate::verdict::{
+    links_or_dash, split_counts, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict,
+};
 use smol_str::SmolStr;
 
 /// What one judged scenario contributes to the page.
@@ -1292,12 +1294,9 @@ fn hops(s: &mut String, topo: &Topology, spec: Option<&FlowSpec>, packets: &[Pac
 
 /// Flows judged together: how many left on each uplink.
 fn statistical(s: &mut String, v: &Verdict, together: &BTreeSet<u32>) {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut done = 0;
-    for f in v.flows.iter().filter(|f| together.contains(&f.id)) {
-        *counts.entry(f.first_uplink().to_string()).or_default() += 1;
-        done += usize::from(f.completed);
-    }
+    let flows = || v.flows.iter().filter(|f| together.contains(&f.id));
+    let counts = split_counts(flows());
+    let done = flows().filter(|f| f.completed).count();
     let parts: Vec<String> = counts
         .iter()
         .map(|(l, c)| format!("<b>{}</b> {c}", esc(l)))

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{links_or_dash, stats, FlowPath, Verdict};
+use super::{links_or_dash, split_counts, stats, FlowPath, Verdict};
 
 /// One flow whose path differs: `flow 4: out wan1 → wan2; source 10.37.1.253 → 10.37.2.253`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +69,6 @@ fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<String> {
     c
 }
 
-/// Counts by the uplink flows left on.
-fn counts<'a>(flows: impl Iterator<Item = &'a FlowPath>) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for f in flows {
-        *m.entry(f.first_uplink().to_string()).or_insert(0) += 1;
-    }
-    m
-}
-
 /// Whether two splits differ: each link's counts must both fall inside the binomial interval
 /// of the pooled proportion (at false-alarm rate `alpha` overall, Bonferroni over links and
 /// the two samples). An approximate two-sample test: it plugs in the pooled estimate.
@@ -115,7 +106,7 @@ pub fn compare(a: &Verdict, b: &Verdict) -> Changes {
         }
     }
     for r in a.results.iter().filter(|r| r.statistical()) {
-        let pick = |v: &Verdict| counts(v.flows.iter().filter(|f| r.flows.contains(&f.id)));
+        let pick = |v: &Verdict| split_counts(v.flows.iter().filter(|f| r.flows.contains(&f.id)));
         let (ca, cb) = (pick(a), pick(b));
         if splits_differ(&ca, &cb, stats::FALSE_FAILURE_RATE) {
             let show = |m: &BTreeMap<String, u64>| {

@@ -23,6 +23,16 @@ pub enum Dir {
     Back,
 }
 
+impl Dir {
+    /// The other way.
+    fn reversed(self) -> Dir {
+        match self {
+            Dir::Out => Dir::Back,
+            Dir::Back => Dir::Out,
+        }
+    }
+}
+
 /// Where packets of a flow died, and how many.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DropSite {
@@ -33,10 +43,10 @@ pub struct DropSite {
 }
 
 /// A flow's path through the lab, as observed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 ///
 /// Names are [`SmolStr`]s: a link or group name is kept inline and a story line shared between
 /// the flows that tell it, so a hundred thousand paths stay small.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FlowPath {
     pub id: u32,
     pub group: SmolStr,
@@ -262,9 +272,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         };
         let dir = if tag.request { Dir::Out } else { Dir::Back };
         tuples.entry(t).or_insert((k, dir));
-        tuples
-            .entry(t.reversed())
-            .or_insert((k, if tag.request { Dir::Back } else { Dir::Out }));
+        tuples.entry(t.reversed()).or_insert((k, dir.reversed()));
     }
     // Each sighting's flow (place, with BACK for replies; u32::MAX for none), then the
     // sightings of each flow together.
@@ -275,13 +283,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     let owner: Vec<u32> = obs.sightings.classify(
         |t| code(tuples.get(t).copied()),
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
-        |inner| {
-            code(
-                tuples
-                    .get(inner)
-                    .map(|&(f, d)| (f, if d == Dir::Out { Dir::Back } else { Dir::Out })),
-            )
-        },
+        |inner| code(tuples.get(inner).map(|&(f, d)| (f, d.reversed()))),
     );
     drop(tuples);
     let mut counts = vec![0u32; plan.flows.len() + 1];
@@ -721,6 +723,15 @@ fn flow_path(
     }
 }
 
+/// How many of `flows` left on each uplink (`no uplink` for those that left on none).
+pub fn split_counts<'a>(flows: impl IntoIterator<Item = &'a FlowPath>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for f in flows {
+        *m.entry(f.first_uplink().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
 /// Uplink names joined by `sep`, or `—` for none.
 pub fn links_or_dash(v: &[SmolStr], sep: &str) -> String {
     if v.is_empty() {
@@ -731,7 +742,7 @@ pub fn links_or_dash(v: &[SmolStr], sep: &str) -> String {
 }
 
 impl FlowPath {
-    /// The uplink its first packet left on, or `no uplink`: what split counts are keyed by.
+    /// The uplink its first packet left on, or `no uplink`: what [`split_counts`] are keyed by.
     pub fn first_uplink(&self) -> &str {
         self.first_out.as_deref().unwrap_or("no uplink")
     }
@@ -809,12 +820,8 @@ fn check_split<'a>(
     weights: &[(String, u32)],
     flows: impl Iterator<Item = &'a FlowPath>,
 ) -> (String, bool) {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut n = 0u64;
-    for f in flows {
-        n += 1;
-        *counts.entry(f.first_uplink().to_string()).or_default() += 1;
-    }
+    let mut counts = split_counts(flows);
+    let n: u64 = counts.values().sum();
     let w: Vec<u32> = weights.iter().map(|(_, w)| *w).collect();
     let total: u32 = w.iter().sum();
     let bounds = stats::split_intervals(n, &w, stats::FALSE_FAILURE_RATE);
