@@ -36,7 +36,7 @@ pub struct Capture {
 }
 
 /// What one link's capture thread returns: its sightings, the packets the kernel dropped,
-/// and (when kept) the whole frames.
+/// (when kept) the whole frames, and its ring, to be closed off the caller's path.
 type LinkCapture = (Sightings, u32, Vec<Frame>, Option<Ring>);
 
 /// A whole frame as captured, kept for pcap files.

@@ -1,10 +1,10 @@
 //! Drives the flows: the harness's own servers (sockets opened inside the server's node) and
 //! clients (sockets opened inside the client's node, bound to the flow's fixed port). The
 //! clients are polled by one tokio runtime on a thread pinned to one CPU, the servers by
-//! another on a thread of their own (on another CPU when there is one, so the kernel's work for
-//! the replies is done there). Flows start in order — the next one once
-//! the previous one's first packet is sent, or after a short gap — so an nth rule sees them in
-//! a known order; their round trips then run side by side, at most 4096 flows at once.
+//! another on a thread of their own (on another CPU when there is one, so the kernel's work
+//! for the replies is done there). Flows start in order — the next one once the previous
+//! one's first packet is sent, or after a short gap — so an nth rule sees them in a known
+//! order; their round trips then run side by side, at most 4096 flows at once.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
@@ -187,7 +187,8 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         Ok::<_, io::Error>(out)
     });
     drop(rt);
-    servers.stop();
+    // Stops serving (open connections are closed) and waits for the servers' thread.
+    drop(servers);
     let clients = clients?;
     let server_saw = std::mem::take(&mut *seen.lock().expect("server state"));
     Ok(TrafficResult {
@@ -196,12 +197,9 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
     })
 }
 
-/// Keeps the calling thread on one CPU, until dropped.
-struct Pinned {
-    /// The CPUs it was allowed before, when it was pinned.
-    before: Option<nix::sched::CpuSet>,
-    cpu: Option<usize>,
-}
+/// Keeps the calling thread on one CPU, until dropped: when pinned, the CPUs it was allowed
+/// before and the one it is on.
+struct Pinned(Option<(nix::sched::CpuSet, usize)>);
 
 impl Pinned {
     /// On the CPU it runs on now.
@@ -215,39 +213,32 @@ impl Pinned {
     fn to(cpu: Option<usize>) -> Pinned {
         use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
         let me = nix::unistd::Pid::from_raw(0);
-        let not = Pinned {
-            before: None,
-            cpu: None,
-        };
         let (Some(cpu), Ok(before)) = (cpu, sched_getaffinity(me)) else {
-            return not;
+            return Pinned(None);
         };
         let mut one = CpuSet::new();
         if one.set(cpu).is_err() || sched_setaffinity(me, &one).is_err() {
-            return not;
+            return Pinned(None);
         }
-        Pinned {
-            before: Some(before),
-            cpu: Some(cpu),
-        }
+        Pinned(Some((before, cpu)))
     }
 
     /// A CPU the thread was allowed besides the one it is pinned to.
     fn other_cpu(&self) -> Option<usize> {
-        let (before, cpu) = (self.before.as_ref()?, self.cpu?);
-        (0..nix::sched::CpuSet::count()).find(|&c| c != cpu && before.is_set(c).unwrap_or(false))
+        let (before, cpu) = self.0.as_ref()?;
+        (0..nix::sched::CpuSet::count()).find(|&c| c != *cpu && before.is_set(c).unwrap_or(false))
     }
 }
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        if let Some(before) = &self.before {
+        if let Some((before, _)) = &self.0 {
             let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
         }
     }
 }
 
-/// The harness's servers, answering on a thread of their own until stopped.
+/// The harness's servers, answering on a thread of their own until dropped.
 struct Servers {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -306,25 +297,17 @@ impl Servers {
             Err(_) => Err(io::Error::other("the servers' thread ended before serving")),
         }
     }
+}
 
-    /// Stops serving (open connections are closed) and waits for the thread to end.
-    fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
+/// Stops serving (open connections are closed) and waits for the thread to end.
+impl Drop for Servers {
+    fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.halt();
     }
 }
 
