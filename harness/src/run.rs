@@ -151,7 +151,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     t.capture_start = clock.elapsed();
 
     let clock = Instant::now();
-    let loaded = install::install(&lab, plan, opts.backend)?;
+    let mut installed = install::install(&lab, plan, opts.backend)?;
     t.install = clock.elapsed();
 
     // What is left of opening the captures once the rules are in.
@@ -172,6 +172,8 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         })?;
     driven.clients.extend(crafted);
     t.traffic = clock.elapsed();
+    // A tool that exited with an error after its commits (none is known to) voids the run.
+    installed.settle()?;
 
     let clock = Instant::now();
     // A busy machine can hold a packet back longer than the quiet wait: wait for the ICMP
@@ -204,7 +206,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     t.collect = clock.elapsed();
 
     let coverage = if opts.coverage {
-        Some(install::coverage(&lab, &loaded, opts.backend)?)
+        Some(install::coverage(&lab, &installed.loaded, opts.backend)?)
     } else {
         None
     };

@@ -8,7 +8,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,7 +17,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
-use crate::lab::Lab;
+mod commits;
+
+use commits::{CommitWatch, Outcome};
+
+use crate::lab::{Lab, Netns};
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
 use crate::spec::{Plan, RuleKind, RuleSource};
 
@@ -94,23 +98,53 @@ pub struct Loadable {
     pub text: String,
 }
 
-/// Installs every node's rule set, in order; returns what was loaded where.
-pub fn install(
-    lab: &Lab,
-    plan: &Plan,
-    backend: Backend,
-) -> Result<Vec<(String, Loadable)>, InstallError> {
-    let mut loaded = Vec::new();
+/// What [`install`] loaded where, and the tools still exiting after their rules committed.
+pub struct Installed {
+    pub loaded: Vec<(String, Loadable)>,
+    settling: Vec<Settling>,
+}
+
+impl Installed {
+    /// Waits for the tools that were still exiting; the first that failed is the error.
+    pub fn settle(&mut self) -> Result<(), InstallError> {
+        self.settling.drain(..).try_for_each(Settling::finish)
+    }
+}
+
+/// Installs every node's rule set, in order; returns what was loaded where. An nf_tables tool
+/// is left to exit on its own once the kernel has announced its commits (see [`commits`]):
+/// [`Installed::settle`] checks how it ended.
+pub fn install(lab: &Lab, plan: &Plan, backend: Backend) -> Result<Installed, InstallError> {
+    let mut done = Installed {
+        loaded: Vec::new(),
+        settling: Vec::new(),
+    };
     for rules in &plan.rules {
         let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
+        // Opened once the node has rules it can tell the commits of.
+        let mut watch: Option<CommitWatch> = None;
         for source in &rules.sources {
             for l in materialize(lab, plan, &rules.node, source, tables.as_deref())? {
-                run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
-                loaded.push((rules.node.clone(), l));
+                let batches = match (l.kind, backend) {
+                    (RuleKind::Iptables, Backend::Legacy) => 0,
+                    (kind, _) => commits::batches(kind, &l.text),
+                };
+                if batches > 0 && watch.is_none() {
+                    // Without a watch the tool's exit is waited for, as for any other.
+                    watch = CommitWatch::open(lab.ns(&rules.node)).ok();
+                }
+                let mut w = watch.as_mut().filter(|_| batches > 0);
+                if let Some(w) = w.as_deref_mut() {
+                    // What a generator or an earlier tool committed is not this tool's.
+                    w.drain();
+                }
+                let running = run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
+                done.settling.extend(running.wait(w, batches)?);
+                done.loaded.push((rules.node.clone(), l));
             }
         }
     }
-    Ok(loaded)
+    Ok(done)
 }
 
 /// Every iptables rule loaded in each node, with its packet counter (`iptables-save -c`).
@@ -134,7 +168,7 @@ pub fn coverage(
     for node in nodes {
         let mut cmd = Command::new(save);
         cmd.arg("-c");
-        let out = run_with_input(lab, node, cmd, None, None, b"").map_err(|source| {
+        let out = run_with_input(lab.ns(node), cmd, None, None, b"").map_err(|source| {
             InstallError::Spawn {
                 tool: save,
                 node: node.to_string(),
@@ -316,8 +350,7 @@ fn run_generator(
         .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{TOPOLOGY_FD}"))
         .env("HARNESS_NODE", node);
     let out = run_with_input(
-        lab,
-        node,
+        lab.ns(node),
         cmd,
         tables,
         Some(file.as_raw_fd()),
@@ -342,8 +375,7 @@ const LOCK_FD: RawFd = 201;
 
 /// Spawns `cmd` in `node`, writes `input` to its stdin, and waits for it.
 fn run_with_input(
-    lab: &Lab,
-    node: &str,
+    ns: &Netns,
     mut cmd: Command,
     tables: Option<&[u8]>,
     keep: Option<RawFd>,
@@ -352,7 +384,7 @@ fn run_with_input(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = spawn_in(lab, node, cmd, tables, keep)?;
+    let mut child = spawn_in(ns, cmd, tables, keep)?;
     let mut stdin = child.stdin.take().expect("piped");
     let input = input.to_vec();
     // Written from another thread: a tool may fill its output pipes before reading it all.
@@ -363,13 +395,14 @@ fn run_with_input(
     Ok(out)
 }
 
+/// Starts the tool that loads `l` in `node`, on a thread of its own that waits for it.
 fn run_tool(
     lab: &Lab,
     node: &str,
     l: &Loadable,
     tables: Option<&[u8]>,
     backend: Backend,
-) -> Result<(), InstallError> {
+) -> Result<Settling, InstallError> {
     let tool = tool(l.kind, backend);
     let mut cmd = Command::new(tool);
     // Every tool reads the rules on its stdin: generated rules never touch the disk.
@@ -381,24 +414,94 @@ fn run_tool(
         (RuleKind::Ipset, _) => cmd.arg("restore"),
         (RuleKind::Sysctl, _) => cmd.arg("-q").arg("-p").arg("/dev/stdin"),
     };
-    let out =
-        run_with_input(lab, node, cmd, tables, None, l.text.as_bytes()).map_err(|source| {
-            InstallError::Spawn {
-                tool,
-                node: node.to_string(),
-                source,
-            }
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let said = if said.is_empty() {
-        format!("exit status {}", out.status)
-    } else {
-        said
+    let spawn_failed = |source| InstallError::Spawn {
+        tool,
+        node: node.to_string(),
+        source,
     };
-    Err(rejection(node, l, tool, &said))
+    let ns = lab.ns(node).clone();
+    let tables = tables.map(<[u8]>::to_vec);
+    let text = l.text.clone();
+    // The write end is dropped when the tool has exited (it is close-on-exec: the tool does
+    // not hold it).
+    let (exited, exiting) = io::pipe().map_err(spawn_failed)?;
+    // The tool dies with the thread that spawned it (PR_SET_PDEATHSIG): this one waits for it.
+    let thread = std::thread::Builder::new()
+        .name(format!("{tool}-{node}"))
+        .spawn(move || {
+            let out = run_with_input(&ns, cmd, tables.as_deref(), None, text.as_bytes());
+            drop(exiting);
+            out
+        })
+        .map_err(spawn_failed)?;
+    Ok(Settling {
+        node: node.to_string(),
+        loadable: l.clone(),
+        tool,
+        exited,
+        thread,
+    })
+}
+
+/// A tool loading rules, on the thread that waits for it.
+struct Settling {
+    node: String,
+    loadable: Loadable,
+    tool: &'static str,
+    /// Readable (at end of file) once the tool has exited.
+    exited: io::PipeReader,
+    thread: std::thread::JoinHandle<io::Result<std::process::Output>>,
+}
+
+impl Settling {
+    /// Waits until the rules are in: until `watch` has seen the kernel commit `batches`
+    /// batches (then the tool is handed back, still exiting), or until the tool has exited
+    /// (then its status is checked here).
+    fn wait(
+        self,
+        watch: Option<&mut CommitWatch>,
+        batches: usize,
+    ) -> Result<Option<Settling>, InstallError> {
+        let outcome = match watch {
+            Some(w) => w
+                .wait(batches, self.exited.as_fd())
+                .unwrap_or(Outcome::Exited),
+            None => Outcome::Exited,
+        };
+        match outcome {
+            Outcome::Committed => Ok(Some(self)),
+            Outcome::Exited => self.finish().map(|()| None),
+        }
+    }
+
+    /// Waits for the tool to exit: an error names the line it rejected.
+    fn finish(self) -> Result<(), InstallError> {
+        let Settling {
+            node,
+            loadable: l,
+            tool,
+            thread,
+            ..
+        } = self;
+        let out = thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread waiting for it panicked")))
+            .map_err(|source| InstallError::Spawn {
+                tool,
+                node: node.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let said = if said.is_empty() {
+            format!("exit status {}", out.status)
+        } else {
+            said
+        };
+        Err(rejection(&node, &l, tool, &said))
+    }
 }
 
 /// Spawns `cmd` inside `node`'s namespace. With `tables`, the command also gets a private
@@ -409,13 +512,12 @@ fn run_tool(
 /// The child gets SIGKILL when the spawning *thread* exits (PR_SET_PDEATHSIG): wait for it on
 /// the thread that spawned it.
 pub fn spawn_in(
-    lab: &Lab,
-    node: &str,
+    ns: &Netns,
     mut cmd: Command,
     tables: Option<&[u8]>,
     keep: Option<RawFd>,
 ) -> io::Result<std::process::Child> {
-    let ns = lab.ns(node).clone();
+    let ns = ns.clone();
     let tables = match tables {
         None => None,
         Some(bytes) => Some((bytes.to_vec(), rt_tables_path()?)),
