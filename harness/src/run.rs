@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::install;
 use crate::install::Backend;
-use crate::lab::{Lab, Netns};
+use crate::lab::{Gate, Lab, Netns};
 use crate::observe::{self, capture::Capture, Observations};
 use crate::spec::{Plan, RuleKind, RuleSource};
 use crate::traffic;
@@ -125,12 +125,11 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     preflight(plan, opts.backend)?;
     let mut t = Timings::default();
     let clock = Instant::now();
-    let lab = Lab::build(plan)?;
-    t.build = clock.elapsed();
+    let lab = Lab::create(plan)?;
 
-    // The captures' rings are opened while the rules are installed: both wait out RCU grace
-    // periods in the kernel, which then overlap.
-    let clock = Instant::now();
+    // On the bare nodes, while the lab is wired: the captures' rings are set up and the rules
+    // that need no links start loading. Both wait out RCU grace periods in the kernel (a ring's
+    // setup, an nf_tables commit's cleanup), which then overlap each other and the wiring.
     // The clients' links, where each RELATED probe's ICMP error must show up.
     let probed: Vec<&crate::spec::FlowSpec> =
         plan.flows.iter().filter(|f| f.related_probe).collect();
@@ -146,18 +145,27 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         what: "starting the captures".into(),
         source,
     };
-    let opening =
-        Capture::open(&lab, &plan.topology, &watch, opts.keep_frames).map_err(starting)?;
-    t.capture_start = clock.elapsed();
-
-    let clock = Instant::now();
-    let mut installed = install::install(&lab, plan, opts.backend)?;
-    t.install = clock.elapsed();
+    let (keeper, wired) = Gate::new();
+    let (built, opening, installed) = std::thread::scope(|s| {
+        // The rules first: their commits' cleanup is the longest wait.
+        let installing = install::start(s, &lab, plan, opts.backend, &wired);
+        let opening = Capture::open(&lab, &plan.topology, &watch, opts.keep_frames, &wired);
+        let built = lab.wire(plan);
+        keeper.open(built.is_ok());
+        t.build = clock.elapsed();
+        let clock = Instant::now();
+        let installed = installing.finish();
+        t.install = clock.elapsed();
+        (built, opening, installed)
+    });
+    built?;
+    let opening = opening.map_err(starting)?;
+    let mut installed = installed?;
 
     // What is left of opening the captures once the rules are in.
     let clock = Instant::now();
     let capture = opening.ready(&plan.topology).map_err(starting)?;
-    t.capture_start += clock.elapsed();
+    t.capture_start = clock.elapsed();
 
     let clock = Instant::now();
     let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {

@@ -277,6 +277,22 @@ const TOOL_CASES: &[ToolCase] = &[
         says: &["--frobnicate", "line: 7"],
     },
     ToolCase {
+        name: "iptables-second-table",
+        file: "rules/second-table.iptables",
+        line: 16,
+        tool: "iptables-restore",
+        text: "-A POSTROUTING -o eth1 --frobnicate -j SNAT1",
+        says: &["--frobnicate", "line: 16"],
+    },
+    ToolCase {
+        name: "ip-fails-before-iptables",
+        file: "rules/bad-command.ip",
+        line: 4,
+        tool: "ip",
+        text: "rule frobnicate fwmark 2 table rt_link2",
+        says: &["Command \"frobnicate\" is unknown"],
+    },
+    ToolCase {
         name: "ip-bad-command",
         file: "rules/bad-command.ip",
         line: 4,

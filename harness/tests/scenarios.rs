@@ -547,6 +547,61 @@ fn bench_rows() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The commit watch ends the wait when the kernel has committed every table of seed 002's
+/// rules, and they are all in force then (the tool may still be closing its sockets).
+fn commit_watch() -> Result<(), Failed> {
+    use harness::install::commits::{batches, CommitWatch, Outcome};
+    use std::process::{Command, Stdio};
+    let rules = std::fs::read_to_string(repo_path("scenarios/dual-isp/jupiter.iptables"))
+        .map_err(|e| e.to_string())?;
+    let n = batches(RuleKind::Iptables, &rules);
+    if n != 2 {
+        return Err(format!("seed 002's rules have 2 tables; counted {n} batches").into());
+    }
+    let ns = harness::lab::Netns::new("watch").map_err(|e| e.to_string())?;
+    let in_ns = ns
+        .run(move || -> Result<String, String> {
+            let mut watch = CommitWatch::here().map_err(|e| e.to_string())?;
+            let (exited, exiting) = std::io::pipe().map_err(|e| e.to_string())?;
+            let mut child = Command::new("iptables-nft-restore")
+                .stdin(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("iptables-nft-restore: {e}"))?;
+            let mut stdin = child.stdin.take().expect("piped");
+            std::io::Write::write_all(&mut stdin, rules.as_bytes()).map_err(|e| e.to_string())?;
+            drop(stdin);
+            let waiter = std::thread::spawn(move || {
+                let status = child.wait();
+                drop(exiting);
+                status
+            });
+            let outcome = watch
+                .wait(n, std::os::fd::AsFd::as_fd(&exited))
+                .map_err(|e| e.to_string())?;
+            let saved = Command::new("iptables-nft-save")
+                .output()
+                .map_err(|e| format!("iptables-nft-save: {e}"))?;
+            let status = waiter.join().expect("waiter").map_err(|e| e.to_string())?;
+            if outcome != Outcome::Committed || !status.success() {
+                return Err(format!(
+                    "wait ended with {outcome:?}; iptables-nft-restore {status}"
+                ));
+            }
+            Ok(String::from_utf8_lossy(&saved.stdout).into_owned())
+        })
+        .map_err(|e| e.to_string())??;
+    for rule in [
+        "-A PREROUTING -p tcp -m state --state NEW -m statistic --mode nth --every 2 --packet 1 -j CONNMARK2",
+        "-A POSTROUTING -o eth2 -j SNAT2",
+    ] {
+        if !in_ns.contains(rule) {
+            return Err(format!("not in force when the wait ended: {rule}
+{in_ns}").into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     // Not root: run every scenario the same way, as root of a user namespace of our own
     // (first, while this process has one thread). Where the kernel refuses one, the trials
@@ -626,6 +681,11 @@ fn main() {
             Trial::test(
                 "generators: a failing one is bad input, with its own message",
                 failing_generators,
+            )
+            .with_ignored_flag(!privileged),
+            Trial::test(
+                "install: the kernel's commits end the wait, every table in force",
+                commit_watch,
             )
             .with_ignored_flag(!privileged),
         ])

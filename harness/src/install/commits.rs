@@ -10,9 +10,7 @@
 //! exiting; its exit status is still checked before anything is judged.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-use crate::lab::Netns;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `nlmsg_type` of the notification the kernel sends when a batch commits.
 const NEWGEN: u16 = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | libc::NFT_MSG_NEWGEN as u16;
@@ -38,11 +36,10 @@ pub enum Outcome {
 }
 
 impl CommitWatch {
-    /// Opens the watch inside `ns`.
-    pub fn open(ns: &Netns) -> io::Result<CommitWatch> {
-        let fd = ns.run(subscribe)??;
+    /// Opens the watch in the calling thread's namespace.
+    pub fn here() -> io::Result<CommitWatch> {
         Ok(CommitWatch {
-            fd: Some(fd),
+            fd: Some(subscribe()?),
             lost: false,
             buf: vec![0; 64 << 10],
         })
@@ -186,12 +183,6 @@ fn subscribe() -> io::Result<OwnedFd> {
             return Err(io::Error::last_os_error());
         }
         Ok(fd)
-    }
-}
-
-impl AsFd for CommitWatch {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_ref().expect("open").as_fd()
     }
 }
 

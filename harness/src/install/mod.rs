@@ -17,11 +17,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
-mod commits;
+pub mod commits;
 
 use commits::{CommitWatch, Outcome};
 
-use crate::lab::{Lab, Netns};
+use crate::lab::{Gate, Lab, Netns};
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
 use crate::spec::{Plan, RuleKind, RuleSource};
 
@@ -98,7 +98,7 @@ pub struct Loadable {
     pub text: String,
 }
 
-/// What [`install`] loaded where, and the tools still exiting after their rules committed.
+/// What [`start`] loaded where, and the tools still exiting after their rules committed.
 pub struct Installed {
     pub loaded: Vec<(String, Loadable)>,
     settling: Vec<Settling>,
@@ -111,40 +111,209 @@ impl Installed {
     }
 }
 
-/// Installs every node's rule set, in order; returns what was loaded where. An nf_tables tool
-/// is left to exit on its own once the kernel has announced its commits (see [`commits`]):
-/// [`Installed::settle`] checks how it ended.
-pub fn install(lab: &Lab, plan: &Plan, backend: Backend) -> Result<Installed, InstallError> {
-    let mut done = Installed {
-        loaded: Vec::new(),
-        settling: Vec::new(),
+/// Rule sets being installed (see [`start`]).
+pub struct Installing<'scope> {
+    nodes: Vec<std::thread::ScopedJoinHandle<'scope, Result<Installed, InstallError>>>,
+}
+
+/// Starts installing every node's rule set: each node's files in order, the nodes at once (a
+/// thread each, in scope `s`). Netfilter rules (iptables, nft, ipset) load at once, on the
+/// lab as [`Lab::create`] left it; the rest, and generators (which may look at the lab), once
+/// `wired` opens. Returns once every node's first tool has started (or the node waits for
+/// the wiring), so that the tools get the machine's CPUs before the wiring does.
+///
+/// An nf_tables tool is left to exit on its own once the kernel has announced its commits
+/// (see [`commits`]): [`Installed::settle`] checks how it ended.
+pub fn start<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    lab: &'env Lab,
+    plan: &'env Plan,
+    backend: Backend,
+    wired: &'env Gate,
+) -> Installing<'scope> {
+    let (going, started) = std::sync::mpsc::channel::<()>();
+    let nodes = plan
+        .rules
+        .iter()
+        .map(|rules| {
+            let going = going.clone();
+            s.spawn(move || install_node(lab, plan, rules, backend, wired, going))
+        })
+        .collect();
+    drop(going);
+    // Every sender is gone once each node has its first tool running or waits.
+    let _ = started.recv();
+    Installing { nodes }
+}
+
+impl Installing<'_> {
+    /// Waits until every node's rules are in: what was loaded where, or the first failure in
+    /// the plan's order. When the wiring failed, what was not yet loaded is left out (the
+    /// wiring's error is the one to report).
+    pub fn finish(self) -> Result<Installed, InstallError> {
+        let mut done = Installed {
+            loaded: Vec::new(),
+            settling: Vec::new(),
+        };
+        for t in self.nodes {
+            let node = t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            done.loaded.extend(node.loaded);
+            done.settling.extend(node.settling);
+        }
+        Ok(done)
+    }
+}
+
+/// Whether rules of `kind` load the same before the lab is wired (its devices there, down,
+/// with no addresses or routes): netfilter rules name devices and addresses only to match
+/// packets. (`ip` files need the addresses and routes; `sysctl` files would be overridden by
+/// the topology's per-interface sysctls, set while wiring.)
+fn loads_before_wiring(kind: RuleKind) -> bool {
+    into_netfilter(kind)
+}
+
+/// Whether rules of `kind` go into netfilter (iptables, nft and ipset files depend on each
+/// other: a set before the rule that matches it, a `flush ruleset` wiping iptables-nft's
+/// tables). The rest (`ip`, `sysctl`) touch only routing and the kernel's settings: a tool of
+/// one group loads while a tool of the other is still at work, each group in file order.
+fn into_netfilter(kind: RuleKind) -> bool {
+    matches!(kind, RuleKind::Iptables | RuleKind::Nft | RuleKind::Ipset)
+}
+
+/// One node's rule files (see [`start`]): in file order within netfilter and within the rest,
+/// the two at once; a generator runs once everything before it is in. `going` is dropped once
+/// the node's first tool runs, or before the node first waits.
+fn install_node(
+    lab: &Lab,
+    plan: &Plan,
+    rules: &crate::spec::NodeRules,
+    backend: Backend,
+    wired: &Gate,
+    going: std::sync::mpsc::Sender<()>,
+) -> Result<Installed, InstallError> {
+    let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
+    let mut node = NodeInstall {
+        going: Some(going),
+        watch: None,
+        busy: [None, None],
+        done: Installed {
+            loaded: Vec::new(),
+            settling: Vec::new(),
+        },
     };
-    for rules in &plan.rules {
-        let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
-        // Opened once the node has rules it can tell the commits of.
-        let mut watch: Option<CommitWatch> = None;
+    // Each text's place in file order, counted from 1.
+    let mut at = 0;
+    let mut load = || -> Result<(), Failure> {
         for source in &rules.sources {
-            for l in materialize(lab, plan, &rules.node, source, tables.as_deref())? {
+            if matches!(source, RuleSource::Command { .. }) {
+                node.settle(NETFILTER)?;
+                node.settle(REST)?;
+                if !node.wired(wired) {
+                    return Ok(());
+                }
+            }
+            let texts = materialize(lab, plan, &rules.node, source, tables.as_deref())
+                .map_err(|e| (at + 1, Box::new(e)))?;
+            for l in texts {
+                at += 1;
+                if !loads_before_wiring(l.kind) && !node.wired(wired) {
+                    return Ok(());
+                }
+                let lane = if into_netfilter(l.kind) {
+                    NETFILTER
+                } else {
+                    REST
+                };
+                node.settle(lane)?;
                 let batches = match (l.kind, backend) {
                     (RuleKind::Iptables, Backend::Legacy) => 0,
                     (kind, _) => commits::batches(kind, &l.text),
                 };
-                if batches > 0 && watch.is_none() {
-                    // Without a watch the tool's exit is waited for, as for any other.
-                    watch = CommitWatch::open(lab.ns(&rules.node)).ok();
-                }
-                let mut w = watch.as_mut().filter(|_| batches > 0);
-                if let Some(w) = w.as_deref_mut() {
+                if let Some(w) = node.watch.as_mut().filter(|_| batches > 0) {
                     // What a generator or an earlier tool committed is not this tool's.
                     w.drain();
                 }
-                let running = run_tool(lab, &rules.node, &l, tables.as_deref(), backend)?;
-                done.settling.extend(running.wait(w, batches)?);
-                done.loaded.push((rules.node.clone(), l));
+                let open_watch = batches > 0 && node.watch.is_none();
+                let (running, watch) =
+                    run_tool(lab, &rules.node, &l, tables.as_deref(), backend, open_watch)
+                        .map_err(|e| (at, Box::new(e)))?;
+                node.going.take();
+                if watch.is_some() {
+                    node.watch = watch;
+                }
+                node.busy[lane] = Some(Busy {
+                    at,
+                    running,
+                    batches,
+                });
+                node.done.loaded.push((rules.node.clone(), l));
             }
         }
+        Ok(())
+    };
+    let outcome = load();
+    // Whatever happened, both tools at work are waited for; the first failure in file order
+    // is the one reported.
+    let mut failures: Vec<Failure> = outcome.err().into_iter().collect();
+    failures.extend(node.settle(NETFILTER).err());
+    failures.extend(node.settle(REST).err());
+    match failures.into_iter().min_by_key(|(at, _)| *at) {
+        Some((_, e)) => Err(*e),
+        None => Ok(node.done),
     }
-    Ok(done)
+}
+
+/// A text's failure, with its place in the node's file order.
+type Failure = (usize, Box<InstallError>);
+
+/// The two groups of rule files a node loads at once (see [`into_netfilter`]).
+const NETFILTER: usize = 0;
+const REST: usize = 1;
+
+/// A node's rules being loaded.
+struct NodeInstall {
+    /// Dropped once the node's first tool runs, or before the node first waits (see [`start`]).
+    going: Option<std::sync::mpsc::Sender<()>>,
+    watch: Option<CommitWatch>,
+    /// The tool at work in each group.
+    busy: [Option<Busy>; 2],
+    done: Installed,
+}
+
+/// A tool at work: its text's place in file order, and the batches it commits.
+struct Busy {
+    at: usize,
+    running: Settling,
+    batches: usize,
+}
+
+impl NodeInstall {
+    /// Waits until the lab is wired: whether it was.
+    fn wired(&mut self, gate: &Gate) -> bool {
+        self.going.take();
+        gate.wait()
+    }
+
+    /// Waits until the tool at work in `lane` has its rules in.
+    fn settle(&mut self, lane: usize) -> Result<(), Failure> {
+        if self.busy[lane].is_some() {
+            self.going.take();
+        }
+        let Some(Busy {
+            at,
+            running,
+            batches,
+        }) = self.busy[lane].take()
+        else {
+            return Ok(());
+        };
+        let watch = self.watch.as_mut().filter(|_| batches > 0);
+        let left = running
+            .wait(watch, batches)
+            .map_err(|e| (at, Box::new(e)))?;
+        self.done.settling.extend(left);
+        Ok(())
+    }
 }
 
 /// Every iptables rule loaded in each node, with its packet counter (`iptables-save -c`).
@@ -373,18 +542,32 @@ const TOPOLOGY_FD: RawFd = 200;
 /// Where every tool finds its private xtables lock (see `spawn_in`).
 const LOCK_FD: RawFd = 201;
 
-/// Spawns `cmd` in `node`, writes `input` to its stdin, and waits for it.
+/// Spawns `cmd` in `ns`, writes `input` to its stdin, and waits for it.
 fn run_with_input(
     ns: &Netns,
-    mut cmd: Command,
+    cmd: Command,
     tables: Option<&[u8]>,
     keep: Option<RawFd>,
     input: &[u8],
 ) -> io::Result<std::process::Output> {
+    feed_and_wait(spawn_piped(ns, cmd, tables, keep)?, input)
+}
+
+/// Spawns `cmd` in `ns` with its stdin, stdout and stderr piped (see [`spawn_in`]).
+fn spawn_piped(
+    ns: &Netns,
+    mut cmd: Command,
+    tables: Option<&[u8]>,
+    keep: Option<RawFd>,
+) -> io::Result<std::process::Child> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = spawn_in(ns, cmd, tables, keep)?;
+    spawn_in(ns, cmd, tables, keep)
+}
+
+/// Writes `input` to the child's stdin and waits for it, reading its output.
+fn feed_and_wait(mut child: std::process::Child, input: &[u8]) -> io::Result<std::process::Output> {
     let mut stdin = child.stdin.take().expect("piped");
     let input = input.to_vec();
     // Written from another thread: a tool may fill its output pipes before reading it all.
@@ -402,7 +585,8 @@ fn run_tool(
     l: &Loadable,
     tables: Option<&[u8]>,
     backend: Backend,
-) -> Result<Settling, InstallError> {
+    open_watch: bool,
+) -> Result<(Settling, Option<CommitWatch>), InstallError> {
     let tool = tool(l.kind, backend);
     let mut cmd = Command::new(tool);
     // Every tool reads the rules on its stdin: generated rules never touch the disk.
@@ -425,22 +609,34 @@ fn run_tool(
     // The write end is dropped when the tool has exited (it is close-on-exec: the tool does
     // not hold it).
     let (exited, exiting) = io::pipe().map_err(spawn_failed)?;
+    let (watch_tx, watch_rx) = std::sync::mpsc::sync_channel(1);
     // The tool dies with the thread that spawned it (PR_SET_PDEATHSIG): this one waits for it.
-    let thread = std::thread::Builder::new()
-        .name(format!("{tool}-{node}"))
-        .spawn(move || {
-            let out = run_with_input(&ns, cmd, tables.as_deref(), None, text.as_bytes());
+    // It is in the node, where it opens the commit watch first (one thread start less before
+    // the tool: on a loaded machine each takes a millisecond or more).
+    let thread = lab
+        .ns(node)
+        .spawn(tool, move || {
+            let watch = open_watch.then(|| CommitWatch::here().ok()).flatten();
+            let child = spawn_piped(&ns, cmd, tables.as_deref(), None);
+            // Handed over once the tool runs.
+            let _ = watch_tx.send(watch);
+            let out = child.and_then(|c| feed_and_wait(c, text.as_bytes()));
             drop(exiting);
             out
         })
         .map_err(spawn_failed)?;
-    Ok(Settling {
-        node: node.to_string(),
-        loadable: l.clone(),
-        tool,
-        exited,
-        thread,
-    })
+    // Without a watch the tool's exit is waited for, as for any other.
+    let watch = watch_rx.recv().ok().flatten();
+    Ok((
+        Settling {
+            node: node.to_string(),
+            loadable: l.clone(),
+            tool,
+            exited,
+            thread,
+        },
+        watch,
+    ))
 }
 
 /// A tool loading rules, on the thread that waits for it.
@@ -450,7 +646,7 @@ struct Settling {
     tool: &'static str,
     /// Readable (at end of file) once the tool has exited.
     exited: io::PipeReader,
-    thread: std::thread::JoinHandle<io::Result<std::process::Output>>,
+    thread: std::thread::JoinHandle<io::Result<io::Result<std::process::Output>>>,
 }
 
 impl Settling {
@@ -486,6 +682,7 @@ impl Settling {
         let out = thread
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the thread waiting for it panicked")))
+            .and_then(|r| r)
             .map_err(|source| InstallError::Spawn {
                 tool,
                 node: node.clone(),

@@ -8,6 +8,7 @@ mod netns;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex};
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
@@ -48,6 +49,53 @@ pub enum LabError {
     },
 }
 
+/// Opens once the lab is wired (its links, addresses and routes in place) or its wiring
+/// failed: work started on the bare nodes waits here for what needs the links.
+#[derive(Clone)]
+pub struct Gate(Arc<(Mutex<Option<bool>>, Condvar)>);
+
+/// The one who opens a [`Gate`]; dropped unopened, it opens it as failed, so that nothing
+/// waits forever.
+pub struct GateKeeper(Gate);
+
+impl Gate {
+    pub fn new() -> (GateKeeper, Gate) {
+        let gate = Gate(Arc::new((Mutex::new(None), Condvar::new())));
+        (GateKeeper(gate.clone()), gate)
+    }
+
+    /// Waits until the gate opens: whether the lab was wired.
+    pub fn wait(&self) -> bool {
+        let (state, opened) = &*self.0;
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(wired) = *s {
+                return wired;
+            }
+            s = opened.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl GateKeeper {
+    pub fn open(self, wired: bool) {
+        self.set(wired);
+    }
+
+    fn set(&self, wired: bool) {
+        let (state, opened) = &*(self.0).0;
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.get_or_insert(wired);
+        opened.notify_all();
+    }
+}
+
+impl Drop for GateKeeper {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// A built lab. Holds the namespaces; dropping it tears the lab down.
 pub struct Lab {
     pub nodes: BTreeMap<String, Netns>,
@@ -58,9 +106,12 @@ impl Lab {
         &self.nodes[node]
     }
 
-    /// Builds the topology: namespaces, node-wide sysctls, veth pairs, addresses, links up,
-    /// per-interface sysctls, routes. On error, what was built is dropped with the error.
-    pub fn build(plan: &Plan) -> Result<Lab, LabError> {
+    /// The nodes and the links between them: namespaces, node-wide sysctls, veth pairs (down,
+    /// with no addresses). Work that needs no addresses or routes (loading iptables rules,
+    /// setting up capture rings) can start on them while [`Lab::wire`] runs. (Not earlier: a
+    /// device that registers in a node while an nf_tables tool is at work there waits, holding
+    /// the whole kernel's rtnl lock, for the tool's commit cleanup.)
+    pub fn create(plan: &Plan) -> Result<Lab, LabError> {
         let topo = &plan.topology;
         // The namespaces, created at once (a thread each).
         let made: Vec<_> = topo
@@ -146,6 +197,13 @@ impl Lab {
                 })
                 .collect(),
         )?;
+        Ok(lab)
+    }
+
+    /// The rest of the nodes' insides: addresses, links up, per-interface sysctls, routes and
+    /// policy rules.
+    pub fn wire(&self, plan: &Plan) -> Result<(), LabError> {
+        let (lab, topo) = (self, &plan.topology);
         // 3. Addresses and links up, then per-interface sysctls.
         lab.in_nodes(
             topo.nodes
@@ -199,8 +257,7 @@ impl Lab {
                     })
                 })
                 .collect(),
-        )?;
-        Ok(lab)
+        )
     }
 
     /// Sets `iface` of `node` up or down; same as `ip link set dev IFACE up|down` there.

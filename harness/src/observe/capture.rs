@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::packet;
 use super::Sightings;
-use crate::lab::Lab;
+use crate::lab::{Gate, Lab};
 use crate::spec::Topology;
 
 /// How long a capture thread sleeps between two drains of its ring. It never waits on the
@@ -65,13 +65,16 @@ const RETIRE_WAIT: Duration = Duration::from_millis(200);
 impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
     /// ICMP errors seen on the links in `watch`. With `keep_frames`, every whole frame is kept
-    /// too (for pcap files). Returns without waiting for the rings to be open, so that other
-    /// work (installing rules) overlaps the kernel's waits: [`Opening::ready`] waits.
+    /// too (for pcap files). The rings are set up at once, and each socket bound to its link
+    /// once `wired` opens (the lab may still be wiring); this returns without waiting, so that
+    /// other work (wiring, installing rules) overlaps the kernel's waits: [`Opening::ready`]
+    /// waits.
     pub fn open(
         lab: &Lab,
         topo: &Topology,
         watch: &[usize],
         keep_frames: bool,
+        wired: &Gate,
     ) -> io::Result<Opening> {
         let started = std::time::SystemTime::now();
         let epoch_ns = started
@@ -90,8 +93,12 @@ impl Capture {
             let errors = watch.contains(&i).then(|| Arc::clone(&icmp_errors));
             let a_mac = link.a.mac;
             let ready_tx = ready_tx.clone();
+            let wired = wired.clone();
             threads.push(lab.ns(&link.a.node).spawn("cap", move || {
-                let opened = open(&iface);
+                let opened = Ring::new().and_then(|ring| match wired.wait() {
+                    true => ring.bind(&iface).map(|()| ring),
+                    false => Err(io::Error::other("the lab was not wired")),
+                });
                 let ring = match opened {
                     Ok(ring) => {
                         let _ = ready_tx.send((i, Ok(())));
@@ -251,7 +258,7 @@ unsafe impl Send for Ring {}
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        // SAFETY: `map` is the mapping of BLOCK * BLOCKS bytes made in `open`; nothing refers
+        // SAFETY: `map` is the mapping of BLOCK * BLOCKS bytes made in `Ring::new`; nothing refers
         // into it once the ring is dropped. The socket closes after (field drop).
         unsafe {
             libc::munmap(self.map.cast(), BLOCK * BLOCKS);
@@ -319,80 +326,95 @@ impl Ring {
     }
 }
 
-/// An AF_PACKET socket bound to `iface` (all protocols, both directions) with its receive
-/// ring mapped. Call inside the interface's namespace.
-fn open(iface: &str) -> io::Result<Ring> {
-    let name = std::ffi::CString::new(iface).map_err(|_| io::Error::other("NUL in name"))?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::other(format!("no interface `{iface}`")));
-    }
-    // SAFETY: plain socket(2), setsockopt(2), mmap(2) and bind(2) calls on an fd owned from
-    // creation, with option values that live across each call.
-    unsafe {
-        // Protocol 0: the socket receives nothing until it is bound with ETH_P_ALL below.
-        // Created with ETH_P_ALL it would hook every packet at once, and re-binding would wait
-        // out an RCU grace period (about 12 ms per link).
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(fd);
-        let raw = fd.as_raw_fd();
-        let set = |level, opt, v: *const libc::c_void, len: usize| {
-            if libc::setsockopt(raw, level, opt, v, len as libc::socklen_t) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
+impl Ring {
+    /// An AF_PACKET socket, bound to nothing yet, with its receive ring mapped: setting up the
+    /// ring waits out an RCU grace period (about 12 ms). Call inside the node's namespace.
+    fn new() -> io::Result<Ring> {
+        // SAFETY: plain socket(2), setsockopt(2) and mmap(2) calls on an fd owned from creation,
+        // with option values that live across each call.
+        unsafe {
+            // Protocol 0: the socket receives nothing until `bind` binds it with ETH_P_ALL.
+            // Created with ETH_P_ALL it would hook every packet at once, and re-binding would wait
+            // out an RCU grace period (about 12 ms per link).
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
             }
-        };
-        let int = |v: &libc::c_int| (v as *const libc::c_int).cast::<libc::c_void>();
-        let isize = std::mem::size_of::<libc::c_int>();
-        let v3 = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
-        set(libc::SOL_PACKET, libc::PACKET_VERSION, int(&v3), isize)?;
-        // Receive times stamped as the packet is received, not when it is copied.
-        set(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, int(&1), isize)?;
-        let req = libc::tpacket_req3 {
-            tp_block_size: BLOCK as u32,
-            tp_block_nr: BLOCKS as u32,
-            // For V3 only a bound the kernel checks (frames are packed by their size).
-            tp_frame_size: 2048,
-            tp_frame_nr: (BLOCK * BLOCKS / 2048) as u32,
-            tp_retire_blk_tov: RETIRE_MS,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
-        };
-        set(
-            libc::SOL_PACKET,
-            libc::PACKET_RX_RING,
-            (&req as *const libc::tpacket_req3).cast(),
-            std::mem::size_of::<libc::tpacket_req3>(),
-        )?;
-        let map = libc::mmap(
-            std::ptr::null_mut(),
-            BLOCK * BLOCKS,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            raw,
-            0,
-        );
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(fd);
+            let raw = fd.as_raw_fd();
+            let set = |level, opt, v: *const libc::c_void, len: usize| {
+                if libc::setsockopt(raw, level, opt, v, len as libc::socklen_t) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            };
+            let int = |v: &libc::c_int| (v as *const libc::c_int).cast::<libc::c_void>();
+            let isize = std::mem::size_of::<libc::c_int>();
+            let v3 = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+            set(libc::SOL_PACKET, libc::PACKET_VERSION, int(&v3), isize)?;
+            // Receive times stamped as the packet is received, not when it is copied.
+            set(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, int(&1), isize)?;
+            let req = libc::tpacket_req3 {
+                tp_block_size: BLOCK as u32,
+                tp_block_nr: BLOCKS as u32,
+                // For V3 only a bound the kernel checks (frames are packed by their size).
+                tp_frame_size: 2048,
+                tp_frame_nr: (BLOCK * BLOCKS / 2048) as u32,
+                tp_retire_blk_tov: RETIRE_MS,
+                tp_sizeof_priv: 0,
+                tp_feature_req_word: 0,
+            };
+            set(
+                libc::SOL_PACKET,
+                libc::PACKET_RX_RING,
+                (&req as *const libc::tpacket_req3).cast(),
+                std::mem::size_of::<libc::tpacket_req3>(),
+            )?;
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                BLOCK * BLOCKS,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                raw,
+                0,
+            );
+            if map == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Ring {
+                map: map.cast(),
+                fd,
+            })
         }
-        let ring = Ring {
-            map: map.cast(),
-            fd,
-        };
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        addr.sll_ifindex = index as i32;
-        let alen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        if libc::bind(raw, (&addr as *const libc::sockaddr_ll).cast(), alen) != 0 {
-            return Err(io::Error::last_os_error());
+    }
+
+    /// Binds the socket to `iface` (all protocols, both directions): from now on the kernel
+    /// copies every frame that passes into the ring. Call inside the interface's namespace.
+    fn bind(&self, iface: &str) -> io::Result<()> {
+        let name = std::ffi::CString::new(iface).map_err(|_| io::Error::other("NUL in name"))?;
+        // SAFETY: if_nametoindex reads a NUL-terminated string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(io::Error::other(format!("no interface `{iface}`")));
         }
-        Ok(ring)
+        // SAFETY: bind(2) on the ring's own socket with an address that lives across the call.
+        unsafe {
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+            addr.sll_ifindex = index as i32;
+            let alen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            if libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                alen,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 }
 
