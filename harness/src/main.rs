@@ -899,14 +899,17 @@ fn bench(
         v[v.len() / 2]
     };
     println!(
-        "{name}: median of {} runs, ms; flows/s = flows / (drive + collect + judge)",
+        "{name}: median of {} runs, ms; lab = build + rules + teardown; flows/s = flows / (drive + collect + judge)",
         runs.max(1)
     );
     print!("  {:<26}", "");
     for (s, _) in Timings::default().phases() {
         print!(" {s:>8}");
     }
-    println!(" {:>8} {:>9} {:>9}", "total", "flows/s", "peak MiB");
+    println!(
+        " {:>8} {:>8} {:>9} {:>9}",
+        "lab", "total", "flows/s", "peak MiB"
+    );
     for (label, plan) in &rows {
         let mut all = Vec::new();
         for _ in 0..runs.max(1) {
@@ -935,7 +938,12 @@ fn bench(
                 .collect(),
         );
         println!(
-            " {:>8.1} {:>9.0} {:>9.1}",
+            " {:>8.1} {:>8.1} {:>9.0} {:>9.1}",
+            median(
+                all.iter()
+                    .map(|t| ms(t.build + t.install + t.teardown))
+                    .collect()
+            ),
             median(all.iter().map(|t| ms(t.total())).collect()),
             plan.flows.len() as f64 / (judged_ms / 1000.0),
             peak_mib()

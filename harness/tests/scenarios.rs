@@ -540,7 +540,7 @@ fn bench_rows() -> Result<(), Failed> {
     if code != 0
         || rows.len() != 2
         || !rows[0].contains("2 uplinks")
-        || rows.iter().any(|r| numbers(r) != 2 + 10)
+        || rows.iter().any(|r| numbers(r) != 2 + 11)
     {
         return Err(format!("bench (exit {code}):\n{out}").into());
     }
