@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::install;
 use crate::install::Backend;
 use crate::lab::{Gate, Lab, Netns};
-use crate::observe::{self, capture::Capture, Observations};
+use crate::observe::{self, capture, capture::Capture, Observations};
 use crate::spec::{Plan, RuleKind, RuleSource};
 use crate::traffic;
 use crate::verdict::{self, Verdict};
@@ -149,7 +149,15 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let (built, opening, installed) = std::thread::scope(|s| {
         // The rules first: their commits' cleanup is the longest wait.
         let installing = install::start(s, &lab, plan, opts.backend, &wired);
-        let opening = Capture::open(&lab, &plan.topology, &watch, opts.keep_frames, &wired);
+        let frames = capture::frames_bound(&plan.flows);
+        let opening = Capture::open(
+            &lab,
+            &plan.topology,
+            &watch,
+            opts.keep_frames,
+            frames,
+            &wired,
+        );
         let built = lab.wire(plan);
         keeper.open(built.is_ok());
         t.build = clock.elapsed();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::packet;
 use super::Sightings;
 use crate::lab::{Gate, Lab};
-use crate::spec::Topology;
+use crate::spec::{FlowSpec, Topology};
 
 /// How long a capture thread sleeps between two drains of its ring. It never waits on the
 /// socket itself: a reader asleep in poll(2) makes the kernel wake it for every block, and
@@ -50,13 +50,38 @@ pub struct Frame {
 /// Packets the kernel dropped before a capture thread could read them, by link index.
 pub type Losses = Vec<(usize, u32)>;
 
-/// Each capture's ring: [`BLOCKS`] blocks of [`BLOCK`] bytes, about twenty thousand small
-/// frames (a frame takes its ~100 bytes and an 80-byte header). The kernel hands a block over
-/// when it is full or [`RETIRE_MS`] after its first frame, so at a trickle each block holds a
-/// few frames: many blocks give a thread held back from its CPU (a busy 2-core machine can
-/// hold it for tens of milliseconds) half a second before frames are lost.
+/// Each capture's ring: [`BLOCKS`] blocks of at most [`BLOCK`] bytes, about twenty thousand
+/// small frames (a frame takes its ~100 bytes and an 80-byte header). The kernel hands a block
+/// over when it is full or [`RETIRE_MS`] after its first frame, so at a trickle each block
+/// holds a few frames: many blocks give a thread held back from its CPU (a busy 2-core machine
+/// can hold it for tens of milliseconds) half a second before frames are lost.
 const BLOCK: usize = 1 << 16;
 const BLOCKS: usize = 64;
+/// The smallest block: two pages.
+const MIN_BLOCK: usize = 1 << 13;
+/// What a frame takes in a block, at most, for the harness's own small packets.
+const FRAME_ROOM: usize = 256;
+
+/// The block size for a run whose every link sees at most `frames` frames: half the blocks
+/// (the other half may be handed over part full) hold them all, so no delay of the reading
+/// thread can lose one; at most [`BLOCK`]. Setting up a ring zeroes it: 64 KiB blocks are
+/// 4 MiB a link, which on a 34-link lab is a third of its build time.
+pub fn block_size(frames: usize) -> usize {
+    (frames.saturating_mul(FRAME_ROOM) / (BLOCKS / 2))
+        .next_power_of_two()
+        .clamp(MIN_BLOCK, BLOCK)
+}
+
+/// At most how many frames one link sees in a run of `flows`: each flow's handshake, four a
+/// round trip, its close and a few retransmissions or ICMP errors (16 + 4 per round trip), and
+/// ARP.
+pub fn frames_bound(flows: &[FlowSpec]) -> usize {
+    64 + flows
+        .iter()
+        .map(|f| 16 + 4 * f.round_trips as usize)
+        .sum::<usize>()
+}
+
 /// The kernel hands over a block once it is full or after this many milliseconds.
 const RETIRE_MS: u32 = 8;
 /// At stop, the longest a thread waits for the kernel to hand over a block it is filling.
@@ -65,7 +90,8 @@ const RETIRE_WAIT: Duration = Duration::from_millis(200);
 impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
     /// ICMP errors seen on the links in `watch`. With `keep_frames`, every whole frame is kept
-    /// too (for pcap files). The rings are set up at once, and each socket bound to its link
+    /// too (for pcap files). Each ring has room for `frames` frames (see [`block_size`]). The
+    /// rings are set up at once, and each socket bound to its link
     /// once `wired` opens (the lab may still be wiring); this returns without waiting, so that
     /// other work (wiring, installing rules) overlaps the kernel's waits: [`Opening::ready`]
     /// waits.
@@ -74,8 +100,10 @@ impl Capture {
         topo: &Topology,
         watch: &[usize],
         keep_frames: bool,
+        frames: usize,
         wired: &Gate,
     ) -> io::Result<Opening> {
+        let block = block_size(frames);
         let started = std::time::SystemTime::now();
         let epoch_ns = started
             .duration_since(std::time::UNIX_EPOCH)
@@ -95,7 +123,7 @@ impl Capture {
             let ready_tx = ready_tx.clone();
             let wired = wired.clone();
             threads.push(lab.ns(&link.a.node).spawn("cap", move || {
-                let opened = Ring::new().and_then(|ring| match wired.wait() {
+                let opened = Ring::new(block).and_then(|ring| match wired.wait() {
                     true => ring.bind(&iface).map(|()| ring),
                     false => Err(io::Error::other("the lab was not wired")),
                 });
@@ -248,6 +276,8 @@ impl Drop for Capture {
 /// (TPACKET_V3), mapped from its AF_PACKET socket. Unmapped, then closed, when dropped.
 struct Ring {
     map: *mut u8,
+    /// Bytes per block.
+    block: usize,
     fd: OwnedFd,
 }
 
@@ -258,10 +288,10 @@ unsafe impl Send for Ring {}
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        // SAFETY: `map` is the mapping of BLOCK * BLOCKS bytes made in `Ring::new`; nothing refers
+        // SAFETY: `map` is the mapping of block * BLOCKS bytes made in `Ring::new`; nothing refers
         // into it once the ring is dropped. The socket closes after (field drop).
         unsafe {
-            libc::munmap(self.map.cast(), BLOCK * BLOCKS);
+            libc::munmap(self.map.cast(), self.block * BLOCKS);
         }
     }
 }
@@ -270,7 +300,7 @@ impl Ring {
     /// Block `n`'s descriptor.
     fn block(&self, n: usize) -> *mut libc::tpacket_block_desc {
         // SAFETY: n < BLOCKS keeps the pointer inside the mapping.
-        unsafe { self.map.add((n % BLOCKS) * BLOCK).cast() }
+        unsafe { self.map.add((n % BLOCKS) * self.block).cast() }
     }
 
     /// Whether block `n` is ours to read (the kernel has handed it over).
@@ -329,7 +359,7 @@ impl Ring {
 impl Ring {
     /// An AF_PACKET socket, bound to nothing yet, with its receive ring mapped: setting up the
     /// ring waits out an RCU grace period (about 12 ms). Call inside the node's namespace.
-    fn new() -> io::Result<Ring> {
+    fn new(block: usize) -> io::Result<Ring> {
         // SAFETY: plain socket(2), setsockopt(2) and mmap(2) calls on an fd owned from creation,
         // with option values that live across each call.
         unsafe {
@@ -356,11 +386,11 @@ impl Ring {
             // Receive times stamped as the packet is received, not when it is copied.
             set(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, int(&1), isize)?;
             let req = libc::tpacket_req3 {
-                tp_block_size: BLOCK as u32,
+                tp_block_size: block as u32,
                 tp_block_nr: BLOCKS as u32,
                 // For V3 only a bound the kernel checks (frames are packed by their size).
                 tp_frame_size: 2048,
-                tp_frame_nr: (BLOCK * BLOCKS / 2048) as u32,
+                tp_frame_nr: (block * BLOCKS / 2048) as u32,
                 tp_retire_blk_tov: RETIRE_MS,
                 tp_sizeof_priv: 0,
                 tp_feature_req_word: 0,
@@ -373,7 +403,7 @@ impl Ring {
             )?;
             let map = libc::mmap(
                 std::ptr::null_mut(),
-                BLOCK * BLOCKS,
+                block * BLOCKS,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 raw,
@@ -384,6 +414,7 @@ impl Ring {
             }
             Ok(Ring {
                 map: map.cast(),
+                block,
                 fd,
             })
         }
@@ -493,5 +524,22 @@ fn read_until_stopped(
             }
         }
         thread::sleep(NAP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{block_size, BLOCK, BLOCKS, FRAME_ROOM, MIN_BLOCK};
+
+    #[test]
+    fn half_the_ring_holds_every_frame_up_to_the_largest_block() {
+        assert_eq!(block_size(0), MIN_BLOCK);
+        assert_eq!(block_size(300), MIN_BLOCK);
+        assert_eq!(block_size(1_000_000), BLOCK);
+        for frames in [500, 1000, 2000, 5000, 8000] {
+            let b = block_size(frames);
+            assert!(b.is_power_of_two() && b >= MIN_BLOCK, "{frames}: {b}");
+            assert!(BLOCKS / 2 * b >= frames * FRAME_ROOM, "{frames}: {b}");
+        }
     }
 }
