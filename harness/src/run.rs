@@ -1,4 +1,5 @@
-//! The pipeline: plan → lab → rules → capture → traffic → observations → verdict.
+//! The pipeline: plan → lab → rules → capture → traffic → observations → verdict. The lab's
+//! wiring, its netfilter rules and the captures' set-up overlap (see [`run_with`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -127,9 +128,11 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let clock = Instant::now();
     let lab = Lab::create(plan)?;
 
-    // On the bare nodes, while the lab is wired: the captures' rings are set up and the rules
-    // that need no links start loading. Both wait out RCU grace periods in the kernel (a ring's
-    // setup, an nf_tables commit's cleanup), which then overlap each other and the wiring.
+    // On the created lab (nodes and veths), while it is wired (addresses, links up, routes):
+    // netfilter rules load and the captures' rings are set up. Both wait out RCU grace periods
+    // in the kernel (an nf_tables commit's clean-up, a ring's set-up), which then overlap each
+    // other and the wiring.
+
     // The clients' links, where each RELATED probe's ICMP error must show up.
     let probed: Vec<&crate::spec::FlowSpec> =
         plan.flows.iter().filter(|f| f.related_probe).collect();
@@ -147,7 +150,8 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     };
     let (keeper, wired) = Gate::new();
     let (built, opening, installed) = std::thread::scope(|s| {
-        // The rules first: their commits' cleanup is the longest wait.
+        // The rules first (their commits' clean-up is the longest wait): this returns once
+        // their tools run, before the rest compete for the CPUs.
         let installing = install::start(s, &lab, plan, opts.backend, &wired);
         let frames = capture::frames_bound(&plan.flows);
         let opening = Capture::open(

@@ -63,9 +63,10 @@ const MIN_BLOCK: usize = 1 << 13;
 const FRAME_ROOM: usize = 256;
 
 /// The block size for a run whose every link sees at most `frames` frames: half the blocks
-/// (the other half may be handed over part full) hold them all, so no delay of the reading
-/// thread can lose one; at most [`BLOCK`]. Setting up a ring zeroes it: 64 KiB blocks are
-/// 4 MiB a link, which on a 34-link lab is a third of its build time.
+/// (the other half may be handed over part full) hold them all, so that no delay of the
+/// reading thread can lose one, up to blocks of 64 KiB (about 8000 frames), the most. Setting
+/// up a ring zeroes it: 64 KiB blocks are 4 MiB a link, which on a 34-link lab is a third of
+/// its build time.
 pub fn block_size(frames: usize) -> usize {
     (frames.saturating_mul(FRAME_ROOM) / (BLOCKS / 2))
         .next_power_of_two()
