@@ -49,8 +49,8 @@ pub enum LabError {
     },
 }
 
-/// Opens once the lab is wired (its links, addresses and routes in place) or its wiring
-/// failed: work started on the bare nodes waits here for what needs the links.
+/// Opens once the lab is wired (its addresses, links up and routes in place) or its wiring
+/// failed: work started on the created lab waits here for what needs the wiring.
 #[derive(Clone)]
 pub struct Gate(Arc<(Mutex<Option<bool>>, Condvar)>);
 
@@ -107,7 +107,7 @@ impl Lab {
     }
 
     /// The nodes and the links between them: namespaces, node-wide sysctls, veth pairs (down,
-    /// with no addresses). Work that needs no addresses or routes (loading iptables rules,
+    /// with no addresses). Work that needs no addresses or routes (loading netfilter rules,
     /// setting up capture rings) can start on them while [`Lab::wire`] runs. (Not earlier: a
     /// device that registers in a node while an nf_tables tool is at work there waits, holding
     /// the whole kernel's rtnl lock, for the tool's commit cleanup.)
