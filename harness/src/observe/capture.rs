@@ -92,10 +92,9 @@ impl Capture {
     /// Opens a capture socket on every link, each in its node, and starts reading; counts the
     /// ICMP errors seen on the links in `watch`. With `keep_frames`, every whole frame is kept
     /// too (for pcap files). Each ring has room for `frames` frames (see [`block_size`]). The
-    /// rings are set up at once, and each socket bound to its link
-    /// once `wired` opens (the lab may still be wiring); this returns without waiting, so that
-    /// other work (wiring, installing rules) overlaps the kernel's waits: [`Opening::ready`]
-    /// waits.
+    /// rings are set up at once, and each socket bound to its link once `wired` opens (the lab
+    /// may still be wiring); this returns without waiting, so that other work (wiring,
+    /// installing rules) overlaps the kernel's waits: [`Opening::ready`] waits.
     pub fn open(
         lab: &Lab,
         topo: &Topology,
