@@ -211,7 +211,13 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     if !losses.is_empty() {
         let links: Vec<String> = losses
             .iter()
-            .map(|(i, n)| format!("{n} on `{}`", plan.topology.links[*i].name))
+            .map(|(links, n)| {
+                let names: Vec<String> = links
+                    .iter()
+                    .map(|i| format!("`{}`", plan.topology.links[*i].name))
+                    .collect();
+                format!("{n} on {}", names.join("/"))
+            })
             .collect();
         return Err(Error::CaptureLost(links.join(", ")));
     }

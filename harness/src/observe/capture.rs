@@ -1,6 +1,7 @@
-//! Per-link capture: one AF_PACKET socket on the `a` end of every link, opened inside that
-//! node before any traffic, with a receive ring (TPACKET_V3) mapped into this process and
-//! drained by its own thread until stopped. The kernel copies each frame into the ring as it
+//! Per-link capture: every link is watched at its `a` end, by one AF_PACKET socket per node
+//! for the `a` ends there (a kernel filter keeps the node's other interfaces out), opened
+//! inside that node before any traffic, with a receive ring (TPACKET_V3) mapped into this
+//! process and drained by its own thread until stopped. The kernel copies each frame into the ring as it
 //! passes (no clone of the packet for a socket queue, no system call per packet to read it);
 //! frames are parsed where they lie. Packet times are the kernel's timestamps.
 
@@ -30,14 +31,34 @@ pub struct Capture {
     last_ns: Arc<AtomicU64>,
     /// ICMP errors seen on the watched links.
     icmp_errors: Arc<AtomicU64>,
-    threads: Vec<JoinHandle<io::Result<LinkCapture>>>,
+    threads: Vec<JoinHandle<io::Result<NodeCapture>>>,
     /// Wall-clock time the captures started, for pcap timestamps.
     pub started: std::time::SystemTime,
 }
 
-/// What one link's capture thread returns: its sightings, the packets the kernel dropped,
-/// (when kept) the whole frames, and its ring, to be closed off the caller's path.
-type LinkCapture = (Sightings, u32, Vec<Frame>, Option<Ring>);
+/// What one node's capture thread returns: its links' sightings (by link index), the links,
+/// the packets the kernel dropped, (when kept) the whole frames, and its ring, to be closed
+/// off the caller's path.
+type NodeCapture = (
+    Vec<(usize, Sightings)>,
+    Vec<usize>,
+    u32,
+    Vec<Frame>,
+    Option<Ring>,
+);
+
+/// A link's `a` end, as its node's capture thread reads it.
+#[derive(Debug, Clone)]
+struct End {
+    link: usize,
+    iface: String,
+    mac: [u8; 6],
+    /// Whether its ICMP errors are counted.
+    watched: bool,
+}
+
+/// The most `a` ends one socket watches (its filter's jumps count 255 at most).
+const ENDS_PER_SOCKET: usize = 128;
 
 /// A whole frame as captured, kept for pcap files.
 #[derive(Debug, Clone)]
@@ -47,8 +68,9 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
-/// Packets the kernel dropped before a capture thread could read them, by link index.
-pub type Losses = Vec<(usize, u32)>;
+/// Packets the kernel dropped before a capture thread could read them, with the links that
+/// socket watched (by index).
+pub type Losses = Vec<(Vec<usize>, u32)>;
 
 /// Each capture's ring: [`BLOCKS`] blocks of at most [`BLOCK`] bytes, about twenty thousand
 /// small frames (a frame takes its ~100 bytes and an 80-byte header). The kernel hands a block
@@ -103,7 +125,6 @@ impl Capture {
         frames: usize,
         wired: &Gate,
     ) -> io::Result<Opening> {
-        let block = block_size(frames);
         let started = std::time::SystemTime::now();
         let epoch_ns = started
             .duration_since(std::time::UNIX_EPOCH)
@@ -111,46 +132,71 @@ impl Capture {
         let stop = Arc::new(AtomicBool::new(false));
         let last_ns = Arc::new(AtomicU64::new(0));
         let icmp_errors = Arc::new(AtomicU64::new(0));
-        // Each link's thread opens its ring inside the link's node, all at once: setting up a
-        // ring waits out an RCU grace period (~12 ms), and those overlap.
+        // The `a` ends by node, in link order.
+        let mut by_node: Vec<(&str, Vec<End>)> = Vec::new();
+        for (i, link) in topo.links.iter().enumerate() {
+            let end = End {
+                link: i,
+                iface: link.a.iface.clone(),
+                mac: link.a.mac,
+                watched: watch.contains(&i),
+            };
+            let node = by_node
+                .iter_mut()
+                .find(|(n, e)| *n == link.a.node && e.len() < ENDS_PER_SOCKET);
+            match node {
+                Some((_, ends)) => ends.push(end),
+                None => by_node.push((&link.a.node, vec![end])),
+            }
+        }
+        // Each node's thread opens its ring inside the node, all at once: setting up a ring
+        // waits out an RCU grace period (~12 ms), and those overlap.
         let (ready_tx, ready) = std::sync::mpsc::channel::<(usize, io::Result<()>)>();
         let mut threads = Vec::new();
-        for (i, link) in topo.links.iter().enumerate() {
-            let iface = link.a.iface.clone();
+        for (node, ends) in by_node {
+            // Every frame of each of its links fits, as in a ring of its own.
+            let block = block_size(frames.saturating_mul(ends.len()));
             let (stop, last_ns) = (Arc::clone(&stop), Arc::clone(&last_ns));
-            let errors = watch.contains(&i).then(|| Arc::clone(&icmp_errors));
-            let a_mac = link.a.mac;
+            let errors = Arc::clone(&icmp_errors);
             let ready_tx = ready_tx.clone();
             let wired = wired.clone();
-            threads.push(lab.ns(&link.a.node).spawn("cap", move || {
+            threads.push(lab.ns(node).spawn("cap", move || {
+                let links: Vec<usize> = ends.iter().map(|e| e.link).collect();
+                let ifaces: Vec<&str> = ends.iter().map(|e| e.iface.as_str()).collect();
                 let opened = Ring::new(block).and_then(|ring| match wired.wait() {
-                    true => ring.bind(&iface).map(|()| ring),
+                    true => ring.bind(&ifaces).map(|index| (ring, index)),
                     false => Err(io::Error::other("the lab was not wired")),
                 });
-                let ring = match opened {
-                    Ok(ring) => {
-                        let _ = ready_tx.send((i, Ok(())));
-                        ring
+                let (ring, index) = match opened {
+                    Ok(opened) => {
+                        for &i in &links {
+                            let _ = ready_tx.send((i, Ok(())));
+                        }
+                        opened
                     }
                     Err(e) => {
-                        let _ = ready_tx.send((i, Err(e)));
-                        return LinkCapture::default();
+                        for &i in &links {
+                            let _ =
+                                ready_tx.send((i, Err(io::Error::new(e.kind(), e.to_string()))));
+                        }
+                        return NodeCapture::default();
                     }
                 };
                 // `start` waits until every sender is gone.
                 drop(ready_tx);
                 let mut frames = keep_frames.then(Vec::new);
                 let seen = read_until_stopped(
-                    (i, a_mac),
+                    &ends,
+                    &index,
                     &ring,
                     &stop,
                     &last_ns,
-                    errors.as_deref(),
+                    &errors,
                     epoch_ns,
                     frames.as_mut(),
                 );
                 let drops = dropped(ring.fd.as_raw_fd());
-                (seen, drops, frames.unwrap_or_default(), Some(ring))
+                (seen, links, drops, frames.unwrap_or_default(), Some(ring))
             })?);
         }
         drop(ready_tx);
@@ -194,17 +240,24 @@ impl Capture {
     pub fn stop(mut self) -> (Sightings, Losses, Vec<Frame>) {
         self.stop.store(true, Ordering::Release);
         let mut sockets = Vec::new();
-        let mut all = Sightings::new();
+        let mut by_link = Vec::new();
         let mut losses = Vec::new();
         let mut frames = Vec::new();
-        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
-            let (seen, drops, kept, ring) = t.join().ok().and_then(Result::ok).unwrap_or_default();
+        for t in std::mem::take(&mut self.threads) {
+            let (seen, links, drops, kept, ring) =
+                t.join().ok().and_then(Result::ok).unwrap_or_default();
             sockets.extend(ring);
-            all.append(seen);
+            by_link.extend(seen);
             frames.extend(kept);
             if drops > 0 {
-                losses.push((i, drops));
+                losses.push((links, drops));
             }
+        }
+        // Link by link, in the topology's order.
+        by_link.sort_by_key(|(link, _)| *link);
+        let mut all = Sightings::new();
+        for (_, seen) in by_link {
+            all.append(seen);
         }
         // Closing a packet socket waits out an RCU grace period (packet_release calls
         // synchronize_net). Nothing needs to wait for that: each is closed on a thread of its
@@ -320,14 +373,17 @@ impl Ring {
         unsafe { std::ptr::read_volatile(std::ptr::addr_of!((*self.block(n)).hdr.bh1.num_pkts)) }
     }
 
-    /// Calls `each(frame, time in ns since the epoch)` for every frame of block `n`, which
-    /// must be [`ready`](Ring::ready), then gives the block back to the kernel.
-    fn read_block(&self, n: usize, mut each: impl FnMut(&[u8], u64)) {
+    /// Calls `each(frame, time in ns since the epoch, interface index)` for every frame of
+    /// block `n`, which must be [`ready`](Ring::ready), then gives the block back to the
+    /// kernel.
+    fn read_block(&self, n: usize, mut each: impl FnMut(&[u8], u64, i32)) {
+        // Where a frame's address (which interface) follows its header.
+        const ADDR: usize = (std::mem::size_of::<libc::tpacket3_hdr>() + 15) & !15;
         let desc = self.block(n);
         // SAFETY: the block is ours (TP_STATUS_USER) until its status is set back below; the
         // kernel laid out `num_pkts` frames from `offset_to_first_pkt`, each header giving the
-        // offset of the next, and each frame `tp_snaplen` bytes at `tp_mac`, all within the
-        // block.
+        // offset of the next, its address after it, and each frame `tp_snaplen` bytes at
+        // `tp_mac`, all within the block.
         unsafe {
             let h = std::ptr::addr_of!((*desc).hdr.bh1).read();
             let base = desc.cast::<u8>();
@@ -338,9 +394,14 @@ impl Ring {
                     base.add(at + usize::from(p.tp_mac)),
                     p.tp_snaplen as usize,
                 );
+                let addr = base
+                    .add(at + ADDR)
+                    .cast::<libc::sockaddr_ll>()
+                    .read_unaligned();
                 each(
                     frame,
                     u64::from(p.tp_sec) * 1_000_000_000 + u64::from(p.tp_nsec),
+                    addr.sll_ifindex,
                 );
                 at += p.tp_next_offset as usize;
             }
@@ -420,21 +481,35 @@ impl Ring {
         }
     }
 
-    /// Binds the socket to `iface` (all protocols, both directions): from now on the kernel
-    /// copies every frame that passes into the ring. Call inside the interface's namespace.
-    fn bind(&self, iface: &str) -> io::Result<()> {
-        let name = std::ffi::CString::new(iface).map_err(|_| io::Error::other("NUL in name"))?;
-        // SAFETY: if_nametoindex reads a NUL-terminated string.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if index == 0 {
-            return Err(io::Error::other(format!("no interface `{iface}`")));
+    /// Binds the socket to `ifaces` (all protocols, both directions): from now on the kernel
+    /// copies every frame that passes on them into the ring. One interface is bound to;
+    /// several are picked out of all the node's by a socket filter on the interface index.
+    /// Returns their indexes. Call inside the interfaces' namespace.
+    fn bind(&self, ifaces: &[&str]) -> io::Result<Vec<u32>> {
+        let mut index = Vec::with_capacity(ifaces.len());
+        for iface in ifaces {
+            let name =
+                std::ffi::CString::new(*iface).map_err(|_| io::Error::other("NUL in name"))?;
+            // SAFETY: if_nametoindex reads a NUL-terminated string.
+            let i = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            if i == 0 {
+                return Err(io::Error::other(format!("no interface `{iface}`")));
+            }
+            index.push(i);
         }
+        let on = match index[..] {
+            [one] => one,
+            _ => {
+                self.only(&index)?;
+                0
+            }
+        };
         // SAFETY: bind(2) on the ring's own socket with an address that lives across the call.
         unsafe {
             let mut addr: libc::sockaddr_ll = std::mem::zeroed();
             addr.sll_family = libc::AF_PACKET as u16;
             addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-            addr.sll_ifindex = index as i32;
+            addr.sll_ifindex = on as i32;
             let alen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             if libc::bind(
                 self.fd.as_raw_fd(),
@@ -445,7 +520,50 @@ impl Ring {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(())
+        Ok(index)
+    }
+
+    /// Attaches a socket filter that takes the frames of the interfaces `index` only, whole.
+    fn only(&self, index: &[u32]) -> io::Result<()> {
+        let n = index.len();
+        let op = |code: u32, jt: usize, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: jt as u8,
+            jf: 0,
+            k,
+        };
+        // A = the frame's interface; for each index, jump to the last (take) when equal;
+        // else the one before it (drop).
+        let mut prog = vec![op(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            0,
+            (libc::SKF_AD_OFF + libc::SKF_AD_IFINDEX) as u32,
+        )];
+        for (j, &i) in index.iter().enumerate() {
+            prog.push(op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, n - j, i));
+        }
+        prog.push(op(libc::BPF_RET | libc::BPF_K, 0, 0));
+        prog.push(op(libc::BPF_RET | libc::BPF_K, 0, u32::MAX));
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: setsockopt(2) with a program that lives across the call (the kernel copies
+        // it).
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 
@@ -480,38 +598,53 @@ fn dropped(fd: RawFd) -> u32 {
 /// Reads every frame until asked to stop, then drains what is left (waiting for the kernel to
 /// hand over the block it was filling). Times are the kernel's receive times, relative to
 /// `epoch_ns` (when the captures started).
+#[allow(clippy::too_many_arguments)]
 fn read_until_stopped(
-    (link, a_mac): (usize, [u8; 6]),
+    ends: &[End],
+    index: &[u32],
     ring: &Ring,
     stop: &AtomicBool,
     last_ns: &AtomicU64,
-    icmp_errors: Option<&AtomicU64>,
+    icmp_errors: &AtomicU64,
     epoch_ns: u64,
     mut frames: Option<&mut Vec<Frame>>,
-) -> Sightings {
-    let mut out = Sightings::new();
+) -> Vec<(usize, Sightings)> {
+    // An end's place, by its interface's index.
+    let top = index.iter().copied().max().unwrap_or(0) as usize;
+    let mut place = vec![None; top + 1];
+    for (k, &i) in index.iter().enumerate() {
+        place[i as usize] = Some(k);
+    }
+    let mut out: Vec<Sightings> = ends.iter().map(|_| Sightings::new()).collect();
     let mut next = 0;
     let mut stopped_at = None;
     loop {
         // Read before looking at the flag: once it is set, the last blocks are drained.
         let stopping = stop.load(Ordering::Acquire);
         while ring.ready(next) {
-            ring.read_block(next, |frame, t| {
+            ring.read_block(next, |frame, t, ifindex| {
+                let Some(k) = usize::try_from(ifindex)
+                    .ok()
+                    .and_then(|i| place.get(i).copied().flatten())
+                else {
+                    return;
+                };
+                let end = &ends[k];
                 let t_ns = t.saturating_sub(epoch_ns);
                 if let Some(f) = frames.as_deref_mut() {
                     f.push(Frame {
-                        link,
+                        link: end.link,
                         t_ns,
                         data: frame.to_vec(),
                     });
                 }
                 if let Some(pkt) = packet::parse(frame) {
                     last_ns.fetch_max(t_ns, Ordering::Relaxed);
-                    if let (Some(n), Some(_)) = (icmp_errors, pkt.inner) {
-                        n.fetch_add(1, Ordering::Relaxed);
+                    if end.watched && pkt.inner.is_some() {
+                        icmp_errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    let from_a = packet::source_mac(frame) == Some(a_mac);
-                    out.push(link, t_ns, from_a, &pkt);
+                    let from_a = packet::source_mac(frame) == Some(end.mac);
+                    out[k].push(end.link, t_ns, from_a, &pkt);
                 }
             });
             next = (next + 1) % BLOCKS;
@@ -520,7 +653,7 @@ fn read_until_stopped(
             // The block being filled is handed over within a few ms of its first frame.
             let since = *stopped_at.get_or_insert_with(Instant::now);
             if ring.filling(next) == 0 || since.elapsed() >= RETIRE_WAIT {
-                return out;
+                return ends.iter().map(|e| e.link).zip(out).collect();
             }
         }
         thread::sleep(NAP);
