@@ -164,18 +164,15 @@ impl Installing<'_> {
     }
 }
 
-/// Whether rules of `kind` load the same before the lab is wired (its devices there, down,
-/// with no addresses or routes): netfilter rules name devices and addresses only to match
-/// packets. (`ip` files need the addresses and routes; `sysctl` files would be overridden by
-/// the topology's per-interface sysctls, set while wiring.)
-fn loads_before_wiring(kind: RuleKind) -> bool {
-    into_netfilter(kind)
-}
-
 /// Whether rules of `kind` go into netfilter (iptables, nft and ipset files depend on each
 /// other: a set before the rule that matches it, a `flush ruleset` wiping iptables-nft's
 /// tables). The rest (`ip`, `sysctl`) touch only routing and the kernel's settings: a tool of
 /// one group loads while a tool of the other is still at work, each group in file order.
+///
+/// Netfilter rules also load the same before the lab is wired (its devices there, down, with
+/// no addresses or routes): they name devices and addresses only to match packets. (`ip`
+/// files need the addresses and routes; `sysctl` files would be overridden by the topology's
+/// per-interface sysctls, set while wiring.)
 fn into_netfilter(kind: RuleKind) -> bool {
     matches!(kind, RuleKind::Iptables | RuleKind::Nft | RuleKind::Ipset)
 }
@@ -216,7 +213,7 @@ fn install_node(
                 .map_err(|e| (at + 1, Box::new(e)))?;
             for l in texts {
                 at += 1;
-                if !loads_before_wiring(l.kind) && !node.wired(wired) {
+                if !into_netfilter(l.kind) && !node.wired(wired) {
                     return Ok(());
                 }
                 let lane = if into_netfilter(l.kind) {
