@@ -21,5 +21,6 @@ pub mod run;
 pub mod spec;
 pub mod traffic;
 pub mod verdict;
+pub mod wait;
 
 pub use error::{Error, Exit};

@@ -41,6 +41,13 @@ pub enum LabError {
         #[source]
         source: io::Error,
     },
+    /// A part of the lab that did not come up in time: the lab's fault, not the rules'.
+    #[error("node `{node}`: {source}")]
+    NotReady {
+        node: String,
+        #[source]
+        source: crate::wait::Timeout,
+    },
     #[error("node `{node}`: {source}")]
     Thread {
         node: String,
@@ -240,20 +247,26 @@ impl Lab {
                 })
                 .collect(),
         )?;
-        // 4. Routes and policy rules, once every address is in place.
-        lab.netlink_all(
+        // 4. Routes and policy rules, once every address is in place; then 5. every link
+        // end operationally up.
+        lab.in_nodes(
             topo.nodes
                 .iter()
                 .map(|n| {
                     let (routes, rules) = (n.routes.clone(), n.rules.clone());
-                    (n.name.clone(), move |h: rtnetlink::Handle| async move {
-                        for r in routes {
-                            add_route(&h, &r).await?;
-                        }
-                        for r in rules {
-                            add_rule(&h, &r).await?;
-                        }
-                        Ok(())
+                    let ends: Vec<String> =
+                        topo.ends_of(&n.name).map(|e| e.iface.clone()).collect();
+                    (n.name.clone(), move |node: &str| {
+                        netlink_session(node, |h| async move {
+                            for r in routes {
+                                add_route(&h, &r).await?;
+                            }
+                            for r in rules {
+                                add_rule(&h, &r).await?;
+                            }
+                            Ok(())
+                        })?;
+                        wait_links(node, &ends, true, deadline())
                     })
                 })
                 .collect(),
@@ -281,6 +294,9 @@ impl Lab {
 
     /// Waits until `iface` of `node` is operationally up (or not), as the kernel's link watch
     /// reports it: routes through a link learn of a carrier change only then, asynchronously.
+    ///
+    /// # Errors
+    /// [`LabError::NotReady`] when it is not by `deadline`.
     pub fn wait_oper(
         &self,
         node: &str,
@@ -288,28 +304,16 @@ impl Lab {
         up: bool,
         deadline: std::time::Instant,
     ) -> Result<(), LabError> {
-        use netlink_packet_route::link::{LinkAttribute, State};
-        loop {
-            let name = iface.to_string();
-            let state = std::sync::Arc::new(std::sync::Mutex::new(None));
-            let seen = std::sync::Arc::clone(&state);
-            self.netlink(node, move |h| async move {
-                let mut links = h.link().get().match_name(name.clone()).execute();
-                if let Ok(Some(m)) = links.try_next().await {
-                    let s = m.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::OperState(s) => Some(*s),
-                        _ => None,
-                    });
-                    *seen.lock().expect("state") = s;
-                }
-                Ok(())
-            })?;
-            let s = *state.lock().expect("state");
-            if s.is_some_and(|s| (s == State::Up) == up) || std::time::Instant::now() >= deadline {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        let iface = [iface.to_string()];
+        self.ns(node)
+            .run({
+                let node = node.to_string();
+                move || wait_links(&node, &iface, up, deadline)
+            })
+            .map_err(|source| LabError::Thread {
+                node: node.to_string(),
+                source,
+            })?
     }
 
     /// Runs each job's `f(node)` inside its node, all at once (a thread each), and waits for
@@ -368,6 +372,104 @@ impl Lab {
     {
         self.netlink_all(vec![(node.to_string(), f)])
     }
+}
+
+/// The deadline for the lab's own parts to come up, from now.
+fn deadline() -> std::time::Instant {
+    std::time::Instant::now() + crate::wait::lab_patience()
+}
+
+/// Waits, on a thread inside `node`, until each of `ifaces` is operationally up (or, with
+/// `up` false, not up). A veth end brought up before its peer gets its carrier, its operstate
+/// and its transmit queue (until then the `noop` queue, which drops every packet) from the
+/// kernel's link watch, which runs later, under the rtnl lock, and is held back for seconds
+/// while other labs are built and torn down: a packet sent before then vanishes without a
+/// trace. No flow starts before every end is up.
+fn wait_links(
+    node: &str,
+    ifaces: &[String],
+    up: bool,
+    deadline: std::time::Instant,
+) -> Result<(), LabError> {
+    use netlink_packet_route::link::{LinkAttribute, State};
+    if ifaces.is_empty() {
+        return Ok(());
+    }
+    let err = |what: &str, e: io::Error| LabError::Netlink {
+        node: node.to_string(),
+        what: what.into(),
+        msg: e.to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err("starting netlink", e))?;
+    let handle = rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok::<_, io::Error>(handle)
+    });
+    let handle = handle.map_err(|e| err("opening a netlink socket", e))?;
+    // Each poll: the interfaces not yet in the wanted state, with the state they are in.
+    let pending = || -> Vec<(String, String)> {
+        rt.block_on(async {
+            let mut states: BTreeMap<String, Option<State>> = BTreeMap::new();
+            let mut links = handle.link().get().execute();
+            while let Ok(Some(m)) = links.try_next().await {
+                let name = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                });
+                let state = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::OperState(s) => Some(*s),
+                    _ => None,
+                });
+                if let Some(n) = name {
+                    states.insert(n, state);
+                }
+            }
+            ifaces
+                .iter()
+                .filter_map(|i| {
+                    let s = states.get(i).copied().flatten();
+                    (s.is_some_and(|s| s == State::Up) != up).then(|| {
+                        (
+                            i.clone(),
+                            s.map_or("missing".into(), |s| format!("{s:?}").to_lowercase()),
+                        )
+                    })
+                })
+                .collect()
+        })
+    };
+    crate::wait::wait_until(
+        deadline,
+        || {
+            let p = pending();
+            if p.is_empty() {
+                Ok(())
+            } else {
+                Err(p)
+            }
+        },
+        |last| {
+            let names: Vec<String> = last.iter().map(|(i, s)| format!("`{i}` ({s})")).collect();
+            format!(
+                "{} {} {}",
+                if names.len() == 1 {
+                    "interface"
+                } else {
+                    "interfaces"
+                },
+                names.join(", "),
+                if up { "operationally up" } else { "down" }
+            )
+        },
+    )
+    .map_err(|source| LabError::NotReady {
+        node: node.to_string(),
+        source,
+    })
 }
 
 /// An rtnetlink session on the calling thread (which is inside `node`).
