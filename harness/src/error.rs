@@ -23,6 +23,9 @@ pub enum Error {
     Install(#[from] InstallError),
     #[error("the capture lost packets ({0}): the machine was too busy to read them in time, and a verdict on what was not seen would be wrong; run again on a quieter machine")]
     CaptureLost(String),
+    /// The lab, not the rules, let flows down (what was seen, a line each): nothing is judged.
+    #[error("the lab itself failed, so the rules are not judged:\n  {}\nthe machine was too busy for the lab (many runs at once?): run fewer at once, or run again", .0.join("\n  "))]
+    LabFault(Vec<String>),
     #[error("{what}: {source}")]
     Io {
         what: String,

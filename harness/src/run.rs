@@ -1,6 +1,7 @@
 //! The pipeline: plan → lab → rules → capture → traffic → observations → verdict. The lab's
 //! wiring, its netfilter rules and the captures' set-up overlap (see [`run_with`]).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -179,6 +180,16 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let capture = opening.ready(&plan.topology).map_err(starting)?;
     t.capture_start = clock.elapsed();
 
+    // Links the scenario's events take down drop what they are given: not a loss of the lab's.
+    let evented: Vec<(&str, &str)> = plan
+        .events
+        .iter()
+        .flat_map(|e| [(&*e.node, &*e.iface), (&*e.peer_node, &*e.peer_iface)])
+        .collect();
+    let losses_before = observe::losses::read(&lab, &evented).map_err(|source| Error::Io {
+        what: "reading the lab's loss counters".into(),
+        source,
+    })?;
     let clock = Instant::now();
     let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {
         what: "driving traffic".into(),
@@ -198,11 +209,12 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let clock = Instant::now();
     // A busy machine can hold a packet back longer than the quiet wait: wait for the ICMP
     // errors the probes must cause (one per completed probe, at least on the client's link).
-    let answered = probed
-        .iter()
-        .filter(|f| driven.clients.get(&f.id).is_some_and(|c| c.completed))
-        .count();
-    capture.wait_icmp_errors(answered as u64, clock + Duration::from_secs(5));
+    // Seeing fewer than the clients' kernels sent is the capture's failing, not the rules'.
+    let mut faults = Vec::new();
+    if let Err(t) = capture.wait_icmp_errors(driven.probes_answered, clock + Duration::from_secs(5))
+    {
+        faults.push(t.to_string());
+    }
     // Packets of finished flows have crossed every link by now (a veth hands a packet on
     // within the sender's system call); the quiet window covers any still queued on another CPU.
     capture.wait_quiet(Duration::from_millis(10), Duration::from_millis(500));
@@ -221,6 +233,15 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
             .collect();
         return Err(Error::CaptureLost(links.join(", ")));
     }
+    let losses_after = observe::losses::read(&lab, &evented).map_err(|source| Error::Io {
+        what: "reading the lab's loss counters".into(),
+        source,
+    })?;
+    faults.extend(
+        observe::losses::grown(&losses_before, &losses_after)
+            .into_iter()
+            .map(|l| format!("the kernel lost packets of the lab's own: {l}")),
+    );
     let conntrack =
         observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {
             what: format!(
@@ -254,6 +275,55 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let clock = Instant::now();
     let verdict = verdict::judge(plan, &observations);
     t.judge = clock.elapsed();
+    let gave_up: BTreeSet<u32> = driven.gave_up.keys().copied().collect();
+    faults.extend(verdict::unseen(plan, &verdict, &gave_up));
+    // A flow the harness itself kept waiting, of which the network lost nothing.
+    let lost: BTreeSet<u32> = verdict
+        .flows
+        .iter()
+        .filter(|p| !p.drops.is_empty())
+        .map(|p| p.id)
+        .collect();
+    faults.extend(
+        driven
+            .lagged
+            .iter()
+            .filter(|(id, _)| !lost.contains(id))
+            .map(|(_, why)| why.clone()),
+    );
+    // A flow of which nothing was lost, whose answer was still on its way when its client gave
+    // up: the machine was slow, the network did not fail it. (Only answers that carry data:
+    // the closing packets that follow giving up are the client's own doing.)
+    let explained: BTreeSet<u32> = driven.lagged.iter().map(|(id, _)| *id).collect();
+    let slow: Vec<(u32, std::time::SystemTime)> = driven
+        .gave_up
+        .iter()
+        .filter(|(id, _)| !lost.contains(id) && !explained.contains(id))
+        .map(|(id, at)| (*id, *at))
+        .collect();
+    if !slow.is_empty() {
+        let traces = verdict::traces(plan, &observations);
+        for (id, at) in slow {
+            let late = traces
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.dir == verdict::Dir::Back && p.payload_len > 0)
+                .flat_map(|p| p.hops.iter())
+                .map(|h| started + Duration::from_nanos(h.t_ns))
+                .filter_map(|t| t.duration_since(at).ok())
+                .max();
+            if let Some(after) = late {
+                faults.push(format!(
+                    "flow {id}: its answer was still crossing the lab {} ms after its client gave up waiting",
+                    after.as_millis()
+                ));
+            }
+        }
+    }
+    if !faults.is_empty() {
+        return Err(Error::LabFault(brief(faults)));
+    }
     Ok(RunResult {
         frames,
         capture_started: started,
@@ -263,4 +333,15 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         timings: t,
         lab,
     })
+}
+
+/// At most a few lines of what went wrong, and how many more there were like them.
+fn brief(mut lines: Vec<String>) -> Vec<String> {
+    const SHOWN: usize = 6;
+    if lines.len() > SHOWN {
+        let more = lines.len() - (SHOWN - 1);
+        lines.truncate(SHOWN - 1);
+        lines.push(format!("… and {more} more like these"));
+    }
+    lines
 }

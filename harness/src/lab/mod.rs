@@ -453,9 +453,12 @@ fn wait_links(
             }
         },
         |last| {
-            let names: Vec<String> = last.iter().map(|(i, s)| format!("`{i}` ({s})")).collect();
+            let names: Vec<String> = last
+                .iter()
+                .map(|(i, s)| format!("`{i}` (now {s})"))
+                .collect();
             format!(
-                "{} {} {}",
+                "{} {} going {}",
                 if names.len() == 1 {
                     "interface"
                 } else {

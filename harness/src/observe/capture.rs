@@ -228,11 +228,27 @@ impl Capture {
         }
     }
 
-    /// Waits until `n` ICMP errors have been seen on the watched links, until `deadline`.
-    pub fn wait_icmp_errors(&self, n: u64, deadline: Instant) {
-        while self.icmp_errors.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
+    /// Waits until `n` ICMP errors have been seen on the watched links.
+    ///
+    /// # Errors
+    /// The [`Timeout`](crate::wait::Timeout) naming how many were seen, at `deadline`.
+    pub fn wait_icmp_errors(&self, n: u64, deadline: Instant) -> Result<(), crate::wait::Timeout> {
+        crate::wait::wait_until(
+            deadline,
+            || {
+                let seen = self.icmp_errors.load(Ordering::Relaxed);
+                if seen >= n {
+                    Ok(())
+                } else {
+                    Err(seen)
+                }
+            },
+            |seen| {
+                format!(
+                    "the captures seeing on the clients' links the {n} ICMP errors their kernels sent for the RELATED probes (they saw {seen})"
+                )
+            },
+        )
     }
 
     /// Stops every capture once its socket is drained: the sightings (link by link), and the

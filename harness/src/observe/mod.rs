@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod conntrack;
 pub mod counters;
+pub mod losses;
 pub mod packet;
 pub mod sightings;
 

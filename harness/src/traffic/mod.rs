@@ -32,9 +32,47 @@ const START_GAP: Duration = Duration::from_millis(200);
 pub struct TrafficResult {
     pub clients: BTreeMap<u32, ClientOutcome>,
     pub server_saw: BTreeMap<u32, Ipv4Addr>,
+    /// Flows whose client gave up because the harness itself was slow, not the network: the
+    /// flow, and what was seen ("flow 7: …"). Unless the network lost some of the flow's
+    /// packets too, a verdict on them would be a false alarm.
+    pub lagged: Vec<(u32, String)>,
+    /// Flows whose client gave up waiting for an answer (or for its connection), and when
+    /// (wall-clock, as the captures' times are).
+    pub gave_up: BTreeMap<u32, std::time::SystemTime>,
+    /// RELATED probes that the client's kernel answered with an ICMP error.
+    pub probes_answered: u64,
 }
 
-type Seen = Arc<Mutex<BTreeMap<u32, Ipv4Addr>>>;
+/// What the servers read, by flow: the source address of its first request, and the last
+/// request (its number, when it was read).
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    source: Ipv4Addr,
+    last: u32,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct ServerState {
+    reads: BTreeMap<u32, Read>,
+    /// Bytes a server socket still held unread when the servers stopped.
+    unread_at_stop: usize,
+}
+
+type Seen = Arc<Mutex<ServerState>>;
+
+/// A client that gave up waiting: on which step (0: the connect), when it sent what it was
+/// waiting an answer for, and whether the answer was in its socket, unread, when it gave up.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    step: u32,
+    sent: Instant,
+    answer_waiting: bool,
+    at: std::time::SystemTime,
+}
+
+/// How a client task ended: its outcome, and its stall if it gave up waiting.
+type Ran = (ClientOutcome, Option<Stall>);
 
 enum ClientSock {
     Tcp(TcpSocket),
@@ -125,8 +163,15 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         .enable_all()
         .build()?;
     let clients = rt.block_on(async {
-        let mut running: VecDeque<(u32, tokio::task::JoinHandle<ClientOutcome>)> = VecDeque::new();
+        let mut running: VecDeque<(u32, tokio::task::JoinHandle<Ran>)> = VecDeque::new();
         let mut out = BTreeMap::new();
+        let mut stalls: Vec<(u32, Stall)> = Vec::new();
+        let mut finished = |id: u32, ran: Ran| {
+            if let Some(s) = ran.1 {
+                stalls.push((id, s));
+            }
+            out.insert(id, ran.0);
+        };
         let mut group = "";
         let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
         for (i, f) in flows.iter().enumerate() {
@@ -138,7 +183,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             }
             if running.len() >= max_running {
                 if let Some((id, h)) = running.pop_front() {
-                    out.insert(id, finished(h).await);
+                    finished(id, join(h).await);
                 }
             }
             // Entering a traffic group with events: let every earlier flow finish, then change
@@ -151,7 +196,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                     .collect();
                 if !now.is_empty() {
                     for (id, h) in running.drain(..) {
-                        out.insert(id, finished(h).await);
+                        finished(id, join(h).await);
                     }
                     for e in now {
                         lab.set_link(&e.node, &e.iface, e.up)
@@ -172,29 +217,78 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
         }
         for (id, h) in running {
-            out.insert(id, finished(h).await);
+            finished(id, join(h).await);
         }
         // RELATED probes, one at a time once every flow is done, each watched until the
         // client's kernel has answered it.
+        let mut answered = 0;
         for f in flows
             .iter()
             .filter(|f| f.related_probe && out.get(&f.id).is_some_and(|o| o.completed))
         {
             if let Some(server) = probes.get(&SocketAddr::V4(f.server)) {
-                probe(lab, f, server).await?;
+                answered += u64::from(probe(lab, f, server).await?);
             }
         }
-        Ok::<_, io::Error>(out)
+        Ok::<_, io::Error>((out, stalls, answered))
     });
     drop(rt);
     // Stops serving (open connections are closed) and waits for the servers' thread.
     drop(servers);
-    let clients = clients?;
-    let server_saw = std::mem::take(&mut *seen.lock().expect("server state"));
+    let (clients, stalls, probes_answered) = clients?;
+    let state = std::mem::take(&mut *seen.lock().expect("server state"));
+    let timeouts: BTreeMap<u32, Duration> = flows.iter().map(|f| (f.id, f.timeout)).collect();
+    let lagged = lagged(&stalls, &state, &timeouts);
+    let server_saw = state.reads.iter().map(|(f, r)| (*f, r.source)).collect();
     Ok(TrafficResult {
         clients,
         server_saw,
+        lagged,
+        gave_up: stalls.iter().map(|(id, s)| (*id, s.at)).collect(),
+        probes_answered,
     })
+}
+
+/// The stalls that the harness caused itself: the client's answer was waiting in its socket;
+/// the server read the request late (more than half the flow's time after it was sent, on a
+/// network with no delay of its own); or a server socket still held unread requests when the
+/// servers stopped. A request that never reached the server's socket, or an answer that never
+/// reached the client's, is the network's doing, and stays a verdict.
+fn lagged(
+    stalls: &[(u32, Stall)],
+    state: &ServerState,
+    timeouts: &BTreeMap<u32, Duration>,
+) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for (id, s) in stalls {
+        let half = timeouts.get(id).copied().unwrap_or_default() / 2;
+        let read = state
+            .reads
+            .get(id)
+            .filter(|r| s.step > 0 && r.last >= s.step);
+        if s.answer_waiting {
+            out.push((
+                *id,
+                format!(
+                "flow {id}: its answer was waiting, unread, in the client's socket when it gave up"
+            ),
+            ));
+        } else if let Some(r) = read.filter(|r| r.at.saturating_duration_since(s.sent) > half) {
+            out.push((
+                *id,
+                format!(
+                    "flow {id}: the harness's server read its request {} ms after it was sent",
+                    r.at.saturating_duration_since(s.sent).as_millis()
+                ),
+            ));
+        } else if state.unread_at_stop > 0 {
+            out.push((*id, format!(
+                "flow {id}: gave up while the harness's servers still had {} bytes of requests unread",
+                state.unread_at_stop
+            )));
+        }
+    }
+    out
 }
 
 /// Keeps the calling thread on one CPU, until dropped: when pinned, the CPUs it was allowed
@@ -270,12 +364,19 @@ impl Servers {
                     }
                 };
                 rt.block_on(async move {
+                    let conns: Conns = Arc::default();
+                    let mut udp_socks = Vec::new();
                     let started = (|| {
                         for l in tcp {
-                            tokio::spawn(serve_tcp(TcpListener::from_std(l)?, Arc::clone(&seen)));
+                            tokio::spawn(serve_tcp(
+                                TcpListener::from_std(l)?,
+                                Arc::clone(&seen),
+                                Arc::clone(&conns),
+                            ));
                         }
                         for (s, probes) in udp {
-                            let s = UdpSocket::from_std(s)?;
+                            let s = Arc::new(UdpSocket::from_std(s)?);
+                            udp_socks.push(Arc::clone(&s));
                             tokio::spawn(serve_udp(s, Arc::clone(&seen), probes));
                         }
                         Ok(())
@@ -284,6 +385,22 @@ impl Servers {
                     let _ = ready_tx.send(started);
                     if ok {
                         let _ = stopped.await;
+                        // What the servers had not read yet: the datagrams are read now (their
+                        // source is known, and that they were read late); what a connection
+                        // still holds is counted.
+                        let mut buf = [0u8; 2048];
+                        for s in &udp_socks {
+                            while let Ok((n, peer)) = s.try_recv_from(&mut buf) {
+                                record(&seen, &buf[..n], peer);
+                            }
+                        }
+                        let unread: usize = conns
+                            .lock()
+                            .expect("connections")
+                            .values()
+                            .map(|fd| unread_bytes(*fd))
+                            .sum();
+                        seen.lock().expect("server state").unread_at_stop += unread;
                     }
                 });
             })?;
@@ -361,10 +478,13 @@ fn client_sockets(lab: &Lab, flows: &[FlowSpec]) -> io::Result<Vec<(u32, ClientS
     Ok(socks)
 }
 
-async fn finished(h: tokio::task::JoinHandle<ClientOutcome>) -> ClientOutcome {
-    h.await.unwrap_or_else(|e| ClientOutcome {
-        error: Some(format!("client task failed: {e}")),
-        ..Default::default()
+async fn join(h: tokio::task::JoinHandle<Ran>) -> Ran {
+    h.await.unwrap_or_else(|e| {
+        let out = ClientOutcome {
+            error: Some(format!("client task failed: {e}")),
+            ..Default::default()
+        };
+        (out, None)
     })
 }
 
@@ -378,19 +498,58 @@ fn record(seen: &Seen, payload: &[u8], peer: SocketAddr) -> Option<(u32, u32)> {
         return None;
     }
     if let SocketAddr::V4(p) = peer {
-        seen.lock()
-            .expect("server state")
-            .entry(tag.flow)
-            .or_insert(*p.ip());
+        let at = Instant::now();
+        let mut state = seen.lock().expect("server state");
+        let r = state.reads.entry(tag.flow).or_insert(Read {
+            source: *p.ip(),
+            last: 0,
+            at,
+        });
+        if k > r.last {
+            (r.last, r.at) = (k, at);
+        }
     }
     Some((tag.flow, k))
 }
 
-async fn serve_tcp(l: TcpListener, seen: Seen) {
+/// The servers' open connections (their fds, by a number of their own), to tell at the end
+/// whether any still held a request unread.
+type Conns = Arc<Mutex<BTreeMap<u64, std::os::fd::RawFd>>>;
+
+/// Bytes waiting to be read on socket `fd` (`FIONREAD`); 0 when it cannot be told.
+fn unread_bytes(fd: std::os::fd::RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `n`; `fd` is an
+    // open socket (its owner is alive while it is listed) or the call fails harmlessly.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if r == 0 {
+        usize::try_from(n).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+async fn serve_tcp(l: TcpListener, seen: Seen, conns: Conns) {
+    let mut next = 0u64;
     while let Ok((stream, peer)) = l.accept().await {
         let seen = Arc::clone(&seen);
+        let conns = Arc::clone(&conns);
+        next += 1;
+        let id = next;
+        conns
+            .lock()
+            .expect("connections")
+            .insert(id, std::os::fd::AsRawFd::as_raw_fd(&stream));
         tokio::spawn(async move {
+            // Unlisted when the task ends or is dropped, before its socket closes.
+            struct Listed(Conns, u64);
+            impl Drop for Listed {
+                fn drop(&mut self) {
+                    self.0.lock().expect("connections").remove(&self.1);
+                }
+            }
             let (r, mut w) = stream.into_split();
+            let _listed = Listed(conns, id);
             let mut lines = BufReader::new(r);
             let mut line = Vec::new();
             while lines.read_until(b'\n', &mut line).await.unwrap_or(0) > 0 {
@@ -428,30 +587,30 @@ fn unreachables_sent(lab: &Lab, node: &str) -> io::Result<u64> {
 /// the probe waits until the client's kernel has sent its port unreachable (the one packet it
 /// sends for it); a datagram that drew no answer is sent again, up to three times. (Under load,
 /// a late datagram can reach the client's interface and draw no answer; the cause is unknown.)
-async fn probe(lab: &Lab, f: &FlowSpec, server: &mpsc::UnboundedSender<Probe>) -> io::Result<()> {
+/// Whether the client's kernel answered.
+async fn probe(lab: &Lab, f: &FlowSpec, server: &mpsc::UnboundedSender<Probe>) -> io::Result<bool> {
     for _ in 0..3 {
         let before = unreachables_sent(lab, &f.client_node)?;
         let (tx, rx) = oneshot::channel();
         if server.send((f.id, tx)).is_err() {
-            return Ok(());
+            return Ok(false);
         }
         let _ = tokio::time::timeout(PROBE_WAIT, rx).await;
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
             if unreachables_sent(lab, &f.client_node)? > before {
-                return Ok(());
+                return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// A client asking its UDP server to send it a late datagram: (flow, done).
 type Probe = (u32, oneshot::Sender<()>);
 
-async fn serve_udp(s: UdpSocket, seen: Seen, mut probes: mpsc::UnboundedReceiver<Probe>) {
-    let s = Arc::new(s);
+async fn serve_udp(s: Arc<UdpSocket>, seen: Seen, mut probes: mpsc::UnboundedReceiver<Probe>) {
     let mut buf = [0u8; 2048];
     let mut peers: BTreeMap<u32, SocketAddr> = BTreeMap::new();
     loop {
@@ -482,8 +641,21 @@ fn human(d: Duration) -> String {
 }
 
 /// Runs one flow; `first` is told as soon as its first packet has been sent.
-async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> ClientOutcome {
+async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> Ran {
     let deadline = Instant::now() + f.timeout;
+    let mut stall = None;
+    let out = drive_flow(f, sock, first, deadline, &mut stall).await;
+    (out, stall)
+}
+
+/// Runs one flow until `deadline`; when it gives up waiting, says so in `stall`.
+async fn drive_flow(
+    f: &FlowSpec,
+    sock: ClientSock,
+    first: oneshot::Sender<()>,
+    deadline: Instant,
+    stall: &mut Option<Stall>,
+) -> ClientOutcome {
     let late = || format!("no answer within {}", human(f.timeout));
     let mut out = ClientOutcome::default();
     let mut first = Some(first);
@@ -507,10 +679,16 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
             sent();
             let stream = match connected {
                 Err(_) => {
+                    *stall = Some(Stall {
+                        step: 0,
+                        sent: deadline - f.timeout,
+                        answer_waiting: false,
+                        at: std::time::SystemTime::now(),
+                    });
                     return ClientOutcome {
                         error: Some(format!("connect: {}", late())),
                         ..out
-                    }
+                    };
                 }
                 Ok(Err(e)) => {
                     return ClientOutcome {
@@ -529,9 +707,19 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                     out.error = Some(format!("{step}: {e}"));
                     return out;
                 }
+                let sent_at = Instant::now();
                 line.clear();
                 match timeout_at(deadline, r.read_until(b'\n', &mut line)).await {
-                    Err(_) => out.error = Some(format!("{step}: {}", late())),
+                    Err(_) => {
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(r.get_ref().as_ref());
+                        *stall = Some(Stall {
+                            step: k,
+                            sent: sent_at,
+                            answer_waiting: !r.buffer().is_empty() || unread_bytes(fd) > 0,
+                            at: std::time::SystemTime::now(),
+                        });
+                        out.error = Some(format!("{step}: {}", late()))
+                    }
                     Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
                     Ok(Ok(0)) => {
                         out.error = Some(format!("{step}: the server closed the connection"))
@@ -578,8 +766,18 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
                     return out;
                 }
                 sent();
+                let sent_at = Instant::now();
                 match timeout_at(deadline, s.recv(&mut buf)).await {
-                    Err(_) => out.error = Some(format!("{step}: {}", late())),
+                    Err(_) => {
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+                        *stall = Some(Stall {
+                            step: k,
+                            sent: sent_at,
+                            answer_waiting: unread_bytes(fd) > 0,
+                            at: std::time::SystemTime::now(),
+                        });
+                        out.error = Some(format!("{step}: {}", late()))
+                    }
                     Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
                     Ok(Ok(n)) if buf[..n] != *reply_payload(f.id, k).as_bytes() => {
                         out.error = Some(format!(
@@ -598,4 +796,61 @@ async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) ->
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stall(step: u32, sent: Instant, answer_waiting: bool) -> Stall {
+        Stall {
+            step,
+            sent,
+            answer_waiting,
+            at: std::time::SystemTime::now(),
+        }
+    }
+
+    fn read(last: u32, at: Instant) -> Read {
+        Read {
+            source: Ipv4Addr::new(10, 37, 1, 253),
+            last,
+            at,
+        }
+    }
+
+    /// A client that gave up is the harness's own doing only on evidence: its answer waiting
+    /// in its socket, its request read late by the harness's server, or requests left unread
+    /// when the servers stopped. A request the server never got is the network's.
+    #[test]
+    fn a_stall_is_the_harness_s_only_on_evidence() {
+        let t0 = Instant::now();
+        let sec = Duration::from_secs(1);
+        let timeouts = BTreeMap::from([(1, sec), (2, sec), (3, sec), (4, sec)]);
+        let mut state = ServerState::default();
+        state
+            .reads
+            .insert(2, read(1, t0 + Duration::from_millis(700)));
+        state
+            .reads
+            .insert(3, read(1, t0 + Duration::from_millis(5)));
+        state
+            .reads
+            .insert(4, read(1, t0 + Duration::from_millis(5)));
+        let stalls = [
+            (1, stall(1, t0, true)),  // answer waiting
+            (2, stall(1, t0, false)), // read 700 ms after it was sent
+            (3, stall(1, t0, false)), // read at once: the answer was lost on the way
+            (4, stall(2, t0, false)), // request 2 never reached the server
+        ];
+        let got: Vec<u32> = lagged(&stalls, &state, &timeouts)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(got, [1, 2]);
+        state.unread_at_stop = 40;
+        let got = lagged(&stalls, &state, &timeouts);
+        assert_eq!(got.len(), 4);
+        assert!(got[3].1.contains("40 bytes of requests unread"), "{got:?}");
+    }
 }

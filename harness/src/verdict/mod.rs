@@ -176,6 +176,30 @@ pub fn judge(plan: &Plan, obs: &Observations) -> Verdict {
     }
 }
 
+/// Flows that gave up waiting (`gave_up`) though the captures saw none of their packets, not
+/// even on the client's own link: the client's kernel sent them, so the lab lost them before
+/// the rules could act (a client on the router itself is left out: its own rules can keep its
+/// packets in). A verdict on such a flow would rest on nothing seen.
+pub fn unseen(plan: &Plan, verdict: &Verdict, gave_up: &BTreeSet<u32>) -> Vec<String> {
+    let clients: BTreeMap<u32, &str> = plan
+        .flows
+        .iter()
+        .map(|f| (f.id, f.client_node.as_str()))
+        .collect();
+    verdict
+        .flows
+        .iter()
+        .filter(|p| p.packets == 0 && gave_up.contains(&p.id))
+        .filter(|p| clients.get(&p.id).is_some_and(|c| *c != verdict.router))
+        .map(|p| {
+            format!(
+                "flow {}: its client sent it, but the captures saw none of its packets, not even on the client's own link",
+                p.id
+            )
+        })
+        .collect()
+}
+
 fn client_tuple(f: &FlowSpec) -> Tuple {
     Tuple {
         proto: f.proto.number(),

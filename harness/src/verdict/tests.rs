@@ -480,3 +480,51 @@ fn outcomes(#[case] failed: &[u32], #[case] decl: Option<Decl>, #[case] ok: bool
     let o = outcome(&results, decl.as_ref());
     assert_eq!(o.ok(), ok, "{o:?}");
 }
+
+/// A flow whose client gave up with not one of its packets seen, not even on the LAN, rests
+/// on nothing seen: the lab's fault (exit 2), never a verdict. A flow whose packets were seen
+/// and died is a verdict; so is one whose client got an error at once (it never gave up).
+#[test]
+fn a_flow_seen_nowhere_is_the_labs_fault_not_a_verdict() {
+    let p = tcp_plan();
+    let o = alternating(&p);
+    // Every flow seen: none is the lab's fault, whoever gave up.
+    let v_all = judge(&p, &o.observed());
+    assert!(
+        unseen(&p, &v_all, &BTreeSet::from([3])).is_empty(),
+        "flow 3 was seen"
+    );
+    let mut bare = Obs::new(&p);
+    for id in [1, 2, 4, 5, 6, 7, 8] {
+        let (l, m) = if id % 2 == 1 {
+            ("wan1", 1)
+        } else {
+            ("wan2", 2)
+        };
+        bare.good_flow(id, l, m);
+    }
+    bare.obs.clients.insert(
+        3,
+        ClientOutcome {
+            round_trips_done: 0,
+            completed: false,
+            error: Some("connect: no answer within 1s".into()),
+        },
+    );
+    let v = judge(&p, &bare.observed());
+    assert_eq!(
+        v.outcome,
+        Outcome::Fail,
+        "judged alone, flow 3 breaks expectations"
+    );
+    let gave_up = BTreeSet::from([3]);
+    let faults = unseen(&p, &v, &gave_up);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(faults[0].starts_with("flow 3: its client sent it, but the captures saw none"));
+    // The same flow with an error at once (EPERM from its own rules, say) did not give up.
+    assert!(unseen(&p, &v, &BTreeSet::new()).is_empty());
+    // A flow that was seen and died is judged.
+    let stray = stray_ack(&p);
+    let v = judge(&p, &stray.observed());
+    assert!(unseen(&p, &v, &BTreeSet::from([2])).is_empty());
+}
