@@ -122,8 +122,44 @@ pub struct Options {
     pub keep_lab: bool,
 }
 
-/// Runs a validated plan with `opts`.
+/// How long the router's conntrack surely keeps a finished flow's entry: a UDP exchange's, the
+/// shortest, lives 30 s after its last packet (`nf_conntrack_udp_timeout`), less a margin.
+const CONNTRACK_KEEPS: Duration = Duration::from_secs(25);
+
+/// How many times a run whose lab itself failed ([`Error::LabFault`]: a machine too busy for
+/// it) is tried in all before the harness gives up (exit 2). `HARNESS_LAB_ATTEMPTS` overrides.
+pub fn lab_attempts() -> usize {
+    std::env::var("HARNESS_LAB_ATTEMPTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| (1..=100).contains(n))
+        .unwrap_or(3)
+}
+
+/// Runs a validated plan with `opts`. A run whose lab itself failed judged nothing: it is run
+/// again in a new lab, up to [`lab_attempts`] times in all, each retry said on stderr; the
+/// verdict rests on one whole run.
 pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
+    let attempts = lab_attempts();
+    let mut attempt = 1;
+    loop {
+        match run_once(plan, opts) {
+            Err(Error::LabFault(why)) if attempt < attempts => {
+                eprintln!(
+                    "harness: `{}`: the lab itself failed ({}); running it again in a new lab ({} of {attempts})",
+                    plan.name,
+                    why.first().map_or("", String::as_str),
+                    attempt + 1
+                );
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One run of a validated plan, in a lab of its own.
+fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     preflight(plan, opts.backend)?;
     let mut t = Timings::default();
     let clock = Instant::now();
@@ -191,6 +227,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         source,
     })?;
     let clock = Instant::now();
+    let driving = clock;
     let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {
         what: "driving traffic".into(),
         source,
@@ -242,6 +279,7 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
             .into_iter()
             .map(|l| format!("the kernel lost packets of the lab's own: {l}")),
     );
+    let conntrack_late = driving.elapsed() > CONNTRACK_KEEPS;
     let conntrack =
         observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {
             what: format!(
@@ -275,6 +313,24 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let clock = Instant::now();
     let verdict = verdict::judge(plan, &observations);
     t.judge = clock.elapsed();
+    // On a machine so slow that the traffic took longer than the router's conntrack keeps a
+    // finished flow's entry, an entry missing is no evidence.
+    if conntrack_late {
+        let missing: Vec<String> = verdict
+            .flows
+            .iter()
+            .filter(|p| p.mark.is_none() && !p.router_out.is_empty())
+            .map(|p| p.id.to_string())
+            .collect();
+        if !missing.is_empty() {
+            faults.push(format!(
+                "the traffic took {} s, longer than the router's conntrack keeps a finished flow's entry ({} s), and flows {} have none",
+                driving.elapsed().as_secs(),
+                CONNTRACK_KEEPS.as_secs(),
+                missing.join(", ")
+            ));
+        }
+    }
     let gave_up: BTreeSet<u32> = driven.gave_up.keys().copied().collect();
     faults.extend(verdict::unseen(plan, &verdict, &gave_up));
     // A flow the harness itself kept waiting, of which the network lost nothing.
