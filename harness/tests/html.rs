@@ -5,7 +5,9 @@
 //! packets died) in amounts only drawn paths give — the page's text and borders use other
 //! shades, and the legend's swatches are far below the thresholds. Without chromium the trials
 //! fail and say what to install; where namespaces cannot be created they are ignored, not
-//! passed.
+//! passed (under `CI=true` they fail: tests/common/mod.rs).
+
+mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -291,17 +293,16 @@ fn screenshot(dir: &Path, page: &Path, name: &str) -> Result<Shot, Failed> {
 
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
-    if let Err(why) = harness::rootless::enter() {
-        eprintln!("the HTML checks need namespaces: {why}");
-    }
-    let privileged = harness::lab::can_create_netns();
+    let lab = common::Needs::lab();
     // A missing browser fails even where the labs cannot run.
     let trials = std::iter::once(Trial::test("html: chromium is installed", || {
         chromium().map(drop)
     }))
-    .chain(CASES.iter().map(|c| {
-        Trial::test(format!("html: {}", c.name), move || check(c)).with_ignored_flag(!privileged)
-    }))
+    .chain(
+        CASES
+            .iter()
+            .map(|c| lab.trial(format!("html: {}", c.name), move || check(c))),
+    )
     .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }
