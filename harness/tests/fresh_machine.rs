@@ -19,9 +19,12 @@ use std::process::{Command, Stdio};
 use harness::spec::repo_path;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Set in the child: it then lists [`FIXTURE`], a trial that needs a lab and does nothing.
+/// Set in the child: it then lists only [`LAB_FIXTURE`] and [`TOOL_FIXTURE`], trials that
+/// need a lab or a tool nowhere on PATH, and do nothing.
 const FIXTURE_ENV: &str = "HARNESS_TEST_POLICY_FIXTURE";
-const FIXTURE: &str = "policy fixture: needs a lab";
+const LAB_FIXTURE: &str = "policy fixture: needs a lab";
+const TOOL_FIXTURE: &str = "policy fixture: needs a tool";
+const NO_SUCH_TOOL: &str = "harness-test-no-such-tool";
 
 fn read(rel: &str) -> Result<String, Failed> {
     std::fs::read_to_string(repo_path(rel)).map_err(|e| format!("reading `{rel}`: {e}").into())
@@ -250,12 +253,18 @@ enum Denied {
     Unmapped,
     /// Root of a user namespace whose `user.max_net_namespaces` is 0.
     NoNetns,
+    /// A tool that is nowhere on PATH.
+    NoTool,
 }
 
-/// Runs [`FIXTURE`] in this binary where no lab can be built, with `env`; exit code and stdout.
+/// Runs a fixture trial of this binary where it cannot run, with `env`; exit code and stdout.
 fn fixture(denied: Denied, env: &[(&str, &str)]) -> Result<(Option<i32>, String), Failed> {
     let exe = std::env::current_exe()?;
-    let mut cmd = Command::new("unshare");
+    let mut cmd = Command::new(if matches!(denied, Denied::NoTool) {
+        exe.clone()
+    } else {
+        "unshare".into()
+    });
     match denied {
         Denied::Unmapped => cmd.arg("--user").arg(&exe),
         Denied::NoNetns => cmd
@@ -263,8 +272,13 @@ fn fixture(denied: Denied, env: &[(&str, &str)]) -> Result<(Option<i32>, String)
             .arg("echo 0 > /proc/sys/user/max_net_namespaces || exit 90; exec \"$@\"")
             .arg("sh")
             .arg(&exe),
+        Denied::NoTool => &mut cmd,
     };
-    cmd.args(["--exact", FIXTURE])
+    let fixture = match denied {
+        Denied::NoTool => TOOL_FIXTURE,
+        _ => LAB_FIXTURE,
+    };
+    cmd.args(["--exact", fixture])
         .env_remove("CI")
         .env_remove("HARNESS_REQUIRE_LAB")
         .env(FIXTURE_ENV, "1")
@@ -293,13 +307,14 @@ fn policy(
     let (code, stdout) = fixture(denied, env)?;
     let why = match denied {
         Denied::Unmapped => "cannot build a lab here: running as uid",
-        Denied::NoNetns => "cannot build a lab here: the kernel refused a network namespace: No space left on device",
+        Denied::NoNetns => "cannot build a lab here: the kernel refused a network namespace: No space left on device (os error 28); run the tests as root",
+        Denied::NoTool => "`harness-test-no-such-tool` is not on PATH: install it with `apt-get install -y no-such-package`",
     };
     let ok = if fails {
         code == Some(101)
             && stdout.contains("1 failed")
             && stdout.contains(why)
-            && stdout.contains("Run the tests as root")
+            && stdout.contains("CI is set (or HARNESS_REQUIRE_LAB=1)")
     } else {
         code == Some(0) && stdout.contains("0 passed; 0 failed; 1 ignored")
     };
@@ -323,7 +338,11 @@ fn main() {
     let lab = common::Needs::lab();
     let args = Arguments::from_args();
     if std::env::var_os(FIXTURE_ENV).is_some() {
-        let trials = vec![lab.trial(FIXTURE, || Ok(()))];
+        let tool = common::Needs::tool(NO_SUCH_TOOL, "no-such-package");
+        let trials = vec![
+            lab.trial(LAB_FIXTURE, || Ok(())),
+            tool.trial(TOOL_FIXTURE, || Ok(())),
+        ];
         libtest_mimic::run(&args, trials).exit();
     }
     let mut trials = vec![
@@ -349,6 +368,7 @@ fn main() {
     for (denied, d) in [
         (Denied::Unmapped, "no uid mapping"),
         (Denied::NoNetns, "max_net_namespaces 0"),
+        (Denied::NoTool, "a tool missing"),
     ] {
         for (env, e, fails) in [
             (CI, "CI=true: fails, saying why", true),

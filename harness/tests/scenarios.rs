@@ -609,6 +609,12 @@ fn main() {
     // (first, while this process has one thread). Where the kernel refuses one, the trials
     // that need namespaces are ignored, not passed; under CI they fail.
     let lab = common::Needs::lab();
+    // The pcaps are read back with tcpdump where it runs (not as root of a user namespace).
+    let pcaps = if harness::rootless::in_user_namespace() {
+        lab.clone()
+    } else {
+        lab.and(&common::Needs::tool("tcpdump", "tcpdump"))
+    };
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
     let mut files = Vec::new();
@@ -651,7 +657,7 @@ fn main() {
                 "coverage: the rules nothing hit, by file and line",
                 coverage_idle_rules,
             ),
-            lab.trial("result files: pcap per link, JSON, JUnit", result_files),
+            pcaps.trial("result files: pcap per link, JSON, JUnit", result_files),
             lab.trial("bench: a row per uplinks and flows", bench_rows),
             lab.trial(
                 "bench: the built-in scale scenario holds on 16 uplinks",

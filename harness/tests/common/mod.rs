@@ -31,6 +31,19 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Says on stderr, once, what is missing and what becomes of the trials that need it.
+    fn new(missing: Option<String>) -> Needs {
+        if let Some(why) = &missing {
+            let fate = if lab_required() {
+                "fail (CI is set)"
+            } else {
+                "are reported ignored"
+            };
+            eprintln!("{why}: the trials that need it {fate}");
+        }
+        Needs { missing }
+    }
+
     /// Labs: when not root, become root of a user namespace of our own as the harness does
     /// (so call this first in `main`, while the process has one thread), then create a
     /// network namespace to see that the kernel allows it.
@@ -51,27 +64,46 @@ impl Needs {
             (Err(_), Some(why)) => Some(why),
             (Err(e), None) => Some(format!("the kernel refused a network namespace: {e}")),
         };
-        Needs {
-            missing: missing.map(|why| format!("cannot build a lab here: {why}")),
-        }
+        Needs::new(missing.map(|why| {
+            format!(
+                "cannot build a lab here: {why}; run the tests as root, or in a privileged \
+                 container (ci/README.md)"
+            )
+        }))
     }
 
     /// Real root, not root of a user namespace: to drop to `nobody` with setpriv.
     pub fn real_root() -> Needs {
         let root = nix::unistd::geteuid().is_root() && !harness::rootless::in_user_namespace();
-        Needs {
-            missing: (!root).then(|| {
-                format!(
-                    "needs real root to run the harness as `nobody`, and runs as uid {}{}",
-                    harness::rootless::outer_uid(),
-                    if harness::rootless::in_user_namespace() {
-                        " (root of a user namespace only)"
-                    } else {
-                        ""
-                    }
-                )
-            }),
-        }
+        Needs::new((!root).then(|| {
+            format!(
+                "needs real root to run the harness as `nobody`, and runs as uid {}{}",
+                harness::rootless::outer_uid(),
+                if harness::rootless::in_user_namespace() {
+                    " (root of a user namespace only)"
+                } else {
+                    ""
+                }
+            )
+        }))
+    }
+
+    /// `program` on `PATH` (Debian package `package`), which the trials run.
+    pub fn tool(program: &str, package: &str) -> Needs {
+        let found = std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(program))
+            .any(|p| {
+                std::fs::metadata(&p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            });
+        Needs::new((!found).then(|| {
+            format!(
+                "`{program}` is not on PATH: install it with `apt-get install -y {package}` \
+                     (ci/install-deps installs every tool the tests run)"
+            )
+        }))
     }
 
     /// Both.
@@ -101,10 +133,9 @@ impl Needs {
             None => Trial::test(name, f),
             Some(why) if lab_required() => {
                 let msg = format!(
-                    "{why}.\nCI is set (or HARNESS_REQUIRE_LAB=1): a trial that cannot run \
-                     fails rather than being reported ignored. Run the tests as root, or in a \
-                     privileged container (ci/README.md); HARNESS_REQUIRE_LAB=0 reports them \
-                     ignored instead"
+                    "{why}.\nCI is set (or HARNESS_REQUIRE_LAB=1): a trial that cannot run here \
+                     fails rather than being reported ignored (HARNESS_REQUIRE_LAB=0 reports it \
+                     ignored)"
                 );
                 Trial::test(name, move || Err(msg.into()))
             }
