@@ -210,6 +210,49 @@ fn install_deps() -> Result<(), Failed> {
     Ok(())
 }
 
+/// What `ci/install-deps extra-package` runs, with an `apt-get` that only writes down its
+/// arguments: `update`, then `install` of the whole list and the extra package, without asking.
+fn install_deps_runs_apt_get() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("calls");
+    let stub = dir.path().join("apt-get");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho \"$DEBIAN_FRONTEND apt-get $*\" >> '{}'\n",
+            log.display()
+        ),
+    )?;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))?;
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(repo_path("ci/install-deps"))
+        .arg("extra-package")
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "ci/install-deps failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let calls = std::fs::read_to_string(&log)?;
+    let want = format!(
+        "noninteractive apt-get update\nnoninteractive apt-get install -y --no-install-recommends {} extra-package\n",
+        packages()?.join(" ")
+    );
+    if calls != want {
+        return Err(format!("ci/install-deps ran:\n{calls}\nnot:\n{want}").into());
+    }
+    Ok(())
+}
+
 /// No test file ignores trials by itself: tests/common/mod.rs decides, CI or not.
 fn one_policy() -> Result<(), Failed> {
     let dir = repo_path("harness/tests");
@@ -359,6 +402,10 @@ fn main() {
             containerfile,
         ),
         Trial::test("ci/install-deps: every tool the tests run", install_deps),
+        Trial::test(
+            "ci/install-deps: apt-get update, then install the list and its arguments",
+            install_deps_runs_apt_get,
+        ),
         Trial::test("tests: every skip goes through tests/common", one_policy),
     ];
     const CI: &[(&str, &str)] = &[("CI", "true")];
