@@ -79,13 +79,7 @@ impl Outputs {
         if let Some(dir) = &self.pcap {
             match fs::metadata(dir) {
                 Ok(m) if m.is_dir() => takes_files("--pcap", dir, dir)?,
-                Ok(_) => {
-                    return Err(format!(
-                        "--pcap `{}`: not a folder; --pcap takes a folder to write one pcap \
-                         file per link into",
-                        dir.display()
-                    ))
-                }
+                Ok(_) => return Err(not_a_folder(dir)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     takes_files("--pcap", dir, folder(dir))?
                 }
@@ -112,6 +106,13 @@ impl Outputs {
         }
         Ok(())
     }
+}
+
+fn not_a_folder(dir: &Path) -> String {
+    format!(
+        "--pcap `{}`: not a folder; --pcap takes a folder to write one pcap file per link into",
+        dir.display()
+    )
 }
 
 /// `DIR/SCENARIO-LINK.pcap`.
@@ -147,7 +148,7 @@ fn target(flag: &str, path: &Path) -> Result<Target, String> {
         Ok(m) if m.is_file() => match fs::canonicalize(path) {
             Ok(real) => Ok(Target::Replace {
                 path: real,
-                mode: m.permissions().mode() & 0o7777,
+                mode: m.permissions().mode() & 0o777,
             }),
             Err(e) => Err(format!("{flag} `{shown}`: {e}")),
         },
@@ -285,9 +286,13 @@ fn write_batch<'a>(
 ) -> Result<(), String> {
     let mut batch = Batch::default();
     if let Some(dir) = &out.pcap {
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
-            *made = Some(dir);
+        match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(not_a_folder(dir)),
+            Err(_) => {
+                fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+                *made = Some(dir);
+            }
         }
         for (plan, r) in runs {
             for (i, link) in plan.topology.links.iter().enumerate() {
@@ -527,6 +532,30 @@ mod tests {
             "writing `/dev/full`: No space left on device (os error 28)"
         );
         assert!(batch.staged.is_empty());
+    }
+
+    #[test]
+    fn write_refuses_a_pcap_folder_that_is_a_file_by_name() {
+        let e = write(
+            &Outputs {
+                pcap: Some("/dev/full".into()),
+                ..Default::default()
+            },
+            &[],
+        )
+        .expect_err("not a folder");
+        assert!(e.starts_with("--pcap `/dev/full`: not a folder"), "{e}");
+    }
+
+    #[test]
+    fn write_makes_the_folder_of_all_in_and_leaves_only_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let results = dir.path().join("results/dual-isp");
+        write(&Outputs::all_in(&results), &[]).expect("writes");
+        assert_eq!(
+            names(&results),
+            ["result.html", "result.json", "result.junit.xml"]
+        );
     }
 
     #[test]
