@@ -12,6 +12,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use harness::spec::repo_path;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -67,7 +68,12 @@ fn refused_before_building(
     Trial::test(
         format!("refused before building: {option} {path}"),
         move || {
+            let started = Instant::now();
             refused(&run(option, path)?, says)?;
+            // Generous on a loaded machine; a refusal takes milliseconds.
+            if started.elapsed() > Duration::from_secs(5) {
+                return Err(format!("the refusal took {:?}", started.elapsed()).into());
+            }
             let out = Command::new("unshare")
                 .args(["--user", BIN, "run", option, path, &dual_isp()])
                 .stdin(Stdio::null())
