@@ -197,13 +197,20 @@ fn takes_files(flag: &str, path: &Path, dir: &Path) -> Result<(), String> {
 }
 
 /// A result file that could not be written: the path given, and the system's reason.
-fn failed(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("writing `{}`: {e}", path.display())
+fn failed(path: &Path, e: io::Error) -> String {
+    let todo = match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => "; free some space there, or give a path elsewhere",
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
+            "; give a path in a folder you can write to"
+        }
+        _ => "",
+    };
+    format!("writing `{}`: {e}{todo}", path.display())
 }
 
 /// The same for a file written under a temporary name, which is gone with its part.
-fn failed_whole(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("{}; no part of it was left", failed(path, e))
+fn failed_whole(path: &Path, e: io::Error) -> String {
+    format!("{} (no part of it was left)", failed(path, e))
 }
 
 /// Writes through a buffer and hands `out` back once the buffer is flushed: every write's
@@ -459,7 +466,8 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "writing `{}`: No space left on device (os error 28); no part of it was left",
+                "writing `{}`: No space left on device (os error 28); free some space there, or give a \
+                 path elsewhere (no part of it was left)",
                 path.display()
             )
         );
@@ -529,7 +537,8 @@ mod tests {
             .expect_err("/dev/full takes nothing");
         assert_eq!(
             e,
-            "writing `/dev/full`: No space left on device (os error 28)"
+            "writing `/dev/full`: No space left on device (os error 28); free some space there, or \
+             give a path elsewhere"
         );
         assert!(batch.staged.is_empty());
     }
