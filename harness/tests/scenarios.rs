@@ -645,7 +645,7 @@ fn main() {
             twin_on_correct_rules,
         )))
         .chain([
-            lab.trial(
+            lab.and(&common::Needs::tool("python3", "python3")).trial(
                 "gate: the example generator passes, its buggy twin fails",
                 gate_examples,
             ),
