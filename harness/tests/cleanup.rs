@@ -93,7 +93,7 @@ fn main() {
             panic!("PR_SET_CHILD_SUBREAPER: {}", io::Error::last_os_error());
         }
     }
-    let as_nobody = lab.and(&common::Needs::real_root());
+    let as_nobody = lab.and(&common::Needs::root());
     let needs = |who: Who| if who == Who::Nobody { &as_nobody } else { &lab };
     let trial = |name: String, scenario: &'static str, end: End, who: Who| {
         needs(who).trial(name, move || leaves_nothing(scenario, end, who))

@@ -88,6 +88,17 @@ impl Needs {
         }))
     }
 
+    /// Root, as this process was started (a container's root counts): to run the harness as
+    /// `nobody` with setpriv.
+    pub fn root() -> Needs {
+        let uid = nix::unistd::geteuid();
+        Needs::new(
+            (!uid.is_root()).then(|| {
+                format!("needs root to run the harness as `nobody`, and runs as uid {uid}")
+            }),
+        )
+    }
+
     /// `program` on `PATH` (Debian package `package`), which the trials run.
     pub fn tool(program: &str, package: &str) -> Needs {
         let found = std::env::var_os("PATH")
