@@ -102,15 +102,16 @@ fn dev_full() -> Result<(), Failed> {
 
 /// Runs the harness with `option` writing into a tmpfs with no page left; returns its stderr.
 /// The shell prints the harness's exit code and then what the tmpfs holds.
-fn on_a_full_disk(option: &str, name: &str) -> Result<(), Failed> {
+fn on_a_full_disk(option: &str, name: &str, free_pages: u32) -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let mnt = dir.path();
     let target = mnt.join(name);
     let script = r#"
-        mnt=$1; shift
+        mnt=$1; free=$2; shift 2
         mount -t tmpfs -o size=64k,mode=0755 harness-full "$mnt" || exit 90
-        # Every page taken: a new file can still be created, no byte written to it.
-        dd if=/dev/zero of="$mnt/filler" bs=4096 2>/dev/null
+        # All 16 pages but `free` taken: a new file can still be created, and no more than
+        # `free` pages written to it.
+        dd if=/dev/zero of="$mnt/filler" bs=4096 count=$((16 - free)) 2>/dev/null || exit 91
         "$@" >/dev/null
         echo "exit $?"
         ls -A "$mnt"
@@ -126,6 +127,7 @@ fn on_a_full_disk(option: &str, name: &str) -> Result<(), Failed> {
             "sh",
         ])
         .arg(mnt)
+        .arg(free_pages.to_string())
         .args([BIN, "run", option])
         .arg(&target)
         .arg(dual_isp())
@@ -134,8 +136,8 @@ fn on_a_full_disk(option: &str, name: &str) -> Result<(), Failed> {
         .map_err(|e| format!("running unshare (apt-get install util-linux): {e}"))?;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     let report = || format!("stdout:\n{stdout}\nstderr:\n{stderr}");
-    if out.status.code() == Some(90) {
-        return Err(format!("could not mount a tmpfs:\n{}", report()).into());
+    if matches!(out.status.code(), Some(90 | 91)) {
+        return Err(format!("could not mount and fill a tmpfs:\n{}", report()).into());
     }
     let mut lines = stdout.lines();
     if lines.next() != Some("exit 2") {
@@ -235,8 +237,14 @@ fn main() {
     ] {
         trials.push(lab.trial(
             format!("full disk: {option} exits 2, names the file, leaves nothing"),
-            move || on_a_full_disk(option, name),
+            move || on_a_full_disk(option, name, 0),
         ));
     }
+    // The six pcaps of dual-isp take 16 pages: the first fit in 8, a later one does not.
+    // Before, that one was left empty and the run passed (its flush was never checked).
+    trials.push(lab.trial(
+        "disk full mid-way: --pcap exits 2 and leaves none of the pcaps, whole or not",
+        || on_a_full_disk("--pcap", "pcaps", 8),
+    ));
     libtest_mimic::run(&args, trials).exit()
 }
