@@ -4,11 +4,14 @@
 //! A result file is whole or absent. [`Outputs::check`] proves, before any lab is built, that
 //! each can be created: its folder exists and takes a new file, and the path is not a folder
 //! (`--pcap DIR` is a folder, or one its existing parent can take). [`write`] then writes every
-//! file under a temporary name in its own folder (`.NAME.XXXXXX.tmp`), checking each write, the
-//! flush and an fsync, and renames them into place only once all of them are complete: after a
-//! failure (a full disk) none is renamed, every temporary file is removed, and the error names
-//! the file and the system's reason. A path that exists and is not a regular file
-//! (`/dev/stdout`, a FIFO) cannot be replaced: it is written in place.
+//! file in its own folder, checking each write, the flush and an fsync, and puts them in place
+//! only once all of them are complete: after a failure (a full disk) none is, nothing written
+//! is left, and the error names the file and the system's reason. While written a file has no
+//! name (`O_TMPFILE`), so even a process killed then leaves nothing; it is linked under a
+//! temporary name beside its destination (`.NAME.PID-N.tmp`) and renamed over it. Where the
+//! file system has no unnamed files it is written under such a name from the start. A path
+//! that exists and is not a regular file (`/dev/stdout`, a FIFO) cannot be replaced: it is
+//! written in place.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -221,17 +224,108 @@ fn filled<W: Write>(out: W, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>)
     w.into_inner().map_err(io::IntoInnerError::into_error)
 }
 
-/// Files written whole under temporary names, renamed into place together by
-/// [`Batch::commit`]. Dropped before that, it removes them and leaves the old files as they
-/// were.
+/// A result file being written, not yet in place.
+enum Staged {
+    /// An unnamed file in the destination's folder (`O_TMPFILE`): a process killed while
+    /// writing it leaves nothing behind. Given a name only at [`Batch::commit`].
+    Unnamed(fs::File),
+    /// A named temporary file beside the destination, where the file system has no unnamed
+    /// files (or `/proc` is not mounted to name one).
+    Named(tempfile::NamedTempFile),
+}
+
+impl Staged {
+    fn file(&self) -> &fs::File {
+        match self {
+            Staged::Unnamed(f) => f,
+            Staged::Named(t) => t.as_file(),
+        }
+    }
+}
+
+/// An unnamed file in `dir` (`open(dir, O_TMPFILE)`), or `None` where that is not to be had.
+fn unnamed_in(dir: &Path, mode: u32) -> io::Result<Option<fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok(None);
+    }
+    match fs::OpenOptions::new()
+        .write(true)
+        .mode(mode)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(f) => Ok(Some(f)),
+        // No O_TMPFILE in this kernel or file system.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Same as `ln -L /proc/self/fd/N to`: gives an unnamed file a name (open(2) on O_TMPFILE).
+fn link_following(from: &str, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from)?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both are NUL-terminated strings that live across the call, which only reads them.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Puts the unnamed `file` at `dest`: linked under a temporary name beside it, then renamed
+/// over it (a link cannot replace a file).
+fn name_unnamed(file: &fs::File, dest: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let pid = std::process::id();
+    for attempt in 0..1000 {
+        let tmp = folder(dest).join(format!(".{name}.{pid}-{attempt}.tmp"));
+        match link_following(&from, &tmp) {
+            Ok(()) => {
+                return fs::rename(&tmp, dest).inspect_err(|_| {
+                    let _ = fs::remove_file(&tmp);
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EEXIST))
+}
+
+/// Files written whole but not yet in place, put there together by [`Batch::commit`].
+/// Dropped before that, it removes them and leaves the old files as they were.
 #[derive(Default)]
 struct Batch {
-    /// (the temporary file, where it goes, the path as the user gave it)
-    staged: Vec<(tempfile::NamedTempFile, PathBuf, PathBuf)>,
+    /// (the file, where it goes, the path as the user gave it)
+    staged: Vec<(Staged, PathBuf, PathBuf)>,
+    /// Named temporary files only, as where the file system has no unnamed ones (tests).
+    named_only: bool,
 }
 
 impl Batch {
-    /// Writes `path` (a temporary file beside it, complete and on disk) with what `fill` writes.
+    /// Writes what `fill` writes for `path` into a file of its folder, complete and on disk,
+    /// not yet in place (a device or FIFO: into it, at once).
     fn put(
         &mut self,
         flag: &str,
@@ -247,28 +341,43 @@ impl Batch {
                 filled(f, fill).map_err(|e| failed(path, e))?;
             }
             Target::Replace { path: real, mode } => {
-                let name = real.file_name().unwrap_or_default().to_string_lossy();
-                let prefix = format!(".{name}.");
-                let tmp = tempfile::Builder::new()
-                    .prefix(&prefix)
-                    .suffix(".tmp")
-                    .permissions(fs::Permissions::from_mode(mode))
-                    .tempfile_in(folder(&real))
-                    .map_err(|e| failed_whole(path, e))?;
-                filled(tmp.as_file(), fill)
+                let dir = folder(&real);
+                let unnamed = if self.named_only {
+                    None
+                } else {
+                    unnamed_in(dir, mode).map_err(|e| failed_whole(path, e))?
+                };
+                let staged = match unnamed {
+                    Some(f) => Staged::Unnamed(f),
+                    None => {
+                        let name = real.file_name().unwrap_or_default().to_string_lossy();
+                        let prefix = format!(".{name}.");
+                        tempfile::Builder::new()
+                            .prefix(&prefix)
+                            .suffix(".tmp")
+                            .permissions(fs::Permissions::from_mode(mode))
+                            .tempfile_in(dir)
+                            .map(Staged::Named)
+                            .map_err(|e| failed_whole(path, e))?
+                    }
+                };
+                filled(staged.file(), fill)
                     .and_then(|f| f.sync_all())
                     .map_err(|e| failed_whole(path, e))?;
-                self.staged.push((tmp, real, path.to_path_buf()));
+                self.staged.push((staged, real, path.to_path_buf()));
             }
         }
         Ok(())
     }
 
-    /// Renames every file into place.
+    /// Puts every file in place.
     fn commit(self) -> Result<(), String> {
-        for (tmp, real, shown) in self.staged {
-            tmp.persist(&real)
-                .map_err(|e| failed_whole(&shown, e.error))?;
+        for (staged, real, shown) in self.staged {
+            match staged {
+                Staged::Unnamed(f) => name_unnamed(&f, &real),
+                Staged::Named(t) => t.persist(&real).map(drop).map_err(|e| e.error),
+            }
+            .map_err(|e| failed_whole(&shown, e))?;
         }
         Ok(())
     }
@@ -473,6 +582,57 @@ mod tests {
         );
         drop(batch);
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+
+    #[test]
+    fn while_written_a_file_has_no_name_so_a_kill_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.html");
+        let mut batch = Batch::default();
+        batch
+            .put("--html", &path, |w| w.write_all(&[b'x'; 100_000]))
+            .expect("writes");
+        assert!(
+            matches!(batch.staged[0].0, Staged::Unnamed(_)),
+            "this file system has O_TMPFILE"
+        );
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        batch.commit().expect("commit");
+        assert_eq!(names(dir.path()), ["r.html"]);
+        assert_eq!(fs::read(&path).expect("r.html").len(), 100_000);
+    }
+
+    #[test]
+    fn without_unnamed_files_a_named_one_is_written_and_removed_on_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (good, bad) = (dir.path().join("r.json"), dir.path().join("r.html"));
+        let mut batch = Batch {
+            named_only: true,
+            ..Default::default()
+        };
+        batch
+            .put("--json", &good, |w| w.write_all(b"{}"))
+            .expect("writes");
+        assert!(matches!(batch.staged[0].0, Staged::Named(_)));
+        let staged = names(dir.path());
+        assert!(
+            staged.len() == 1 && staged[0].starts_with(".r.json.") && staged[0].ends_with(".tmp"),
+            "{staged:?}"
+        );
+        batch
+            .put("--html", &bad, |_| Err(enospc()))
+            .expect_err("fails");
+        drop(batch);
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        let mut batch = Batch {
+            named_only: true,
+            ..Default::default()
+        };
+        batch
+            .put("--json", &good, |w| w.write_all(b"{}"))
+            .expect("writes");
+        batch.commit().expect("commit");
+        assert_eq!(names(dir.path()), ["r.json"]);
     }
 
     #[test]
