@@ -179,6 +179,25 @@ impl Cmd {
 fn main() -> ExitCode {
     fixed_mmap_threshold();
     let cli = Cli::parse();
+    // Result files that could not be written are refused before anything is built.
+    if let Cmd::Run {
+        json,
+        junit,
+        pcap,
+        html,
+        ..
+    } = &cli.cmd
+    {
+        let outputs = Outputs {
+            json: json.clone(),
+            junit: junit.clone(),
+            pcap: pcap.clone(),
+            html: html.clone(),
+        };
+        if let Err(m) = outputs.check() {
+            return ExitCode::from(fail_msg(&m));
+        }
+    }
     // Commands that build labs run as root in a user namespace of their own when not root.
     if cli.cmd.builds_labs() {
         if let Err(m) = harness::rootless::enter() {
@@ -337,6 +356,9 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(m) = outputs.check_pcaps(&plans) {
+        return fail_msg(&m);
+    }
     let opts = Options {
         backend: args.backend.into(),
         coverage: flags.coverage,

@@ -3,9 +3,11 @@
 //! must hold the topology drawing with every node and link, and a drawing per path; the
 //! screenshot must show the path colours (out, replies, and for the twin the red of where
 //! packets died) in amounts only drawn paths give — the page's text and borders use other
-//! shades, and the legend's swatches are far below the thresholds. Without chromium the trials
-//! fail and say what to install; where namespaces cannot be created they are ignored, not
-//! passed.
+//! shades, and the legend's swatches are far below the thresholds. Without chromium, or where
+//! namespaces cannot be created, the trials are ignored, not passed; under `CI=true` they fail
+//! and say what to install or allow (tests/common/mod.rs).
+
+mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use harness::report::html::{BACK, DIED, OUT};
 use harness::spec::repo_path;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
 /// How long Chromium gets for one page.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -291,17 +293,11 @@ fn screenshot(dir: &Path, page: &Path, name: &str) -> Result<Shot, Failed> {
 
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
-    if let Err(why) = harness::rootless::enter() {
-        eprintln!("the HTML checks need namespaces: {why}");
-    }
-    let privileged = harness::lab::can_create_netns();
-    // A missing browser fails even where the labs cannot run.
-    let trials = std::iter::once(Trial::test("html: chromium is installed", || {
-        chromium().map(drop)
-    }))
-    .chain(CASES.iter().map(|c| {
-        Trial::test(format!("html: {}", c.name), move || check(c)).with_ignored_flag(!privileged)
-    }))
-    .collect();
+    // Without the browser (or a lab) the trials are ignored, and under CI they fail.
+    let needs = common::Needs::lab().and(&common::Needs::tool("chromium", "chromium"));
+    let trials = CASES
+        .iter()
+        .map(|c| needs.trial(format!("html: {}", c.name), move || check(c)))
+        .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }

@@ -2,13 +2,16 @@
 //! `xmllint --noout --schema ci/junit.xsd FILE` (the Apache Ant JUnit schema, see its header),
 //! for a scenario that passes, one declared broken that breaks as declared, one that breaks
 //! for real (seed 002 without its `--restore-mark` line) and a twin declared broken whose
-//! expectations hold. Where namespaces cannot be created the trials are ignored, not passed.
+//! expectations hold. Where namespaces cannot be created, or xmllint is missing, the trials
+//! are ignored, not passed (under `CI=true` they fail: tests/common/mod.rs).
+
+mod common;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use harness::spec::repo_path;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
 /// Runs the harness binary in the repository root: its exit code and its output.
 fn harness(args: &[&str]) -> Result<(i32, String), Failed> {
@@ -156,16 +159,10 @@ const CASES: [Case; 3] = [
 
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
-    if let Err(why) = harness::rootless::enter() {
-        eprintln!("the JUnit checks need namespaces: {why}");
-    }
-    let privileged = harness::lab::can_create_netns();
+    let needs = common::Needs::lab().and(&common::Needs::tool("xmllint", "libxml2-utils"));
     let trials = CASES
         .iter()
-        .map(|c| {
-            Trial::test(format!("junit: {}", c.name), move || check(c))
-                .with_ignored_flag(!privileged)
-        })
+        .map(|c| needs.trial(format!("junit: {}", c.name), move || check(c)))
         .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }

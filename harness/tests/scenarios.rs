@@ -5,7 +5,9 @@
 //! must match the snapshot in reports/snapshots/ (`cargo insta review` to accept a change).
 //! Run as an ordinary user, the tests run inside a user namespace of their own, as the
 //! `harness` binary does. Where namespaces cannot be created at all they are ignored, not
-//! passed.
+//! passed; under `CI=true` (or `HARNESS_REQUIRE_LAB=1`) they fail (tests/common/mod.rs).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,7 @@ use harness::spec::repo_path;
 use harness::spec::{RuleKind, RuleSource};
 use harness::verdict::Outcome;
 use harness::{report, run};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
 fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -605,17 +607,19 @@ fn commit_watch() -> Result<(), Failed> {
 fn main() {
     // Not root: run every scenario the same way, as root of a user namespace of our own
     // (first, while this process has one thread). Where the kernel refuses one, the trials
-    // that need namespaces are ignored, not passed.
-    if let Err(why) = harness::rootless::enter() {
-        eprintln!("scenarios need namespaces: {why}");
-    }
-    harness::rootless::raise_fd_limit();
+    // that need namespaces are ignored, not passed; under CI they fail.
+    let lab = common::Needs::lab();
+    // The pcaps are read back with tcpdump where it runs (not as root of a user namespace).
+    let pcaps = if harness::rootless::in_user_namespace() {
+        lab.clone()
+    } else {
+        lab.and(&common::Needs::tool("tcpdump", "tcpdump"))
+    };
     let args = Arguments::from_args();
     let root = repo_path("scenarios");
     let mut files = Vec::new();
     scenario_files(&root, &mut files);
     files.sort();
-    let privileged = harness::lab::can_create_netns();
     let trials = files
         .into_iter()
         .flat_map(|p| {
@@ -623,71 +627,54 @@ fn main() {
             let legacy = iptables_only(&p).then(|| {
                 let (name, p) = (name.clone(), p.clone());
                 // The backend differential: the same snapshot under iptables-legacy.
-                Trial::test(format!("legacy: {name}"), move || {
+                lab.trial(format!("legacy: {name}"), move || {
                     run_one(&name, &p, Backend::Legacy)
                 })
-                .with_ignored_flag(!privileged)
             });
-            std::iter::once(
-                Trial::test(name.clone(), move || run_one(&name, &p, Backend::System))
-                    .with_ignored_flag(!privileged),
-            )
-            .chain(legacy)
+            std::iter::once(lab.trial(name.clone(), move || run_one(&name, &p, Backend::System)))
+                .chain(legacy)
         })
         .chain(restore_cuts().into_iter().map(|(line, text)| {
-            Trial::test(
+            lab.trial(
                 format!("dual-isp, restore cut: line {line} `{text}`"),
                 move || run_cut(line),
             )
-            .with_ignored_flag(!privileged)
         }))
-        .chain(std::iter::once(
-            Trial::test(
-                "dual-isp-no-restore, on the correct rules: must not pass",
-                twin_on_correct_rules,
-            )
-            .with_ignored_flag(!privileged),
-        ))
+        .chain(std::iter::once(lab.trial(
+            "dual-isp-no-restore, on the correct rules: must not pass",
+            twin_on_correct_rules,
+        )))
         .chain([
-            Trial::test(
+            lab.and(&common::Needs::tool("python3", "python3")).trial(
                 "gate: the example generator passes, its buggy twin fails",
                 gate_examples,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            lab.trial(
                 "diff: seed 002 against no SNAT on wan2 names the wan2 flows",
                 diff_snat,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            lab.trial(
                 "coverage: the rules nothing hit, by file and line",
                 coverage_idle_rules,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test("result files: pcap per link, JSON, JUnit", result_files)
-                .with_ignored_flag(!privileged),
-            Trial::test("bench: a row per uplinks and flows", bench_rows)
-                .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            pcaps.trial("result files: pcap per link, JSON, JUnit", result_files),
+            lab.trial("bench: a row per uplinks and flows", bench_rows),
+            lab.trial(
                 "bench: the built-in scale scenario holds on 16 uplinks",
                 sixteen_uplinks_builtin,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            lab.trial(
                 "result files: a failing scenario names the folder they are in",
                 failure_leaves_results,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            lab.trial(
                 "generators: a failing one is bad input, with its own message",
                 failing_generators,
-            )
-            .with_ignored_flag(!privileged),
-            Trial::test(
+            ),
+            lab.trial(
                 "install: the kernel's commits end the wait, every table in force",
                 commit_watch,
-            )
-            .with_ignored_flag(!privileged),
+            ),
         ])
         .collect();
     libtest_mimic::run(&args, trials).exit()
