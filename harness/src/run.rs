@@ -64,6 +64,8 @@ pub struct RunResult {
 /// Checks, before anything is built, that the tools the rule files need are installed and
 /// that namespaces can be created.
 pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
+    // Rule files given on the command line, and mutants, were not seen by `spec::load`.
+    crate::spec::hostsafe::check_plan(plan)?;
     // Rule files whose kind is known before they are generated.
     for kind in RuleKind::ALL {
         let users: Vec<String> = plan
