@@ -211,8 +211,11 @@ pub fn check_plan(plan: &Plan) -> Result<(), SpecError> {
             }
             RuleSource::Command { .. } => continue,
         };
+        // Shown as the user gave it: `--rules` paths are made absolute from the current folder.
+        let cwd = std::env::current_dir().unwrap_or_default();
         for (path, kind, first, text) in texts {
-            check_at(kind, &text, &path, first)?;
+            let shown = path.strip_prefix(&cwd).unwrap_or(&path);
+            check_at(kind, &text, shown, first)?;
         }
     }
     Ok(())
