@@ -773,7 +773,8 @@ const WATCHED_SYSCTLS: &[&str] = &[
     "net/core/rmem_max",
 ];
 
-/// The watched sysctls' values and the names under /run/netns.
+/// The watched sysctls' values and the names under /run/netns (`/run/netns` itself when it
+/// is there).
 fn host_state() -> (Vec<(String, String)>, BTreeSet<String>) {
     let sysctls = WATCHED_SYSCTLS
         .iter()
@@ -787,6 +788,11 @@ fn host_state() -> (Vec<(String, String)>, BTreeSet<String>) {
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .chain(
+            Path::new("/run/netns")
+                .is_dir()
+                .then(|| "/run/netns".to_string()),
+        )
         .collect();
     (sysctls, names)
 }
@@ -802,12 +808,20 @@ fn undo_host_changes(before: &(Vec<(String, String)>, BTreeSet<String>)) -> Resu
             changed.push(format!("sysctl {k}: {was} → {now}"));
         }
     }
-    for name in after.1.difference(&before.1) {
+    let new: Vec<&String> = after.1.difference(&before.1).collect();
+    for name in &new {
         if name.starts_with("harness-test-evil") {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
-        changed.push(format!("/run/netns/{name} appeared"));
     }
+    if new.iter().any(|n| *n == "/run/netns") {
+        // `ip netns add` made it; empty again once its names are gone.
+        let _ = std::fs::remove_dir("/run/netns");
+    }
+    changed.extend(new.iter().map(|n| match n.as_str() {
+        "/run/netns" => "/run/netns appeared".to_string(),
+        n => format!("/run/netns/{n} appeared"),
+    }));
     check(changed.is_empty(), || {
         format!("the host changed (put back): {}", changed.join(", "))
     })
