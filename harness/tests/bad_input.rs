@@ -666,7 +666,7 @@ fn main() {
                 .with_ignored_flag(!privileged),
         );
     }
-    trials.extend(host_trials(privileged));
+    trials.extend(host_trials(privileged, root));
     libtest_mimic::run(&args, trials).exit()
 }
 
@@ -960,8 +960,40 @@ fn generator_output_limit() -> Result<(), Failed> {
     })
 }
 
-fn host_trials(privileged: bool) -> Vec<Trial> {
+/// The same refusal when not root (the harness in a user namespace of its own): `check` and
+/// `run` of a sysctl file with a host key, as `nobody`.
+fn host_case_as_nobody(sub: &str) -> Result<(), Failed> {
+    let dir = common::world_readable_copy(&[
+        "harness/tests/fixtures/bad/host",
+        "topologies",
+        "scenarios/dual-isp",
+    ])?;
+    let before = host_state();
+    let out = common::as_nobody(
+        dir.path(),
+        &[sub, "harness/tests/fixtures/bad/host/sysctl-kernel.yaml"],
+    )
+    .output()
+    .map_err(|e| format!("running setpriv (apt-get install util-linux): {e}"));
+    undo_host_changes(&before)?;
+    let stderr = one_error(&out?)?;
+    let at = "error: harness/tests/fixtures/bad/host/kernel.sysctl:4:1: sysctl \
+              `kernel.printk_ratelimit_burst` is the host's";
+    check(stderr.starts_with(at), || {
+        format!("stderr does not start with {at:?}:\n{stderr}")
+    })
+}
+
+fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
     let mut trials = Vec::new();
+    for sub in ["check", "run"] {
+        trials.push(
+            Trial::test(format!("{sub}::host::sysctl-kernel-as-nobody"), move || {
+                host_case_as_nobody(sub)
+            })
+            .with_ignored_flag(!root),
+        );
+    }
     for c in HOST_CASES {
         if c.check {
             trials.push(Trial::test(format!("check::host::{}", c.name), move || {
