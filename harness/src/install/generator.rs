@@ -17,6 +17,11 @@
 //! generator keeps the harness's /proc (it sees its own pid through /proc/self, so the
 //! topology file at `/proc/self/fd/200` still opens); it dies with that thread
 //! (PR_SET_PDEATHSIG), so with the harness.
+//!
+//! What a generator notices: it is PID 1 of its namespace (`$$` is 1, and /proc, the
+//! harness's, shows the host's pid 1 there), orphans are re-parented to it, and as PID 1 it
+//! ignores signals it has no handler for when they come from inside its namespace. None of
+//! that matters to a program that prints rules.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
