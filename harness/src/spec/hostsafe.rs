@@ -272,8 +272,8 @@ const IP_OBJECTS: &[&str] = &[
 ///   `monitor` (never ends);
 /// * the words `netns`, `link-netns`, `link-netnsid`, `netnsid` and their abbreviations
 ///   (a device moved or created in another namespace, or tied to one);
-/// * BPF objects (`xdp`, `bpf`, `obj`, `object`, `pinned`): read from the host's files and
-///   pinned in its bpffs;
+/// * BPF objects (`xdp obj FILE`, `encap bpf in obj FILE`, `pinned PATH`): read from the
+///   host's files and pinned in its bpffs (`xdp off` is fine);
 /// * a first word that is an option (`-n`, `-netns`, `-force`, `-batch`), which `ip` would
 ///   refuse anyway.
 fn check_ip_batch(text: &str) -> Result<(), Outside> {
@@ -356,17 +356,7 @@ fn check_ip_batch(text: &str) -> Result<(), Outside> {
                     ),
                 ));
             }
-            let bpf = [
-                "xdp",
-                "xdpgeneric",
-                "xdpdrv",
-                "xdpoffload",
-                "bpf",
-                "obj",
-                "object",
-            ]
-            .contains(&w.as_str())
-                || w.starts_with("pinned");
+            let bpf = ["obj", "object"].contains(&w.as_str()) || w.starts_with("pinned");
             if bpf {
                 return Err(at(
                     *col,
@@ -490,7 +480,10 @@ mod tests {
     )]
     #[case::link_netnsid("link add m link eth0 link-netnsid 0 type macvlan\n", Some((1, 22)))]
     #[case::continued("link set eth1 \\\n netns 1\n", Some((2, 2)))]
-    #[case::xdp("link set dev eth0 xdp obj /tmp/p.o\n", Some((1, 19)))]
+    #[case::xdp("link set dev eth0 xdp obj /tmp/p.o\n", Some((1, 23)))]
+    #[case::xdp_pinned("link set dev eth0 xdpgeneric pinned /sys/fs/bpf/p\n", Some((1, 30)))]
+    #[case::xdp_off("link set dev eth0 xdp off\n", None)]
+    #[case::encap_bpf("route add 10.9.0.0/16 encap bpf in obj p.o dev eth0\n", Some((1, 36)))]
     #[case::neigh_short("n add 10.0.0.2 lladdr 02:00:00:00:00:01 dev eth0\n", None)]
     fn ip_files(#[case] text: &str, #[case] want: Option<(usize, usize)>) {
         let got = check(RuleKind::Ip, text).err().map(|o| (o.line, o.col));
