@@ -984,6 +984,26 @@ fn host_case_as_nobody(sub: &str) -> Result<(), Failed> {
     })
 }
 
+/// A generator limit in the environment that is no number is bad input, found before
+/// anything is built.
+fn generator_limit_unreadable() -> Result<(), Failed> {
+    let veths = host_veths();
+    let (out, _, took) = run_measured(
+        &["run", "../cleanup/gen-hangs.yaml"],
+        &[("HARNESS_GENERATOR_MAX_OUTPUT", "lots")],
+        Duration::from_secs(60),
+    )?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &["error: the environment: HARNESS_GENERATOR_MAX_OUTPUT=`lots`: write a number of bytes"],
+    )?;
+    check(host_veths() == veths, || "veths appeared".into())?;
+    check(took < Duration::from_secs(10), || {
+        format!("the run took {took:?}: the generator ran")
+    })
+}
+
 fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
     let mut trials = Vec::new();
     for sub in ["check", "run"] {
@@ -1024,6 +1044,13 @@ fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
     trials.push(
         Trial::test("run::host::generator-output-limit", generator_output_limit)
             .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test(
+            "run::host::generator-limit-unreadable",
+            generator_limit_unreadable,
+        )
+        .with_ignored_flag(!privileged),
     );
     trials
 }
