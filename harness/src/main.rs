@@ -24,6 +24,11 @@ use harness::{report, Exit};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Seconds a generator may run before it is killed, with every process it started (exit
+    /// 2); default 60, or HARNESS_GENERATOR_TIMEOUT. Its output is limited to 64 MiB
+    /// (HARNESS_GENERATOR_MAX_OUTPUT).
+    #[arg(long, global = true, value_name = "SECS", value_parser = harness::install::generator::parse_seconds)]
+    generator_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Args, Clone)]
@@ -197,6 +202,9 @@ fn main() -> ExitCode {
         if let Err(m) = outputs.check() {
             return ExitCode::from(fail_msg(&m));
         }
+    }
+    if let Some(limit) = cli.generator_timeout {
+        harness::install::generator::set_time_limit(limit);
     }
     // Commands that build labs run as root in a user namespace of their own when not root.
     if cli.cmd.builds_labs() {

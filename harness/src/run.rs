@@ -65,6 +65,18 @@ pub struct RunResult {
 /// Checks, before anything is built, that the tools the rule files need are installed and
 /// that namespaces can be created.
 pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
+    // Rule files given on the command line, and mutants, were not seen by `spec::load`.
+    crate::spec::hostsafe::check_plan(plan)?;
+    let sources = plan.rules.iter().flat_map(|r| &r.sources);
+    if sources
+        .clone()
+        .any(|s| matches!(s, RuleSource::Command { .. }))
+    {
+        install::generator::Limits::current().map_err(|msg| install::InstallError::Source {
+            shown: "the environment".into(),
+            msg,
+        })?;
+    }
     // Rule files whose kind is known before they are generated.
     for kind in RuleKind::ALL {
         let users: Vec<String> = plan

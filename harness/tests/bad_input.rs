@@ -659,5 +659,391 @@ fn main() {
         trials.push(lab.trial(format!("install::{}", c.name), move || tool_lib(c)));
         trials.push(lab.trial(format!("run::{}", c.name), move || tool_bin(c)));
     }
+    trials.extend(host_trials(privileged, root));
     libtest_mimic::run(&args, trials).exit()
+}
+
+// --- #14 §2: the host is never touched ---
+
+/// A rule file, bundle, topology or generator output that would reach outside its node: exit
+/// 2 with `file:line:col` (found before anything is built; a generator's output before it is
+/// loaded), and the host exactly as before: the sysctls the fixtures name, /run/netns, and
+/// what `run_clean` checks (veths, named namespaces, processes of the run's group).
+struct HostCase {
+    name: &'static str,
+    /// After `run` or `check`, from fixtures/bad.
+    args: &'static [&'static str],
+    /// What follows `error: `.
+    at: &'static str,
+    says: &'static [&'static str],
+    /// `check` finds it too (not a generator's output: that needs the lab).
+    check: bool,
+    /// `run` may be tried: not where a missing check would move a device into the host.
+    run: bool,
+}
+
+const HOST_CASES: &[HostCase] = &[
+    HostCase {
+        name: "sysctl-kernel",
+        args: &["host/sysctl-kernel.yaml"],
+        at: "host/kernel.sysctl:4:1: sysctl `kernel.printk_ratelimit_burst` is the host's",
+        says: &["set only per-namespace keys"],
+        check: true,
+        run: true,
+    },
+    HostCase {
+        name: "sysctl-vm",
+        args: &["host/sysctl-vm.yaml"],
+        at: "host/vm.sysctl:1:1: sysctl `vm.stat_interval` is the host's",
+        says: &["would change the host"],
+        check: true,
+        run: true,
+    },
+    HostCase {
+        name: "bundle-sysctl-kernel",
+        args: &[
+            "../../../../scenarios/dual-isp.yaml",
+            "--rules",
+            "jupiter=host/kernel.bundle",
+        ],
+        at: "host/kernel.bundle:5:1: sysctl `kernel.printk_ratelimit_burst` is the host's",
+        says: &["set only per-namespace keys"],
+        check: false,
+        run: true,
+    },
+    HostCase {
+        name: "bundle-sysctl-rmem-max",
+        args: &[
+            "../../../../scenarios/dual-isp.yaml",
+            "--rules",
+            "jupiter=host/rmem.bundle",
+        ],
+        at: "host/rmem.bundle:3:1: sysctl `net.core.rmem_max` is not kept per network namespace",
+        says: &["would change the host's value"],
+        check: false,
+        run: true,
+    },
+    HostCase {
+        name: "topology-sysctl-rmem-max",
+        args: &["host/topo-rmem.yaml"],
+        at: "host/topo-rmem-topology.yaml:11:26: node `router`: sysctl `net.core.rmem_max`: it \
+             is not kept per network namespace",
+        says: &["set only per-namespace keys"],
+        check: true,
+        run: true,
+    },
+    HostCase {
+        name: "ip-netns-add",
+        args: &["host/ip-netns-add.yaml"],
+        at: "host/netns-add.ip:4:1: `ip netns` names namespaces on the host (/run/netns)",
+        says: &["may only change its own node"],
+        check: true,
+        run: true,
+    },
+    HostCase {
+        name: "ip-link-set-netns",
+        args: &["host/ip-link-netns.yaml"],
+        at: "host/link-netns.ip:3:19: `netns` names another network namespace",
+        says: &["may only change its own node"],
+        check: true,
+        run: false,
+    },
+    HostCase {
+        name: "generator-prints-netns-add",
+        args: &["host/gen-netns-add.yaml"],
+        at: "output of generator `echo 'route flush cache'; echo '  netns add \
+             harness-test-evil-gen'`:2:3: `ip netns` names namespaces on the host",
+        says: &["(printed for node `jupiter`)"],
+        check: false,
+        run: true,
+    },
+];
+
+/// Host sysctls the fixtures would change were they not refused.
+const WATCHED_SYSCTLS: &[&str] = &[
+    "kernel/printk_ratelimit_burst",
+    "vm/stat_interval",
+    "net/core/rmem_max",
+];
+
+/// The watched sysctls' values and the names under /run/netns (`/run/netns` itself when it
+/// is there).
+fn host_state() -> (Vec<(String, String)>, BTreeSet<String>) {
+    let sysctls = WATCHED_SYSCTLS
+        .iter()
+        .map(|k| {
+            let v = std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default();
+            (k.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let names = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .chain(
+            Path::new("/run/netns")
+                .is_dir()
+                .then(|| "/run/netns".to_string()),
+        )
+        .collect();
+    (sysctls, names)
+}
+
+/// Puts back what a missing check let a fixture change (only then is anything written), and
+/// says what it was.
+fn undo_host_changes(before: &(Vec<(String, String)>, BTreeSet<String>)) -> Result<(), Failed> {
+    let after = host_state();
+    let mut changed = Vec::new();
+    for ((k, was), (_, now)) in before.0.iter().zip(&after.0) {
+        if was != now {
+            let _ = std::fs::write(format!("/proc/sys/{k}"), was);
+            changed.push(format!("sysctl {k}: {was} → {now}"));
+        }
+    }
+    let new: Vec<&String> = after.1.difference(&before.1).collect();
+    for name in &new {
+        if name.starts_with("harness-test-evil") {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+    if new.iter().any(|n| *n == "/run/netns") {
+        // `ip netns add` made it; empty again once its names are gone.
+        let _ = std::fs::remove_dir("/run/netns");
+    }
+    changed.extend(new.iter().map(|n| match n.as_str() {
+        "/run/netns" => "/run/netns appeared".to_string(),
+        n => format!("/run/netns/{n} appeared"),
+    }));
+    check(changed.is_empty(), || {
+        format!("the host changed (put back): {}", changed.join(", "))
+    })
+}
+
+fn host_case(c: &HostCase, sub: &str) -> Result<(), Failed> {
+    let before = host_state();
+    let mut args = vec![sub];
+    args.extend(c.args);
+    let out = if sub == "run" {
+        run_clean(&args, &fixtures(), None)
+    } else {
+        harness(&args, &fixtures(), None)
+    };
+    undo_host_changes(&before)?;
+    let stderr = one_error(&out?)?;
+    let at = format!("error: {}", c.at);
+    check(stderr.starts_with(&at), || {
+        format!("stderr does not start with {at:?}:\n{stderr}")
+    })?;
+    says_all(&stderr, c.says)
+}
+
+/// Runs the binary from fixtures/bad with `env`, output to files (a process left holding a
+/// pipe would hold the test), killed after `most`: its output, peak memory (KiB, of the
+/// harness or any child it waited for) and how long it took.
+fn run_measured(
+    args: &[&str],
+    env: &[(&str, &str)],
+    most: Duration,
+) -> Result<(Output, i64, Duration), Failed> {
+    use std::io::{Read, Seek};
+    use std::os::unix::process::ExitStatusExt;
+    let mut files = [tempfile::tempfile()?, tempfile::tempfile()?];
+    let child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(fixtures())
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(files[0].try_clone()?)
+        .stderr(files[1].try_clone()?)
+        .spawn()?;
+    let pid = child.id() as i32;
+    let started = Instant::now();
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    let dog = std::thread::spawn(move || {
+        if watchdog.recv_timeout(most).is_err() {
+            // SAFETY: kill(2) on the process group this test started.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with pointers to live locals.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let took = started.elapsed();
+    let _ = done.send(());
+    let _ = dog.join();
+    std::mem::forget(child);
+    if rc != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()).into());
+    }
+    let mut text = [Vec::new(), Vec::new()];
+    for (f, t) in files.iter_mut().zip(&mut text) {
+        f.rewind()?;
+        f.read_to_end(t)?;
+    }
+    let [stdout, stderr] = text;
+    let left = group_members(pid as u32);
+    check(left.is_empty(), || {
+        format!("processes of the harness left running: {left:?}")
+    })?;
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    Ok((out, usage.ru_maxrss, took))
+}
+
+/// A generator that never ends is killed at the time limit given with
+/// `--generator-timeout` (or HARNESS_GENERATOR_TIMEOUT): exit 2 naming it and the limit.
+fn generator_time_limit(by_env: bool) -> Result<(), Failed> {
+    let (args, env): (&[&str], &[(&str, &str)]) = if by_env {
+        (
+            &["run", "../cleanup/gen-hangs.yaml"],
+            &[("HARNESS_GENERATOR_TIMEOUT", "1")],
+        )
+    } else {
+        (
+            &[
+                "run",
+                "--generator-timeout",
+                "1",
+                "../cleanup/gen-hangs.yaml",
+            ],
+            &[],
+        )
+    };
+    let (out, _, took) = run_measured(args, env, Duration::from_secs(60))?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &[
+            "error: generator `sleep 100000` for node `jupiter` failed: it ran longer than 1 s, \
+             the time limit, and was killed with every process it started",
+            "--generator-timeout SECS",
+        ],
+    )?;
+    check(took < Duration::from_secs(20), || {
+        format!("the run took {took:?} with a 1 s limit")
+    })
+}
+
+/// A generator that prints 1 GiB is killed at the 64 MiB output limit: exit 2 naming it and
+/// the limit, and the harness never holds much more than the limit.
+fn generator_output_limit() -> Result<(), Failed> {
+    let (out, peak_kib, _) = run_measured(
+        &["run", "../cleanup/gen-floods.yaml"],
+        &[],
+        Duration::from_secs(120),
+    )?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &[
+            "error: generator `head -c 1073741824 /dev/zero` for node `jupiter` failed: it \
+             printed more than 64 MiB, the output limit, and was killed",
+            "HARNESS_GENERATOR_MAX_OUTPUT",
+        ],
+    )?;
+    check(peak_kib < 256 << 10, || {
+        format!("the harness peaked at {} MiB", peak_kib >> 10)
+    })
+}
+
+/// The same refusal when not root (the harness in a user namespace of its own): `check` and
+/// `run` of a sysctl file with a host key, as `nobody`.
+fn host_case_as_nobody(sub: &str) -> Result<(), Failed> {
+    let dir = common::world_readable_copy(&[
+        "harness/tests/fixtures/bad/host",
+        "topologies",
+        "scenarios/dual-isp",
+    ])?;
+    let before = host_state();
+    let out = common::as_nobody(
+        dir.path(),
+        &[sub, "harness/tests/fixtures/bad/host/sysctl-kernel.yaml"],
+    )
+    .output()
+    .map_err(|e| format!("running setpriv (apt-get install util-linux): {e}"));
+    undo_host_changes(&before)?;
+    let stderr = one_error(&out?)?;
+    let at = "error: harness/tests/fixtures/bad/host/kernel.sysctl:4:1: sysctl \
+              `kernel.printk_ratelimit_burst` is the host's";
+    check(stderr.starts_with(at), || {
+        format!("stderr does not start with {at:?}:\n{stderr}")
+    })
+}
+
+/// A generator limit in the environment that is no number is bad input, found before
+/// anything is built.
+fn generator_limit_unreadable() -> Result<(), Failed> {
+    let veths = host_veths();
+    let (out, _, took) = run_measured(
+        &["run", "../cleanup/gen-hangs.yaml"],
+        &[("HARNESS_GENERATOR_MAX_OUTPUT", "lots")],
+        Duration::from_secs(60),
+    )?;
+    let stderr = one_error(&out)?;
+    says_all(
+        &stderr,
+        &["error: the environment: HARNESS_GENERATOR_MAX_OUTPUT=`lots`: write a number of bytes"],
+    )?;
+    check(host_veths() == veths, || "veths appeared".into())?;
+    check(took < Duration::from_secs(10), || {
+        format!("the run took {took:?}: the generator ran")
+    })
+}
+
+fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for sub in ["check", "run"] {
+        trials.push(
+            Trial::test(format!("{sub}::host::sysctl-kernel-as-nobody"), move || {
+                host_case_as_nobody(sub)
+            })
+            .with_ignored_flag(!root),
+        );
+    }
+    for c in HOST_CASES {
+        if c.check {
+            trials.push(Trial::test(format!("check::host::{}", c.name), move || {
+                host_case(c, "check")
+            }));
+        }
+        if c.run {
+            trials.push(
+                Trial::test(format!("run::host::{}", c.name), move || {
+                    host_case(c, "run")
+                })
+                .with_ignored_flag(!privileged),
+            );
+        }
+    }
+    trials.push(
+        Trial::test("run::host::generator-time-limit", || {
+            generator_time_limit(false)
+        })
+        .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test("run::host::generator-time-limit-env", || {
+            generator_time_limit(true)
+        })
+        .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test("run::host::generator-output-limit", generator_output_limit)
+            .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test(
+            "run::host::generator-limit-unreadable",
+            generator_limit_unreadable,
+        )
+        .with_ignored_flag(!privileged),
+    );
+    trials
 }

@@ -3,7 +3,8 @@
 //! once mid-traffic and once while a rule tool runs — no namespace, interface, process or
 //! mount of the lab remains, and the starting namespace is exactly as before. The same holds
 //! for a run as an unprivileged user (in a user namespace of its own) and for two runs of the
-//! same scenario at once, which must both pass.
+//! same scenario at once, which must both pass, and for runs whose generator forks a daemon,
+//! leaves a child holding its stdout, hangs or floods its output (#14 §2).
 //!
 //! Each trial runs the real binary and, while it runs, records every namespace (of any kind)
 //! that the harness or a process it started holds other than this process's own, and every
@@ -81,7 +82,37 @@ enum When {
     Install,
 }
 
+/// Generators that misbehave (#14 §2), and the exit status of their run.
+const GENERATORS: &[(&str, &str, i32)] = &[
+    // `setsid sleep 100000 &`, then good rules: the daemon must not outlive the generator.
+    (
+        "generator_forks_daemon",
+        "harness/tests/fixtures/cleanup/gen-daemon.yaml",
+        0,
+    ),
+    // `sleep 100000 &` keeps the generator's stdout open: the run must not wait for it.
+    (
+        "generator_child_holds_stdout",
+        "harness/tests/fixtures/cleanup/gen-holds-stdout.yaml",
+        0,
+    ),
+    // `sleep 100000`: killed at the time limit (HARNESS_GENERATOR_TIMEOUT, set in `main`).
+    (
+        "generator_hangs",
+        "harness/tests/fixtures/cleanup/gen-hangs.yaml",
+        2,
+    ),
+    // 1 GiB on stdout: killed at the 64 MiB output limit.
+    (
+        "generator_floods",
+        "harness/tests/fixtures/cleanup/gen-floods.yaml",
+        2,
+    ),
+];
+
 fn main() {
+    // A hanging generator is killed after 2 s rather than the default 60 (see GENERATORS).
+    std::env::set_var("HARNESS_GENERATOR_TIMEOUT", "2");
     let args = Arguments::from_args();
     // The trials watch this process's own namespaces: no user namespace is entered here.
     let lab = common::Needs::netns();
@@ -122,6 +153,22 @@ fn main() {
             "keep_shell_down_as_nobody"
         };
         trials.push(needs(who).trial(name, move || keep_shell_down(who)));
+    }
+    // #14 §2: every process a generator starts dies with it; one that hangs or floods is
+    // killed at its limit (exit 2). Root and rootless.
+    for (name, scenario, code) in GENERATORS {
+        trials.push(trial(
+            name.to_string(),
+            scenario,
+            End::Exit(*code),
+            Who::Root,
+        ));
+        trials.push(trial(
+            format!("{name}_as_nobody"),
+            scenario,
+            End::Exit(*code),
+            Who::Nobody,
+        ));
     }
     trials.push(trial(
         "sigkill_mid_traffic_as_nobody".into(),

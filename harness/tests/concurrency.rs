@@ -2,27 +2,28 @@
 //! broken because other labs were being built and torn down beside it. Exit 1 must rest on
 //! what was seen; under load the harness may say it could not judge (exit 2), never wrongly 1.
 //!
-//! Needs the privilege to create namespaces; without it the trials are reported ignored.
+//! Needs labs; where they cannot be built the trials are reported ignored, or fail under CI
+//! (see `common::Needs`).
+
+mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::spec::repo_path;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
 fn main() {
     let args = Arguments::from_args();
-    let privileged = harness::lab::can_create_netns();
+    let lab = common::Needs::lab();
     let trials = vec![
-        Trial::test(
+        lab.trial(
             "lab: every link end is up once the lab is wired",
             links_up_when_wired,
-        )
-        .with_ignored_flag(!privileged),
-        Trial::test("16 runs of dual-isp at once: no false alarm", || {
+        ),
+        lab.trial("16 runs of dual-isp at once: no false alarm", || {
             at_once("scenarios/dual-isp.yaml", 16, 2)
-        })
-        .with_ignored_flag(!privileged),
+        }),
     ];
     libtest_mimic::run(&args, trials).exit_code();
 }

@@ -18,11 +18,13 @@ use nix::sched::{setns, unshare, CloneFlags};
 use thiserror::Error;
 
 pub mod commits;
+pub mod generator;
 
 use commits::{CommitWatch, Outcome};
 
 use crate::lab::{Gate, Lab, Netns};
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
+pub use crate::spec::bundle::split_bundle;
 use crate::spec::{Plan, RuleKind, RuleSource};
 
 #[derive(Debug, Error)]
@@ -47,6 +49,9 @@ pub enum InstallError {
     },
     #[error("{shown}: {msg}")]
     Source { shown: String, msg: String },
+    /// A generator printed what no rule file may hold (see `spec::hostsafe`).
+    #[error("{0} (printed for node `{1}`)")]
+    Outside(crate::spec::SpecError, String),
     #[error("generator `{line}` for node `{node}` failed: {said}")]
     Generator {
         line: String,
@@ -414,78 +419,22 @@ fn materialize(
             let facts = crate::spec::facts(&plan.topology, node).to_string();
             let out = run_generator(lab, node, line, cwd, &facts, tables)?;
             let shown = format!("output of generator `{line}`");
-            match kind {
-                Some(k) => Ok(vec![Loadable {
+            let texts = match kind {
+                Some(k) => vec![Loadable {
                     kind: *k,
                     shown,
                     first_line: 1,
                     text: out,
-                }]),
-                None => sections(shown, out),
+                }],
+                None => sections(shown, out)?,
+            };
+            // What a rule file may not do, a generator may not print (see spec::hostsafe).
+            for l in &texts {
+                crate::spec::hostsafe::check_at(l.kind, &l.text, Path::new(&l.shown), l.first_line)
+                    .map_err(|e| InstallError::Outside(e, node.to_string()))?;
             }
+            Ok(texts)
         }
-    }
-}
-
-/// Splits a bundle into its `### KIND` sections: (kind, line of its first line, text). Text
-/// before any header is one section whose kind is told from its first rule line.
-pub fn split_bundle(text: &str) -> Result<Vec<(RuleKind, usize, String)>, String> {
-    let mut out: Vec<(Option<RuleKind>, usize, String)> = vec![(None, 1, String::new())];
-    for (i, line) in text.lines().enumerate() {
-        if let Some(name) = line.trim().strip_prefix("### ") {
-            let kind = RuleKind::from_name(name.trim()).ok_or_else(|| {
-                format!("line {}: `### {}` is no kind of rules: use ### iptables, nft, ip, ipset or sysctl", i + 1, name.trim())
-            })?;
-            out.push((Some(kind), i + 2, String::new()));
-            continue;
-        }
-        let last = out.last_mut().expect("one section");
-        last.2.push_str(line);
-        last.2.push('\n');
-    }
-    let mut sections = Vec::new();
-    for (kind, first, body) in out {
-        let first_rule = body
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'));
-        let kind = match (kind, first_rule) {
-            (Some(k), _) => k,
-            (None, None) => continue,
-            (None, Some(l)) => detect(l).ok_or_else(|| {
-                format!("cannot tell what rules `{l}` are: head the section with `### iptables` (or nft, ip, ipset, sysctl)")
-            })?,
-        };
-        sections.push((kind, first, body));
-    }
-    if sections.is_empty() {
-        return Err("there are no rules in it".into());
-    }
-    Ok(sections)
-}
-
-/// The kind of rules a line belongs to, from how it starts.
-fn detect(line: &str) -> Option<RuleKind> {
-    let first = line.split_whitespace().next()?;
-    if line.starts_with('*')
-        || line.starts_with(':')
-        || ["-A", "-I", "-N", "COMMIT"].contains(&first)
-    {
-        Some(RuleKind::Iptables)
-    } else if ["table", "flush", "add", "define", "include", "delete"].contains(&first) {
-        Some(RuleKind::Nft)
-    } else if first == "create" {
-        Some(RuleKind::Ipset)
-    } else if first.starts_with("net.") || first.starts_with("kernel.") {
-        Some(RuleKind::Sysctl)
-    } else if [
-        "route", "rule", "link", "address", "addr", "neigh", "nexthop",
-    ]
-    .contains(&first)
-    {
-        Some(RuleKind::Ip)
-    } else {
-        None
     }
 }
 
@@ -515,23 +464,45 @@ fn run_generator(
         .current_dir(cwd)
         .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{TOPOLOGY_FD}"))
         .env("HARNESS_NODE", node);
-    let out = run_with_input(
-        lab.ns(node),
-        cmd,
-        tables,
-        Some(file.as_raw_fd()),
-        facts.as_bytes(),
-    )
-    .map_err(|e| failed(e.to_string()))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let limits = generator::Limits::current().map_err(failed)?;
+    let ns = lab.ns(node).clone();
+    let tables = tables.map(<[u8]>::to_vec);
+    // The memfd moves with the spawn: it must stay open until the generator has its copy.
+    let spawn = move || spawn_piped(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()));
+    let ended = generator::run(lab.ns(node), spawn, facts.as_bytes().to_vec(), limits)
+        .map_err(|e| failed(e.to_string()))?;
+    let (status, stdout, stderr) = match ended {
+        generator::Ended::Exited {
+            status,
+            stdout,
+            stderr,
+        } => (status, stdout, stderr),
+        generator::Ended::TimedOut(limit) => {
+            return Err(failed(format!(
+                "it ran longer than {} s, the time limit, and was killed with every process it \
+                 started; make it finish sooner, or raise the limit with --generator-timeout \
+                 SECS (or HARNESS_GENERATOR_TIMEOUT=SECS)",
+                limit.as_secs_f64()
+            )))
+        }
+        generator::Ended::TooMuch(limit) => {
+            return Err(failed(format!(
+                "it printed more than {}, the output limit, and was killed with every process \
+                 it started; print less, or raise the limit with \
+                 HARNESS_GENERATOR_MAX_OUTPUT=BYTES (e.g. `256MiB`)",
+                generator::show_bytes(limit)
+            )))
+        }
+    };
+    if !status.success() {
+        let said = String::from_utf8_lossy(&stderr).trim().to_string();
         return Err(failed(if said.is_empty() {
-            format!("{} and printed nothing on stderr", out.status)
+            format!("{status} and printed nothing on stderr")
         } else {
-            format!("{}:\n  {}", out.status, said.replace('\n', "\n  "))
+            format!("{status}:\n  {}", said.replace('\n', "\n  "))
         }));
     }
-    String::from_utf8(out.stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
+    String::from_utf8(stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
 }
 
 /// The fd number a generator finds the topology's facts on.

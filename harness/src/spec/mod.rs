@@ -1,9 +1,11 @@
 //! YAML → validated [`Plan`]. Pure: reads files, touches nothing else. Every input error is
 //! found here, before anything is built, with `file:line:col`.
 
+pub mod bundle;
 mod error;
 mod facts;
 pub mod generate;
+pub mod hostsafe;
 pub mod locate;
 pub mod plan;
 mod raw;
@@ -123,7 +125,7 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
         Some(ef) => Some(expected_failure(&doc, &flows, &expectations, ef)?),
     };
     let events = events(&doc, &topology, &flows, &raw.events)?;
-    Ok(Plan {
+    let plan = Plan {
         events,
         name: stem(scenario),
         file: scenario.to_path_buf(),
@@ -133,7 +135,9 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
         flows,
         expectations,
         expected_failure,
-    })
+    };
+    hostsafe::check_plan(&plan)?;
+    Ok(plan)
 }
 
 fn stem(p: &Path) -> String {
@@ -427,6 +431,7 @@ fn check_sysctl(key: &str, ifaces: &[&End]) -> Result<(), String> {
     {
         return Err("only `net.…` sysctls belong to a network namespace".into());
     }
+    hostsafe::sysctl_key(key).map_err(|m| format!("it is {m}"))?;
     let parts: Vec<&str> = key.split('.').collect();
     if parts.len() >= 5 && (parts[1] == "ipv4" || parts[1] == "ipv6") && parts[2] == "conf" {
         let dev = parts[3];
