@@ -659,7 +659,7 @@ fn main() {
         trials.push(lab.trial(format!("install::{}", c.name), move || tool_lib(c)));
         trials.push(lab.trial(format!("run::{}", c.name), move || tool_bin(c)));
     }
-    trials.extend(host_trials(privileged, root));
+    trials.extend(host_trials(&lab, &root));
     libtest_mimic::run(&args, trials).exit()
 }
 
@@ -997,14 +997,13 @@ fn generator_limit_unreadable() -> Result<(), Failed> {
     })
 }
 
-fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
+fn host_trials(lab: &common::Needs, root: &common::Needs) -> Vec<Trial> {
     let mut trials = Vec::new();
     for sub in ["check", "run"] {
         trials.push(
-            Trial::test(format!("{sub}::host::sysctl-kernel-as-nobody"), move || {
+            root.trial(format!("{sub}::host::sysctl-kernel-as-nobody"), move || {
                 host_case_as_nobody(sub)
-            })
-            .with_ignored_flag(!root),
+            }),
         );
     }
     for c in HOST_CASES {
@@ -1014,36 +1013,21 @@ fn host_trials(privileged: bool, root: bool) -> Vec<Trial> {
             }));
         }
         if c.run {
-            trials.push(
-                Trial::test(format!("run::host::{}", c.name), move || {
-                    host_case(c, "run")
-                })
-                .with_ignored_flag(!privileged),
-            );
+            trials.push(lab.trial(format!("run::host::{}", c.name), move || {
+                host_case(c, "run")
+            }));
         }
     }
-    trials.push(
-        Trial::test("run::host::generator-time-limit", || {
-            generator_time_limit(false)
-        })
-        .with_ignored_flag(!privileged),
-    );
-    trials.push(
-        Trial::test("run::host::generator-time-limit-env", || {
-            generator_time_limit(true)
-        })
-        .with_ignored_flag(!privileged),
-    );
-    trials.push(
-        Trial::test("run::host::generator-output-limit", generator_output_limit)
-            .with_ignored_flag(!privileged),
-    );
-    trials.push(
-        Trial::test(
-            "run::host::generator-limit-unreadable",
-            generator_limit_unreadable,
-        )
-        .with_ignored_flag(!privileged),
-    );
+    trials.push(lab.trial("run::host::generator-time-limit", || {
+        generator_time_limit(false)
+    }));
+    trials.push(lab.trial("run::host::generator-time-limit-env", || {
+        generator_time_limit(true)
+    }));
+    trials.push(lab.trial("run::host::generator-output-limit", generator_output_limit));
+    trials.push(lab.trial(
+        "run::host::generator-limit-unreadable",
+        generator_limit_unreadable,
+    ));
     trials
 }
