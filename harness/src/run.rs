@@ -266,7 +266,12 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     }
     // Packets of finished flows have crossed every link by now (a veth hands a packet on
     // within the sender's system call); the quiet window covers any still queued on another CPU.
-    capture.wait_quiet(Duration::from_millis(10), Duration::from_millis(500));
+    if let Err(t) = capture.wait_quiet(
+        Duration::from_millis(10),
+        Instant::now() + crate::wait::lab_patience(),
+    ) {
+        faults.push(t.to_string());
+    }
     let started = capture.started;
     let (sightings, losses, frames) = capture.stop();
     if !losses.is_empty() {

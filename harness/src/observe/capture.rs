@@ -212,20 +212,33 @@ impl Capture {
         })
     }
 
-    /// Waits until no packet has been seen on any link for `quiet`, at most `max`.
-    pub fn wait_quiet(&self, quiet: Duration, max: Duration) {
-        let deadline = Instant::now() + max;
-        loop {
-            // Packet times are wall-clock (kernel timestamps) since `started`.
-            let now = std::time::SystemTime::now()
-                .duration_since(self.started)
-                .map_or(0, |d| d.as_nanos() as u64);
-            let last = self.last_ns.load(Ordering::Relaxed);
-            if now.saturating_sub(last) >= quiet.as_nanos() as u64 || Instant::now() >= deadline {
-                return;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+    /// Waits until no packet has been seen on any link for `quiet`: the packets of finished
+    /// flows still queued on a busy CPU are captured before the captures stop.
+    ///
+    /// # Errors
+    /// The [`Timeout`](crate::wait::Timeout) when the links are still busy at `deadline`: a
+    /// capture stopped then would miss packets, and call them dead.
+    pub fn wait_quiet(
+        &self,
+        quiet: Duration,
+        deadline: Instant,
+    ) -> Result<(), crate::wait::Timeout> {
+        crate::wait::wait_until(
+            deadline,
+            || {
+                // Packet times are wall-clock (kernel timestamps) since `started`.
+                let now = std::time::SystemTime::now()
+                    .duration_since(self.started)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                let last = self.last_ns.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= quiet.as_nanos() as u64 {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            },
+            |()| format!("the links going quiet for {} ms", quiet.as_millis()),
+        )
     }
 
     /// Waits until `n` ICMP errors have been seen on the watched links.
