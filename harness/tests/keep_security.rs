@@ -8,7 +8,8 @@
 //!  * a state directory that is world-writable, owned by another user, or a symlink to
 //!    another user's directory (as ssh-agent and tmux refuse for their sockets);
 //!  * a state file, in the user's own sound directory, naming a live process of the user
-//!    that is not a harness keeper (as if written by mistake, or a pid reused).
+//!    that is not a harness keeper (as if written by mistake, or a pid reused);
+//!  * a state file naming a real keeper, but other namespaces than the ones it holds.
 //!
 //! And the keeper's life cycle:
 //!  * `kill -9` of `run --keep` at any moment around the keeper's start never leaves a keeper
@@ -92,6 +93,10 @@ fn main() {
     );
     trials.push(
         Trial::test("killed_harness_leaves_no_orphan_keeper", killed_harness)
+            .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test("keeper_of_other_namespaces_refused", other_namespaces)
             .with_ignored_flag(!privileged),
     );
     libtest_mimic::run(&args, trials).exit();
@@ -575,6 +580,68 @@ fn killed_harness() -> Result<(), Failed> {
                 let _ = waitpid(Pid::from_raw(c), None);
             }
         }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+/// A real keeper, its state file changed to record another network namespace for one node:
+/// `shell` and `down` refuse and the keeper lives on; with the file restored, `down` works.
+fn other_namespaces() -> Result<(), Failed> {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let state = tempfile::tempdir()?;
+    let dir = state.path().join("labs");
+    let harness = |args: &[&str]| -> Result<(i32, String), Failed> {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .current_dir(repo_path("."))
+            .env("HARNESS_STATE_DIR", &dir)
+            .stdin(Stdio::null())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        Ok((out.status.code().unwrap_or(-1), text))
+    };
+    let (code, said) = harness(&["run", "--keep", SCENARIO])?;
+    if code != 0 {
+        return Err(format!("run --keep: exit {code}, said:\n{said}").into());
+    }
+    let pid = kept_pid(&dir)?;
+    let file = dir.join(format!("dual-isp-{pid}.json"));
+    let original = fs::read_to_string(&file)?;
+    let mut v: serde_json::Value = serde_json::from_str(&original)?;
+    // This process's own network namespace: one the keeper does not hold at its fd.
+    let own = fs::metadata("/proc/self/ns/net")?;
+    v["nets"][0] = std::os::unix::fs::MetadataExt::ino(&own).into();
+    fs::write(&file, v.to_string())?;
+    let mut problems = Vec::new();
+    for args in [&["down"][..], &["shell", "internet", "--", "true"]] {
+        let (code, said) = harness(args)?;
+        if code != 2 || !said.contains("is not the network namespace of node `internet`") {
+            problems.push(format!(
+                "`harness {}`: exit {code}, said:\n{said}",
+                args.join(" ")
+            ));
+        }
+        if fs::read_to_string(format!("/proc/{pid}/comm"))?.trim() != "harness-keep" {
+            problems.push(format!(
+                "after `harness {}` the keeper is gone",
+                args.join(" ")
+            ));
+        }
+    }
+    fs::write(&file, original)?;
+    let (code, said) = harness(&["down"])?;
+    let _ = waitpid(Pid::from_raw(pid), None);
+    if code != 0 || !said.contains("removed lab `dual-isp`") {
+        problems.push(format!(
+            "`harness down` after the restore: exit {code}, said:\n{said}"
+        ));
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
     }
     if problems.is_empty() {
         Ok(())

@@ -377,8 +377,9 @@ pub fn keep(
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(KEEPER_NAME)
         .arg(KEEPER_ARG)
-        .arg(serde_json::to_string(&order).expect("serializable"))
-        .stdin(Stdio::null())
+        // For `ps`; the order itself comes on stdin.
+        .arg(scenario)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // SAFETY: between fork and exec only async-signal-safe calls (setsid, fcntl) on fds that
@@ -402,6 +403,14 @@ pub fn keep(
         .map_err(|e| format!("starting the keeper process (`/proc/self/exe {KEEPER_ARG}`): {e}"))?;
     drop(wr);
     drop(lab);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A keeper that cannot read its order says so on the report pipe.
+        let _ = stdin.write_all(
+            serde_json::to_string(&order)
+                .expect("serializable")
+                .as_bytes(),
+        );
+    }
     let mut said = String::new();
     let _ = fs::File::from(rd).read_to_string(&mut said);
     match serde_json::from_str::<Kept>(&said) {
@@ -418,17 +427,27 @@ pub fn keep(
     }
 }
 
-/// The keeper's life, when the binary runs as `harness __harness-keeper ORDER`: takes the
-/// namespaces, writes the state file, says so on the report fd, then waits for SIGTERM.
-/// Must be called first thing in `main`, while the process has one thread.
+/// The keeper's life, when the binary runs as `harness __harness-keeper SCENARIO` with its
+/// [`Order`] on stdin: takes the namespaces, writes the state file, says so on the report
+/// fd, then waits for SIGTERM. Must be called first thing in `main`, while the process has
+/// one thread.
 pub fn keeper_main() -> ! {
-    let order: Option<Order> = std::env::args()
-        .nth(2)
-        .and_then(|a| serde_json::from_str(&a).ok());
+    let mut text = String::new();
+    let order = io::stdin()
+        .read_to_string(&mut text)
+        .ok()
+        .and_then(|_| serde_json::from_str::<Order>(&text).ok())
+        // SAFETY: F_GETFD only asks whether the fd is open.
+        .filter(|o| unsafe { libc::fcntl(o.report, libc::F_GETFD) } >= 0);
     let Some(order) = order else {
         eprintln!("error: `{KEEPER_ARG}` is the harness's own: use `harness run --keep`");
         std::process::exit(2);
     };
+    // The order is read: stdin is /dev/null from here on.
+    if let Ok(null) = fs::File::open("/dev/null") {
+        // SAFETY: dup2 onto fd 0, which io::stdin does not own.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    }
     // SAFETY: the run passed this fd open for us and nothing else in this process owns it.
     let mut report = fs::File::from(unsafe { OwnedFd::from_raw_fd(order.report) });
     let n = order.nodes.len() as RawFd;
