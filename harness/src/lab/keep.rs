@@ -580,6 +580,10 @@ pub fn list() -> Result<Listing, String> {
             .to_str()
             .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'));
         if !is_state {
+            // `.SCENARIO-PID.json.tmp` of a keeper killed before its rename.
+            if temp_writer(&name).is_some_and(|pid| fs::metadata(format!("/proc/{pid}")).is_err()) {
+                let _ = fs::remove_file(dir.at(&name));
+            }
             continue;
         }
         let read = fs::OpenOptions::new()
@@ -619,6 +623,15 @@ pub fn list() -> Result<Listing, String> {
         dir.remove_if_empty();
     }
     Ok(out)
+}
+
+/// The pid in the name of a keeper's temporary state file, `.SCENARIO-PID.json.tmp`.
+fn temp_writer(name: &OsStr) -> Option<i32> {
+    let stem = name
+        .to_str()?
+        .strip_prefix('.')?
+        .strip_suffix(".json.tmp")?;
+    stem.rsplit_once('-')?.1.parse().ok()
 }
 
 fn impostor_message(file: &str, k: &Kept, why: &str) -> String {
@@ -873,6 +886,16 @@ mod tests {
             }
             (w, g) => panic!("want {w:?}, got {g:?}"),
         }
+    }
+
+    #[rstest]
+    #[case::temp(".dual-isp-123.json.tmp", Some(123))]
+    #[case::dashed_name(".dual-isp-v2-7.json.tmp", Some(7))]
+    #[case::state_file("dual-isp-123.json", None)]
+    #[case::other_dot_file(".dual-isp-123.json.swp", None)]
+    #[case::no_pid(".dual-isp.json.tmp", None)]
+    fn temp_files_name_their_writer(#[case] name: &str, #[case] want: Option<i32>) {
+        assert_eq!(temp_writer(name.as_ref()), want);
     }
 
     #[test]
