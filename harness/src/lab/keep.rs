@@ -295,7 +295,9 @@ impl StateDir {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(self.at(tmp.as_ref()))?;
-        let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+        // No fsync: a state file matters only while its keeper lives, and none outlives a
+        // crash of the machine; the rename alone makes it whole-or-absent to readers.
+        let written = f.write_all(text.as_bytes());
         let renamed =
             written.and_then(|()| fs::rename(self.at(tmp.as_ref()), self.at(name.as_ref())));
         if renamed.is_err() {
