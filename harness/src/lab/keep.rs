@@ -117,6 +117,15 @@ impl Kept {
         let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
         let mut args = cmdline.split(|&b| b == 0);
         if args.nth(1) != Some(KEEPER_ARG.as_bytes()) {
+            let comm = fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
+            if comm.trim() == KEEPER_NAME {
+                // Forked by an earlier harness, before keepers were checked: nothing to check it by.
+                return Some(format!(
+                    "it looks like the keeper of an older harness, which cannot be checked; if \
+                     it is yours, end it with `kill {}`",
+                    self.pid
+                ));
+            }
             return Some("it was not started as one".into());
         }
         if self.nets.len() != self.nodes.len() {
@@ -888,6 +897,32 @@ mod tests {
             }
             (w, g) => panic!("want {w:?}, got {g:?}"),
         }
+    }
+
+    /// A process named like the keepers an earlier harness forked (a `sleep` run through a
+    /// link called `harness-keep`) is refused with a way to end it.
+    #[test]
+    fn a_keeper_of_an_older_harness_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join(KEEPER_NAME);
+        std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+        let mut child = Command::new(&link).arg("60").spawn().unwrap();
+        let pid = child.id() as i32;
+        let k = Kept {
+            scenario: "dual-isp".into(),
+            file: "x".into(),
+            pid,
+            start: process_start(pid).unwrap(),
+            nodes: vec![("jupiter".into(), 100)],
+            nets: vec![],
+            mount_ns: false,
+        };
+        let why = k.impostor();
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = why.expect("not a checked keeper");
+        assert!(why.contains("older harness"), "{why}");
+        assert!(why.contains(&format!("`kill {pid}`")), "{why}");
     }
 
     #[rstest]
