@@ -24,7 +24,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,6 +98,10 @@ fn main() {
     trials.push(
         Trial::test("keeper_of_other_namespaces_refused", other_namespaces)
             .with_ignored_flag(!privileged),
+    );
+    trials.push(
+        Trial::test("uncreatable_state_dir_refused_before_the_run", uncreatable)
+            .with_ignored_flag(!root),
     );
     libtest_mimic::run(&args, trials).exit();
 }
@@ -443,11 +447,21 @@ fn killed_keeper() -> Result<(), Failed> {
         return Err(format!("run --keep: exit {code}, said:\n{said}").into());
     }
     let pid = kept_pid(&dir)?;
+    let m = fs::symlink_metadata(&dir)?;
+    let mut problems = Vec::new();
+    if !m.is_dir() || m.uid() != NOBODY || m.mode() & 0o7777 != 0o700 {
+        problems.push(format!(
+            "the harness made {} with uid {} and mode {:o}; want a directory of uid {NOBODY}, \
+             mode 700",
+            dir.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        ));
+    }
     kill(Pid::from_raw(pid), Signal::SIGKILL)?;
     // The keeper is re-parented here (subreaper): reap it, so it is gone, not a zombie.
     let _ = waitpid(Pid::from_raw(pid), None);
     let (code, said) = place.harness(&["down"], &[])?;
-    let mut problems = Vec::new();
     if code != 0 || !said.contains("no kept lab") {
         problems.push(format!("`harness down`: exit {code}, said:\n{said}"));
     }
@@ -641,7 +655,7 @@ fn other_namespaces() -> Result<(), Failed> {
     let mut v: serde_json::Value = serde_json::from_str(&original)?;
     // This process's own network namespace: one the keeper does not hold at its fd.
     let own = fs::metadata("/proc/self/ns/net")?;
-    v["nets"][0] = std::os::unix::fs::MetadataExt::ino(&own).into();
+    v["nets"][0] = own.ino().into();
     fs::write(&file, v.to_string())?;
     let mut problems = Vec::new();
     for args in [&["down"][..], &["shell", "internet", "--", "true"]] {
@@ -674,4 +688,27 @@ fn other_namespaces() -> Result<(), Failed> {
     } else {
         Err(problems.join("\n").into())
     }
+}
+
+/// `$XDG_RUNTIME_DIR` not writable by the user (another user's, kept across `su`): `run
+/// --keep` says so and runs nothing, rather than running the scenario and then failing to
+/// keep the lab.
+fn uncreatable() -> Result<(), Failed> {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let place = Place::new()?;
+    let theirs = place.copy.path().join("theirs");
+    fs::create_dir(&theirs)?;
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755))?;
+    let (code, said) = place.harness(
+        &["run", "--keep", SCENARIO],
+        &[("XDG_RUNTIME_DIR", &theirs)],
+    )?;
+    let want = format!("`{}` is not writable", theirs.display());
+    if code != 2 || !said.contains(&want) || said.contains("dual-isp: ") || said.contains("flow ") {
+        return Err(format!(
+            "`harness run --keep`: exit {code}, want 2 saying {want} before any run; said:\n{said}"
+        )
+        .into());
+    }
+    Ok(())
 }

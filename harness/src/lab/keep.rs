@@ -226,7 +226,8 @@ impl StateDir {
                             .create(parent)
                             .map_err(|e| {
                                 format!(
-                                    "creating `{}` for the state directory: {e}",
+                                    "creating `{}` for the state directory `{p}`: {e}; set \
+                                     `HARNESS_STATE_DIR` to a directory you can write",
                                     parent.display()
                                 )
                             })?;
@@ -234,11 +235,22 @@ impl StateDir {
                     match fs::DirBuilder::new().mode(0o700).create(&path) {
                         // Someone made it meanwhile: check what it is.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(format!("creating the state directory `{p}`: {e}")),
+                        // `$XDG_RUNTIME_DIR` of another user, kept across `su`, for one.
+                        Err(e) => {
+                            return Err(format!(
+                                "creating the state directory `{p}`: {e}; set \
+                                 `HARNESS_STATE_DIR` to a directory you can write"
+                            ))
+                        }
                         Ok(()) => {}
                     }
                 }
-                Err(e) => return Err(format!("looking at the state directory `{p}`: {e}")),
+                Err(e) => {
+                    return Err(format!(
+                        "looking at the state directory `{p}`: {e}; set `HARNESS_STATE_DIR` to \
+                         a directory you can write"
+                    ))
+                }
                 Ok(m) if m.file_type().is_symlink() => {
                     let to = fs::read_link(&path).unwrap_or_default();
                     return Err(format!(
@@ -335,7 +347,27 @@ impl StateDir {
 /// Checks the state directory, if there is one, before a lab is built for `run --keep`; to
 /// be called before [`crate::rootless::enter`], where owners show as themselves.
 pub fn check_state_dir() -> Result<(), String> {
-    StateDir::open(false).map(|_| ())
+    if StateDir::open(false)?.is_some() {
+        return Ok(());
+    }
+    // None yet: the keeper will create it, in the nearest existing ancestor.
+    let path = state_dir();
+    let mut up = path.parent();
+    while let Some(d) = up.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        up = d.parent();
+    }
+    let base = up
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    use nix::unistd::{access, AccessFlags};
+    access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        format!(
+            "the state directory `{}` cannot be created: `{}` is not writable ({e}); set \
+             `HARNESS_STATE_DIR` to a directory you can write",
+            path.display(),
+            base.display()
+        )
+    })
 }
 
 /// A process's start time from /proc/PID/stat, or None when it is gone (or a zombie).
