@@ -182,6 +182,13 @@ impl Cmd {
 }
 
 fn main() -> ExitCode {
+    // A kept lab's keeper is this binary run afresh by `run --keep` (see lab::keep).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == harness::lab::keep::KEEPER_ARG)
+    {
+        harness::lab::keep::keeper_main();
+    }
     fixed_mmap_threshold();
     let cli = Cli::parse();
     // Result files that could not be written are refused before anything is built.
@@ -205,6 +212,13 @@ fn main() -> ExitCode {
     }
     if let Some(limit) = cli.generator_timeout {
         harness::install::generator::set_time_limit(limit);
+    }
+    // A state directory for kept labs that is not to be trusted is refused before any lab is
+    // built, and before the user namespace, where other users' files show as overflow uids.
+    if let Cmd::Run { keep: true, .. } = cli.cmd {
+        if let Err(m) = harness::lab::keep::check_state_dir() {
+            return ExitCode::from(fail_msg(&m));
+        }
     }
     // Commands that build labs run as root in a user namespace of their own when not root.
     if cli.cmd.builds_labs() {
@@ -477,24 +491,26 @@ fn shell(node: &str, which: Option<&str>, command: &[String]) -> u8 {
     fail_msg(&format!("running `{program}` in node `{node}`: {err}"))
 }
 
-/// `harness down`: removes every kept lab, or the one `--lab` names.
+/// `harness down`: removes every kept lab, or the one `--lab` names. State files that are
+/// not to be trusted are reported (exit 2) and their processes left alone.
 fn down(which: Option<&str>) -> u8 {
-    let labs = match which {
+    let (labs, refused) = match which {
         Some(_) => match harness::lab::keep::find(which) {
-            Ok(k) => vec![k],
+            Ok(k) => (vec![k], Vec::new()),
             Err(m) => return fail_msg(&m),
         },
-        None => harness::lab::keep::list()
-            .into_iter()
-            .map(|(_, k)| k)
-            .collect(),
+        None => match harness::lab::keep::list() {
+            Ok(l) => (l.labs, l.refused),
+            Err(m) => return fail_msg(&m),
+        },
     };
-    if labs.is_empty() {
+    if labs.is_empty() && refused.is_empty() {
         println!("no kept lab");
     }
+    let mut code = Exit::PASS;
     for k in labs {
         match harness::lab::keep::remove(&k) {
-            Err(m) => return fail_msg(&m),
+            Err(m) => code = fail_msg(&m),
             Ok(holders) if holders.is_empty() => {
                 println!("removed lab `{}` (keeper process {})", k.scenario, k.pid)
             }
@@ -507,7 +523,10 @@ fn down(which: Option<&str>) -> u8 {
             ),
         }
     }
-    0
+    for m in refused {
+        code = fail_msg(&m);
+    }
+    code
 }
 
 fn dump_observations(plan: &Plan, r: &run::RunResult) {

@@ -1,31 +1,60 @@
 //! Kept labs: `harness run --keep` hands the lab's namespaces to a small keeper process that
 //! outlives the run, and `harness shell` / `harness down` find it again.
 //!
-//! The keeper is the harness forked after the run: a new session, no open files but the
-//! nodes' namespace fds (at fds 100, 101, … in node order) and, when the rule files name
-//! routing tables, a private mount namespace in which iproute2 knows those names. It does
-//! nothing but wait for SIGTERM; when it dies, the kernel removes the lab. A state file per
-//! kept lab (JSON, in [`state_dir`]) says where it is. A lab that is not kept never gets a
-//! keeper: it still vanishes with the run, `kill -9` included.
+//! # The keeper
+//! The keeper is the harness binary executed afresh (`/proc/self/exe` with the hidden first
+//! argument [`KEEPER_ARG`]): the run has threads by then, and code between `fork` and `exec`
+//! of a threaded process may only make async-signal-safe calls, so the spawn only starts a
+//! new session and lets the namespace fds through `exec`. The new, single-threaded process
+//! puts them at fds 100, 101, … (node order), sets up a private mount namespace in which
+//! iproute2 knows the scenario's table names (when the rule files use any), and **writes its
+//! own state file** (JSON, temporary name, then `rename`) before it tells the run it is
+//! ready. Then it closes every other fd and waits for SIGTERM; when it dies, the kernel
+//! removes the lab. So a keeper that holds a lab past its start always has a state file:
+//! killing the run at any moment leaves either no keeper (it died before its state was
+//! written, freeing the lab) or one that `harness down` finds. A lab that is not kept never
+//! gets a keeper: it still vanishes with the run, `kill -9` included.
+//!
+//! # Trust
+//! `down` signals the process a state file names and `shell` opens that process's fds, so
+//! whoever can write a state file could aim them at any process of the user. Two checks:
+//! * The state directory must be a real directory (not a symlink; opened with `O_NOFOLLOW`)
+//!   owned by the user and writable by no one else, as ssh-agent and tmux require of their
+//!   socket directories; the harness creates it with mode 0700. Anything else is refused,
+//!   with what to do. (Another local user may pre-create `/tmp/harness-UID`.)
+//! * The process a state file names must be, at the time of acting, this user's keeper of
+//!   that lab: all its uids ours, its second argument [`KEEPER_ARG`], its start time the
+//!   recorded one (pids are reused), and its fds 100… the very network namespaces the file
+//!   records (inode numbers). `down` opens a pidfd before checking and signals through it,
+//!   so the process checked is the process signalled; `shell` checks again after opening
+//!   the namespace and compares the opened inode with the recorded one.
+//!
+//! A state file whose process is gone is stale and removed; one whose process lives but is
+//! not such a keeper is left alone and reported (exit 2). The state directory is removed
+//! when it becomes empty, if the harness chose its name (not a `$HARNESS_STATE_DIR`).
 
+use std::ffi::OsStr;
 use std::fs;
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::Lab;
 
 /// The keeper's fd for the first node's namespace; the others follow in node order.
 const FIRST_FD: RawFd = 100;
-/// The most nodes a kept lab may have (the keeper prepares its fds on the stack).
-const MAX_NODES: usize = 256;
+/// The first argument that makes the harness binary a keeper (`harness __harness-keeper
+/// ORDER`); not a subcommand anyone types.
+pub const KEEPER_ARG: &str = "__harness-keeper";
+/// The keeper's name in `ps` (its argv\[0\] and comm).
+const KEEPER_NAME: &str = "harness-keep";
 
 /// What the state file of a kept lab records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +67,10 @@ pub struct Kept {
     pub start: u64,
     /// Each node and the keeper's fd for its network namespace.
     pub nodes: Vec<(String, RawFd)>,
+    /// The inode of each node's network namespace, in the order of `nodes`: what the keeper's
+    /// fds must still be.
+    #[serde(default)]
+    pub nets: Vec<u64>,
     /// The keeper has a private mount namespace (iproute2 knows the lab's table names there).
     pub mount_ns: bool,
 }
@@ -69,23 +102,272 @@ impl Kept {
         Some(line + &format!(" --net={net}"))
     }
 
+    /// The process the file names still runs (same pid, same start time).
     fn alive(&self) -> bool {
         process_start(self.pid) == Some(self.start)
     }
+
+    /// Why the live process `pid` is not this user's keeper of this lab, if it is not.
+    fn impostor(&self) -> Option<String> {
+        let me = nix::unistd::geteuid().as_raw();
+        let uids = proc_uids(self.pid);
+        if uids.iter().any(|&u| u != me) || uids.is_empty() {
+            return Some(format!("it runs as uid {uids:?}, you as uid {me}"));
+        }
+        let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        let mut args = cmdline.split(|&b| b == 0);
+        if args.nth(1) != Some(KEEPER_ARG.as_bytes()) {
+            let comm = fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
+            if comm.trim() == KEEPER_NAME {
+                // Forked by an earlier harness, before keepers were checked: nothing to check it by.
+                return Some(format!(
+                    "it looks like the keeper of an older harness, which cannot be checked; if \
+                     it is yours, end it with `kill {}`",
+                    self.pid
+                ));
+            }
+            return Some("it was not started as one".into());
+        }
+        if self.nets.len() != self.nodes.len() {
+            return Some("the file records no namespace for some node".into());
+        }
+        for ((node, fd), ino) in self.nodes.iter().zip(&self.nets) {
+            let link = fs::read_link(format!("/proc/{}/fd/{fd}", self.pid)).ok();
+            if link.as_deref() != Some(Path::new(&format!("net:[{ino}]"))) {
+                return Some(format!(
+                    "its fd {fd} is not the network namespace of node `{node}`"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The real, effective, saved and filesystem uids of `pid` (empty when it is gone).
+fn proc_uids(pid: i32) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|u| u.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where the state files of kept labs live: `$HARNESS_STATE_DIR`, else /run/harness for root,
 /// `$XDG_RUNTIME_DIR/harness` or /tmp/harness-UID for others.
 pub fn state_dir() -> PathBuf {
+    location().0
+}
+
+/// [`state_dir`], and whether the harness chose it (then it removes it when empty).
+fn location() -> (PathBuf, bool) {
     if let Some(d) = std::env::var_os("HARNESS_STATE_DIR") {
-        return PathBuf::from(d);
+        return (PathBuf::from(d), false);
     }
-    match crate::rootless::outer_uid() {
+    let d = match crate::rootless::outer_uid() {
         0 => PathBuf::from("/run/harness"),
         uid => std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
             .map(|d| PathBuf::from(d).join("harness"))
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/harness-{uid}"))),
+    };
+    (d, true)
+}
+
+/// Why a state directory with this owner and mode is not to be trusted by `me`, if it is not.
+fn distrust(path: &Path, owner: u32, mode: u32, me: u32) -> Option<String> {
+    let p = path.display();
+    let fix = "or set `HARNESS_STATE_DIR` to a directory only you can write";
+    if owner != me {
+        return Some(format!(
+            "state directory `{p}` is owned by uid {owner}, not by you (uid {me}): another \
+             user may have planted it and its state files; remove it (`sudo rm -r {p}`) {fix}"
+        ));
     }
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "state directory `{p}` is writable by others (mode {:04o}): anyone could plant a \
+             state file naming one of your processes; check what is in it, then `chmod 700 {p}`, \
+             {fix}",
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+/// A state directory that passed the checks, open.
+struct StateDir {
+    path: PathBuf,
+    fd: OwnedFd,
+    /// The harness chose its name: it removes it when empty.
+    own: bool,
+}
+
+impl StateDir {
+    /// Opens the state directory and checks it may be trusted; creates it (mode 0700) when
+    /// `create`, else `None` when there is none.
+    fn open(create: bool) -> Result<Option<StateDir>, String> {
+        let (path, own) = location();
+        let p = path.display();
+        for _ in 0..5 {
+            match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(parent)
+                            .map_err(|e| {
+                                format!(
+                                    "creating `{}` for the state directory `{p}`: {e}; set \
+                                     `HARNESS_STATE_DIR` to a directory you can write",
+                                    parent.display()
+                                )
+                            })?;
+                    }
+                    match fs::DirBuilder::new().mode(0o700).create(&path) {
+                        // Someone made it meanwhile: check what it is.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                        // `$XDG_RUNTIME_DIR` of another user, kept across `su`, for one.
+                        Err(e) => {
+                            return Err(format!(
+                                "creating the state directory `{p}`: {e}; set \
+                                 `HARNESS_STATE_DIR` to a directory you can write"
+                            ))
+                        }
+                        Ok(()) => {}
+                    }
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "looking at the state directory `{p}`: {e}; set `HARNESS_STATE_DIR` to \
+                         a directory you can write"
+                    ))
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    let to = fs::read_link(&path).unwrap_or_default();
+                    return Err(format!(
+                        "state directory `{p}` is a symbolic link (to `{}`): kept labs need a \
+                         real directory of your own; remove the link (`rm {p}`) or set \
+                         `HARNESS_STATE_DIR` to a directory only you can write",
+                        to.display()
+                    ));
+                }
+                Ok(_) => {}
+            }
+            let dir = match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(d) => d,
+                // Replaced by a symlink (ELOOP) or a file since the look: look again.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOENT)) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    return Err(format!(
+                        "state directory `{p}` is not a directory: remove it or set \
+                         `HARNESS_STATE_DIR` to a directory only you can write"
+                    ))
+                }
+                Err(e) => return Err(format!("opening the state directory `{p}`: {e}")),
+            };
+            let m = dir
+                .metadata()
+                .map_err(|e| format!("looking at the state directory `{p}`: {e}"))?;
+            let me = nix::unistd::geteuid().as_raw();
+            if let Some(why) = distrust(&path, m.uid(), m.mode(), me) {
+                return Err(why);
+            }
+            return Ok(Some(StateDir {
+                path,
+                fd: dir.into(),
+                own,
+            }));
+        }
+        Err(format!(
+            "state directory `{p}` keeps changing under the harness: see who else uses it, or \
+             set `HARNESS_STATE_DIR` to a directory only you can write"
+        ))
+    }
+
+    /// `name` in this directory, reached through its fd (what the path names may change).
+    fn at(&self, name: &OsStr) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).join(name)
+    }
+
+    /// `name` in this directory as the user knows it.
+    fn shown(&self, name: &OsStr) -> String {
+        self.path.join(name).display().to_string()
+    }
+
+    /// Writes `text` as `name`, atomically: a reader sees the whole file or none.
+    fn write(&self, name: &str, text: &str) -> io::Result<()> {
+        let tmp = format!(".{name}.tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.at(tmp.as_ref()))?;
+        // No fsync: a state file matters only while its keeper lives, and none outlives a
+        // crash of the machine; the rename alone makes it whole-or-absent to readers.
+        let written = f.write_all(text.as_bytes());
+        let renamed =
+            written.and_then(|()| fs::rename(self.at(tmp.as_ref()), self.at(name.as_ref())));
+        if renamed.is_err() {
+            let _ = fs::remove_file(self.at(tmp.as_ref()));
+        }
+        renamed
+    }
+
+    /// Removes the directory when it is the harness's own and empty. A keeper writing into
+    /// it meanwhile either finds its files there (then it is not empty) or finds it gone
+    /// (`ENOENT` on create) and makes a new one.
+    fn remove_if_empty(&self) {
+        let same = |m: &fs::Metadata, n: &fs::Metadata| m.dev() == n.dev() && m.ino() == n.ino();
+        let (Ok(opened), Ok(now)) = (
+            fs::metadata(self.at("".as_ref())),
+            fs::symlink_metadata(&self.path),
+        ) else {
+            return;
+        };
+        if self.own && same(&opened, &now) {
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
+
+/// Checks the state directory, if there is one, before a lab is built for `run --keep`; to
+/// be called before [`crate::rootless::enter`], where owners show as themselves.
+pub fn check_state_dir() -> Result<(), String> {
+    if StateDir::open(false)?.is_some() {
+        return Ok(());
+    }
+    // None yet: the keeper will create it, in the nearest existing ancestor.
+    let path = state_dir();
+    let mut up = path.parent();
+    while let Some(d) = up.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        up = d.parent();
+    }
+    let base = up
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    use nix::unistd::{access, AccessFlags};
+    access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        format!(
+            "the state directory `{}` cannot be created: `{}` is not writable ({e}); set \
+             `HARNESS_STATE_DIR` to a directory you can write",
+            path.display(),
+            base.display()
+        )
+    })
 }
 
 /// A process's start time from /proc/PID/stat, or None when it is gone (or a zombie).
@@ -99,165 +381,327 @@ fn process_start(pid: i32) -> Option<u64> {
     rest.get(19)?.parse().ok()
 }
 
-fn errno() -> u8 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .map_or(255, |e| e.clamp(1, 254) as u8)
+/// What the run tells its keeper (as JSON, its second argument).
+#[derive(Serialize, Deserialize)]
+struct Order {
+    scenario: String,
+    file: String,
+    /// Each node and the fd of its namespace, as the keeper inherits it.
+    nodes: Vec<(String, RawFd)>,
+    /// Routing table names the rule files use.
+    tables: Vec<(String, u32)>,
+    /// Where the keeper reports: its state as JSON once written, or what went wrong.
+    report: RawFd,
 }
 
-/// Hands `lab` to a keeper process and writes its state file. `tables` are the routing table
-/// names the rule files use.
+/// Hands `lab` to a keeper process, which writes the state file. `tables` are the routing
+/// table names the rule files use.
 pub fn keep(
     lab: Lab,
     scenario: &str,
     file: &Path,
     tables: &[(String, u32)],
 ) -> Result<Kept, String> {
-    let dir = state_dir();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| format!("creating the state directory {}: {e}", dir.display()))?;
-    let names: Vec<String> = lab.nodes.keys().cloned().collect();
-    let fds: Vec<RawFd> = lab.nodes.values().map(|ns| ns.raw_fd()).collect();
-    let n = fds.len() as RawFd;
-    let rt = if tables.is_empty() {
-        None
-    } else {
-        let path = crate::install::rt_tables_path().map_err(|e| e.to_string())?;
-        Some((crate::install::rt_tables(tables), path))
-    };
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("creating a pipe for the keeper: {e}"))?;
-    let (devnull, name) = (c"/dev/null", c"harness-keep");
-    // SAFETY: the child runs only syscalls on values prepared above (no allocation, no locks)
-    // and never returns: it reports one status byte, then waits for SIGTERM or exits.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("starting the keeper: {e}"))? {
-        // SAFETY: as above; every pointer passed is to a live, NUL-terminated or sized value.
-        nix::unistd::ForkResult::Child => unsafe {
-            let status = (|| -> u8 {
-                if libc::setsid() < 0 {
-                    return errno();
+    let order = Order {
+        scenario: scenario.to_string(),
+        file: file.display().to_string(),
+        nodes: lab
+            .nodes
+            .iter()
+            .map(|(n, ns)| (n.clone(), ns.raw_fd()))
+            .collect(),
+        tables: tables.to_vec(),
+        report: wr.as_raw_fd(),
+    };
+    let mut pass: Vec<RawFd> = order.nodes.iter().map(|(_, fd)| *fd).collect();
+    pass.push(wr.as_raw_fd());
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0(KEEPER_NAME)
+        .arg(KEEPER_ARG)
+        // For `ps`; the order itself comes on stdin.
+        .arg(scenario)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (setsid, fcntl) on fds that
+    // stay open in the parent until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session: Ctrl-C and a closing terminal do not reach it.
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for &fd in &pass {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
                 }
-                libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-                libc::signal(libc::SIGTERM, libc::SIG_DFL);
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::signal(libc::SIGHUP, libc::SIG_IGN);
-                let null = libc::open(devnull.as_ptr(), libc::O_RDWR);
-                if null < 0 {
-                    return errno();
-                }
-                for std in 0..3 {
-                    libc::dup2(null, std);
-                }
-                // Copies above the target range first, so no dup2 below clobbers a source.
-                let mut tmp = [0 as RawFd; MAX_NODES];
-                for (i, fd) in fds.iter().enumerate().take(MAX_NODES) {
-                    tmp[i] = libc::fcntl(*fd, libc::F_DUPFD, FIRST_FD + n + 1);
-                    if tmp[i] < 0 {
-                        return errno();
-                    }
-                }
-                for (i, t) in tmp.iter().enumerate().take(fds.len()) {
-                    if libc::dup2(*t, FIRST_FD + i as RawFd) < 0 {
-                        return errno();
-                    }
-                }
-                if let Some((bytes, target)) = &rt {
-                    if crate::install::private_rt_tables(bytes, target).is_err() {
-                        return errno();
-                    }
-                }
-                0
-            })();
-            let status = if fds.len() > MAX_NODES {
-                libc::E2BIG as u8
-            } else {
-                status
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting the keeper process (`/proc/self/exe {KEEPER_ARG}`): {e}"))?;
+    drop(wr);
+    drop(lab);
+    if let Some(mut stdin) = child.stdin.take() {
+        // A keeper that cannot read its order says so on the report pipe.
+        let _ = stdin.write_all(
+            serde_json::to_string(&order)
+                .expect("serializable")
+                .as_bytes(),
+        );
+    }
+    let mut said = String::new();
+    let _ = fs::File::from(rd).read_to_string(&mut said);
+    match serde_json::from_str::<Kept>(&said) {
+        Ok(k) => Ok(k),
+        Err(_) => {
+            let status = child.wait();
+            let why = match (said.trim(), status) {
+                ("", Ok(s)) => format!("it ended ({s}) without a word"),
+                ("", Err(e)) => format!("it vanished ({e})"),
+                (m, _) => m.to_string(),
             };
-            libc::write(wr.as_raw_fd(), [status].as_ptr().cast(), 1);
-            if status != 0 {
-                libc::_exit(1);
-            }
-            // Nothing open but stdio and the namespaces.
-            libc::syscall(libc::SYS_close_range, 3u32, (FIRST_FD - 1) as u32, 0u32);
-            libc::syscall(libc::SYS_close_range, (FIRST_FD + n) as u32, u32::MAX, 0u32);
-            loop {
-                libc::pause();
-            }
-        },
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(wr);
-            drop(lab);
-            let mut byte = [255u8];
-            let got = nix::unistd::read(&rd, &mut byte).unwrap_or(0);
-            if got != 1 || byte[0] != 0 {
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(format!(
-                    "the keeper process could not take the lab: {}",
-                    io::Error::from_raw_os_error(byte[0] as i32)
-                ));
-            }
-            let pid = child.as_raw();
-            let kept = Kept {
-                scenario: scenario.to_string(),
-                file: file.display().to_string(),
-                pid,
-                start: process_start(pid).ok_or("the keeper process died at once")?,
-                nodes: names
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, name)| (name, FIRST_FD + i as RawFd))
-                    .collect(),
-                mount_ns: rt.is_some(),
-            };
-            let path = dir.join(format!("{scenario}-{pid}.json"));
-            let json = serde_json::to_string_pretty(&kept).expect("serializable");
-            if let Err(e) = fs::write(&path, json) {
-                let _ = kill(child, Signal::SIGKILL);
-                return Err(format!("writing {}: {e}", path.display()));
-            }
-            Ok(kept)
+            Err(format!("the keeper process could not take the lab: {why}"))
         }
     }
 }
 
-/// Every kept lab whose keeper is alive, oldest first; state files of dead keepers are removed.
-pub fn list() -> Vec<(PathBuf, Kept)> {
-    let Ok(entries) = fs::read_dir(state_dir()) else {
-        return Vec::new();
+/// The keeper's life, when the binary runs as `harness __harness-keeper SCENARIO` with its
+/// [`Order`] on stdin: takes the namespaces, writes the state file, says so on the report
+/// fd, then waits for SIGTERM. Must be called first thing in `main`, while the process has
+/// one thread.
+pub fn keeper_main() -> ! {
+    let mut text = String::new();
+    let order = io::stdin()
+        .read_to_string(&mut text)
+        .ok()
+        .and_then(|_| serde_json::from_str::<Order>(&text).ok())
+        // SAFETY: F_GETFD only asks whether the fd is open.
+        .filter(|o| unsafe { libc::fcntl(o.report, libc::F_GETFD) } >= 0);
+    let Some(order) = order else {
+        eprintln!("error: `{KEEPER_ARG}` is the harness's own: use `harness run --keep`");
+        std::process::exit(2);
     };
-    let mut all: Vec<(PathBuf, Kept)> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| {
-            let k: Kept = serde_json::from_str(&fs::read_to_string(&p).ok()?).ok()?;
-            if k.alive() {
-                Some((p, k))
-            } else {
-                let _ = fs::remove_file(&p);
-                None
+    // The order is read: stdin is /dev/null from here on.
+    if let Ok(null) = fs::File::open("/dev/null") {
+        // SAFETY: dup2 onto fd 0, which io::stdin does not own.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    }
+    // SAFETY: the run passed this fd open for us and nothing else in this process owns it.
+    let mut report = fs::File::from(unsafe { OwnedFd::from_raw_fd(order.report) });
+    let n = order.nodes.len() as RawFd;
+    let said = match take(&order) {
+        Ok(k) => serde_json::to_string(&k).expect("serializable"),
+        Err(m) => {
+            let _ = report.write_all(m.as_bytes());
+            std::process::exit(1);
+        }
+    };
+    // The state is written: from here on the lab is kept, whether or not the run hears it.
+    let _ = report.write_all(said.as_bytes());
+    drop(report);
+    // SAFETY: close_range and pause take integers; nothing in this process uses the fds
+    // closed (stdio and the namespaces at FIRST_FD.. stay).
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, (FIRST_FD - 1) as u32, 0u32);
+        libc::syscall(libc::SYS_close_range, (FIRST_FD + n) as u32, u32::MAX, 0u32);
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+/// The keeper's setup: namespaces at FIRST_FD.., private rt_tables, state file written.
+fn take(order: &Order) -> Result<Kept, String> {
+    // SAFETY: prctl and signal with constant arguments; one thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"harness-keep".as_ptr());
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        // A run killed before reading the report must not take the keeper with it.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let n = order.nodes.len() as RawFd;
+    // Copies above the target range first, so that no dup2 below clobbers a source.
+    let mut copies = Vec::new();
+    for (node, fd) in &order.nodes {
+        let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+        if !link.to_string_lossy().starts_with("net:[") {
+            return Err(format!(
+                "fd {fd} for node `{node}` is not a network namespace"
+            ));
+        }
+        // SAFETY: fcntl on an fd we inherited.
+        let c = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, FIRST_FD + n) };
+        if c < 0 {
+            return Err(format!("copying fd {fd}: {}", io::Error::last_os_error()));
+        }
+        copies.push(c);
+    }
+    let mut nets = Vec::new();
+    for (i, c) in copies.iter().enumerate() {
+        let target = FIRST_FD + i as RawFd;
+        // SAFETY: dup2 onto a number no Rust object owns (everything is below FIRST_FD or a
+        // copy above the range).
+        if unsafe { libc::dup2(*c, target) } < 0 {
+            return Err(format!(
+                "moving a namespace to fd {target}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let m = fs::metadata(format!("/proc/self/fd/{target}"))
+            .map_err(|e| format!("looking at fd {target}: {e}"))?;
+        nets.push(m.ino());
+    }
+    let mount_ns = !order.tables.is_empty();
+    if mount_ns {
+        let path = crate::install::rt_tables_path().map_err(|e| e.to_string())?;
+        crate::install::private_rt_tables(&crate::install::rt_tables(&order.tables), &path)
+            .map_err(|e| format!("giving the keeper the lab's routing table names: {e}"))?;
+    }
+    let pid = std::process::id() as i32;
+    let kept = Kept {
+        scenario: order.scenario.clone(),
+        file: order.file.clone(),
+        pid,
+        start: process_start(pid).ok_or("the keeper cannot read its own start time")?,
+        nodes: order
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), FIRST_FD + i as RawFd))
+            .collect(),
+        nets,
+        mount_ns,
+    };
+    let name = format!("{}-{pid}.json", kept.scenario);
+    let json = serde_json::to_string_pretty(&kept).expect("serializable");
+    // A `down` may remove the directory while it is empty: then create it again.
+    for _ in 0..5 {
+        let dir = StateDir::open(true)?.ok_or("the state directory vanished")?;
+        match dir.write(&name, &json) {
+            Ok(()) => return Ok(kept),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("writing {}: {e}", dir.shown(name.as_ref()))),
+        }
+    }
+    Err(format!(
+        "writing {name}: the state directory keeps vanishing"
+    ))
+}
+
+/// The kept labs in the state directory, oldest first, and the state files that were not to
+/// be trusted (each a message). State files of dead keepers are removed.
+pub struct Listing {
+    pub labs: Vec<Kept>,
+    pub refused: Vec<String>,
+}
+
+/// Every kept lab whose keeper is alive and checks out; see [`Listing`]. Errors when the
+/// state directory itself is not to be trusted.
+pub fn list() -> Result<Listing, String> {
+    let mut out = Listing {
+        labs: Vec::new(),
+        refused: Vec::new(),
+    };
+    let Some(dir) = StateDir::open(false)? else {
+        return Ok(out);
+    };
+    let entries = fs::read_dir(dir.at("".as_ref()))
+        .map_err(|e| format!("reading the state directory `{}`: {e}", dir.path.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let shown = dir.shown(&name);
+        let is_state = name
+            .to_str()
+            .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'));
+        if !is_state {
+            // `.SCENARIO-PID.json.tmp` of a keeper killed before its rename.
+            if temp_writer(&name).is_some_and(|pid| fs::metadata(format!("/proc/{pid}")).is_err()) {
+                let _ = fs::remove_file(dir.at(&name));
             }
-        })
-        .collect();
-    all.sort_by_key(|(_, k)| k.start);
-    all
+            continue;
+        }
+        let read = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(dir.at(&name))
+            .and_then(|mut f| {
+                let m = f.metadata()?;
+                if !m.file_type().is_file() || m.uid() != me {
+                    return Err(io::Error::other(format!(
+                        "not a regular file of yours (uid {})",
+                        m.uid()
+                    )));
+                }
+                let mut text = String::new();
+                f.read_to_string(&mut text).map(|_| text)
+            });
+        let kept = read
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Kept>(&t).map_err(|e| e.to_string()));
+        match kept {
+            Err(e) => out.refused.push(format!(
+                "state file `{shown}` cannot be used ({e}): remove it if no keeper of yours \
+                 is behind it"
+            )),
+            Ok(k) if !k.alive() => {
+                let _ = fs::remove_file(dir.at(&name));
+            }
+            Ok(k) => match k.impostor() {
+                None => out.labs.push(k),
+                Some(why) => out.refused.push(impostor_message(&shown, &k, &why)),
+            },
+        }
+    }
+    out.labs.sort_by_key(|k| k.start);
+    if out.labs.is_empty() && out.refused.is_empty() {
+        dir.remove_if_empty();
+    }
+    Ok(out)
+}
+
+/// The pid in the name of a keeper's temporary state file, `.SCENARIO-PID.json.tmp`.
+fn temp_writer(name: &OsStr) -> Option<i32> {
+    let stem = name
+        .to_str()?
+        .strip_prefix('.')?
+        .strip_suffix(".json.tmp")?;
+    stem.rsplit_once('-')?.1.parse().ok()
+}
+
+fn impostor_message(file: &str, k: &Kept, why: &str) -> String {
+    let comm = fs::read_to_string(format!("/proc/{}/comm", k.pid)).unwrap_or_default();
+    format!(
+        "state file `{file}` names process {} (`{}`), which is not a harness keeper holding \
+         lab `{}`: {why}. It was left alone; remove `{file}` if you did not expect it",
+        k.pid,
+        comm.trim(),
+        k.scenario
+    )
 }
 
 /// The kept lab `which` names (scenario name or keeper pid), or the only one.
 pub fn find(which: Option<&str>) -> Result<Kept, String> {
-    let all = list();
+    let Listing { labs: all, refused } = list()?;
+    if !refused.is_empty() {
+        return Err(refused.join("\n"));
+    }
     let names = || {
         all.iter()
-            .map(|(_, k)| format!("{} (pid {})", k.scenario, k.pid))
+            .map(|k| format!("{} (pid {})", k.scenario, k.pid))
             .collect::<Vec<_>>()
             .join(", ")
     };
     let hits: Vec<&Kept> = all
         .iter()
-        .map(|(_, k)| k)
         .filter(|k| which.is_none_or(|w| w == k.scenario || w == k.pid.to_string()))
         .collect();
     match (hits.as_slice(), which) {
@@ -279,18 +723,41 @@ pub fn find(which: Option<&str>) -> Result<Kept, String> {
     }
 }
 
+/// The keeper of `k` is still what [`list`] checked.
+fn recheck(k: &Kept) -> Result<(), String> {
+    if !k.alive() {
+        return Err(format!(
+            "the keeper of lab `{}` (process {}) is gone",
+            k.scenario, k.pid
+        ));
+    }
+    match k.impostor() {
+        None => Ok(()),
+        Some(why) => Err(impostor_message(
+            &state_dir()
+                .join(format!("{}-{}.json", k.scenario, k.pid))
+                .display()
+                .to_string(),
+            k,
+            &why,
+        )),
+    }
+}
+
 /// Moves this process into `node` of a kept lab: its user namespace when it lives in another
 /// (rootless), its mount namespace, its network namespace. The process must have one thread.
 pub fn enter(k: &Kept, node: &str) -> Result<(), String> {
-    let net = k.net_path(node).ok_or_else(|| {
+    let Some(i) = k.nodes.iter().position(|(n, _)| n == node) else {
         let nodes: Vec<&str> = k.nodes.iter().map(|(n, _)| n.as_str()).collect();
-        format!(
+        return Err(format!(
             "lab `{}` has no node `{node}`; its nodes: {}",
             k.scenario,
             nodes.join(", ")
-        )
-    })?;
+        ));
+    };
+    let net = k.net_path(node).expect("node found above");
     let open = |p: &str| fs::File::open(p).map_err(|e| format!("opening {p}: {e}"));
+    recheck(k)?;
     let user = k
         .foreign_user_ns()
         .then(|| open(&format!("/proc/{}/ns/user", k.pid)))
@@ -300,6 +767,16 @@ pub fn enter(k: &Kept, node: &str) -> Result<(), String> {
         .then(|| open(&format!("/proc/{}/ns/mnt", k.pid)))
         .transpose()?;
     let net = open(&net)?;
+    // What was opened belongs to the keeper checked (not to a process that took its pid
+    // meanwhile), and the network namespace is the one recorded.
+    recheck(k)?;
+    let ino = net.metadata().map(|m| m.ino()).ok();
+    if ino != k.nets.get(i).copied() {
+        return Err(format!(
+            "node `{node}` of lab `{}` changed while being entered: try again",
+            k.scenario
+        ));
+    }
     let cwd = std::env::current_dir().ok();
     if let Some(f) = &user {
         setns(f, CloneFlags::CLONE_NEWUSER)
@@ -317,30 +794,101 @@ pub fn enter(k: &Kept, node: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Stops the keeper of `k` (SIGTERM, then SIGKILL after 2 s) and removes its state file.
-/// Returns the processes that still hold one of its namespaces (a shell left inside).
-pub fn remove(k: &Kept) -> Result<Vec<String>, String> {
-    let ids: Vec<(u64, u64)> = k
-        .nodes
-        .iter()
-        .filter_map(|(n, _)| fs::metadata(k.net_path(n)?).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
-    if k.alive() {
-        let pid = Pid::from_raw(k.pid);
-        kill(pid, Signal::SIGTERM).map_err(|e| format!("stopping keeper {}: {e}", k.pid))?;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while k.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if k.alive() {
-            let _ = kill(pid, Signal::SIGKILL);
+/// A pidfd for `pid`: signals sent through it reach that process or none, never a later
+/// process with the same pid.
+fn pidfd(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just returned to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn pidfd_signal(fd: &OwnedFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal with a live pidfd, a signal number and no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits until the process of `fd` has ended, up to `limit`; whether it has.
+fn ended(fd: &OwnedFd, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd {
+            fd: fd.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one live pollfd.
+        let rc = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        match rc {
+            1.. => return true,
+            0 if left.is_zero() => return false,
+            0 => {}
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
         }
     }
-    let path = state_dir().join(format!("{}-{}.json", k.scenario, k.pid));
-    let _ = fs::remove_file(path);
-    let _ = fs::remove_dir(state_dir());
-    let mut holders = Vec::new();
+}
+
+/// Stops the keeper of `k` (SIGTERM, then SIGKILL after 2 s) and removes its state file,
+/// after checking it is still this user's keeper of the lab. Returns the processes that
+/// still hold one of its namespaces (a shell left inside).
+pub fn remove(k: &Kept) -> Result<Vec<String>, String> {
+    let dir = StateDir::open(false)?;
+    let name = format!("{}-{}.json", k.scenario, k.pid);
+    // Open first, check after: the process checked is the one the pidfd refers to.
+    let fd = match pidfd(k.pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+        Err(e) => return Err(format!("reaching keeper process {}: {e}", k.pid)),
+    };
+    if let Some(fd) = &fd {
+        if k.alive() {
+            recheck(k)?;
+            let ids: Vec<(u64, u64)> = k
+                .nodes
+                .iter()
+                .filter_map(|(n, _)| fs::metadata(k.net_path(n)?).ok())
+                .map(|m| (m.dev(), m.ino()))
+                .collect();
+            pidfd_signal(fd, libc::SIGTERM)
+                .map_err(|e| format!("stopping keeper process {}: {e}", k.pid))?;
+            if !ended(fd, Duration::from_secs(2)) {
+                let _ = pidfd_signal(fd, libc::SIGKILL);
+                ended(fd, Duration::from_secs(2));
+            }
+            if let Some(dir) = &dir {
+                let _ = fs::remove_file(dir.at(name.as_ref()));
+                dir.remove_if_empty();
+            }
+            return Ok(holders(&ids));
+        }
+    }
+    if let Some(dir) = &dir {
+        let _ = fs::remove_file(dir.at(name.as_ref()));
+        dir.remove_if_empty();
+    }
+    Ok(Vec::new())
+}
+
+/// The processes whose network namespace is one of `ids` (device, inode).
+fn holders(ids: &[(u64, u64)]) -> Vec<String> {
+    let mut out = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
@@ -349,8 +897,100 @@ pub fn remove(k: &Kept) -> Result<Vec<String>, String> {
             .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())));
         if held {
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            holders.push(format!("{pid} ({})", comm.trim()));
+            out.push(format!("{pid} ({})", comm.trim()));
         }
     }
-    Ok(holders)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::own_private(1000, 0o40700, None)]
+    #[case::own_readable(1000, 0o40755, None)]
+    #[case::own_world_writable(1000, 0o40777, Some("writable by others (mode 0777)"))]
+    #[case::own_group_writable(1000, 0o40770, Some("writable by others (mode 0770)"))]
+    #[case::own_sticky_world_writable(1000, 0o41777, Some("writable by others (mode 1777)"))]
+    #[case::foreign_private(0, 0o40700, Some("owned by uid 0, not by you (uid 1000)"))]
+    #[case::foreign_open(12345, 0o40777, Some("owned by uid 12345"))]
+    fn state_dir_trust(#[case] owner: u32, #[case] mode: u32, #[case] want: Option<&str>) {
+        let got = distrust(Path::new("/tmp/harness-1000"), owner, mode, 1000);
+        match (want, got) {
+            (None, None) => {}
+            (Some(w), Some(g)) => {
+                assert!(g.contains(w), "{g:?} should say {w:?}");
+                assert!(
+                    g.contains("`/tmp/harness-1000`"),
+                    "{g:?} should name the directory"
+                );
+            }
+            (w, g) => panic!("want {w:?}, got {g:?}"),
+        }
+    }
+
+    /// A process named like the keepers an earlier harness forked (a `sleep` run through a
+    /// link called `harness-keep`) is refused with a way to end it.
+    #[test]
+    fn a_keeper_of_an_older_harness_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join(KEEPER_NAME);
+        std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+        let mut child = Command::new(&link).arg("60").spawn().unwrap();
+        let pid = child.id() as i32;
+        let k = Kept {
+            scenario: "dual-isp".into(),
+            file: "x".into(),
+            pid,
+            start: process_start(pid).unwrap(),
+            nodes: vec![("jupiter".into(), 100)],
+            nets: vec![],
+            mount_ns: false,
+        };
+        let why = k.impostor();
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = why.expect("not a checked keeper");
+        assert!(why.contains("older harness"), "{why}");
+        assert!(why.contains(&format!("`kill {pid}`")), "{why}");
+    }
+
+    #[rstest]
+    #[case::temp(".dual-isp-123.json.tmp", Some(123))]
+    #[case::dashed_name(".dual-isp-v2-7.json.tmp", Some(7))]
+    #[case::state_file("dual-isp-123.json", None)]
+    #[case::other_dot_file(".dual-isp-123.json.swp", None)]
+    #[case::no_pid(".dual-isp.json.tmp", None)]
+    fn temp_files_name_their_writer(#[case] name: &str, #[case] want: Option<i32>) {
+        assert_eq!(temp_writer(name.as_ref()), want);
+    }
+
+    #[test]
+    fn own_uids_and_start() {
+        let me = std::process::id() as i32;
+        let uids = proc_uids(me);
+        assert_eq!(uids.len(), 4);
+        assert!(uids.iter().all(|&u| u == nix::unistd::geteuid().as_raw()));
+        assert!(process_start(me).is_some());
+        assert!(proc_uids(i32::MAX).is_empty());
+    }
+
+    /// This test process holds no keeper's namespaces and was not started as a keeper.
+    #[test]
+    fn a_process_that_is_not_a_keeper_is_an_impostor() {
+        let me = std::process::id() as i32;
+        let k = Kept {
+            scenario: "dual-isp".into(),
+            file: "x".into(),
+            pid: me,
+            start: process_start(me).unwrap(),
+            nodes: vec![("jupiter".into(), 0)],
+            nets: vec![1],
+            mount_ns: false,
+        };
+        assert!(k.alive());
+        assert_eq!(k.impostor().as_deref(), Some("it was not started as one"));
+    }
 }
