@@ -1,6 +1,7 @@
 //! YAML → validated [`Plan`]. Pure: reads files, touches nothing else. Every input error is
 //! found here, before anything is built, with `file:line:col`.
 
+pub mod bundle;
 mod error;
 mod facts;
 pub mod generate;
@@ -816,14 +817,26 @@ fn node_rules(
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
-            if !full.is_file() {
-                return Err(doc.err(
+            match std::fs::metadata(&full) {
+                Err(_) => return Err(doc.err(
                     &fpath,
                     format!(
                         "rule file `{}` does not exist; paths are relative to the scenario file",
                         full.display()
                     ),
-                ));
+                )),
+                Ok(m) => {
+                    if let Some(what) = limits::kind_of(&m.file_type()) {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is {what}, not a regular file; name the file {} loads",
+                                full.display(),
+                                kind.tool()
+                            ),
+                        ));
+                    }
+                }
             }
             files.push(RuleSource::File { kind, path: full });
         }

@@ -209,38 +209,102 @@ impl RuleSource {
     }
 
     /// `NODE=SPEC` from the command line: an executable file or a command line is a generator;
-    /// another file is a bundle. Relative paths and commands start from `cwd`.
+    /// another regular file is a bundle, whose section headers are checked here. Relative
+    /// paths and commands start from `cwd`. Refused before anything is built: a directory, a
+    /// FIFO or a device; a bundle with an unknown `### KIND` header; and a name that looks
+    /// like a file (it has a `/`, or ends in `.txt`, `.rules`, `.sh`, …) but does not exist —
+    /// a typo, not a command to run.
     pub fn parse_override(
         text: &str,
         cwd: &std::path::Path,
     ) -> Result<(String, RuleSource), String> {
+        use std::os::unix::fs::PermissionsExt;
         let (node, spec) = text
             .split_once('=')
-            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+            .filter(|(n, s)| !n.is_empty() && !s.trim().is_empty())
             .ok_or_else(|| format!("`--rules {text}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"))?;
-        let path = cwd.join(spec);
-        let source = match path.metadata() {
-            Ok(m) if m.is_file() => {
-                use std::os::unix::fs::PermissionsExt;
-                if m.permissions().mode() & 0o111 != 0 {
-                    RuleSource::Command {
-                        line: spec.to_string(),
-                        cwd: cwd.to_path_buf(),
-                        kind: None,
-                    }
-                } else {
-                    RuleSource::Bundle(path)
-                }
-            }
-            _ => RuleSource::Command {
-                line: spec.to_string(),
-                cwd: cwd.to_path_buf(),
-                kind: None,
-            },
+        let command = || RuleSource::Command {
+            line: spec.to_string(),
+            cwd: cwd.to_path_buf(),
+            kind: None,
         };
-        Ok((node.to_string(), source))
+        let path = cwd.join(spec);
+        match std::fs::metadata(&path) {
+            Ok(m) => {
+                if let Some(what) = super::limits::kind_of(&m.file_type()) {
+                    return Err(format!("`--rules {text}`: `{spec}` is {what}: neither a rule file nor a generator; name a bundle file or an executable generator"));
+                }
+                if m.permissions().mode() & 0o111 != 0 {
+                    return Ok((node.to_string(), command()));
+                }
+                let body = super::limits::read_regular(&path, MAX_BUNDLE_BYTES).map_err(|e| {
+                    format!(
+                        "`--rules {text}`: {} (as a bundle file: it is not executable); name a bundle of at most {} MiB",
+                        e.describe(&path).replace(" the most a YAML file may hold", ""),
+                        MAX_BUNDLE_BYTES >> 20
+                    )
+                })?;
+                super::bundle::split_bundle(&body).map_err(|m| {
+                    let at = m
+                        .strip_prefix("line ")
+                        .and_then(|r| r.split_once(": "))
+                        .filter(|(n, _)| n.parse::<usize>().is_ok());
+                    match at {
+                        Some((n, m)) => {
+                            format!("{spec}:{n}: {m} (in the bundle file `--rules {text}`)")
+                        }
+                        None => format!("`--rules {text}`: bundle file `{spec}`: {m}"),
+                    }
+                })?;
+                Ok((node.to_string(), RuleSource::Bundle(path)))
+            }
+            Err(_) => {
+                // A command line runs through `sh`; a first word that names a file that is
+                // not there is a typo, as is a single word that looks like a file name.
+                let first = spec.split_whitespace().next().unwrap_or(spec);
+                let single = !spec.trim().contains(char::is_whitespace);
+                let file_like = first.contains('/')
+                    || (single && RULE_FILE_ENDINGS.iter().any(|e| first.ends_with(e)));
+                if file_like && !cwd.join(first).exists() {
+                    let looked = if first.starts_with('/') {
+                        String::new()
+                    } else {
+                        format!(" (looked in `{}`)", cwd.display())
+                    };
+                    let env = if first.contains('/') {
+                        String::new()
+                    } else {
+                        format!("; to run a command of that name from PATH, write `env {spec}`")
+                    };
+                    return Err(format!(
+                        "`--rules {text}`: there is no file `{first}`{looked}; it looks like a file name (a bundle, or an executable generator), so it is not run as a command: check the spelling{env}"
+                    ));
+                }
+                Ok((node.to_string(), command()))
+            }
+        }
     }
 }
+
+/// The largest bundle file `--rules` reads.
+pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// Names that are rule files, not commands: `--rules jupiter=rulse.txt` is a typo.
+pub const RULE_FILE_ENDINGS: &[&str] = &[
+    ".txt",
+    ".iptables",
+    ".nft",
+    ".ip",
+    ".ipset",
+    ".sysctl",
+    ".rules",
+    ".bundle",
+    ".conf",
+    ".sh",
+    ".py",
+    ".yaml",
+    ".yml",
+];
 
 /// The rule set of one node, loaded in order.
 #[derive(Debug, Clone, PartialEq)]
