@@ -818,13 +818,15 @@ fn node_rules(
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
             match std::fs::metadata(&full) {
-                Err(_) => return Err(doc.err(
-                    &fpath,
-                    format!(
+                Err(_) => {
+                    return Err(doc.err(
+                        &fpath,
+                        format!(
                         "rule file `{}` does not exist; paths are relative to the scenario file",
                         full.display()
                     ),
-                )),
+                    ))
+                }
                 Ok(m) => {
                     if let Some(what) = limits::kind_of(&m.file_type()) {
                         return Err(doc.err(
@@ -1474,6 +1476,52 @@ fn expected_failure(
 /// Looks up a file relative to the crate's repository root (for tests and benches).
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::{addr_problem, iface_problem};
+    use ipnet::Ipv4Net;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::plain("eth0", None)]
+    #[case::fifteen("abcdefghijklmno", None)]
+    #[case::sixteen("abcdefghijklmnop", Some("1 to 15"))]
+    #[case::empty("", Some("1 to 15"))]
+    #[case::dot(".", Some("`.` and `..`"))]
+    #[case::dotdot("..", Some("`.` and `..`"))]
+    #[case::slash("a/b", Some("no `/`"))]
+    #[case::blank("a b", Some("no `/`"))]
+    #[case::lo("lo", Some("loopback"))]
+    #[case::all("all", Some("sysctl folders"))]
+    #[case::default("default", Some("sysctl folders"))]
+    fn iface(#[case] name: &str, #[case] says: Option<&str>) {
+        match (iface_problem(name), says) {
+            (None, None) => {}
+            (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
+            (got, _) => panic!("`{name}`: {got:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::private("10.0.0.1/24", None)]
+    #[case::point_to_point("10.0.0.0/31", None)]
+    #[case::loopback("127.0.0.2/8", Some("loopback"))]
+    #[case::multicast("224.0.0.5/24", Some("multicast"))]
+    #[case::multicast_top("239.255.255.250/24", Some("multicast"))]
+    #[case::limited_broadcast("255.255.255.255/32", Some("limited broadcast"))]
+    #[case::zero("0.0.0.0/32", Some("0.0.0.0/8"))]
+    #[case::zero_net("0.1.2.3/8", Some("0.0.0.0/8"))]
+    #[case::prefix_0("192.168.1.2/0", Some("/0 prefix"))]
+    fn address(#[case] net: &str, #[case] says: Option<&str>) {
+        let net: Ipv4Net = net.parse().expect("a prefix");
+        match (addr_problem(&net), says) {
+            (None, None) => {}
+            (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
+            (got, _) => panic!("`{net}`: {got:?}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -641,3 +641,70 @@ mod tests {
         assert_eq!(dns.flows, (81..=100).collect::<Vec<_>>());
     }
 }
+
+#[cfg(test)]
+mod override_tests {
+    use super::RuleSource;
+    use rstest::rstest;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A folder with `rules.txt` (a bundle), `gen` (executable) and `sub/` (a folder).
+    fn folder() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("rules.txt"), "*filter\nCOMMIT\n").expect("write");
+        std::fs::write(d.path().join("gen"), "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(d.path().join("gen"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::create_dir(d.path().join("sub")).expect("mkdir");
+        d
+    }
+
+    #[rstest]
+    #[case::bundle("r=rules.txt", "bundle")]
+    #[case::executable("r=gen", "command")]
+    #[case::executable_with_args("r=./gen --all", "command")]
+    #[case::command_line("r=echo '### iptables'", "command")]
+    #[case::command_from_path("r=env gen-rules.sh", "command")]
+    #[case::bare_word("r=gen-rules", "command")]
+    fn takes(#[case] arg: &str, #[case] what: &str) {
+        let d = folder();
+        let (node, source) = RuleSource::parse_override(arg, d.path()).expect("taken");
+        assert_eq!(node, "r");
+        let got = match source {
+            RuleSource::Bundle(_) => "bundle",
+            RuleSource::Command { .. } => "command",
+            _ => "other",
+        };
+        assert_eq!(got, what);
+    }
+
+    #[rstest]
+    #[case::typo("r=rulse.txt", "there is no file `rulse.txt`")]
+    #[case::missing_path("r=./gne", "there is no file `./gne`")]
+    #[case::missing_path_with_args("r=bin/gen --all", "there is no file `bin/gen`")]
+    #[case::rule_file_ending("r=x.iptables", "looks like a file name")]
+    #[case::directory("r=sub", "`sub` is a directory")]
+    #[case::device("r=/dev/null", "`/dev/null` is a character device")]
+    #[case::no_node("=rules.txt", "write NODE=FILE or NODE=COMMAND")]
+    #[case::no_spec("r= ", "write NODE=FILE or NODE=COMMAND")]
+    fn refuses(#[case] arg: &str, #[case] says: &str) {
+        let d = folder();
+        let e = RuleSource::parse_override(arg, d.path()).expect_err("refused");
+        assert!(e.contains(says), "{e}");
+    }
+
+    #[test]
+    fn bundle_headers_are_checked() {
+        let d = folder();
+        std::fs::write(
+            d.path().join("b.rules"),
+            "### nft\nflush ruleset\n### nfts\n",
+        )
+        .expect("write");
+        let e = RuleSource::parse_override("r=b.rules", d.path()).expect_err("refused");
+        assert!(
+            e.starts_with("b.rules:3: `### nfts` is no kind of rules"),
+            "{e}"
+        );
+    }
+}
