@@ -1057,6 +1057,30 @@ fn hostile_cases() -> Vec<Hostile> {
             at: At::Needle("s.yaml", "false }", 0),
             says: &["`completes: false` contradicts expectation `done` (`completes: true`)"],
         },
+        Hostile {
+            name: "mark-contradiction",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "  - { name: m1, mark: { wan1: 1 } }\n  - { name: m2, flows: web, mark: { wan1: 2 } }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "wan1: 2 }", 6),
+            says: &["`mark` for `wan1` is 2 here and 1 in expectation `m1`, for flows 1"],
+        },
+        Hostile {
+            name: "source-contradiction",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "  - { name: s1, source: { wan1: 10.0.1.1 } }\n  - { name: s2, flows: [1], source: { wan1: 10.0.1.9 } }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "10.0.1.9", 0),
+            says: &["`source` for `wan1` is 10.0.1.9 here and 10.0.1.1 in expectation `s1`"],
+        },
         // Rule files named in a scenario that are not files.
         Hostile {
             name: "rule-file-directory",

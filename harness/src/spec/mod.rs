@@ -1351,6 +1351,46 @@ fn expectations(
                 format!("two expectations are called `{name}`; give each a `name:`"),
             ));
         }
+        // `mark:` and `source:` by uplink: two that give one uplink two values cannot both
+        // hold for a flow they share (whichever uplink it leaves by, one of them is wrong
+        // when it is that one).
+        if let Check::Mark(_) | Check::Source(_) = &check {
+            let mine: BTreeSet<u32> = ids.iter().copied().collect();
+            for other in &out {
+                let differ = match (&check, &other.check) {
+                    (Check::Mark(a), Check::Mark(b)) => a
+                        .iter()
+                        .find(|(l, v)| b.get(*l).is_some_and(|w| w != *v))
+                        .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
+                    (Check::Source(a), Check::Source(b)) => a
+                        .iter()
+                        .find(|(l, v)| b.get(*l).is_some_and(|w| w != *v))
+                        .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
+                    _ => None,
+                };
+                let Some((link, mine_v, theirs)) = differ else {
+                    continue;
+                };
+                let both: Vec<String> = other
+                    .flows
+                    .iter()
+                    .filter(|f| mine.contains(f))
+                    .take(5)
+                    .map(u32::to_string)
+                    .collect();
+                if !both.is_empty() {
+                    return Err(doc.err(
+                        &format!("{path}.{}.{link}", check.key()),
+                        format!(
+                            "`{}` for `{link}` is {mine_v} here and {theirs} in expectation `{}`, for flows {}: a flow that leaves by `{link}` cannot meet both; select other flows, or remove one",
+                            check.key(),
+                            other.name,
+                            both.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(k) = exclusive_kind(&check) {
             for id in &ids {
                 let slot = &mut claimed[k][*id as usize];
