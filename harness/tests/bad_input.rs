@@ -954,6 +954,33 @@ fn hostile_cases() -> Vec<Hostile> {
                 "cross two uplinks",
             ],
         },
+        Hostile {
+            name: "dial-loopback",
+            setup: |d| scen_with(d, "    port: 80\n", "    port: 80\n    dial: 127.0.0.1\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "127.0.0.1", 0),
+            says: &["`dial: 127.0.0.1:80`: 127.0.0.1 is a loopback address"],
+        },
+        Hostile {
+            name: "dial-multicast",
+            setup: |d| {
+                scen_with(
+                    d,
+                    "    port: 80\n",
+                    "    port: 80\n    dial: 224.0.0.1:8080\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "224.0.0.1", 0),
+            says: &["224.0.0.1 is a multicast address"],
+        },
+        Hostile {
+            name: "dial-port-0",
+            setup: |d| scen_with(d, "    port: 80\n", "    port: 80\n    dial: 10.0.1.2:0\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "10.0.1.2:0", 0),
+            says: &["port 0 cannot be dialled"],
+        },
         // Numbers out of range.
         Hostile {
             name: "generated-uplinks-negative",

@@ -279,6 +279,22 @@ fn iface_problem(s: &str) -> Option<&'static str> {
     }
 }
 
+/// What a destination address is when no flow can reach a server at it: loopback (the
+/// client's own), multicast, unspecified or the limited broadcast.
+fn not_unicast(a: Ipv4Addr) -> Option<&'static str> {
+    if a.is_loopback() {
+        Some("a loopback address (the client's own `lo`)")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.octets()[0] == 0 {
+        Some("in 0.0.0.0/8")
+    } else if a == Ipv4Addr::BROADCAST {
+        Some("the limited broadcast address")
+    } else {
+        None
+    }
+}
+
 /// Why an address cannot be given to a veth end, if it cannot: loopback, multicast, `0/8`,
 /// the limited broadcast and a `/0` prefix are refused or unusable on a link.
 fn addr_problem(net: &Ipv4Net) -> Option<String> {
@@ -940,6 +956,18 @@ fn flows(
                     )
                 })?,
         };
+        if let Some(what) = not_unicast(*dial.ip()) {
+            return Err(doc.err(
+                &format!("{path}.dial"),
+                format!("`dial: {}`: {} is {what}; dial an address of the lab (a node's, or one the router forwards)", dial, dial.ip()),
+            ));
+        }
+        if dial.port() == 0 {
+            return Err(doc.err(
+                &format!("{path}.dial"),
+                format!("`dial: {dial}`: port 0 cannot be dialled; pick 1 to 65535"),
+            ));
+        }
         if t.from == t.to {
             return Err(doc.err(
                 &format!("{path}.to"),
