@@ -1156,6 +1156,16 @@ fn hostile_cases() -> Vec<Hostile> {
             says: &["there is no file `./gne`"],
         },
         Hostile {
+            name: "rules-unknown-command",
+            setup: |d| rules_file(d, "gen-rules", ""),
+            args: &["--rules", "router=gen-rulez", "s.yaml"],
+            at: At::Start("`--rules router=gen-rulez`: "),
+            says: &[
+                "`gen-rulez` is neither a file (looked in",
+                "nor a command in PATH",
+            ],
+        },
+        Hostile {
             name: "rules-dev-zero",
             setup: |d| rules_file(d, "x", ""),
             args: &["--rules", "router=/dev/zero", "s.yaml"],

@@ -280,10 +280,43 @@ impl RuleSource {
                         "`--rules {text}`: there is no file `{first}`{looked}; it looks like a file name (a bundle, or an executable generator), so it is not run as a command: check the spelling{env}"
                     ));
                 }
+                if !single_command_exists(first) {
+                    return Err(format!(
+                        "`--rules {text}`: `{first}` is neither a file (looked in `{}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)",
+                        cwd.display()
+                    ));
+                }
                 Ok((node.to_string(), command()))
             }
         }
     }
+}
+
+/// Whether a command line's first word can run: a shell builtin or keyword, anything `sh`
+/// would not look up (`VAR=x`, `(`, a path), or an executable in PATH (or /usr/sbin, /sbin,
+/// which the harness adds when it runs as an ordinary user).
+fn single_command_exists(first: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    const SH: &[&str] = &[
+        ".", ":", "[", "alias", "break", "case", "cd", "command", "continue", "echo", "eval",
+        "exec", "exit", "export", "false", "for", "getopts", "if", "kill", "local", "printf",
+        "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap", "true",
+        "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+    ];
+    let plain = first
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    if !plain || first.is_empty() || SH.contains(&first) {
+        return true;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(first))
+        .any(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// The largest bundle file `--rules` reads.
@@ -665,7 +698,9 @@ mod override_tests {
     #[case::executable_with_args("r=./gen --all", "command")]
     #[case::command_line("r=echo '### iptables'", "command")]
     #[case::command_from_path("r=env gen-rules.sh", "command")]
-    #[case::bare_word("r=gen-rules", "command")]
+    #[case::builtin("r=printf '*filter\\nCOMMIT\\n'", "command")]
+    #[case::assignment("r=X=1 sh -c 'echo $X'", "command")]
+    #[case::in_path("r=sh -c 'exit 3'", "command")]
     fn takes(#[case] arg: &str, #[case] what: &str) {
         let d = folder();
         let (node, source) = RuleSource::parse_override(arg, d.path()).expect("taken");
@@ -685,6 +720,8 @@ mod override_tests {
     #[case::rule_file_ending("r=x.iptables", "looks like a file name")]
     #[case::directory("r=sub", "`sub` is a directory")]
     #[case::device("r=/dev/null", "`/dev/null` is a character device")]
+    #[case::not_in_path("r=gen-rulez-not-installed", "neither a file (looked in")]
+    #[case::not_in_path_with_args("r=gen-rulez-not-installed --all", "nor a command in PATH")]
     #[case::no_node("=rules.txt", "write NODE=FILE or NODE=COMMAND")]
     #[case::no_spec("r= ", "write NODE=FILE or NODE=COMMAND")]
     fn refuses(#[case] arg: &str, #[case] says: &str) {
