@@ -1038,6 +1038,21 @@ fn hostile_cases() -> Vec<Hostile> {
             says: &["more than 1000 expectations"],
         },
         Hostile {
+            name: "expectations-select-25m-flows",
+            setup: |d| {
+                let more: String = (0..1000)
+                    .map(|i| format!("  - {{ name: e{i}, flows: all, completes: true }}\n"))
+                    .collect();
+                scen_with(d, "    port: 80\n", "    port: 80\n    flows: 25000\n")?;
+                let s = std::fs::read_to_string(d.join("s.yaml"))?;
+                write(d, "s.yaml", &format!("{s}{more}"))
+            },
+            args: &["s.yaml"],
+            // 25000 flows each: the 40th expectation after `done` passes 1,000,000.
+            at: At::Needle("s.yaml", "{ name: e39,", 0),
+            says: &["the expectations select more than 1000000 flows in all"],
+        },
+        Hostile {
             name: "table-id-twice",
             setup: |d| {
                 scen_plus(

@@ -32,6 +32,10 @@ pub const MAX_FLOWS: u32 = 25_000;
 /// The most expectations a scenario may state (each holds the ids of the flows it selects).
 pub const MAX_EXPECTATIONS: usize = 1_000;
 
+/// The most flow ids all expectations together may select (4 MB of ids; 25000 flows under
+/// 40 expectations that each select all).
+pub const MAX_SELECTED: usize = 1_000_000;
+
 /// The default time a flow has to finish all its round trips.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -1235,6 +1239,7 @@ fn expectations(
     let mut out: Vec<Expectation> = Vec::new();
     // For `via`, `leaves_via` and `completes`: by flow id, the first expectation stating it.
     let mut claimed = vec![vec![None::<usize>; flows.len() + 2]; 3];
+    let mut selected = 0usize;
     for (i, e) in raw.into_iter().enumerate() {
         let path = format!("expect[{i}]");
         if i == MAX_EXPECTATIONS {
@@ -1372,6 +1377,13 @@ fn expectations(
                 (format!("{ids:?}"), ids)
             }
         };
+        selected += ids.len();
+        if selected > MAX_SELECTED {
+            return Err(doc.err(
+                &path,
+                format!("the expectations select more than {MAX_SELECTED} flows in all; let fewer expectations select all flows (one `flows: all` expectation checks every flow)"),
+            ));
+        }
         let name = e.name.unwrap_or_else(|| check.key().to_string());
         if out.iter().any(|x| x.name == name) {
             return Err(doc.err(
