@@ -1145,6 +1145,17 @@ fn hostile_cases() -> Vec<Hostile> {
             says: &["rule file `r.iptables` is a FIFO (named pipe), not a regular file"],
         },
         Hostile {
+            name: "rule-file-65mib",
+            setup: |d| {
+                // Sparse: 65 MiB long, nothing written.
+                std::fs::File::create(d.join("r.iptables"))?.set_len(65 << 20)?;
+                rule_entry(d, "r.iptables")
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "iptables: r", 8),
+            says: &["rule file `r.iptables` is larger than 64 MiB"],
+        },
+        Hostile {
             name: "rule-file-device",
             setup: |d| rule_entry(d, "/dev/zero"),
             args: &["s.yaml"],
@@ -1219,6 +1230,16 @@ fn hostile_cases() -> Vec<Hostile> {
             args: &["--rules", "router=b.rules", "s.yaml"],
             at: At::Line("b.rules", 4),
             says: &["`### iptabels` is no kind of rules"],
+        },
+        Hostile {
+            name: "rules-bundle-65mib",
+            setup: |d| {
+                std::fs::File::create(d.join("b.rules"))?.set_len(65 << 20)?;
+                rules_file(d, "x", "")
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Start("`--rules router=b.rules`: "),
+            says: &["`b.rules` is larger than 64 MiB (read as a bundle file"],
         },
         Hostile {
             name: "rules-bundle-empty",

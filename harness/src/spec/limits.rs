@@ -39,10 +39,7 @@ impl ReadError {
         match self {
             ReadError::Io(e) => format!("cannot read `{f}`: {e}"),
             ReadError::NotRegular(what) => format!("`{f}` is {what}, not a regular file"),
-            ReadError::TooBig { limit } => format!(
-                "`{f}` is larger than {} MiB, the most a YAML file may hold",
-                limit >> 20
-            ),
+            ReadError::TooBig { limit } => format!("`{f}` is larger than {} MiB", limit >> 20),
             ReadError::NotText => format!("`{f}` is not UTF-8 text"),
         }
     }

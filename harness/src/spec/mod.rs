@@ -72,6 +72,9 @@ fn read(file: &Path, named_at: Option<(&Doc, &str)>) -> Result<String, SpecError
     limits::read_regular(file, limits::MAX_YAML_BYTES).map_err(|e| {
         let msg = e.describe(file);
         let todo = match (&e, named_at.is_some()) {
+            (limits::ReadError::TooBig { .. }, _) => {
+                "the most a scenario or topology may hold: is it the right file?"
+            }
             (limits::ReadError::Io(_), true) => "paths are relative to the file that names them",
             (limits::ReadError::Io(_), false) => "check the path",
             (_, true) => "name a topology file (YAML), relative to this file",
@@ -855,6 +858,16 @@ fn node_rules(
                                 "rule file `{}` is {what}, not a regular file; name the file {} loads",
                                 full.display(),
                                 kind.tool()
+                            ),
+                        ));
+                    }
+                    if m.len() > plan::MAX_BUNDLE_BYTES {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is larger than {} MiB; is it the right file?",
+                                full.display(),
+                                plan::MAX_BUNDLE_BYTES >> 20
                             ),
                         ));
                     }

@@ -239,8 +239,8 @@ impl RuleSource {
                 }
                 let body = super::limits::read_regular(&path, MAX_BUNDLE_BYTES).map_err(|e| {
                     format!(
-                        "`--rules {text}`: {} (as a bundle file: it is not executable); name a bundle of at most {} MiB",
-                        e.describe(&path).replace(" the most a YAML file may hold", ""),
+                        "`--rules {text}`: {} (read as a bundle file: it is not executable); name a bundle of at most {} MiB",
+                        e.describe(std::path::Path::new(spec)),
                         MAX_BUNDLE_BYTES >> 20
                     )
                 })?;
