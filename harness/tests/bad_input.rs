@@ -626,6 +626,814 @@ fn base_is_valid() -> Result<(), Failed> {
         .map_err(|e| e.to_string().into())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Hostile input (#14 §4): odd, huge or malicious files and arguments. Each is refused before
+// anything is built: exit 2, one message (with file:line:col where there is one), nothing
+// left behind, within a wall-clock and a peak-memory bound measured by wait4(2).
+
+/// The most a refusal may take, on a busy 2-core machine (100,000 nested brackets took 22 s).
+const HOSTILE_WALL: Duration = Duration::from_secs(5);
+/// The most memory a refusal may take (peak RSS; /dev/zero as a topology took 2 GB).
+const HOSTILE_RSS_KIB: i64 = 64 * 1024;
+
+/// A small valid topology: pc —lan— router —wan1— isp.
+const OK_TOPO: &str = include_str!("fixtures/bad/topo/ok.yaml");
+/// A valid scenario on it, naming it as `t.yaml`.
+const OK_SCEN: &str = "topology: t.yaml\n\ntraffic:\n  - name: web\n    proto: tcp\n    from: pc\n    to: isp\n    port: 80\n\nexpect:\n  - name: done\n    completes: true\n";
+
+/// Where the message must point.
+enum At {
+    /// `FILE:LINE:COL` of the first occurrence of `needle` in FILE, plus `offset` characters.
+    Needle(&'static str, &'static str, usize),
+    /// `FILE:LINE:COL` as given.
+    Pos(&'static str, usize, usize),
+    /// `FILE:LINE` (a rule bundle).
+    Line(&'static str, usize),
+    /// The message starts with this (no position: the file as a whole, or an argument).
+    Start(&'static str),
+}
+
+struct Hostile {
+    name: &'static str,
+    /// Writes the case's files into the (empty) folder.
+    setup: fn(&Path) -> std::io::Result<()>,
+    /// Arguments after the subcommand (run from the folder); `check` is tried only when
+    /// there is no `--rules`.
+    args: &'static [&'static str],
+    at: At,
+    says: &'static [&'static str],
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join(name), text)
+}
+
+/// The valid pair, with `from` replaced by `to` in the topology.
+fn topo_with(dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    assert!(OK_TOPO.contains(from), "{from:?} is not in the topology");
+    write(dir, "t.yaml", &OK_TOPO.replacen(from, to, 1))?;
+    write(dir, "s.yaml", OK_SCEN)
+}
+
+/// The valid pair, with `from` replaced by `to` in the scenario.
+fn scen_with(dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    assert!(OK_SCEN.contains(from), "{from:?} is not in the scenario");
+    write(dir, "t.yaml", OK_TOPO)?;
+    write(dir, "s.yaml", &OK_SCEN.replacen(from, to, 1))
+}
+
+/// The valid pair, with `text` added to the end of the scenario.
+fn scen_plus(dir: &Path, text: &str) -> std::io::Result<()> {
+    write(dir, "t.yaml", OK_TOPO)?;
+    write(dir, "s.yaml", &format!("{OK_SCEN}{text}"))
+}
+
+fn fifo(path: &Path) -> std::io::Result<()> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(std::io::Error::from)
+}
+
+/// A "billion laughs": ten aliases of ten aliases …, nine levels (10^9 values).
+fn alias_bomb() -> String {
+    let mut s = "x0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+    for i in 1..=9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        s.push_str(&format!("x{i}: &a{i} [{refs}]\n"));
+    }
+    s
+}
+
+/// A scenario of `bytes` bytes of expectations (100 MB took 2.7 GB to refuse).
+fn huge_expect(dir: &Path, bytes: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    write(dir, "t.yaml", OK_TOPO)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("s.yaml"))?);
+    f.write_all(OK_SCEN.as_bytes())?;
+    let mut n = OK_SCEN.len();
+    let mut i = 0;
+    while n < bytes {
+        let line = format!("  - {{ name: e{i}, flows: all, completes: true }}\n");
+        n += line.len();
+        i += 1;
+        f.write_all(line.as_bytes())?;
+    }
+    f.flush()
+}
+
+fn rules_file(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    write(dir, "t.yaml", OK_TOPO)?;
+    write(dir, "s.yaml", OK_SCEN)?;
+    write(dir, name, text)
+}
+
+/// The scenario with a rule file entry for the router naming `target`.
+fn rule_entry(dir: &Path, target: &str) -> std::io::Result<()> {
+    scen_plus(
+        dir,
+        &format!("\nrules:\n  router:\n    files:\n      - iptables: {target}\n"),
+    )
+}
+
+fn hostile_cases() -> Vec<Hostile> {
+    vec![
+        // Files that are not files, or far too big.
+        Hostile {
+            name: "scenario-dev-zero",
+            setup: |_| Ok(()),
+            args: &["/dev/zero"],
+            at: At::Start("/dev/zero: "),
+            says: &[
+                "`/dev/zero` is a character device, not a regular file",
+                "name a scenario file",
+            ],
+        },
+        Hostile {
+            name: "scenario-fifo",
+            setup: |d| fifo(&d.join("s.yaml")),
+            args: &["s.yaml"],
+            at: At::Start("s.yaml: "),
+            says: &["`s.yaml` is a FIFO (named pipe), not a regular file"],
+        },
+        Hostile {
+            name: "scenario-not-utf8",
+            setup: |d| std::fs::write(d.join("s.yaml"), b"topology: \xff\xfe\n"),
+            args: &["s.yaml"],
+            at: At::Start("s.yaml: "),
+            says: &["`s.yaml` is not UTF-8 text"],
+        },
+        Hostile {
+            name: "scenario-100mb-of-expect",
+            setup: |d| huge_expect(d, 100 << 20),
+            args: &["s.yaml"],
+            at: At::Start("s.yaml: "),
+            says: &["`s.yaml` is larger than 4 MiB"],
+        },
+        Hostile {
+            name: "topology-dev-zero",
+            setup: |d| scen_with(d, "t.yaml", "/dev/zero"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "/dev/zero", 0),
+            says: &[
+                "`/dev/zero` is a character device, not a regular file",
+                "name a topology file",
+            ],
+        },
+        Hostile {
+            name: "topology-fifo",
+            setup: |d| {
+                write(d, "s.yaml", OK_SCEN)?;
+                fifo(&d.join("t.yaml"))
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "t.yaml", 0),
+            says: &["`t.yaml` is a FIFO (named pipe), not a regular file"],
+        },
+        Hostile {
+            name: "topology-directory",
+            setup: |d| {
+                write(d, "s.yaml", OK_SCEN)?;
+                std::fs::create_dir(d.join("t.yaml"))
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "t.yaml", 0),
+            says: &["`t.yaml` is a directory, not a regular file"],
+        },
+        Hostile {
+            name: "topology-5mib",
+            setup: |d| {
+                write(d, "s.yaml", OK_SCEN)?;
+                write(
+                    d,
+                    "t.yaml",
+                    &format!("{OK_TOPO}{}", "# padding\n".repeat(520_000)),
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "t.yaml", 0),
+            says: &["`t.yaml` is larger than 4 MiB"],
+        },
+        // Shapes the YAML parser is slow or wordless on.
+        Hostile {
+            name: "nested-brackets-100k",
+            setup: |d| write(d, "s.yaml", &format!("topology: {}", "[".repeat(100_000))),
+            args: &["s.yaml"],
+            at: At::Pos("s.yaml", 1, 11 + 64),
+            says: &["nested more than 64 deep"],
+        },
+        Hostile {
+            name: "nested-braces-50k",
+            setup: |d| write(d, "s.yaml", &format!("topology: {}", "{a: ".repeat(50_000))),
+            args: &["s.yaml"],
+            at: At::Pos("s.yaml", 1, 11 + 4 * 64),
+            says: &["nested more than 64 deep"],
+        },
+        Hostile {
+            name: "nested-block-100k",
+            setup: |d| {
+                write(
+                    d,
+                    "s.yaml",
+                    &format!("topology:\n{}x\n", "- ".repeat(100_000)),
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Pos("s.yaml", 2, 1 + 2 * 63),
+            says: &["nested more than 64 deep"],
+        },
+        Hostile {
+            name: "nested-in-topology",
+            setup: |d| {
+                write(d, "s.yaml", OK_SCEN)?;
+                write(d, "t.yaml", &format!("name: {}", "[".repeat(100_000)))
+            },
+            args: &["s.yaml"],
+            at: At::Pos("t.yaml", 1, 7 + 64),
+            says: &["nested more than 64 deep"],
+        },
+        Hostile {
+            name: "alias-bomb",
+            setup: |d| write(d, "s.yaml", &format!("{}{OK_SCEN}", alias_bomb())),
+            args: &["s.yaml"],
+            at: At::Pos("s.yaml", 6, 45),
+            says: &["aliases here expand the document past 1000000 values"],
+        },
+        Hostile {
+            name: "second-document",
+            setup: |d| scen_plus(d, &format!("---\n{OK_SCEN}")),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "---", 0),
+            says: &["a second YAML document"],
+        },
+        // Interface names the kernel refuses.
+        Hostile {
+            name: "iface-lo",
+            setup: |d| topo_with(d, "pc:eth0", "pc:lo"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:lo", 0),
+            says: &["link `lan` end a: interface name `lo`", "loopback"],
+        },
+        Hostile {
+            name: "iface-16-chars",
+            setup: |d| topo_with(d, "pc:eth0", "pc:abcdefghijklmnop"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:abc", 0),
+            says: &["interface name `abcdefghijklmnop`: 1 to 15 characters"],
+        },
+        Hostile {
+            name: "iface-dot",
+            setup: |d| topo_with(d, "pc:eth0", "pc:."),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:.", 0),
+            says: &["interface name `.`: `.` and `..` are not interface names"],
+        },
+        Hostile {
+            name: "iface-dotdot",
+            setup: |d| topo_with(d, "pc:eth0", "pc:.."),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:..", 0),
+            says: &["interface name `..`"],
+        },
+        Hostile {
+            name: "iface-slash",
+            setup: |d| topo_with(d, "router:eth1", "router:a/b"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "router:a/b", 0),
+            says: &["interface name `a/b`: no `/`, `:` or blanks"],
+        },
+        Hostile {
+            name: "iface-all",
+            setup: |d| topo_with(d, "router:eth1", "router:all"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "router:all", 0),
+            says: &["interface name `all`", "sysctl folders"],
+        },
+        // Addresses a veth cannot have, or that break the lab.
+        Hostile {
+            name: "addr-loopback",
+            setup: |d| topo_with(d, "pc:eth0 192.168.1.2/24", "pc:eth0 127.0.0.2/8"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:eth0 127", 0),
+            says: &["`127.0.0.2/8` is a loopback address"],
+        },
+        Hostile {
+            name: "addr-multicast",
+            setup: |d| topo_with(d, "isp:eth0 10.0.1.2/30", "isp:eth0 224.0.0.5/24"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "isp:eth0 224", 0),
+            says: &["`224.0.0.5/24` is a multicast address"],
+        },
+        Hostile {
+            name: "addr-prefix-0",
+            setup: |d| topo_with(d, "pc:eth0 192.168.1.2/24", "pc:eth0 192.168.1.2/0"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:eth0 192", 0),
+            says: &["`192.168.1.2/0`: a /0 prefix"],
+        },
+        Hostile {
+            name: "addr-zero",
+            setup: |d| topo_with(d, "pc:eth0 192.168.1.2/24", "pc:eth0 0.0.0.0/32"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:eth0 0.0", 0),
+            says: &["`0.0.0.0/32` is in 0.0.0.0/8"],
+        },
+        Hostile {
+            name: "addr-limited-broadcast",
+            setup: |d| topo_with(d, "pc:eth0 192.168.1.2/24", "pc:eth0 255.255.255.255/32"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "pc:eth0 255", 0),
+            says: &["`255.255.255.255/32` is the limited broadcast address"],
+        },
+        Hostile {
+            name: "lan-listed-as-uplink",
+            setup: |d| topo_with(d, "uplinks: [wan1]", "uplinks: [lan, wan1]"),
+            args: &["s.yaml"],
+            at: At::Needle("t.yaml", "lan, wan1]", 0),
+            says: &[
+                "`lan` is listed as an uplink",
+                "traffic `web` (s.yaml:6:11)",
+                "cross two uplinks",
+            ],
+        },
+        Hostile {
+            name: "dial-loopback",
+            setup: |d| scen_with(d, "    port: 80\n", "    port: 80\n    dial: 127.0.0.1\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "127.0.0.1", 0),
+            says: &["`dial: 127.0.0.1:80`: 127.0.0.1 is a loopback address"],
+        },
+        Hostile {
+            name: "dial-multicast",
+            setup: |d| {
+                scen_with(
+                    d,
+                    "    port: 80\n",
+                    "    port: 80\n    dial: 224.0.0.1:8080\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "224.0.0.1", 0),
+            says: &["224.0.0.1 is a multicast address"],
+        },
+        Hostile {
+            name: "dial-port-0",
+            setup: |d| scen_with(d, "    port: 80\n", "    port: 80\n    dial: 10.0.1.2:0\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "10.0.1.2:0", 0),
+            says: &["port 0 cannot be dialled"],
+        },
+        // Numbers out of range.
+        Hostile {
+            name: "generated-uplinks-negative",
+            setup: |d| scen_with(d, "topology: t.yaml", "topology: { uplinks: -1 }"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "-1", 0),
+            says: &["`uplinks: -1`: a generated lab has 1 to 250 uplinks"],
+        },
+        Hostile {
+            name: "generated-uplinks-huge",
+            setup: |d| scen_with(d, "topology: t.yaml", "topology: { uplinks: 99999999999 }"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "99999999999", 0),
+            says: &["`uplinks: 99999999999`: a generated lab has 1 to 250 uplinks"],
+        },
+        Hostile {
+            name: "round-trips-billion",
+            setup: |d| {
+                scen_with(
+                    d,
+                    "    port: 80\n",
+                    "    port: 80\n    round_trips: 1000000000\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "1000000000", 0),
+            says: &["`round_trips: 1000000000`: a flow makes 1 to 10000 round trips"],
+        },
+        Hostile {
+            name: "flows-u32-max",
+            setup: |d| scen_with(d, "    port: 80\n", "    port: 80\n    flows: 4294967295\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "4294967295", 0),
+            says: &["at most 25000 flows per scenario"],
+        },
+        Hostile {
+            name: "craft-count-u32-max",
+            setup: |d| {
+                scen_plus(d, "craft:\n  - { packet: echo-reply, link: wan1, from: isp, src: 10.0.1.2, dst: 192.168.1.2, count: 4294967295 }\n")
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "4294967295", 0),
+            says: &["at most 25000 flows per scenario, crafted packets included"],
+        },
+        Hostile {
+            name: "expectations-1001",
+            setup: |d| {
+                let more: String = (0..1001)
+                    .map(|i| format!("  - {{ name: e{i}, completes: true }}\n"))
+                    .collect();
+                scen_plus(d, &more)
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "{ name: e999,", 0),
+            says: &["more than 1000 expectations"],
+        },
+        Hostile {
+            name: "expectations-select-25m-flows",
+            setup: |d| {
+                let more: String = (0..1000)
+                    .map(|i| format!("  - {{ name: e{i}, flows: all, completes: true }}\n"))
+                    .collect();
+                scen_with(d, "    port: 80\n", "    port: 80\n    flows: 25000\n")?;
+                let s = std::fs::read_to_string(d.join("s.yaml"))?;
+                write(d, "s.yaml", &format!("{s}{more}"))
+            },
+            args: &["s.yaml"],
+            // 25000 flows each: the 40th expectation after `done` passes 1,000,000.
+            at: At::Needle("s.yaml", "{ name: e39,", 0),
+            says: &["the expectations select more than 1000000 flows in all"],
+        },
+        Hostile {
+            name: "table-id-twice",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "rules:\n  router:\n    tables: { t1: 100, t2: 100 }\n    files: []\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "t2: 100", 4),
+            says: &["table `t2` = 100: `t1` is table 100 already"],
+        },
+        Hostile {
+            name: "table-id-u32-max",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "rules:\n  router:\n    tables: { t1: 4294967295 }\n    files: []\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "4294967295", 0),
+            says: &[
+                "table `t1` = 4294967295",
+                "pick 1 to 252 or 256 to 2147483647",
+            ],
+        },
+        // Expectations that cannot all hold.
+        Hostile {
+            name: "via-contradiction",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "  - { name: out, via: wan1 }\n  - { name: stays, flows: web, via: none }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "none }", 0),
+            says: &["`via: none` contradicts expectation `out` (`via: wan1`) for flows 1"],
+        },
+        Hostile {
+            name: "completes-contradiction",
+            setup: |d| scen_plus(d, "  - { name: fails, flows: [1], completes: false }\n"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "false }", 0),
+            says: &["`completes: false` contradicts expectation `done` (`completes: true`)"],
+        },
+        Hostile {
+            name: "mark-contradiction",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "  - { name: m1, mark: { wan1: 1 } }\n  - { name: m2, flows: web, mark: { wan1: 2 } }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "wan1: 2 }", 6),
+            says: &["`mark` for `wan1` is 2 here and 1 in expectation `m1`, for flows 1"],
+        },
+        Hostile {
+            name: "source-contradiction",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "  - { name: s1, source: { wan1: 10.0.1.1 } }\n  - { name: s2, flows: [1], source: { wan1: 10.0.1.9 } }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "10.0.1.9", 0),
+            says: &["`source` for `wan1` is 10.0.1.9 here and 10.0.1.1 in expectation `s1`"],
+        },
+        // Rule files named in a scenario that are not files.
+        Hostile {
+            name: "rule-file-directory",
+            setup: |d| {
+                std::fs::create_dir(d.join("r"))?;
+                rule_entry(d, "r")
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "iptables: r", 8),
+            says: &["rule file `r` is a directory, not a regular file"],
+        },
+        Hostile {
+            name: "rule-file-fifo",
+            setup: |d| {
+                fifo(&d.join("r.iptables"))?;
+                rule_entry(d, "r.iptables")
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "iptables: r", 8),
+            says: &["rule file `r.iptables` is a FIFO (named pipe), not a regular file"],
+        },
+        Hostile {
+            name: "rule-file-65mib",
+            setup: |d| {
+                // Sparse: 65 MiB long, nothing written.
+                std::fs::File::create(d.join("r.iptables"))?.set_len(65 << 20)?;
+                rule_entry(d, "r.iptables")
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "iptables: r", 8),
+            says: &["rule file `r.iptables` is larger than 64 MiB"],
+        },
+        Hostile {
+            name: "rule-file-device",
+            setup: |d| rule_entry(d, "/dev/zero"),
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "iptables: /dev", 8),
+            says: &["rule file `/dev/zero` is a character device"],
+        },
+        // `--rules NODE=…`: a file or a command, said before anything is built.
+        Hostile {
+            name: "rules-typo",
+            setup: |d| rules_file(d, "rules.txt", "*filter\nCOMMIT\n"),
+            args: &["--rules", "router=rulse.txt", "s.yaml"],
+            at: At::Start("`--rules router=rulse.txt`: "),
+            says: &[
+                "there is no file `rulse.txt`",
+                "looks like a file name",
+                "not run as a command",
+            ],
+        },
+        Hostile {
+            name: "rules-missing-path",
+            setup: |d| rules_file(d, "gen", ""),
+            args: &["--rules", "router=./gne --all", "s.yaml"],
+            at: At::Start("`--rules router=./gne --all`: "),
+            says: &["there is no file `./gne`"],
+        },
+        Hostile {
+            name: "rules-unknown-command",
+            setup: |d| rules_file(d, "gen-rules", ""),
+            args: &["--rules", "router=gen-rulez", "s.yaml"],
+            at: At::Start("`--rules router=gen-rulez`: "),
+            says: &[
+                "`gen-rulez` is neither a file (looked in",
+                "nor a command in PATH",
+            ],
+        },
+        Hostile {
+            name: "rules-dev-zero",
+            setup: |d| rules_file(d, "x", ""),
+            args: &["--rules", "router=/dev/zero", "s.yaml"],
+            at: At::Start("`--rules router=/dev/zero`: "),
+            says: &["`/dev/zero` is a character device: neither a rule file nor a generator"],
+        },
+        Hostile {
+            name: "rules-directory",
+            setup: |d| {
+                std::fs::create_dir(d.join("rules"))?;
+                rules_file(d, "x", "")
+            },
+            args: &["--rules", "router=rules", "s.yaml"],
+            at: At::Start("`--rules router=rules`: "),
+            says: &["`rules` is a directory"],
+        },
+        Hostile {
+            name: "rules-fifo",
+            setup: |d| {
+                fifo(&d.join("r.rules"))?;
+                rules_file(d, "x", "")
+            },
+            args: &["--rules", "router=r.rules", "s.yaml"],
+            at: At::Start("`--rules router=r.rules`: "),
+            says: &["`r.rules` is a FIFO (named pipe)"],
+        },
+        Hostile {
+            name: "rules-bundle-unknown-header",
+            setup: |d| {
+                rules_file(
+                    d,
+                    "b.rules",
+                    "### iptables\n*filter\nCOMMIT\n### iptabels\n-A x\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 4),
+            says: &["`### iptabels` is no kind of rules"],
+        },
+        Hostile {
+            name: "rules-bundle-65mib",
+            setup: |d| {
+                std::fs::File::create(d.join("b.rules"))?.set_len(65 << 20)?;
+                rules_file(d, "x", "")
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Start("`--rules router=b.rules`: "),
+            says: &["`b.rules` is larger than 64 MiB (read as a bundle file"],
+        },
+        Hostile {
+            name: "rules-bundle-empty",
+            setup: |d| rules_file(d, "b.rules", "# nothing\n"),
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Start("`--rules router=b.rules`: "),
+            says: &["there are no rules in it"],
+        },
+    ]
+}
+
+/// The line and column (1-based) where `needle` first occurs in `text`, `offset` chars on.
+fn position(text: &str, needle: &str, offset: usize) -> Option<(usize, usize)> {
+    let at = text.find(needle)?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1 + offset;
+    Some((line, col))
+}
+
+/// A finished child: its exit code, stdout, stderr, peak RSS (KiB) and wall time.
+struct Measured {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    rss_kib: i64,
+    wall: Duration,
+}
+
+/// Runs the binary in `dir` under a wall-clock limit, reading its peak memory from wait4's
+/// rusage, and checks it left nothing behind (as [`run_clean`]).
+fn measured(args: &[&str], dir: &Path, limit: Duration) -> Result<Measured, Failed> {
+    let veths = host_veths();
+    let netns = named_netns();
+    let out = tempfile::tempdir()?;
+    let (o, e) = (out.path().join("stdout"), out.path().join("stderr"));
+    let start = Instant::now();
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o)?)
+        .stderr(std::fs::File::create(&e)?)
+        .spawn()
+        .map_err(|e| format!("running {BIN}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not yet reaped; the pointers are to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            return Err(format!("wait4: {}", std::io::Error::last_os_error()).into());
+        }
+        if start.elapsed() > limit {
+            // SAFETY: kill and reap the child we started (by its pid, nothing broader).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::wait4(pid, &mut status, 0, &mut usage);
+            }
+            return Err(format!("`harness {}` took more than {limit:?}", args.join(" ")).into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let wall = start.elapsed();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let left = group_members(child.id());
+    check(left.is_empty(), || {
+        format!("processes of the harness left running: {left:?}")
+    })?;
+    let new: Vec<String> = host_veths().difference(&veths).cloned().collect();
+    check(new.is_empty(), || {
+        format!("veths left in the starting namespace: {new:?}")
+    })?;
+    check(named_netns() == netns, || "named namespaces changed".into())?;
+    Ok(Measured {
+        code,
+        stdout: std::fs::read_to_string(&o)?,
+        stderr: std::fs::read_to_string(&e)?,
+        rss_kib: usage.ru_maxrss,
+        wall,
+    })
+}
+
+fn hostile(c: &Hostile, sub: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    (c.setup)(dir.path()).map_err(|e| format!("writing the case: {e}"))?;
+    let mut args = vec![sub];
+    args.extend_from_slice(c.args);
+    let m = measured(&args, dir.path(), HOSTILE_WALL)?;
+    check(m.code == Some(2), || {
+        format!("exit {:?}, expected 2; stderr:\n{}", m.code, m.stderr)
+    })?;
+    check(m.stdout.is_empty(), || {
+        format!("it printed a report:\n{}", m.stdout)
+    })?;
+    check(m.stderr.lines().count() == 1, || {
+        format!("expected one line:\n{}", m.stderr)
+    })?;
+    let prefix = match &c.at {
+        At::Needle(file, needle, offset) => {
+            let text = std::fs::read_to_string(dir.path().join(file))?;
+            let (l, col) = position(&text, needle, *offset)
+                .ok_or_else(|| format!("{needle:?} is not in {file}"))?;
+            format!("{file}:{l}:{col}: ")
+        }
+        At::Pos(file, l, col) => format!("{file}:{l}:{col}: "),
+        At::Line(file, l) => format!("{file}:{l}: "),
+        At::Start(s) => s.to_string(),
+    };
+    let at = format!("error: {prefix}");
+    check(m.stderr.starts_with(&at), || {
+        format!("stderr does not start with {at:?}:\n{}", m.stderr)
+    })?;
+    says_all(&m.stderr, c.says)?;
+    check(m.rss_kib <= HOSTILE_RSS_KIB, || {
+        format!(
+            "peak RSS {} KiB, more than {HOSTILE_RSS_KIB} KiB",
+            m.rss_kib
+        )
+    })?;
+    check(m.wall <= HOSTILE_WALL, || format!("took {:?}", m.wall))
+}
+
+/// `harness run x.yaml` from the scenario's own folder: its generator runs in `.`, not in
+/// `` (which failed with "No such file or directory").
+fn bare_name_generator() -> Result<(), Failed> {
+    let out = run_clean(
+        &["run", "sixteen-uplinks.yaml"],
+        &repo_path("scenarios/nth"),
+        None,
+    )?;
+    check(out.status.code() == Some(0), || {
+        format!(
+            "exit {}, expected 0:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The same through the library: a generator named in `x.yaml` runs in `.`.
+fn bare_name_generator_cwd() -> Result<(), Failed> {
+    let text = std::fs::read_to_string(repo_path("scenarios/nth/sixteen-uplinks.yaml"))?;
+    let plan = harness::spec::load_text(Path::new("sixteen-uplinks.yaml"), &text)
+        .map_err(|e| e.to_string())?;
+    let cwds: Vec<&Path> = plan
+        .rules
+        .iter()
+        .flat_map(|r| &r.sources)
+        .filter_map(|s| match s {
+            harness::spec::RuleSource::Command { cwd, .. } => Some(cwd.as_path()),
+            _ => None,
+        })
+        .collect();
+    check(
+        !cwds.is_empty() && cwds.iter().all(|c| *c == Path::new(".")),
+        || format!("generators run in {cwds:?}, expected `.`"),
+    )
+}
+
+/// Trials: every hostile case through `run`, and through `check` where it takes the case.
+fn hostile_trials(lab: &common::Needs) -> Vec<Trial> {
+    let mut trials = vec![
+        Trial::test(
+            "hostile::spec::bare-name-generator-cwd",
+            bare_name_generator_cwd,
+        ),
+        lab.trial("hostile::run::bare-name-generator", bare_name_generator),
+    ];
+    for c in hostile_cases() {
+        let c = std::sync::Arc::new(c);
+        let subs: &[&str] = if c.args.contains(&"--rules") {
+            &["run", "gate"]
+        } else {
+            &["check", "run"]
+        };
+        for sub in subs {
+            let c = c.clone();
+            let sub = *sub;
+            trials.push(Trial::test(
+                format!("hostile::{sub}::{}", c.name),
+                move || hostile(&c, sub),
+            ));
+        }
+    }
+    trials
+}
+
 fn main() {
     // Not root: as the harness does, become root of a user namespace of our own (while this
     // process has one thread), so the trials that build labs run rather than being ignored.
@@ -655,6 +1463,7 @@ fn main() {
             }));
         }
     }
+    trials.extend(hostile_trials(&lab));
     for c in TOOL_CASES {
         trials.push(lab.trial(format!("install::{}", c.name), move || tool_lib(c)));
         trials.push(lab.trial(format!("run::{}", c.name), move || tool_bin(c)));

@@ -1,6 +1,7 @@
-//! Bundles: one file with sections of several kinds of rules, each headed `### KIND`. Pure.
+//! Bundles: one file (or a generator's output) holding several kinds of rules, each section
+//! headed `### iptables`, `### nft`, `### ip`, `### ipset` or `### sysctl`.
 
-use super::plan::RuleKind;
+use super::RuleKind;
 
 /// Splits a bundle into its `### KIND` sections: (kind, line of its first line, text). Text
 /// before any header is one section whose kind is told from its first rule line.

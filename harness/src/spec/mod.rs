@@ -6,6 +6,7 @@ mod error;
 mod facts;
 pub mod generate;
 pub mod hostsafe;
+pub mod limits;
 pub mod locate;
 pub mod plan;
 mod raw;
@@ -22,6 +23,19 @@ pub use error::SpecError;
 pub use facts::facts;
 use locate::YamlIndex;
 pub use plan::*;
+
+/// The largest routing table id a scenario may name.
+pub const MAX_TABLE: u32 = i32::MAX as u32;
+/// The most round trips one flow may make (the catalog's longest flows make 50).
+pub const MAX_ROUND_TRIPS: u32 = 10_000;
+/// The most flows a scenario may have, traffic and crafted packets together.
+pub const MAX_FLOWS: u32 = 25_000;
+/// The most expectations a scenario may state (each holds the ids of the flows it selects).
+pub const MAX_EXPECTATIONS: usize = 1_000;
+
+/// The most flow ids all expectations together may select (4 MB of ids; 25000 flows under
+/// 40 expectations that each select all).
+pub const MAX_SELECTED: usize = 1_000_000;
 
 /// The default time a flow has to finish all its round trips.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,19 +70,26 @@ fn unknown_name(what: &str, name: &str, known: &[&str], listed_as: &str) -> Stri
 }
 
 fn read(file: &Path, named_at: Option<(&Doc, &str)>) -> Result<String, SpecError> {
-    std::fs::read_to_string(file).map_err(|e| {
-        let msg = format!("cannot read `{}`: {e}", file.display());
+    limits::read_regular(file, limits::MAX_YAML_BYTES).map_err(|e| {
+        let msg = e.describe(file);
+        let todo = match (&e, named_at.is_some()) {
+            (limits::ReadError::TooBig { .. }, _) => {
+                "the most a scenario or topology may hold: is it the right file?"
+            }
+            (limits::ReadError::Io(_), true) => "paths are relative to the file that names them",
+            (limits::ReadError::Io(_), false) => "check the path",
+            (_, true) => "name a topology file (YAML), relative to this file",
+            (_, false) => "name a scenario file (YAML)",
+        };
         match named_at {
-            Some((doc, path)) => doc.err(
-                path,
-                format!("{msg}; paths are relative to the file that names them"),
-            ),
-            None => SpecError::new(file, None, format!("{msg}; check the path")),
+            Some((doc, path)) => doc.err(path, format!("{msg}; {todo}")),
+            None => SpecError::new(file, None, format!("{msg}; {todo}")),
         }
     })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, SpecError> {
+    limits::check_shape(text).map_err(|e| SpecError::new(file, Some(e.pos), e.msg))?;
     serde_yaml_ng::from_str(text).map_err(|e| SpecError::from_yaml(file, &e))
 }
 
@@ -86,16 +107,25 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
         file: scenario,
         index: YamlIndex::new(text),
     };
-    let dir = scenario.parent().unwrap_or(Path::new("."));
+    // `x.yaml`'s folder is `` (files named in it are shown as written); generators run in
+    // `.` then (see `node_rules`).
+    let dir = scenario.parent().unwrap_or(Path::new(""));
 
     let topology = match &raw.topology {
         raw::TopologyDef::File(f) => {
             let topo_file = dir.join(f);
             let topo_text = read(&topo_file, Some((&doc, "topology")))?;
-            topology(&topo_file, &topo_text)?
+            let t = topology(&topo_file, &topo_text)?;
+            let topo_doc = Doc {
+                file: &topo_file,
+                index: YamlIndex::new(&topo_text),
+            };
+            crossing_uplinks(&doc, &topo_doc, &t, &raw.traffic)?;
+            t
         }
         raw::TopologyDef::Generated(g) => {
-            if !(1..=generate::MAX_UPLINKS).contains(&g.uplinks) {
+            let n = u32::try_from(g.uplinks).unwrap_or(0);
+            if !(1..=generate::MAX_UPLINKS).contains(&n) {
                 return Err(doc.err(
                     "topology.uplinks",
                     format!(
@@ -106,7 +136,7 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
                 ));
             }
             // Errors in the generated text (there should be none) name the scenario.
-            topology(scenario, &generate::multi_wan(g.uplinks))?
+            topology(scenario, &generate::multi_wan(n))?
         }
     };
 
@@ -140,6 +170,92 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
     Ok(plan)
 }
 
+/// A traffic entry that starts behind one of the router's uplinks and ends behind another:
+/// its flows would cross two uplinks, and every `via` or `one_uplink` would fail for a
+/// mistake in the topology (typically the LAN link listed in `router.uplinks`). "Behind a
+/// link": reachable from its far end without passing through the router.
+fn crossing_uplinks(
+    doc: &Doc,
+    topo_doc: &Doc,
+    topo: &Topology,
+    traffic: &[raw::TrafficDef],
+) -> Result<(), SpecError> {
+    let router = topo.router.node.as_str();
+    // Union-find over nodes, the router left out.
+    let names: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
+    let idx = |n: &str| names.iter().position(|m| *m == n);
+    let mut parent: Vec<usize> = (0..names.len()).collect();
+    fn root(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    for l in &topo.links {
+        if l.a.node == router || l.b.node == router {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (idx(&l.a.node), idx(&l.b.node)) {
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            parent[ra] = rb;
+        }
+    }
+    // The uplinks behind which each node sits.
+    let mut behind = |node: &str| -> Vec<&str> {
+        let Some(n) = idx(node) else {
+            return Vec::new();
+        };
+        let rn = root(&mut parent, n);
+        topo.router
+            .uplinks
+            .iter()
+            .filter(|u| {
+                topo.link(u).is_some_and(|l| {
+                    let far = if l.a.node == router { &l.b } else { &l.a };
+                    idx(&far.node).is_some_and(|f| root(&mut parent, f) == rn)
+                })
+            })
+            .map(String::as_str)
+            .collect()
+    };
+    for (i, t) in traffic.iter().enumerate() {
+        if t.from == router || t.to == router {
+            continue;
+        }
+        let (from, to) = (behind(&t.from), behind(&t.to));
+        if from.is_empty() || to.is_empty() || from.iter().any(|u| to.contains(u)) {
+            continue;
+        }
+        let k = topo
+            .router
+            .uplinks
+            .iter()
+            .position(|u| u == from[0])
+            .expect("an uplink");
+        let (line, col) = doc
+            .index
+            .find(&format!("traffic[{i}].from"))
+            .unwrap_or((0, 0));
+        let name = t
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("traffic{}", i + 1));
+        return Err(topo_doc.err(
+            &format!("router.uplinks[{k}]"),
+            format!(
+                "`{}` is listed as an uplink, yet traffic `{name}` ({}:{line}:{col}) starts behind it, at `{}`, and goes to `{}`, behind {}: its flows would cross two uplinks. An uplink is one of the router's ways out; remove the link the flows come in by (the LAN) from `router.uplinks`",
+                from[0],
+                doc.file.display(),
+                t.from,
+                t.to,
+                to.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -154,13 +270,63 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 32
 }
 
-/// Interface names as the kernel takes them: 1 to 15 bytes, no `/`, `:` or blanks.
-fn valid_iface(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s != "."
-        && s != ".."
-        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+/// Why the kernel (or the lab) would refuse an interface name, if it would: the kernel takes
+/// 1 to 15 bytes without `/`, `:` or blanks, not `.` or `..`; `all` and `default` name the
+/// `conf/` sysctl folders (EINVAL); every namespace already has `lo`.
+fn iface_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() || s.len() > 15 {
+        Some("1 to 15 characters")
+    } else if s == "." || s == ".." {
+        Some("`.` and `..` are not interface names")
+    } else if s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+        Some("no `/`, `:` or blanks")
+    } else if s == "lo" {
+        Some("every node already has the loopback `lo`; pick another name")
+    } else if s == "all" || s == "default" {
+        Some("the kernel keeps `all` and `default` for its sysctl folders; pick another name")
+    } else {
+        None
+    }
+}
+
+/// What a destination address is when no flow can reach a server at it: loopback (the
+/// client's own), multicast, unspecified or the limited broadcast.
+fn not_unicast(a: Ipv4Addr) -> Option<&'static str> {
+    if a.is_loopback() {
+        Some("a loopback address (the client's own `lo`)")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.octets()[0] == 0 {
+        Some("in 0.0.0.0/8")
+    } else if a == Ipv4Addr::BROADCAST {
+        Some("the limited broadcast address")
+    } else {
+        None
+    }
+}
+
+/// Why an address cannot be given to a veth end, if it cannot: loopback, multicast, `0/8`,
+/// the limited broadcast and a `/0` prefix are refused or unusable on a link.
+fn addr_problem(net: &Ipv4Net) -> Option<String> {
+    let a = net.addr();
+    let what = if a.is_loopback() {
+        "a loopback address (127.0.0.0/8): the kernel keeps it for `lo`"
+    } else if a.is_multicast() {
+        "a multicast address (224.0.0.0/4): a host address cannot be one"
+    } else if a == Ipv4Addr::BROADCAST {
+        "the limited broadcast address"
+    } else if a.octets()[0] == 0 {
+        "in 0.0.0.0/8 (\"this network\"): not an address a host can have"
+    } else if net.prefix_len() == 0 {
+        return Some(format!(
+            "`{net}`: a /0 prefix makes every address a neighbour on this link; give the subnet's length, e.g. `{a}/24`"
+        ));
+    } else {
+        return None;
+    };
+    Some(format!(
+        "`{net}` is {what}; use a unicast address such as 10.0.0.1/24"
+    ))
 }
 
 pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
@@ -395,10 +561,8 @@ fn parse_end(text: &str) -> Result<End, String> {
     let (node, iface) = head
         .split_once(':')
         .ok_or_else(|| format!("`{head}`: write `NODE:IFACE`, e.g. `jupiter:eth1`"))?;
-    if !valid_iface(iface) {
-        return Err(format!(
-            "interface name `{iface}`: 1 to 15 characters, no `/`, `:` or blanks"
-        ));
+    if let Some(why) = iface_problem(iface) {
+        return Err(format!("interface name `{iface}`: {why}"));
     }
     let mut addrs = Vec::new();
     for w in words {
@@ -408,6 +572,9 @@ fn parse_end(text: &str) -> Result<End, String> {
                 format!("`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24)")
             }
         })?;
+        if let Some(why) = addr_problem(&net) {
+            return Err(why);
+        }
         if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
             return Err(format!(
                 "`{w}` is the network or broadcast address of its subnet"
@@ -615,7 +782,13 @@ fn node_rules(
                 return Err(doc.err_key(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
             }
             if id == 0 || (253..=255).contains(&id) {
-                return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or above 255")));
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or 256 to {MAX_TABLE}")));
+            }
+            if id > MAX_TABLE {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: tools do not all read ids above {MAX_TABLE} alike (`ip route show table 4294967295` lists nothing); pick 1 to 252 or 256 to {MAX_TABLE}")));
+            }
+            if let Some((other, _)) = tables.iter().find(|(_, i)| *i == id) {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: `{other}` is table {id} already; give each name its own number")));
             }
             tables.push((name, id));
         }
@@ -640,9 +813,15 @@ fn node_rules(
                 {
                     return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
                 }
+                // `harness run x.yaml`: the folder is ``, where no command can start.
+                let cwd = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
                 files.push(RuleSource::Command {
                     line,
-                    cwd: dir.to_path_buf(),
+                    cwd: cwd.to_path_buf(),
                     kind,
                 });
                 continue;
@@ -665,14 +844,38 @@ fn node_rules(
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
-            if !full.is_file() {
-                return Err(doc.err(
-                    &fpath,
-                    format!(
+            match std::fs::metadata(&full) {
+                Err(_) => {
+                    return Err(doc.err(
+                        &fpath,
+                        format!(
                         "rule file `{}` does not exist; paths are relative to the scenario file",
                         full.display()
                     ),
-                ));
+                    ))
+                }
+                Ok(m) => {
+                    if let Some(what) = limits::kind_of(&m.file_type()) {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is {what}, not a regular file; name the file {} loads",
+                                full.display(),
+                                kind.tool()
+                            ),
+                        ));
+                    }
+                    if m.len() > plan::MAX_BUNDLE_BYTES {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is larger than {} MiB; is it the right file?",
+                                full.display(),
+                                plan::MAX_BUNDLE_BYTES >> 20
+                            ),
+                        ));
+                    }
+                }
             }
             files.push(RuleSource::File { kind, path: full });
         }
@@ -774,6 +977,18 @@ fn flows(
                     )
                 })?,
         };
+        if let Some(what) = not_unicast(*dial.ip()) {
+            return Err(doc.err(
+                &format!("{path}.dial"),
+                format!("`dial: {}`: {} is {what}; dial an address of the lab (a node's, or one the router forwards)", dial, dial.ip()),
+            ));
+        }
+        if dial.port() == 0 {
+            return Err(doc.err(
+                &format!("{path}.dial"),
+                format!("`dial: {dial}`: port 0 cannot be dialled; pick 1 to 65535"),
+            ));
+        }
         if t.from == t.to {
             return Err(doc.err(
                 &format!("{path}.to"),
@@ -786,10 +1001,16 @@ fn flows(
                 "port 0 cannot be served; pick 1 to 65535",
             ));
         }
-        if t.flows == 0 || t.round_trips == 0 {
+        if t.flows == 0 {
+            return Err(doc.err(&format!("{path}.flows"), "`flows` starts at 1"));
+        }
+        if t.round_trips == 0 || t.round_trips > MAX_ROUND_TRIPS {
             return Err(doc.err(
-                &format!("{path}.flows"),
-                "`flows` and `round_trips` start at 1",
+                &format!("{path}.round_trips"),
+                format!(
+                    "`round_trips: {}`: a flow makes 1 to {MAX_ROUND_TRIPS} round trips",
+                    t.round_trips
+                ),
             ));
         }
         let timeout = match &t.timeout {
@@ -810,8 +1031,11 @@ fn flows(
         }
         for _ in 0..t.flows {
             let id = out.len() as u32 + 1;
-            if id > 25000 {
-                return Err(doc.err(&format!("{path}.flows"), "at most 25000 flows per scenario"));
+            if id > MAX_FLOWS {
+                return Err(doc.err(
+                    &format!("{path}.flows"),
+                    format!("at most {MAX_FLOWS} flows per scenario"),
+                ));
             }
             out.push(FlowSpec {
                 id,
@@ -964,6 +1188,12 @@ fn crafted(
         if c.count == 0 {
             return Err(doc.err(&format!("{path}.count"), "`count` starts at 1"));
         }
+        if u64::from(c.count) + flows.len() as u64 > u64::from(MAX_FLOWS) {
+            return Err(doc.err(
+                &format!("{path}.count"),
+                format!("at most {MAX_FLOWS} flows per scenario, crafted packets included"),
+            ));
+        }
         for _ in 0..c.count {
             let id = flows.len() as u32 + 1;
             flows.push(FlowSpec {
@@ -1024,8 +1254,17 @@ fn expectations(
         }
     };
     let mut out: Vec<Expectation> = Vec::new();
+    // For `via`, `leaves_via` and `completes`: by flow id, the first expectation stating it.
+    let mut claimed = vec![vec![None::<usize>; flows.len() + 2]; 3];
+    let mut selected = 0usize;
     for (i, e) in raw.into_iter().enumerate() {
         let path = format!("expect[{i}]");
+        if i == MAX_EXPECTATIONS {
+            return Err(doc.err(
+                &path,
+                format!("more than {MAX_EXPECTATIONS} expectations; select flows by traffic name instead of one expectation each"),
+            ));
+        }
         let mut checks = Vec::new();
         if let Some(l) = &e.via {
             checks.push(Check::Via(uplink_or_none(format!("{path}.via"), l)?));
@@ -1155,12 +1394,89 @@ fn expectations(
                 (format!("{ids:?}"), ids)
             }
         };
+        selected += ids.len();
+        if selected > MAX_SELECTED {
+            return Err(doc.err(
+                &path,
+                format!("the expectations select more than {MAX_SELECTED} flows in all; let fewer expectations select all flows (one `flows: all` expectation checks every flow)"),
+            ));
+        }
         let name = e.name.unwrap_or_else(|| check.key().to_string());
         if out.iter().any(|x| x.name == name) {
             return Err(doc.err(
                 &format!("{path}.name"),
                 format!("two expectations are called `{name}`; give each a `name:`"),
             ));
+        }
+        // `mark:` and `source:` by uplink: two that give one uplink two values cannot both
+        // hold for a flow they share (whichever uplink it leaves by, one of them is wrong
+        // when it is that one).
+        if let Check::Mark(_) | Check::Source(_) = &check {
+            let mine: BTreeSet<u32> = ids.iter().copied().collect();
+            for other in &out {
+                let differ = match (&check, &other.check) {
+                    (Check::Mark(a), Check::Mark(b)) => a
+                        .iter()
+                        .find(|(l, v)| b.get(*l).is_some_and(|w| w != *v))
+                        .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
+                    (Check::Source(a), Check::Source(b)) => a
+                        .iter()
+                        .find(|(l, v)| b.get(*l).is_some_and(|w| w != *v))
+                        .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
+                    _ => None,
+                };
+                let Some((link, mine_v, theirs)) = differ else {
+                    continue;
+                };
+                let both: Vec<String> = other
+                    .flows
+                    .iter()
+                    .filter(|f| mine.contains(f))
+                    .take(5)
+                    .map(u32::to_string)
+                    .collect();
+                if !both.is_empty() {
+                    return Err(doc.err(
+                        &format!("{path}.{}.{link}", check.key()),
+                        format!(
+                            "`{}` for `{link}` is {mine_v} here and {theirs} in expectation `{}`, for flows {}: a flow that leaves by `{link}` cannot meet both; select other flows, or remove one",
+                            check.key(),
+                            other.name,
+                            both.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(k) = exclusive_kind(&check) {
+            for id in &ids {
+                let slot = &mut claimed[k][*id as usize];
+                match slot {
+                    None => *slot = Some(out.len()),
+                    Some(j) if out[*j].check != check => {
+                        let other = &out[*j];
+                        let both: Vec<String> = ids
+                            .iter()
+                            .filter(|f| other.flows.contains(f))
+                            .take(5)
+                            .map(u32::to_string)
+                            .collect();
+                        return Err(doc.err(
+                            &format!("{path}.{}", check.key()),
+                            format!(
+                                "`{}: {}` contradicts expectation `{}` (`{}: {}`) for flows {}: both cannot hold; select other flows, or remove one",
+                                check.key(),
+                                shown_value(&check),
+                                other.name,
+                                other.check.key(),
+                                shown_value(&other.check),
+                                both.join(", ")
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         out.push(Expectation {
             name,
@@ -1176,6 +1492,25 @@ fn expectations(
         ));
     }
     Ok(out)
+}
+
+/// Properties a flow has one value of: two expectations giving one flow two values of it
+/// cannot both hold. Their index in `claimed`.
+fn exclusive_kind(c: &Check) -> Option<usize> {
+    match c {
+        Check::Via(_) => Some(0),
+        Check::LeavesVia(_) => Some(1),
+        Check::Completes(_) => Some(2),
+        _ => None,
+    }
+}
+
+fn shown_value(c: &Check) -> String {
+    match c {
+        Check::Via(l) | Check::LeavesVia(l) => l.clone().unwrap_or_else(|| "none".into()),
+        Check::Completes(b) => b.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn expected_failure(
@@ -1238,6 +1573,52 @@ fn expected_failure(
 /// Looks up a file relative to the crate's repository root (for tests and benches).
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::{addr_problem, iface_problem};
+    use ipnet::Ipv4Net;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::plain("eth0", None)]
+    #[case::fifteen("abcdefghijklmno", None)]
+    #[case::sixteen("abcdefghijklmnop", Some("1 to 15"))]
+    #[case::empty("", Some("1 to 15"))]
+    #[case::dot(".", Some("`.` and `..`"))]
+    #[case::dotdot("..", Some("`.` and `..`"))]
+    #[case::slash("a/b", Some("no `/`"))]
+    #[case::blank("a b", Some("no `/`"))]
+    #[case::lo("lo", Some("loopback"))]
+    #[case::all("all", Some("sysctl folders"))]
+    #[case::default("default", Some("sysctl folders"))]
+    fn iface(#[case] name: &str, #[case] says: Option<&str>) {
+        match (iface_problem(name), says) {
+            (None, None) => {}
+            (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
+            (got, _) => panic!("`{name}`: {got:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::private("10.0.0.1/24", None)]
+    #[case::point_to_point("10.0.0.0/31", None)]
+    #[case::loopback("127.0.0.2/8", Some("loopback"))]
+    #[case::multicast("224.0.0.5/24", Some("multicast"))]
+    #[case::multicast_top("239.255.255.250/24", Some("multicast"))]
+    #[case::limited_broadcast("255.255.255.255/32", Some("limited broadcast"))]
+    #[case::zero("0.0.0.0/32", Some("0.0.0.0/8"))]
+    #[case::zero_net("0.1.2.3/8", Some("0.0.0.0/8"))]
+    #[case::prefix_0("192.168.1.2/0", Some("/0 prefix"))]
+    fn address(#[case] net: &str, #[case] says: Option<&str>) {
+        let net: Ipv4Net = net.parse().expect("a prefix");
+        match (addr_problem(&net), says) {
+            (None, None) => {}
+            (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
+            (got, _) => panic!("`{net}`: {got:?}"),
+        }
+    }
 }
 
 #[cfg(test)]

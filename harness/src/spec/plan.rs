@@ -209,38 +209,135 @@ impl RuleSource {
     }
 
     /// `NODE=SPEC` from the command line: an executable file or a command line is a generator;
-    /// another file is a bundle. Relative paths and commands start from `cwd`.
+    /// another regular file is a bundle, whose section headers are checked here. Relative
+    /// paths and commands start from `cwd`. Refused before anything is built: a directory, a
+    /// FIFO or a device; a bundle with an unknown `### KIND` header; and a name that looks
+    /// like a file (it has a `/`, or ends in `.txt`, `.rules`, `.sh`, …) but does not exist —
+    /// a typo, not a command to run.
     pub fn parse_override(
         text: &str,
         cwd: &std::path::Path,
     ) -> Result<(String, RuleSource), String> {
+        use std::os::unix::fs::PermissionsExt;
         let (node, spec) = text
             .split_once('=')
-            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+            .filter(|(n, s)| !n.is_empty() && !s.trim().is_empty())
             .ok_or_else(|| format!("`--rules {text}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"))?;
-        let path = cwd.join(spec);
-        let source = match path.metadata() {
-            Ok(m) if m.is_file() => {
-                use std::os::unix::fs::PermissionsExt;
-                if m.permissions().mode() & 0o111 != 0 {
-                    RuleSource::Command {
-                        line: spec.to_string(),
-                        cwd: cwd.to_path_buf(),
-                        kind: None,
-                    }
-                } else {
-                    RuleSource::Bundle(path)
-                }
-            }
-            _ => RuleSource::Command {
-                line: spec.to_string(),
-                cwd: cwd.to_path_buf(),
-                kind: None,
-            },
+        let command = || RuleSource::Command {
+            line: spec.to_string(),
+            cwd: cwd.to_path_buf(),
+            kind: None,
         };
-        Ok((node.to_string(), source))
+        let path = cwd.join(spec);
+        match std::fs::metadata(&path) {
+            Ok(m) => {
+                if let Some(what) = super::limits::kind_of(&m.file_type()) {
+                    return Err(format!("`--rules {text}`: `{spec}` is {what}: neither a rule file nor a generator; name a bundle file or an executable generator"));
+                }
+                if m.permissions().mode() & 0o111 != 0 {
+                    return Ok((node.to_string(), command()));
+                }
+                let body = super::limits::read_regular(&path, MAX_BUNDLE_BYTES).map_err(|e| {
+                    format!(
+                        "`--rules {text}`: {} (read as a bundle file: it is not executable); name a bundle of at most {} MiB",
+                        e.describe(std::path::Path::new(spec)),
+                        MAX_BUNDLE_BYTES >> 20
+                    )
+                })?;
+                super::bundle::split_bundle(&body).map_err(|m| {
+                    let at = m
+                        .strip_prefix("line ")
+                        .and_then(|r| r.split_once(": "))
+                        .filter(|(n, _)| n.parse::<usize>().is_ok());
+                    match at {
+                        Some((n, m)) => {
+                            format!("{spec}:{n}: {m} (in the bundle file `--rules {text}`)")
+                        }
+                        None => format!("`--rules {text}`: bundle file `{spec}`: {m}"),
+                    }
+                })?;
+                Ok((node.to_string(), RuleSource::Bundle(path)))
+            }
+            Err(_) => {
+                // A command line runs through `sh`; a first word that names a file that is
+                // not there is a typo, as is a single word that looks like a file name.
+                let first = spec.split_whitespace().next().unwrap_or(spec);
+                let single = !spec.trim().contains(char::is_whitespace);
+                let file_like = first.contains('/')
+                    || (single && RULE_FILE_ENDINGS.iter().any(|e| first.ends_with(e)));
+                if file_like && !cwd.join(first).exists() {
+                    let looked = if first.starts_with('/') {
+                        String::new()
+                    } else {
+                        format!(" (looked in `{}`)", cwd.display())
+                    };
+                    let env = if first.contains('/') {
+                        String::new()
+                    } else {
+                        format!("; to run a command of that name from PATH, write `env {spec}`")
+                    };
+                    return Err(format!(
+                        "`--rules {text}`: there is no file `{first}`{looked}; it looks like a file name (a bundle, or an executable generator), so it is not run as a command: check the spelling{env}"
+                    ));
+                }
+                if !single_command_exists(first) {
+                    return Err(format!(
+                        "`--rules {text}`: `{first}` is neither a file (looked in `{}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)",
+                        cwd.display()
+                    ));
+                }
+                Ok((node.to_string(), command()))
+            }
+        }
     }
 }
+
+/// Whether a command line's first word can run: a shell builtin or keyword, anything `sh`
+/// would not look up (`VAR=x`, `(`, a path), or an executable in PATH (or /usr/sbin, /sbin,
+/// which the harness adds when it runs as an ordinary user).
+fn single_command_exists(first: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    const SH: &[&str] = &[
+        ".", ":", "[", "alias", "break", "case", "cd", "command", "continue", "echo", "eval",
+        "exec", "exit", "export", "false", "for", "getopts", "if", "kill", "local", "printf",
+        "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap", "true",
+        "type", "ulimit", "umask", "unalias", "unset", "until", "wait", "while",
+    ];
+    let plain = first
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    if !plain || first.is_empty() || SH.contains(&first) {
+        return true;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(first))
+        .any(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The largest bundle file `--rules` reads.
+pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// Names that are rule files, not commands: `--rules jupiter=rulse.txt` is a typo.
+pub const RULE_FILE_ENDINGS: &[&str] = &[
+    ".txt",
+    ".iptables",
+    ".nft",
+    ".ip",
+    ".ipset",
+    ".sysctl",
+    ".rules",
+    ".bundle",
+    ".conf",
+    ".sh",
+    ".py",
+    ".yaml",
+    ".yml",
+];
 
 /// The rule set of one node, loaded in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -575,5 +672,76 @@ mod tests {
             .find(|e| e.name == "udp_default")
             .expect("udp_default");
         assert_eq!(dns.flows, (81..=100).collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::RuleSource;
+    use rstest::rstest;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A folder with `rules.txt` (a bundle), `gen` (executable) and `sub/` (a folder).
+    fn folder() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("rules.txt"), "*filter\nCOMMIT\n").expect("write");
+        std::fs::write(d.path().join("gen"), "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(d.path().join("gen"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::create_dir(d.path().join("sub")).expect("mkdir");
+        d
+    }
+
+    #[rstest]
+    #[case::bundle("r=rules.txt", "bundle")]
+    #[case::executable("r=gen", "command")]
+    #[case::executable_with_args("r=./gen --all", "command")]
+    #[case::command_line("r=echo '### iptables'", "command")]
+    #[case::command_from_path("r=env gen-rules.sh", "command")]
+    #[case::builtin("r=printf '*filter\\nCOMMIT\\n'", "command")]
+    #[case::assignment("r=X=1 sh -c 'echo $X'", "command")]
+    #[case::in_path("r=sh -c 'exit 3'", "command")]
+    fn takes(#[case] arg: &str, #[case] what: &str) {
+        let d = folder();
+        let (node, source) = RuleSource::parse_override(arg, d.path()).expect("taken");
+        assert_eq!(node, "r");
+        let got = match source {
+            RuleSource::Bundle(_) => "bundle",
+            RuleSource::Command { .. } => "command",
+            _ => "other",
+        };
+        assert_eq!(got, what);
+    }
+
+    #[rstest]
+    #[case::typo("r=rulse.txt", "there is no file `rulse.txt`")]
+    #[case::missing_path("r=./gne", "there is no file `./gne`")]
+    #[case::missing_path_with_args("r=bin/gen --all", "there is no file `bin/gen`")]
+    #[case::rule_file_ending("r=x.iptables", "looks like a file name")]
+    #[case::directory("r=sub", "`sub` is a directory")]
+    #[case::device("r=/dev/null", "`/dev/null` is a character device")]
+    #[case::not_in_path("r=gen-rulez-not-installed", "neither a file (looked in")]
+    #[case::not_in_path_with_args("r=gen-rulez-not-installed --all", "nor a command in PATH")]
+    #[case::no_node("=rules.txt", "write NODE=FILE or NODE=COMMAND")]
+    #[case::no_spec("r= ", "write NODE=FILE or NODE=COMMAND")]
+    fn refuses(#[case] arg: &str, #[case] says: &str) {
+        let d = folder();
+        let e = RuleSource::parse_override(arg, d.path()).expect_err("refused");
+        assert!(e.contains(says), "{e}");
+    }
+
+    #[test]
+    fn bundle_headers_are_checked() {
+        let d = folder();
+        std::fs::write(
+            d.path().join("b.rules"),
+            "### nft\nflush ruleset\n### nfts\n",
+        )
+        .expect("write");
+        let e = RuleSource::parse_override("r=b.rules", d.path()).expect_err("refused");
+        assert!(
+            e.starts_with("b.rules:3: `### nfts` is no kind of rules"),
+            "{e}"
+        );
     }
 }

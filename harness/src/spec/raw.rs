@@ -159,7 +159,10 @@ pub enum TopologyDef {
 #[serde(deny_unknown_fields)]
 pub struct GeneratedTopology {
     /// How many ISPs (1 to 250).
-    pub uplinks: u32,
+    // Any integer is read, so that `-1` or `1000` is refused with the range, not serde's
+    // "did not match any variant" (`untagged` hides what went wrong).
+    #[schemars(with = "u32")]
+    pub uplinks: i64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
