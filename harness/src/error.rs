@@ -34,6 +34,18 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the lab itself failed on a machine too busy for it (a link that did not come
+    /// up, a capture that lost packets, the kernel's own losses, flows the harness kept
+    /// waiting): the rules were not judged, and a run in a new lab may judge them.
+    pub fn is_lab_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::LabFault(_) | Error::CaptureLost(_) | Error::Lab(LabError::NotReady { .. })
+        )
+    }
+}
+
 /// Exit codes, like grep and rg.
 pub struct Exit;
 impl Exit {

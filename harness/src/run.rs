@@ -156,11 +156,12 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     let mut attempt = 1;
     loop {
         match run_once(plan, opts) {
-            Err(Error::LabFault(why)) if attempt < attempts => {
+            Err(e) if e.is_lab_fault() && attempt < attempts => {
+                let why = e.to_string();
                 eprintln!(
-                    "harness: `{}`: the lab itself failed ({}); running it again in a new lab ({} of {attempts})",
+                    "harness: `{}`: {}; running it again in a new lab ({} of {attempts})",
                     plan.name,
-                    why.first().map_or("", String::as_str),
+                    why.lines().take(2).collect::<Vec<_>>().join(" "),
                     attempt + 1
                 );
                 attempt += 1;
@@ -257,8 +258,9 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
 
     let clock = Instant::now();
     // A busy machine can hold a packet back longer than the quiet wait: wait for the ICMP
-    // errors the probes must cause (one per completed probe, at least on the client's link).
-    // Seeing fewer than the clients' kernels sent is the capture's failing, not the rules'.
+    // errors the probes caused (one per probe its client's kernel answered, on the client's
+    // link). Seeing fewer than the clients' kernels sent is the capture's failing, not the
+    // rules'.
     let mut faults = Vec::new();
     if let Err(t) = capture.wait_icmp_errors(driven.probes_answered, clock + Duration::from_secs(5))
     {
