@@ -708,14 +708,9 @@ pub fn spawn_in(
                 return Err(io::Error::last_os_error());
             }
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
-            // dup2 clears close-on-exec on the copy: the program (and its children) inherit it.
-            if libc::dup2(lock_fd, LOCK_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            inherit_as(lock_fd, LOCK_FD)?;
             if let Some(fd) = keep {
-                if libc::dup2(fd, TOPOLOGY_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                inherit_as(fd, TOPOLOGY_FD)?;
             }
             if let Some((bytes, target)) = &tables {
                 private_rt_tables(bytes, target)?;
@@ -726,6 +721,25 @@ pub fn spawn_in(
     let child = cmd.spawn();
     drop(lock);
     child
+}
+
+/// Makes `fd` the program's fd `to`, inherited across exec. dup2 clears close-on-exec on the
+/// copy, but when `fd` already is `to` (a busy process can hand out fd 201 itself) it does
+/// nothing, and the fd would close at exec: its close-on-exec flag is cleared instead. Only
+/// syscalls: safe to call between fork and exec.
+fn inherit_as(fd: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl and dup2 on fds the caller owns, no memory passed.
+    let r = unsafe {
+        if fd == to {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, to)
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The rt_tables file iproute2 reads on this machine.
@@ -984,5 +998,52 @@ mod tests {
     #[case::none("Permission denied", None)]
     fn lines(#[case] said: &str, #[case] want: Option<usize>) {
         assert_eq!(find_line(said, "/s/jupiter.ip"), want);
+    }
+}
+
+#[cfg(test)]
+mod inherit_tests {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    use super::inherit_as;
+
+    /// A program gets fd `to` whether the fd handed over already has that number or not.
+    /// (When the harness's own memfd came out as fd 201, dup2 onto itself kept close-on-exec,
+    /// and iptables-legacy-restore found no lock file at `/proc/self/fd/201`.)
+    #[test]
+    fn the_program_inherits_the_fd_even_when_it_already_has_the_number() {
+        for same in [true, false] {
+            let to = if same { 901 } else { 902 };
+            // SAFETY: memfd_create with a static name; checked below.
+            let raw = unsafe { libc::memfd_create(c"t".as_ptr(), libc::MFD_CLOEXEC) };
+            assert!(raw >= 0);
+            // SAFETY: a fresh fd nothing else owns.
+            let fresh = unsafe { OwnedFd::from_raw_fd(raw) };
+            let fd = if same {
+                // SAFETY: F_GETFD only reads flags; a free number answers EBADF.
+                assert!(
+                    unsafe { libc::fcntl(to, libc::F_GETFD) } < 0,
+                    "fd {to} is in use"
+                );
+                // SAFETY: dup3 onto `to`, free (checked above) and owned by no Rust object.
+                let d = unsafe { libc::dup3(fresh.as_raw_fd(), to, libc::O_CLOEXEC) };
+                assert_eq!(d, to);
+                // SAFETY: the fd just made.
+                unsafe { OwnedFd::from_raw_fd(d) }
+            } else {
+                fresh
+            };
+            let raw = fd.as_raw_fd();
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &format!("test -e /proc/self/fd/{to}")]);
+            // SAFETY: inherit_as makes only syscalls on numbers prepared before the fork.
+            unsafe {
+                cmd.pre_exec(move || inherit_as(raw, to));
+            }
+            let ok = cmd.status().expect("sh runs").success();
+            assert!(ok, "fd {to} not inherited (same number: {same})");
+        }
     }
 }
