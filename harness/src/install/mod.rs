@@ -1023,10 +1023,8 @@ mod inherit_tests {
             let fresh = unsafe { OwnedFd::from_raw_fd(raw) };
             let fd = if same {
                 // SAFETY: F_GETFD only reads flags; a free number answers EBADF.
-                assert!(
-                    unsafe { libc::fcntl(to, libc::F_GETFD) } < 0,
-                    "fd {to} is in use"
-                );
+                let used = unsafe { libc::fcntl(to, libc::F_GETFD) } >= 0;
+                assert!(!used, "fd {to} is in use");
                 // SAFETY: dup3 onto `to`, free (checked above) and owned by no Rust object.
                 let d = unsafe { libc::dup3(fresh.as_raw_fd(), to, libc::O_CLOEXEC) };
                 assert_eq!(d, to);
