@@ -161,7 +161,11 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
                 eprintln!(
                     "harness: `{}`: {}; running it again in a new lab ({} of {attempts})",
                     plan.name,
-                    why.lines().take(2).collect::<Vec<_>>().join(" "),
+                    why.lines()
+                        .take(2)
+                        .map(str::trim)
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     attempt + 1
                 );
                 attempt += 1;
