@@ -169,14 +169,16 @@ impl Lab {
                     let links: Vec<_> = topo
                         .links
                         .iter()
-                        .filter(|l| l.a.node == *node)
-                        .cloned()
+                        .enumerate()
+                        .filter(|(_, l)| l.a.node == *node)
+                        .map(|(i, l)| (end_index(i, false), end_index(i, true), l.clone()))
                         .collect();
                     let peers = peers.clone();
                     (!links.is_empty()).then(|| {
                         (node.clone(), move |h: rtnetlink::Handle| async move {
-                            for l in links {
+                            for (a_index, b_index, l) in links {
                                 let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                                    .index(b_index)
                                     .name(l.b.iface.clone())
                                     .address(l.b.mac.to_vec())
                                     .setns_by_fd(peers[&l.b.node])
@@ -184,6 +186,7 @@ impl Lab {
                                 let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(
                                     InfoKind::Veth,
                                 )
+                                .index(a_index)
                                 .name(l.a.iface.clone())
                                 .address(l.a.mac.to_vec())
                                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -372,6 +375,15 @@ impl Lab {
     {
         self.netlink_all(vec![(node.to_string(), f)])
     }
+}
+
+/// The interface index of link `i`'s `a` end (or `b` end), the same in every lab: the two
+/// ends of a pair never share one. A veth end whose index equals its peer's (each node counts
+/// from 2, so two ends in two nodes often would) has its carrier events handled by the
+/// kernel's link watch at most once a second, not at once: a lab waiting for its links to be
+/// up would take a second to build.
+fn end_index(i: usize, b_end: bool) -> u32 {
+    1000 + 2 * i as u32 + u32::from(b_end)
 }
 
 /// The deadline for the lab's own parts to come up, from now.
