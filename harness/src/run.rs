@@ -245,10 +245,7 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     })?;
     let clock = Instant::now();
     let driving = clock;
-    let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(|source| Error::Io {
-        what: "driving traffic".into(),
-        source,
-    })?;
+    let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(driving_error)?;
     let mut driven = driven;
     let crafted =
         traffic::craft::inject(&lab, &plan.topology, &plan.flows).map_err(|source| Error::Io {
@@ -414,6 +411,24 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     })
 }
 
+/// What stopped the traffic: the lab's own error when it carries one (a link an event changed
+/// that did not follow in time is the lab's fault, and retried), else the I/O error.
+fn driving_error(source: std::io::Error) -> Error {
+    use crate::lab::LabError;
+    let io = |source| Error::Io {
+        what: "driving traffic".into(),
+        source,
+    };
+    if !source.get_ref().is_some_and(|e| e.is::<LabError>()) {
+        return io(source);
+    }
+    match source.into_inner().map(|e| e.downcast::<LabError>()) {
+        Some(Ok(lab)) => Error::Lab(*lab),
+        Some(Err(other)) => io(std::io::Error::other(other)),
+        None => io(std::io::Error::other("driving traffic failed")),
+    }
+}
+
 /// At most a few lines of what went wrong, and how many more there were like them.
 fn brief(mut lines: Vec<String>) -> Vec<String> {
     const SHOWN: usize = 6;
@@ -423,4 +438,37 @@ fn brief(mut lines: Vec<String>) -> Vec<String> {
         lines.push(format!("… and {more} more like these"));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::LabError;
+
+    /// A link an event changed that did not follow in time is the lab's fault (retried in a
+    /// new lab); any other error while driving stays what it is.
+    #[test]
+    fn a_link_slow_to_follow_an_event_is_the_labs_fault() {
+        let slow = LabError::NotReady {
+            node: "jupiter".into(),
+            source: crate::wait::Timeout {
+                what: "interface `eth1` (now up) going down".into(),
+                waited: Duration::from_secs(30),
+            },
+        };
+        let e = driving_error(std::io::Error::other(slow));
+        assert!(matches!(e, Error::Lab(LabError::NotReady { .. })), "{e:?}");
+        assert!(e.is_lab_fault());
+        let e = driving_error(std::io::Error::other("no buffer space"));
+        assert!(matches!(e, Error::Io { .. }) && !e.is_lab_fault(), "{e:?}");
+    }
+
+    #[test]
+    fn a_long_list_of_faults_is_cut_short_with_a_count() {
+        let lines: Vec<String> = (1..=9).map(|i| format!("flow {i}")).collect();
+        let b = brief(lines);
+        assert_eq!(b.len(), 6);
+        assert_eq!(b[5], "… and 4 more like these");
+        assert_eq!(brief(vec!["a".into()]), ["a"]);
+    }
 }

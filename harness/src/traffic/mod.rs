@@ -199,11 +199,13 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                         finished(id, join(h).await);
                     }
                     for e in now {
+                        // The lab's error rides inside: a link slow to follow is the lab's
+                        // fault, which `run` tells from the rest.
                         lab.set_link(&e.node, &e.iface, e.up)
-                            .map_err(|e| io::Error::other(e.to_string()))?;
-                        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                            .map_err(io::Error::other)?;
+                        let deadline = std::time::Instant::now() + crate::wait::lab_patience();
                         lab.wait_oper(&e.peer_node, &e.peer_iface, e.up, deadline)
-                            .map_err(|e| io::Error::other(e.to_string()))?;
+                            .map_err(io::Error::other)?;
                     }
                 }
             }
