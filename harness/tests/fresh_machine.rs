@@ -1,8 +1,10 @@
 //! Two commands on a fresh machine, and no green run that judged nothing.
 //!
-//! The README's first command, `.ci/run` and `ci/Containerfile` install the system packages
-//! with one script, `ci/install-deps`, whose one list holds every tool the tests run: these
-//! trials fail when one of them installs packages another way, or the list loses a tool.
+//! The README's first command and `ci/Containerfile` install the system packages with one
+//! script, `ci/install-deps`, whose list holds every tool the tests run; `.ci/run` installs
+//! the same list with apt-get itself, word for word, so that it reads whole on a fresh
+//! machine. These trials fail when one of them installs packages another way, the two lists
+//! differ, or the list loses a tool.
 //!
 //! Where a lab cannot be built, a trial is reported ignored, or under `CI=true` (or
 //! `HARNESS_REQUIRE_LAB=1`) fails saying why, and every test file leaves that decision to
@@ -145,13 +147,34 @@ fn readme_commands() -> Result<(), Failed> {
 
 fn ci_run() -> Result<(), Failed> {
     let cmds = commands(&read(".ci/run")?);
-    if !cmds.iter().any(|c| c == "ci/install-deps") {
-        return Err(
-            format!(".ci/run must run `ci/install-deps`, as the README does:\n{cmds:#?}").into(),
-        );
+    // .ci/run installs the packages itself, so that whoever reads it sees them installed on a
+    // fresh machine; its list must be ci/install-deps' list, word for word.
+    let update = cmds.iter().position(|c| c == "apt-get update");
+    let install = cmds
+        .iter()
+        .position(|c| c.starts_with("apt-get install -y --no-install-recommends "));
+    let (Some(update), Some(install)) = (update, install) else {
+        return Err(format!(
+            ".ci/run must run `apt-get update`, then `apt-get install -y --no-install-recommends` of the list:\n{cmds:#?}"
+        )
+        .into());
+    };
+    let listed: Vec<String> = cmds[install]
+        ["apt-get install -y --no-install-recommends ".len()..]
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let list = packages()?;
+    if update > install || listed != list {
+        return Err(format!(
+            ".ci/run must install, after `apt-get update`, exactly ci/install-deps' list:\n  .ci/run:         {}\n  ci/install-deps: {}",
+            listed.join(" "),
+            list.join(" ")
+        )
+        .into());
     }
-    if let Some(c) = cmds.iter().find(|c| installs(c)) {
-        return Err(format!(".ci/run installs packages of its own: {c}").into());
+    if cmds.iter().filter(|c| installs(c)).count() != 1 {
+        return Err(format!(".ci/run must install packages once, with the list:\n{cmds:#?}").into());
     }
     if !cmds.iter().any(|c| c.starts_with("export CI=true"))
         || cmds.last().map(String::as_str) != Some("cargo test")
@@ -394,7 +417,7 @@ fn main() {
             readme_commands,
         ),
         Trial::test(
-            ".ci/run: installs with ci/install-deps, then cargo test under CI=true",
+            ".ci/run: installs ci/install-deps' list, then cargo test under CI=true",
             ci_run,
         ),
         Trial::test(
