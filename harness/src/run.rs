@@ -87,7 +87,7 @@ pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
             .map(RuleSource::describe)
             .collect();
         let tool = install::tool(kind, backend);
-        if !users.is_empty() && find_in_path(tool).is_none() {
+        if !users.is_empty() && crate::spec::find_in_path(tool).is_none() {
             return Err(Error::MissingTool {
                 tool,
                 package: kind.package(),
@@ -98,17 +98,6 @@ pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
     Netns::new("probe")
         .map(drop)
         .map_err(|e| Error::Privilege(e.to_string()))
-}
-
-fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// Loads a scenario file and runs it.

@@ -159,8 +159,7 @@ fn ci_run() -> Result<(), Failed> {
         )
         .into());
     };
-    let listed: Vec<String> = cmds[install]
-        ["apt-get install -y --no-install-recommends ".len()..]
+    let listed: Vec<String> = cmds[install]["apt-get install -y --no-install-recommends ".len()..]
         .split_whitespace()
         .map(str::to_string)
         .collect();
@@ -174,7 +173,9 @@ fn ci_run() -> Result<(), Failed> {
         .into());
     }
     if cmds.iter().filter(|c| installs(c)).count() != 1 {
-        return Err(format!(".ci/run must install packages once, with the list:\n{cmds:#?}").into());
+        return Err(
+            format!(".ci/run must install packages once, with the list:\n{cmds:#?}").into(),
+        );
     }
     if !cmds.iter().any(|c| c.starts_with("export CI=true"))
         || cmds.last().map(String::as_str) != Some("cargo test")

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -296,7 +296,6 @@ impl RuleSource {
 /// would not look up (`VAR=x`, `(`, a path), or an executable in PATH (or /usr/sbin, /sbin,
 /// which the harness adds when it runs as an ordinary user).
 fn single_command_exists(first: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
     const SH: &[&str] = &[
         ".", ":", "[", "alias", "break", "case", "cd", "command", "continue", "echo", "eval",
         "exec", "exit", "export", "false", "for", "getopts", "if", "kill", "local", "printf",
@@ -309,14 +308,24 @@ fn single_command_exists(first: &str) -> bool {
     if !plain || first.is_empty() || SH.contains(&first) {
         return true;
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    find_in_path(first).is_some()
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| executable(&Path::new(d).join(first)))
+}
+
+/// Where `tool` is in PATH (the usual one when PATH is not set): an executable file.
+pub fn find_in_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(first))
-        .any(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .map(|d| d.join(tool))
+        .find(|p| executable(p))
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The largest bundle file `--rules` reads.
