@@ -407,21 +407,7 @@ fn wait_links(
     if ifaces.is_empty() {
         return Ok(());
     }
-    let err = |what: &str, e: io::Error| LabError::Netlink {
-        node: node.to_string(),
-        what: what.into(),
-        msg: e.to_string(),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| err("starting netlink", e))?;
-    let handle = rt.block_on(async {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(conn);
-        Ok::<_, io::Error>(handle)
-    });
-    let handle = handle.map_err(|e| err("opening a netlink socket", e))?;
+    let (rt, handle) = netlink_connect(node)?;
     // Each poll: the interfaces not yet in the wanted state, with the state they are in.
     let pending = || -> Vec<(String, String)> {
         rt.block_on(async {
@@ -493,28 +479,35 @@ where
     F: FnOnce(rtnetlink::Handle) -> Fut,
     Fut: std::future::Future<Output = Result<(), (String, rtnetlink::Error)>>,
 {
-    let n = node.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LabError::Netlink {
-            node: n.clone(),
-            what: "starting netlink".into(),
-            msg: e.to_string(),
-        })?;
-    rt.block_on(async {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| LabError::Netlink {
-            node: n.clone(),
-            what: "opening a netlink socket".into(),
-            msg: e.to_string(),
-        })?;
-        tokio::spawn(conn);
-        f(handle).await.map_err(|(what, e)| LabError::Netlink {
-            node: n.clone(),
+    let (rt, handle) = netlink_connect(node)?;
+    rt.block_on(f(handle))
+        .map_err(|(what, e)| LabError::Netlink {
+            node: node.to_string(),
             what,
             msg: netlink_msg(&e),
         })
-    })
+}
+
+/// An rtnetlink connection on the calling thread (which is inside `node`), driven by the
+/// runtime handed back with it: each `block_on` of that runtime moves it on.
+fn netlink_connect(node: &str) -> Result<(tokio::runtime::Runtime, rtnetlink::Handle), LabError> {
+    let err = |what: &str, e: io::Error| LabError::Netlink {
+        node: node.to_string(),
+        what: what.into(),
+        msg: e.to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err("starting netlink", e))?;
+    let handle = rt
+        .block_on(async {
+            let (conn, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(conn);
+            Ok::<_, io::Error>(handle)
+        })
+        .map_err(|e| err("opening a netlink socket", e))?;
+    Ok((rt, handle))
 }
 
 fn netlink_msg(e: &rtnetlink::Error) -> String {
