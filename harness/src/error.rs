@@ -2,7 +2,7 @@ use thiserror::Error;
 
 use crate::install::InstallError;
 use crate::lab::LabError;
-use crate::spec::SpecError;
+use crate::model::SpecError;
 
 /// Everything that stops the harness from judging: exit code 2.
 #[derive(Debug, Error)]

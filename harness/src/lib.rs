@@ -2,7 +2,7 @@
 //! multi-WAN router.
 //!
 //! # Layout
-//! * [`spec`] YAML → validated [`spec::Plan`] (pure)
+//! * [`model`] YAML → validated [`model::Plan`] (pure)
 //! * [`lab`], [`install`] namespaces, veth, addresses, routes, sysctls; rule files through
 //!   iptables-restore, nft, ip (kernel)
 //! * [`traffic`], [`observe`] drive flows, capture every link, read conntrack (kernel)
@@ -12,13 +12,13 @@
 pub mod error;
 pub mod install;
 pub mod lab;
+pub mod model;
 pub mod mutate;
 pub mod observe;
 pub mod progress;
 pub mod report;
 pub mod rootless;
 pub mod run;
-pub mod spec;
 pub mod traffic;
 pub mod verdict;
 pub mod wait;

@@ -5,10 +5,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use harness::error::chain;
 use harness::install::Backend;
+use harness::model::{self, Plan, RuleSource};
 use harness::progress::Progress;
 use harness::report::files::Outputs;
 use harness::run::{self, Options, Timings};
-use harness::spec::{self, Plan, RuleSource};
 use harness::verdict::{compare, Outcome, Verdict};
 use harness::{report, Exit};
 
@@ -339,7 +339,7 @@ fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, Strin
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Plan>, u8> {
     let mut plans = Vec::new();
     for p in expand(paths) {
-        match spec::load(&p) {
+        match model::load(&p) {
             Ok(plan) => plans.push(plan),
             Err(e) => return Err(fail(&e)),
         }
@@ -934,7 +934,7 @@ fn bench(
     uplinks.sort_unstable();
     let mut rows: Vec<(String, Plan)> = Vec::new();
     if uplinks.is_empty() {
-        let plan = match spec::load(path.expect("clap: a scenario without --uplinks")) {
+        let plan = match model::load(path.expect("clap: a scenario without --uplinks")) {
             Ok(p) => p,
             Err(e) => return fail(&e),
         };
@@ -944,7 +944,7 @@ fn bench(
     } else {
         for &flows in &flow_counts {
             for &n in &uplinks {
-                match spec::generate::nth_scenario(n, flows) {
+                match model::generate::nth_scenario(n, flows) {
                     Ok(p) => rows.push((format!("{n} uplinks, {flows} flows"), p)),
                     Err(e) => return fail(&e),
                 }

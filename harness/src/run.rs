@@ -9,8 +9,8 @@ use crate::error::Error;
 use crate::install;
 use crate::install::Backend;
 use crate::lab::{Gate, Lab, Netns};
+use crate::model::{Plan, RuleKind, RuleSource};
 use crate::observe::{self, capture, capture::Capture, Observations};
-use crate::spec::{Plan, RuleKind, RuleSource};
 use crate::traffic;
 use crate::verdict::{self, Verdict};
 
@@ -65,8 +65,8 @@ pub struct RunResult {
 /// Checks, before anything is built, that the tools the rule files need are installed and
 /// that namespaces can be created.
 pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
-    // Rule files given on the command line, and mutants, were not seen by `spec::load`.
-    crate::spec::hostsafe::check_plan(plan)?;
+    // Rule files given on the command line, and mutants, were not seen by `model::load`.
+    crate::model::hostsafe::check_plan(plan)?;
     let sources = plan.rules.iter().flat_map(|r| &r.sources);
     if sources
         .clone()
@@ -87,7 +87,7 @@ pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
             .map(RuleSource::describe)
             .collect();
         let tool = install::tool(kind, backend);
-        if !users.is_empty() && crate::spec::find_in_path(tool).is_none() {
+        if !users.is_empty() && crate::model::find_in_path(tool).is_none() {
             return Err(Error::MissingTool {
                 tool,
                 package: kind.package(),
@@ -102,7 +102,7 @@ pub fn preflight(plan: &Plan, backend: Backend) -> Result<(), Error> {
 
 /// Loads a scenario file and runs it.
 pub fn run_file(path: &Path) -> Result<RunResult, Error> {
-    let plan = crate::spec::load(path)?;
+    let plan = crate::model::load(path)?;
     run(&plan)
 }
 
@@ -177,7 +177,7 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     // other and the wiring.
 
     // The clients' links, where each RELATED probe's ICMP error must show up.
-    let probed: Vec<&crate::spec::FlowSpec> =
+    let probed: Vec<&crate::model::FlowSpec> =
         plan.flows.iter().filter(|f| f.related_probe).collect();
     let watch: Vec<usize> = (0..plan.topology.links.len())
         .filter(|i| {

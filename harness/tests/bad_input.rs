@@ -3,7 +3,7 @@
 //! one, exit code 2, and leave nothing behind.
 //!
 //! Fixtures are in tests/fixtures/bad/ (never under scenarios/, where every file must pass).
-//! Each YAML mistake is checked three ways: through the library (`spec::load`), and through
+//! Each YAML mistake is checked three ways: through the library (`model::load`), and through
 //! the binary's `check` and `run`. Trials that need to create namespaces, or to drop root,
 //! are ignored (not passed) without the privilege; under `CI=true` they fail.
 
@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::install::InstallError;
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use harness::Error;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -336,7 +336,7 @@ fn says_all(msg: &str, says: &[&str]) -> Result<(), Failed> {
 }
 
 fn spec_lib(c: &SpecCase) -> Result<(), Failed> {
-    let e = match harness::spec::load(&fixtures().join(format!("{}.yaml", c.name))) {
+    let e = match harness::model::load(&fixtures().join(format!("{}.yaml", c.name))) {
         Ok(_) => return Err("the fixture loaded without error".into()),
         Err(e) => e,
     };
@@ -621,7 +621,7 @@ fn validates_all_first() -> Result<(), Failed> {
 /// The small topology the topo-* fixtures change one thing in is itself valid, so each of
 /// them fails for its own mistake only.
 fn base_is_valid() -> Result<(), Failed> {
-    harness::spec::load(&fixtures().join("topo-ok.yaml"))
+    harness::model::load(&fixtures().join("topo-ok.yaml"))
         .map(drop)
         .map_err(|e| e.to_string().into())
 }
@@ -1389,14 +1389,14 @@ fn bare_name_generator() -> Result<(), Failed> {
 /// The same through the library: a generator named in `x.yaml` runs in `.`.
 fn bare_name_generator_cwd() -> Result<(), Failed> {
     let text = std::fs::read_to_string(repo_path("scenarios/nth/sixteen-uplinks.yaml"))?;
-    let plan = harness::spec::load_text(Path::new("sixteen-uplinks.yaml"), &text)
+    let plan = harness::model::load_text(Path::new("sixteen-uplinks.yaml"), &text)
         .map_err(|e| e.to_string())?;
     let cwds: Vec<&Path> = plan
         .rules
         .iter()
         .flat_map(|r| &r.sources)
         .filter_map(|s| match s {
-            harness::spec::RuleSource::Command { cwd, .. } => Some(cwd.as_path()),
+            harness::model::RuleSource::Command { cwd, .. } => Some(cwd.as_path()),
             _ => None,
         })
         .collect();
@@ -1410,7 +1410,7 @@ fn bare_name_generator_cwd() -> Result<(), Failed> {
 fn hostile_trials(lab: &common::Needs) -> Vec<Trial> {
     let mut trials = vec![
         Trial::test(
-            "hostile::spec::bare-name-generator-cwd",
+            "hostile::model::bare-name-generator-cwd",
             bare_name_generator_cwd,
         ),
         lab.trial("hostile::run::bare-name-generator", bare_name_generator),
@@ -1442,7 +1442,7 @@ fn main() {
     // Really root: the trials that drop to `nobody` need it.
     let root = common::Needs::real_root();
     let mut trials = vec![
-        Trial::test("spec::topo-ok", base_is_valid),
+        Trial::test("model::topo-ok", base_is_valid),
         Trial::test("run::validates-all-before-building", validates_all_first),
         Trial::test("run::missing-iptables-restore", || {
             missing_tool("iptables-restore", "ip", "iptables")
@@ -1454,7 +1454,7 @@ fn main() {
         root.trial("check::unprivileged", unprivileged_check),
     ];
     for c in SPEC_CASES {
-        trials.push(Trial::test(format!("spec::{}", c.name), move || {
+        trials.push(Trial::test(format!("model::{}", c.name), move || {
             spec_lib(c)
         }));
         for sub in ["check", "run"] {

@@ -34,7 +34,7 @@ use std::sync::{Mutex, Once};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed};
 use nix::sys::signal::{kill, killpg, signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -193,7 +193,7 @@ fn leaves_nothing(scenario: &str, end: End, who: Who) -> Result<(), Failed> {
     });
     let before = Snapshot::take();
     let path = repo_path(scenario);
-    let plan = harness::spec::load(&path).map_err(|e| format!("{scenario}: {e}"))?;
+    let plan = harness::model::load(&path).map_err(|e| format!("{scenario}: {e}"))?;
     let nodes = plan.topology.nodes.len();
 
     // Output goes to a file, not a pipe: a pipe would make us wait for whatever the harness
@@ -369,7 +369,7 @@ fn keep_shell_down(who: Who) -> Result<(), Failed> {
                 .map(|p| (p.pid, p.start)),
         );
     }
-    let nodes = harness::spec::load(&repo_path(PASSES))?
+    let nodes = harness::model::load(&repo_path(PASSES))?
         .topology
         .nodes
         .len();

@@ -10,7 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed};
 
 fn main() {
@@ -34,7 +34,7 @@ fn main() {
 /// without a trace. (Before the wait this failed on a quiet machine too: the link watch runs
 /// at most once a second.)
 fn links_up_when_wired() -> Result<(), Failed> {
-    let plan = harness::spec::load(&repo_path("scenarios/dual-isp.yaml"))?;
+    let plan = harness::model::load(&repo_path("scenarios/dual-isp.yaml"))?;
     for _ in 0..3 {
         let lab = harness::lab::Lab::create(&plan)?;
         lab.wire(&plan)?;

@@ -18,7 +18,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Set in the child: it then lists only [`LAB_FIXTURE`] and [`TOOL_FIXTURE`], trials that

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::model::repo_path;
 use harness::report::html::{BACK, DIED, OUT};
-use harness::spec::repo_path;
 use libtest_mimic::{Arguments, Failed};
 
 /// How long Chromium gets for one page.
@@ -176,7 +176,7 @@ fn check(c: &Case) -> Result<(), Failed> {
         .find("<svg class=\"topo\"")
         .ok_or_else(|| format!("no topology drawing in the rendered DOM:\n{dom}"))?;
     let topo_svg = &dom[start..start + dom[start..].find("</svg>").unwrap_or(0)];
-    let plan = harness::spec::load(&repo_path(c.scenario)).map_err(|e| e.to_string())?;
+    let plan = harness::model::load(&repo_path(c.scenario)).map_err(|e| e.to_string())?;
     for n in &plan.topology.nodes {
         if !topo_svg.contains(&format!("data-node=\"{}\"", n.name)) {
             return Err(format!("node `{}` missing from the drawing:\n{topo_svg}", n.name).into());

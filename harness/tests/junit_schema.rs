@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed};
 
 /// Runs the harness binary in the repository root: its exit code and its output.

@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};

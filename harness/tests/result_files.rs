@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 const BIN: &str = env!("CARGO_BIN_EXE_harness");

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use harness::error::chain;
 use harness::install::Backend;
+use harness::model::repo_path;
+use harness::model::{RuleKind, RuleSource};
 use harness::run::Options;
-use harness::spec::repo_path;
-use harness::spec::{RuleKind, RuleSource};
 use harness::verdict::Outcome;
 use harness::{report, run};
 use libtest_mimic::{Arguments, Failed};
@@ -55,7 +55,7 @@ fn results_dir(name: &str) -> PathBuf {
 /// Runs a scenario; when it does not pass, writes its result files (JSON, JUnit, the HTML
 /// page, one pcap per link) and fails naming the folder they are in.
 fn run_judged(name: &str, path: &Path, backend: Backend) -> Result<run::RunResult, Failed> {
-    let plan = harness::spec::load(path).map_err(|e| e.to_string())?;
+    let plan = harness::model::load(path).map_err(|e| e.to_string())?;
     let dir = results_dir(&match backend {
         Backend::Legacy => format!("legacy: {name}"),
         _ => name.to_string(),
@@ -203,7 +203,7 @@ fn twin_on_correct_rules() -> Result<(), Failed> {
 /// Scenarios whose rules include iptables files and no nft ones: they must give the same
 /// verdict whichever iptables implementation loads them.
 fn iptables_only(path: &Path) -> bool {
-    let Ok(plan) = harness::spec::load(path) else {
+    let Ok(plan) = harness::model::load(path) else {
         return false;
     };
     let kinds: Vec<RuleKind> = plan
@@ -319,7 +319,7 @@ fn diff_snat() -> Result<(), Failed> {
 /// Coverage maps counters back to lines: seed 001's rule set never sees local traffic in
 /// pbr/ipset-port, so its INPUT and OUTPUT jumps are the rules nothing hit.
 fn coverage_idle_rules() -> Result<(), Failed> {
-    let plan = harness::spec::load(&repo_path("scenarios/pbr/ipset-port.yaml"))
+    let plan = harness::model::load(&repo_path("scenarios/pbr/ipset-port.yaml"))
         .map_err(|e| e.to_string())?;
     let r = run::run_with(
         &plan,
@@ -519,7 +519,7 @@ fn failure_leaves_results() -> Result<(), Failed> {
 /// The scale scenario `harness bench --uplinks` runs: 16 uplinks, generated lab and rules,
 /// 64 connections rotating wan1…wan16.
 fn sixteen_uplinks_builtin() -> Result<(), Failed> {
-    let plan = harness::spec::generate::nth_scenario(16, 64).map_err(|e| e.to_string())?;
+    let plan = harness::model::generate::nth_scenario(16, 64).map_err(|e| e.to_string())?;
     let r = run::run(&plan).map_err(|e| chain(&e))?;
     if !r.verdict.outcome.ok() {
         return Err(report::full(&r.verdict).into());

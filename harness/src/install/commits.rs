@@ -209,8 +209,8 @@ fn count_newgen(mut data: &[u8]) -> usize {
 /// How many batches `tool` commits for `text`: iptables-restore on nf_tables commits each
 /// table at its `COMMIT` line, `nft -f` the whole file at once. A file that changes nothing
 /// commits nothing: the wait then ends with the tool.
-pub fn batches(kind: crate::spec::RuleKind, text: &str) -> usize {
-    use crate::spec::RuleKind;
+pub fn batches(kind: crate::model::RuleKind, text: &str) -> usize {
+    use crate::model::RuleKind;
     match kind {
         RuleKind::Iptables => text.lines().filter(|l| l.trim() == "COMMIT").count(),
         RuleKind::Nft => usize::from(
@@ -225,7 +225,7 @@ pub fn batches(kind: crate::spec::RuleKind, text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::{batches, count_newgen, NEWGEN};
-    use crate::spec::RuleKind;
+    use crate::model::RuleKind;
 
     fn msg(kind: u16, body: usize) -> Vec<u8> {
         let len = 16 + body;

@@ -23,9 +23,9 @@ pub mod generator;
 use commits::{CommitWatch, Outcome};
 
 use crate::lab::{Gate, Lab, Netns};
+pub use crate::model::bundle::split_bundle;
+use crate::model::{Plan, RuleKind, RuleSource};
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
-pub use crate::spec::bundle::split_bundle;
-use crate::spec::{Plan, RuleKind, RuleSource};
 
 #[derive(Debug, Error)]
 pub enum InstallError {
@@ -49,9 +49,9 @@ pub enum InstallError {
     },
     #[error("{shown}: {msg}")]
     Source { shown: String, msg: String },
-    /// A generator printed what no rule file may hold (see `spec::hostsafe`).
+    /// A generator printed what no rule file may hold (see `model::hostsafe`).
     #[error("{0} (printed for node `{1}`)")]
-    Outside(crate::spec::SpecError, String),
+    Outside(crate::model::SpecError, String),
     #[error("generator `{line}` for node `{node}` failed: {said}")]
     Generator {
         line: String,
@@ -188,7 +188,7 @@ fn into_netfilter(kind: RuleKind) -> bool {
 fn install_node(
     lab: &Lab,
     plan: &Plan,
-    rules: &crate::spec::NodeRules,
+    rules: &crate::model::NodeRules,
     backend: Backend,
     wired: &Gate,
     going: std::sync::mpsc::Sender<()>,
@@ -416,7 +416,7 @@ fn materialize(
             text: text.clone(),
         }]),
         RuleSource::Command { line, cwd, kind } => {
-            let facts = crate::spec::facts(&plan.topology, node).to_string();
+            let facts = crate::model::facts(&plan.topology, node).to_string();
             let out = run_generator(lab, node, line, cwd, &facts, tables)?;
             let shown = format!("output of generator `{line}`");
             let texts = match kind {
@@ -428,10 +428,15 @@ fn materialize(
                 }],
                 None => sections(shown, out)?,
             };
-            // What a rule file may not do, a generator may not print (see spec::hostsafe).
+            // What a rule file may not do, a generator may not print (see model::hostsafe).
             for l in &texts {
-                crate::spec::hostsafe::check_at(l.kind, &l.text, Path::new(&l.shown), l.first_line)
-                    .map_err(|e| InstallError::Outside(e, node.to_string()))?;
+                crate::model::hostsafe::check_at(
+                    l.kind,
+                    &l.text,
+                    Path::new(&l.shown),
+                    l.first_line,
+                )
+                .map_err(|e| InstallError::Outside(e, node.to_string()))?;
             }
             Ok(texts)
         }

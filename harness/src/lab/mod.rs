@@ -17,7 +17,7 @@ use thiserror::Error;
 
 pub use netns::{can_create_netns, Netns};
 
-use crate::spec::{Plan, PolicyRule, Route, RuleAction};
+use crate::model::{Plan, PolicyRule, Route, RuleAction};
 
 #[derive(Debug, Error)]
 pub enum LabError {

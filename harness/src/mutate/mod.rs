@@ -5,7 +5,7 @@
 //! rules. A mutant no scenario notices is a missing scenario or expectation, unless it is
 //! equivalent (it changes nothing a packet could show).
 
-use crate::spec::RuleKind;
+use crate::model::RuleKind;
 
 /// One mutant of one rule text.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::packet;
 use super::Sightings;
 use crate::lab::{Gate, Lab};
-use crate::spec::{FlowSpec, Topology};
+use crate::model::{FlowSpec, Topology};
 
 /// How long a capture thread sleeps between two drains of its ring. It never waits on the
 /// socket itself: a reader asleep in poll(2) makes the kernel wake it for every block, and

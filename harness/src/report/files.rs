@@ -18,8 +18,8 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::model::Plan;
 use crate::run::RunResult;
-use crate::spec::Plan;
 
 /// Which result files to write, and where.
 #[derive(Debug, Clone, Default)]

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
+use crate::model::{FlowSpec, Plan, Topology};
 use crate::observe::Observations;
-use crate::spec::{FlowSpec, Plan, Topology};
 use crate::verdict::{
     links_or_dash, split_counts, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict,
 };
@@ -1401,13 +1401,13 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+    use crate::model::{self, repo_path};
     use crate::observe::packet::{Packet, Tag, ACK};
     use crate::observe::{ClientOutcome, Sighting};
-    use crate::spec::{self, repo_path};
     use crate::verdict::judge;
 
     fn load(rel: &str) -> Plan {
-        spec::load(&repo_path(rel)).expect("a valid scenario")
+        model::load(&repo_path(rel)).expect("a valid scenario")
     }
 
     fn page_of(plan: &Plan, v: &Verdict, obs: &Observations) -> String {
@@ -1435,7 +1435,7 @@ mod tests {
                 src: src.parse().unwrap(),
                 dst: "172.16.1.100".parse().unwrap(),
                 proto: 6,
-                sport: spec::client_port(flow),
+                sport: model::client_port(flow),
                 dport: 80,
                 ip_id: 7,
                 seq: 1,

@@ -9,9 +9,9 @@ use pnet_packet::icmp::{checksum as icmp_checksum, IcmpPacket, MutableIcmpPacket
 use pnet_packet::ipv4::{checksum as ip_checksum, MutableIpv4Packet};
 
 use crate::lab::Lab;
+use crate::model::{CraftKind, FlowSpec, Topology};
 use crate::observe::packet::crafted_payload;
 use crate::observe::ClientOutcome;
-use crate::spec::{CraftKind, FlowSpec, Topology};
 
 /// An Ethernet frame: IPv4 from `src` to `dst` carrying an ICMP echo reply with identifier `id`,
 /// sequence `seq` and the flow's payload.

@@ -18,9 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 
 use crate::lab::Lab;
+use crate::model::{Event, FlowSpec, Proto};
 use crate::observe::packet::{late_payload, parse_tag, reply_payload, request_payload};
 use crate::observe::ClientOutcome;
-use crate::spec::{Event, FlowSpec, Proto};
 
 /// The longest a client waits for its server to send a RELATED probe's late datagram.
 const PROBE_WAIT: Duration = Duration::from_secs(5);

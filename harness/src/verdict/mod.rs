@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use crate::model::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
 use crate::observe::packet::{self, Packet};
 use crate::observe::{CtEntry, Observations, Sighting, SightingId, Tuple};
-use crate::spec::{Check, Expectation, ExpectedFailure, FlowSpec, Plan, Proto, Topology};
 use smol_str::SmolStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

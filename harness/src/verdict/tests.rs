@@ -5,12 +5,12 @@ use std::net::Ipv4Addr;
 use rstest::rstest;
 
 use super::*;
+use crate::model::{self, repo_path, Break, ExpectedFailure};
 use crate::observe::packet::{ACK, SYN};
 use crate::observe::{ClientOutcome, CtEntry, Observations, Packet, Sighting};
-use crate::spec::{self, repo_path, Break, ExpectedFailure};
 
 fn plan() -> Plan {
-    spec::load(&repo_path("scenarios/dual-isp.yaml")).expect("dual-isp.yaml is valid")
+    model::load(&repo_path("scenarios/dual-isp.yaml")).expect("dual-isp.yaml is valid")
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -111,7 +111,7 @@ impl<'a> Obs<'a> {
 
     /// Flow `id` from Saturn to Neptune:80 through `uplink`, answered and completed.
     fn good_flow(&mut self, id: u32, uplink: &str, mark: u32) {
-        let port = spec::client_port(id);
+        let port = model::client_port(id);
         let (wan, peer, nat) = if uplink == "wan1" {
             ("wan1", "peer1", "10.37.1.253")
         } else {
@@ -148,7 +148,7 @@ impl<'a> Obs<'a> {
     }
 
     fn ct(&mut self, id: u32, nat: &str, mark: u32) {
-        let port = spec::client_port(id);
+        let port = model::client_port(id);
         self.obs.conntrack.push(CtEntry {
             orig: Tuple {
                 proto: 6,
@@ -275,7 +275,7 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
 /// Flow 2 of `alternating` with its ACK sent out via wan1 (wan2's source), dying at isp1.
 fn stray_ack(p: &Plan) -> Obs<'_> {
     let mut o = alternating(p);
-    let port = spec::client_port(2);
+    let port = model::client_port(2);
     o.seen
         .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
     o.packet(&[("lan", true)], SATURN, port, NEPTUNE, 80, 2, ACK, 8);
@@ -413,11 +413,11 @@ fn a_wrong_mark_and_a_missing_conntrack_entry_are_named() {
     let mut o = alternating(&p);
     o.obs
         .conntrack
-        .retain(|c| c.orig.sport != spec::client_port(1));
+        .retain(|c| c.orig.sport != model::client_port(1));
     o.obs
         .conntrack
         .iter_mut()
-        .find(|c| c.orig.sport == spec::client_port(2))
+        .find(|c| c.orig.sport == model::client_port(2))
         .unwrap()
         .mark = 0;
     let v = judge(&p, &o.observed());

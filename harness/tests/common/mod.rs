@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use harness::spec::repo_path;
+use harness::model::repo_path;
 use libtest_mimic::{Failed, Trial};
 
 /// Whether a trial this machine cannot run (no namespaces, no real root) fails rather than

@@ -96,12 +96,12 @@ pub fn seed002_rules(n: u32) -> (String, String) {
 /// for it, `flows` TCP connections from saturn to neptune (one round trip each), and what must
 /// hold: they rotate wan1…wanN in order, carry marks 1…N, leave with their uplink's address,
 /// never stray, complete.
-pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::spec::Plan, crate::spec::SpecError> {
+pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::model::Plan, crate::model::SpecError> {
     let ups: Vec<String> = (1..=n).map(|k| format!("wan{k}")).collect();
     let marks: Vec<String> = (1..=n).map(|k| format!("wan{k}: {k}")).collect();
     let sources: Vec<String> = (1..=n).map(|k| format!("wan{k}: 10.37.{k}.253")).collect();
     // A scenario file holds at most 25000 flows; more are made by scaling it.
-    let written = flows.min(crate::spec::plan::PORTS_PER_ROUND as usize);
+    let written = flows.min(crate::model::plan::PORTS_PER_ROUND as usize);
     let text = format!(
         "topology: {{ uplinks: {n} }}\n\
          traffic:\n  - {{ name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: {written}, round_trips: 1 }}\n\
@@ -116,22 +116,22 @@ pub fn nth_scenario(n: u32, flows: usize) -> Result<crate::spec::Plan, crate::sp
         sources.join(", ")
     );
     let mut plan =
-        crate::spec::load_text(std::path::Path::new(&format!("nth-{n}-uplinks")), &text)?;
+        crate::model::load_text(std::path::Path::new(&format!("nth-{n}-uplinks")), &text)?;
     if flows > written {
         plan = plan.with_flow_count(flows);
     }
     let (ipt, ip) = seed002_rules(n);
-    plan.rules = vec![crate::spec::NodeRules {
+    plan.rules = vec![crate::model::NodeRules {
         node: "jupiter".into(),
         tables: Vec::new(),
         sources: vec![
-            crate::spec::RuleSource::Inline {
-                kind: crate::spec::RuleKind::Iptables,
+            crate::model::RuleSource::Inline {
+                kind: crate::model::RuleKind::Iptables,
                 shown: format!("seed 002 for {n} uplinks (iptables)"),
                 text: ipt,
             },
-            crate::spec::RuleSource::Inline {
-                kind: crate::spec::RuleKind::Ip,
+            crate::model::RuleSource::Inline {
+                kind: crate::model::RuleKind::Ip,
                 shown: format!("seed 002 for {n} uplinks (ip)"),
                 text: ip,
             },
@@ -179,10 +179,10 @@ mod tests {
     #[test]
     fn two_uplinks_are_jupiter() {
         let gen = super::super::topology(Path::new("g.yaml"), &super::multi_wan(2)).unwrap();
-        let path = crate::spec::repo_path("topologies/jupiter.yaml");
+        let path = crate::model::repo_path("topologies/jupiter.yaml");
         let file = std::fs::read_to_string(&path).unwrap();
         let jupiter = super::super::topology(&path, &file).unwrap();
-        let shape = |t: &crate::spec::Topology| {
+        let shape = |t: &crate::model::Topology| {
             let mut links: Vec<String> = t
                 .links
                 .iter()

@@ -631,7 +631,7 @@ pub fn port_round(id: u32) -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use crate::spec::{load, repo_path};
+    use crate::model::{load, repo_path};
 
     /// Ports 40001–65000 for the first 25000 flows, then again towards the next server port:
     /// every flow's tuple stays its own.

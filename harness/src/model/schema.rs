@@ -4,7 +4,7 @@
 //! yaml-language-server reads: `# yaml-language-server: $schema=../schema/scenario.schema.json`.
 //!
 //! The schemas say what the deserializer accepts: unknown keys are errors, and the types
-//! with hand-written `Deserialize` impls have hand-written schemas here. What `spec::load`
+//! with hand-written `Deserialize` impls have hand-written schemas here. What `model::load`
 //! checks after that (that names exist, that a rule file has exactly one kind, …) is left to
 //! `harness check`. The tests regenerate both files and fail when they differ from the
 //! committed ones: `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` rewrites them.
@@ -143,7 +143,7 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
-    use crate::spec::repo_path;
+    use crate::model::repo_path;
 
     const REGENERATE: &str = "HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema";
 
@@ -220,7 +220,7 @@ mod tests {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "{} differs from the schema of the types in harness/src/spec/raw.rs; \
+            "{} differs from the schema of the types in harness/src/model/raw.rs; \
              regenerate it with `{REGENERATE}` and commit it",
             path.display()
         );
@@ -243,7 +243,7 @@ mod tests {
     }
 
     /// The schema accepts exactly what the deserializer accepts: on every file of the
-    /// repository and every bad-input fixture (those that fail later, in `spec::load`, pass both).
+    /// repository and every bad-input fixture (those that fail later, in `model::load`, pass both).
     #[rstest]
     #[case::scenarios("scenarios", "scenario")]
     #[case::topologies("topologies", "topology")]

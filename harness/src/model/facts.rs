@@ -62,7 +62,7 @@ pub fn facts(topo: &Topology, node: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::spec::{load, repo_path};
+    use crate::model::{load, repo_path};
 
     #[test]
     fn the_router_s_uplinks_come_with_address_gateway_and_weight() {
