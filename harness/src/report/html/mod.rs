@@ -1,0 +1,144 @@
+//! One self-contained HTML page for a set of runs: the topology drawn, each flow's path
+//! coloured on it, failing flows first, each failing flow's packets hop by hop. Pure.
+//!
+//! Nothing is fetched and nothing needs JavaScript: inline CSS and inline SVG. The drawing is
+//! laid out from the graph, so every topology gets one: the router in the middle, what is
+//! behind its LAN ports to the left, what is behind its uplinks to the right, each node in the
+//! column of its distance from the router. Flows that took the same path share one drawing;
+//! flows judged together by statistics are counted, not drawn one by one.
+//!
+//! `svg` lays the topology out and draws it, with a flow's path on it; `sections` writes
+//! each scenario's parts (expectations, failing flows hop by hop, flows grouped by path);
+//! `style.css` is the page's stylesheet, inlined.
+
+use std::fmt::Write as _;
+
+use crate::model::Plan;
+use crate::observe::Observations;
+use crate::verdict::{Outcome, Verdict};
+
+mod sections;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+/// What one judged scenario contributes to the page.
+pub struct Scenario<'a> {
+    pub plan: &'a Plan,
+    pub verdict: &'a Verdict,
+    pub obs: &'a Observations,
+}
+
+// The path colours are the drawings' own (and the legend's): text and borders use other
+// shades, so that a screenshot shows by these colours whether the paths were drawn.
+
+/// Packets going out, client → server.
+pub const OUT: &str = "#2563eb";
+/// Replies, server → client.
+pub const BACK: &str = "#16a34a";
+/// Where packets died: the link they were last seen on, and the node that dropped them.
+pub const DIED: &str = "#dc2626";
+
+/// Failing flows drawn and listed one by one; the others are only counted.
+const MAX_DETAILED: usize = 25;
+/// Packets listed per failing flow.
+const MAX_PACKETS: usize = 120;
+/// Rows of a table of flows that took one path.
+const MAX_ROWS: usize = 40;
+/// Flow ids named in a heading.
+const MAX_IDS: usize = 40;
+
+/// Text for HTML, in elements and in quoted attributes alike.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------------------
+// The page
+
+/// The page's stylesheet, inlined in its `<style>`.
+const CSS: &str = include_str!("style.css");
+
+/// The outcome in words, and its class.
+fn outcome_words(o: &Outcome) -> (&'static str, &'static str) {
+    match o {
+        Outcome::Pass => ("pass", "pass"),
+        Outcome::Fail => ("FAIL", "fail"),
+        Outcome::BrokenAsDeclared => ("broken as declared", "declared"),
+        Outcome::NotAsDeclared(_) => ("FAIL: not broken as declared", "fail"),
+    }
+}
+
+/// An id for anchors: letters, digits and `-`.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// `1, 3, 5 … and 12 more`
+fn some_ids(ids: &[u32]) -> String {
+    if ids.len() <= MAX_IDS {
+        crate::report::ranges(ids)
+    } else {
+        format!(
+            "{} … and {} more",
+            crate::report::ranges(&ids[..MAX_IDS]),
+            ids.len() - MAX_IDS
+        )
+    }
+}
+
+/// The whole page.
+pub fn page(all: &[Scenario]) -> String {
+    let mut order: Vec<(usize, &Scenario)> = all.iter().enumerate().collect();
+    order.sort_by_key(|(_, sc)| sc.verdict.outcome.ok());
+    let bad = all.iter().filter(|sc| !sc.verdict.outcome.ok()).count();
+    let names: Vec<&str> = all.iter().map(|sc| sc.verdict.scenario.as_str()).collect();
+    let verdict = if bad == 0 {
+        "all as expected".to_string()
+    } else {
+        format!("{bad} FAILED")
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>harness: {} — {}</title>\n<style>{CSS}</style></head>\n<body>\n",
+        esc(&names.join(", ")),
+        esc(&verdict)
+    );
+    let _ = write!(
+        s,
+        "<header class=\"top\"><h1>harness: {} scenario{}, {}</h1><ul class=\"index\">",
+        all.len(),
+        if all.len() == 1 { "" } else { "s" },
+        esc(&verdict)
+    );
+    for (i, sc) in &order {
+        let (word, class) = outcome_words(&sc.verdict.outcome);
+        let _ = write!(
+            s,
+            "<li><span class=\"badge {class}\">{}</span> <a href=\"#s{i}-{}\">{}</a></li>",
+            esc(word),
+            slug(&sc.verdict.scenario),
+            esc(&sc.verdict.scenario)
+        );
+    }
+    s.push_str("</ul></header>\n");
+    for (i, sc) in &order {
+        sections::scenario(&mut s, *i, sc);
+    }
+    s.push_str("</body></html>\n");
+    s
+}

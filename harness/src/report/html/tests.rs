@@ -1,0 +1,294 @@
+//! The page's own checks: escaping, order, a failing flow's hops, the layout.
+
+use rstest::rstest;
+
+use super::svg::{grid, roles, Drawing, Size, UPLINK};
+use super::*;
+use crate::model::{self, repo_path};
+use crate::observe::packet::{Packet, Tag, ACK};
+use crate::observe::{ClientOutcome, Sighting};
+use crate::verdict::judge;
+
+fn load(rel: &str) -> Plan {
+    model::load(&repo_path(rel)).expect("a valid scenario")
+}
+
+fn page_of(plan: &Plan, v: &Verdict, obs: &Observations) -> String {
+    page(&[Scenario {
+        plan,
+        verdict: v,
+        obs,
+    }])
+}
+
+/// Flow `flow`'s data packet seen on `link`, sent by its `a` end or its `b` end.
+fn seen(plan: &Plan, flow: u32, link: &str, by_a: bool, src: &str, t: u64) -> Sighting {
+    let i = plan
+        .topology
+        .links
+        .iter()
+        .position(|l| l.name == link)
+        .expect("link");
+    Sighting {
+        link: i,
+        seq: t as u32,
+        t_ns: t * 1_000_000,
+        from_a: by_a,
+        pkt: Packet {
+            src: src.parse().unwrap(),
+            dst: "172.16.1.100".parse().unwrap(),
+            proto: 6,
+            sport: model::client_port(flow),
+            dport: 80,
+            ip_id: 7,
+            seq: 1,
+            ack: 1,
+            flags: ACK | 0x08,
+            payload_len: 8,
+            tag: Some(Tag {
+                flow,
+                request: true,
+            }),
+            icmp: None,
+            inner: None,
+        },
+    }
+}
+
+/// Dual-ISP where flow 2's data left the LAN, crossed wan1 with wan2's source, and died.
+fn stray() -> (Plan, Observations) {
+    let plan = load("scenarios/dual-isp.yaml");
+    let mut obs = Observations {
+        sightings: vec![
+            seen(&plan, 2, "lan", true, "192.168.157.3", 1),
+            seen(&plan, 2, "wan1", true, "10.37.2.253", 2),
+        ]
+        .into(),
+        ..Observations::default()
+    };
+    obs.clients.insert(
+        2,
+        ClientOutcome {
+            round_trips_done: 0,
+            completed: false,
+            error: Some("round trip 1 of 5: no answer within 1s".into()),
+        },
+    );
+    (plan, obs)
+}
+
+#[rstest]
+#[case::plain("dual-isp", "dual-isp")]
+#[case::tags("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;")]
+#[case::attribute("a\"b'c", "a&quot;b&#39;c")]
+#[case::ampersand("AT&T <isp>", "AT&amp;T &lt;isp&gt;")]
+fn escapes(#[case] raw: &str, #[case] want: &str) {
+    assert_eq!(esc(raw), want);
+}
+
+#[test]
+fn nothing_from_the_scenario_reaches_the_page_unescaped() {
+    let (mut plan, obs) = stray();
+    plan.description = Some("<script>alert('d')</script>".into());
+    let mut v = judge(&plan, &obs);
+    v.scenario = "<img src=x onerror=alert(1)>".into();
+    v.results[0].failures[0].msg = "<b>bold</b> & \"quoted\"".into();
+    v.flows[1].story.push("<iframe src=x>".into());
+    let html = page_of(&plan, &v, &obs);
+    for raw in ["<script", "<img", "<b>bold", "<iframe"] {
+        assert!(!html.contains(raw), "`{raw}` is in the page unescaped");
+    }
+    for escaped in [
+        "&lt;script&gt;alert(&#39;d&#39;)&lt;/script&gt;",
+        "&lt;img src=x onerror=alert(1)&gt;",
+        "&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;",
+        "&lt;iframe src=x&gt;",
+    ] {
+        assert!(html.contains(escaped), "`{escaped}` missing");
+    }
+    // Nothing to fetch, nothing to run.
+    for external in ["src=\"http", "href=\"http", "<link", "@import", "url(http"] {
+        assert!(
+            !html.contains(external),
+            "`{external}` in a self-contained page"
+        );
+    }
+}
+
+#[test]
+fn failing_flows_come_first_and_failing_scenarios_before_passing_ones() {
+    let (plan, obs) = stray();
+    let mut v = judge(&plan, &obs);
+    // Only flow 7 failed.
+    for r in &mut v.results {
+        r.failures.retain(|f| f.flow == 7);
+    }
+    v.outcome = Outcome::Fail;
+    let mut ok = v.clone();
+    ok.scenario = "all-good".into();
+    for r in &mut ok.results {
+        r.failures.clear();
+    }
+    ok.outcome = Outcome::Pass;
+    let html = page(&[
+        Scenario {
+            plan: &plan,
+            verdict: &ok,
+            obs: &obs,
+        },
+        Scenario {
+            plan: &plan,
+            verdict: &v,
+            obs: &obs,
+        },
+    ]);
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not in the page"))
+    };
+    // The failing scenario (given second) comes first, its failing flow before the others.
+    assert!(at("id=\"s1-dual-isp\"") < at("id=\"s0-all-good\""));
+    let failing = at("<h3>Failing flows (1)");
+    let flow7 = at("<article class=\"flow bad\" id=\"s1-dual-isp-flow-7\"");
+    let others = at("<h3>Other flows (9)");
+    assert!(failing < flow7 && flow7 < others);
+    assert!(others < at("id=\"s1-dual-isp-flow-1\""));
+    assert_eq!(html.matches("class=\"flow bad\"").count(), 1);
+    // Outcomes in words.
+    assert!(html.contains("<span class=\"badge fail\">FAIL</span> dual-isp</h2>"));
+    assert!(html.contains("<span class=\"badge pass\">pass</span> all-good</h2>"));
+}
+
+#[test]
+fn a_failing_flow_lists_its_packets_hop_by_hop_and_colours_where_they_died() {
+    let (plan, obs) = stray();
+    let v = judge(&plan, &obs);
+    let html = page_of(&plan, &v, &obs);
+    let start = html
+        .find("id=\"s0-dual-isp-flow-2\"")
+        .expect("flow 2 is drawn");
+    let end = start + html[start..].find("</article>").unwrap();
+    let flow = &html[start..end];
+    // Its path: out on lan, died on wan1 at isp1, which is marked.
+    assert!(flow.contains(&format!(
+        "stroke=\"{OUT}\" stroke-width=\"4\" data-link=\"lan\" data-dir=\"out\""
+    )));
+    assert!(flow.contains(&format!("stroke=\"{DIED}\"")));
+    assert!(flow.contains("data-link=\"wan1\" data-dir=\"died\""));
+    assert!(flow.contains("<g class=\"node died\" data-node=\"isp1\">"));
+    // Its packet, link by link, node to node, with the source NAT marked where it changed.
+    let lan = flow
+        .find("<span class=\"l\">lan</span> saturn → jupiter")
+        .unwrap();
+    let wan1 = flow
+        .find("<span class=\"l up\">wan1</span> jupiter → isp1")
+        .unwrap();
+    assert!(lan < wan1);
+    assert!(flow.contains("<code>192.168.157.3:40002 → 172.16.1.100:80</code>"));
+    assert!(flow
+        .contains("<code><mark class=\"nat\">10.37.2.253</mark>:40002 → 172.16.1.100:80</code>"));
+    assert!(flow.contains("✕ died at isp1 (last seen on wan1)"));
+    assert!(flow.contains("round trip 1 of 5: no answer within 1s"));
+}
+
+/// One scenario per topology.
+#[rstest]
+#[case::jupiter("scenarios/dual-isp.yaml")]
+#[case::jupiter3("scenarios/nth/three-uplinks.yaml")]
+#[case::inbound("scenarios/inbound/dnat-return.yaml")]
+#[case::hairpin("scenarios/inbound/hairpin-nat.yaml")]
+#[case::tunnel("scenarios/local/tunnel-local-vs-forwarded.yaml")]
+#[case::pbr("scenarios/pbr/ipset-port.yaml")]
+#[case::seed004("scenarios/seed004/fwmark.yaml")]
+fn the_drawing_holds_every_node_and_link_laid_out_around_the_router(#[case] rel: &str) {
+    let plan = load(rel);
+    let topo = &plan.topology;
+    let html = page_of(
+        &plan,
+        &judge(&plan, &Observations::default()),
+        &Observations::default(),
+    );
+    let start = html
+        .find("<svg class=\"topo\"")
+        .expect("a topology drawing");
+    let drawing = &html[start..start + html[start..].find("</svg>").unwrap()];
+    for n in &topo.nodes {
+        assert!(
+            drawing.contains(&format!("data-node=\"{}\"", n.name)),
+            "node {} not drawn",
+            n.name
+        );
+        assert!(drawing.contains(&format!(">{}</text>", n.name)));
+    }
+    for l in &topo.links {
+        assert!(
+            drawing.contains(&format!("data-link=\"{}\"", l.name)),
+            "link {} not drawn",
+            l.name
+        );
+        assert!(drawing.contains(&format!(">{}</text>", l.name)));
+    }
+    for u in &topo.router.uplinks {
+        assert!(drawing.contains(&format!(
+            "stroke=\"{UPLINK}\" stroke-width=\"6\" data-link=\"{u}\""
+        )));
+    }
+    // No two boxes overlap; all are on the canvas; uplinks lead right of the router.
+    let d = Drawing::new(topo, &grid(topo), Size::Topology, roles(&plan));
+    let boxes: Vec<(f64, f64, f64, f64)> = d
+        .centre
+        .iter()
+        .zip(&d.dims)
+        .map(|(c, s)| {
+            (
+                c.0 - s.0 / 2.0,
+                c.1 - s.1 / 2.0,
+                c.0 + s.0 / 2.0,
+                c.1 + s.1 / 2.0,
+            )
+        })
+        .collect();
+    for (i, a) in boxes.iter().enumerate() {
+        assert!(a.0 >= 0.0 && a.1 >= 0.0 && a.2 <= d.width && a.3 <= d.height);
+        for b in &boxes[i + 1..] {
+            assert!(
+                a.2 <= b.0 || b.2 <= a.0 || a.3 <= b.1 || b.3 <= a.1,
+                "{a:?} overlaps {b:?}"
+            );
+        }
+    }
+    let x = |name: &str| d.centre[topo.nodes.iter().position(|n| n.name == name).unwrap()].0;
+    let router = x(&topo.router.node);
+    for l in topo
+        .links
+        .iter()
+        .filter(|l| topo.router.uplinks.contains(&l.name))
+    {
+        let far = if l.a.node == topo.router.node {
+            &l.b.node
+        } else {
+            &l.a.node
+        };
+        if far != "switch" {
+            assert!(
+                x(far) > router,
+                "{far} is behind uplink {} but not right of the router",
+                l.name
+            );
+        }
+    }
+    let lan_pc = topo.nodes.iter().find(|n| n.name == "saturn").unwrap();
+    assert!(x(&lan_pc.name) < router, "the LAN PC is left of the router");
+}
+
+#[test]
+fn many_failing_flows_are_capped_and_flows_judged_together_are_counted() {
+    // 1000 flows, no packet seen: every flow fails its per-flow expectations.
+    let plan = load("scenarios/ecmp/weighted.yaml");
+    let obs = Observations::default();
+    let v = judge(&plan, &obs);
+    let html = page_of(&plan, &v, &obs);
+    assert_eq!(html.matches("class=\"flow bad\"").count(), MAX_DETAILED);
+    assert!(html.contains("975 more failing flows not drawn"));
+    assert!(html.len() < 600_000, "{} bytes", html.len());
+}
