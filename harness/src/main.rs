@@ -9,7 +9,7 @@ use harness::model::{self, Plan, RuleSource};
 use harness::progress::Progress;
 use harness::report::files::Outputs;
 use harness::run::{self, Options, Timings};
-use harness::verdict::{compare, Outcome, Verdict};
+use harness::verdict::{compare, Outcome};
 use harness::{report, Exit};
 
 /// Proves, on the real Linux kernel, which path every connection takes through a multi-WAN
@@ -386,6 +386,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
         coverage: flags.coverage,
         keep_frames: outputs.needs_frames(),
         keep_lab: flags.keep,
+        traces: outputs.needs_traces(),
     };
     let mut worst = Exit::PASS;
     let mut judged = Vec::new();
@@ -556,30 +557,6 @@ fn dump_observations(plan: &Plan, r: &run::RunResult) {
     }
 }
 
-/// The first failures of a verdict, for one line: which flow, which expectation, what instead.
-fn first_failures(v: &Verdict, most: usize) -> String {
-    let mut all: Vec<String> = Vec::new();
-    for r in &v.results {
-        if r.broke_overall {
-            all.push(format!(
-                "`{}` {}",
-                r.name,
-                r.observed.as_deref().unwrap_or("")
-            ));
-        }
-        for f in &r.failures {
-            all.push(format!("`{}` flow {}: {}", r.name, f.flow, f.msg));
-        }
-    }
-    let more = all.len().saturating_sub(most);
-    all.truncate(most);
-    let mut s = all.join("; ");
-    if more > 0 {
-        s.push_str(&format!("; and {more} more (harness run for all)"));
-    }
-    s
-}
-
 /// `--rules` overrides: (node, where its rules come from), in order.
 type Overrides = Vec<(String, RuleSource)>;
 
@@ -634,7 +611,10 @@ fn gate(paths: &[PathBuf], args: &RuleArgs) -> u8 {
                 }
                 Ok(r) => {
                     failed += 1;
-                    format!("FAIL {name}: {}", first_failures(&r.verdict, 3))
+                    format!(
+                        "FAIL {name}: {}",
+                        harness::report::first_failures(&r.verdict, 3)
+                    )
                 }
             }
         };
@@ -683,11 +663,8 @@ fn diff(paths: &[PathBuf], args: &RuleArgs) -> u8 {
         }
         changed = true;
         println!("{name}:");
-        for f in &c.flows {
-            println!("  flow {}: {}", f.flow, f.changes.join("; "));
-        }
-        for s in &c.splits {
-            println!("  split {s} (two-sample bound, false-alarm rate ≤ 1e-6)");
+        for line in harness::report::words::changes(&c) {
+            println!("  {line}");
         }
     }
     if changed {
@@ -726,7 +703,7 @@ fn mutate(paths: &[PathBuf], jobs: usize, backend: Backend) -> u8 {
             Ok(r) if r.verdict.outcome != Outcome::Pass => {
                 return fail_msg(&format!(
                     "{name} does not hold with its own rules; fix it before mutating them:\n{}",
-                    first_failures(&r.verdict, 3)
+                    harness::report::first_failures(&r.verdict, 3)
                 ));
             }
             Ok(_) => {}

@@ -121,6 +121,9 @@ pub struct Options {
     pub keep_frames: bool,
     /// Hand the lab back in [`RunResult::lab`] rather than removing it.
     pub keep_lab: bool,
+    /// Keep every flow's packets hop by hop in the verdict ([`verdict::FlowPath::trace`]),
+    /// for the JSON and HTML results.
+    pub traces: bool,
 }
 
 /// How long the router's conntrack surely keeps a finished flow's entry: a UDP exchange's, the
@@ -319,8 +322,22 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         clients: driven.clients,
         server_saw: driven.server_saw,
     };
+    // Flows whose client gave up with nothing to explain it: their packets, hop by hop, say
+    // whether the answer was still on its way (below).
+    let explained: BTreeSet<u32> = driven.lagged.iter().map(|(id, _)| *id).collect();
+    let unexplained: BTreeSet<u32> = driven
+        .gave_up
+        .keys()
+        .filter(|id| !explained.contains(id))
+        .copied()
+        .collect();
+    let traces = if opts.traces {
+        verdict::Traces::All
+    } else {
+        verdict::Traces::Only(unexplained)
+    };
     let clock = Instant::now();
-    let verdict = verdict::judge(plan, &observations);
+    let mut verdict = verdict::judge_with(plan, &observations, &traces);
     t.judge = clock.elapsed();
     // On a machine so slow that the traffic took longer than the router's conntrack keeps a
     // finished flow's entry, an entry missing is no evidence.
@@ -359,7 +376,6 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     // A flow of which nothing was lost, whose answer was still on its way when its client gave
     // up: the machine was slow, the network did not fail it. (Only answers that carry data:
     // the closing packets that follow giving up are the client's own doing.)
-    let explained: BTreeSet<u32> = driven.lagged.iter().map(|(id, _)| *id).collect();
     let slow: Vec<(u32, std::time::SystemTime)> = driven
         .gave_up
         .iter()
@@ -367,10 +383,10 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         .map(|(id, at)| (*id, *at))
         .collect();
     if !slow.is_empty() {
-        let traces = verdict::traces(plan, &observations);
         for (id, at) in slow {
-            let late = traces
-                .get(&id)
+            let late = verdict
+                .flow(id)
+                .and_then(|p| p.trace.as_ref())
                 .into_iter()
                 .flatten()
                 .filter(|p| p.dir == verdict::Dir::Back && p.payload_len > 0)
@@ -388,6 +404,11 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     }
     if !faults.is_empty() {
         return Err(Error::LabFault(brief(faults)));
+    }
+    if !opts.traces {
+        for p in &mut verdict.flows {
+            p.trace = None;
+        }
     }
     Ok(RunResult {
         frames,

@@ -357,7 +357,9 @@ pub struct NodeRules {
     pub sources: Vec<RuleSource>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -504,13 +506,13 @@ pub struct Expectation {
 }
 
 /// One expectation a broken twin must break; `flows: None` means "some flows".
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Break {
     pub expectation: String,
     pub flows: Option<Vec<u32>>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ExpectedFailure {
     pub reason: String,
     pub breaks: Vec<Break>,

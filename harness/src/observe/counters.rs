@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 /// One rule as loaded: where it came from and its packet counter after the run.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RuleHit {
     pub shown: String,
     pub line: usize,

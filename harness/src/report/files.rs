@@ -42,6 +42,12 @@ impl Outputs {
         }
     }
 
+    /// Whether the runs must keep every flow's packets hop by hop (the HTML draws them, the
+    /// JSON lists them).
+    pub fn needs_traces(&self) -> bool {
+        self.html.is_some() || self.json.is_some()
+    }
+
     /// Whether the runs must keep every frame they capture (for the pcaps).
     pub fn needs_frames(&self) -> bool {
         self.pcap.is_some()

@@ -1,62 +1,35 @@
-//! Verdict → text: the per-flow table, the failures, the one-line summary, and the
-//! deterministic snapshot. Pure.
+//! Verdict → what people and dashboards read: the per-flow table, the failures, the one-line
+//! summary, the deterministic snapshot ([`words`] holds every sentence); JSON and JUnit
+//! ([`results`]), HTML ([`html`]), pcap ([`pcap`]). Pure but for [`files`], which writes them.
 
 pub mod files;
 pub mod html;
 pub mod pcap;
 pub mod results;
+pub mod words;
 
 use std::fmt::Write as _;
 
-use crate::verdict::{ids, FlowPath, Outcome, Verdict};
+use crate::verdict::{FlowPath, Outcome, Verdict};
 use smol_str::SmolStr;
+pub use words::ranges;
+use words::{ids, join};
 
 fn or_dash(v: &[SmolStr]) -> String {
-    crate::verdict::links_or_dash(v, ",")
+    join(v, ",", "—")
 }
 
-/// The flow's verdict column: `ok`, `FAIL a, b`, or `broken as declared: a, b`.
+/// The flow's verdict column: `ok`, `FAIL a, b`, or `broken as declared: a, b` (when each
+/// expectation it broke broke as declared: [`crate::verdict::declared`]).
 fn flow_verdict(v: &Verdict, f: &FlowPath) -> String {
-    let broke: Vec<&str> = v
-        .results
-        .iter()
-        .filter(|r| r.failures.iter().any(|x| x.flow == f.id))
-        .map(|r| r.name.as_str())
-        .collect();
+    let broke: Vec<&str> = v.broken_by(f.id).map(|r| r.name.as_str()).collect();
     if broke.is_empty() {
-        return "ok".to_string();
-    }
-    let declared = v.declared.as_ref().is_some_and(|d| {
-        broke.iter().all(|name| {
-            d.breaks.iter().any(|b| {
-                b.expectation == *name && b.flows.as_ref().is_none_or(|fl| fl.contains(&f.id))
-            })
-        })
-    });
-    if declared {
+        "ok".to_string()
+    } else if v.broken_as_declared(f.id) {
         format!("broken as declared: {}", broke.join(", "))
     } else {
         format!("FAIL {}", broke.join(", "))
     }
-}
-
-/// `1–3, 5, 7–9`
-pub fn ranges(ids: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        parts.push(if j > i {
-            format!("{}–{}", ids[i], ids[j])
-        } else {
-            ids[i].to_string()
-        });
-        i = j + 1;
-    }
-    parts.join(", ")
 }
 
 /// The per-flow table: flow, proto, client, out-link, back-link, source seen, mark, verdict.
@@ -128,7 +101,7 @@ pub fn failures(v: &Verdict) -> String {
             r.name,
             r.check,
             r.selector,
-            r.observed.as_deref().unwrap_or("")
+            words::observed(v, &r.name)
         );
     }
     for r in v.results.iter().filter(|r| !r.failures.is_empty()) {
@@ -142,8 +115,34 @@ pub fn failures(v: &Verdict) -> String {
             r.flows.len()
         );
         for f in &r.failures {
-            let _ = writeln!(s, "  flow {}: {}", f.flow, f.msg);
+            let _ = writeln!(s, "  flow {}: {}", f.flow, words::finding(v, f));
         }
+    }
+    s
+}
+
+/// The first failures of a verdict, for one line (gate, mutate): which flow, which
+/// expectation, what instead.
+pub fn first_failures(v: &Verdict, most: usize) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for r in &v.results {
+        if r.broke_overall {
+            all.push(format!("`{}` {}", r.name, words::observed(v, &r.name)));
+        }
+        for f in &r.failures {
+            all.push(format!(
+                "`{}` flow {}: {}",
+                r.name,
+                f.flow,
+                words::finding(v, f)
+            ));
+        }
+    }
+    let more = all.len().saturating_sub(most);
+    all.truncate(most);
+    let mut s = all.join("; ");
+    if more > 0 {
+        s.push_str(&format!("; and {more} more (harness run for all)"));
     }
     s
 }
@@ -187,7 +186,7 @@ pub fn summary(v: &Verdict) -> String {
         Outcome::NotAsDeclared(p) => format!(
             "FAIL {}: declared broken, but not as declared: {}",
             v.scenario,
-            p.join("; ")
+            words::problems(v, p)
         ),
     }
 }
@@ -204,7 +203,7 @@ pub fn full(v: &Verdict) -> String {
                 "`{}` ({}) held: {}\n",
                 r.name,
                 r.check,
-                r.observed.as_deref().unwrap_or("")
+                words::observed(v, &r.name)
             )
         })
         .collect();
@@ -261,7 +260,7 @@ pub fn snapshot(v: &Verdict) -> String {
         Outcome::Pass => "pass".to_string(),
         Outcome::Fail => "FAIL".to_string(),
         Outcome::BrokenAsDeclared => "broken as declared".to_string(),
-        Outcome::NotAsDeclared(p) => format!("NOT as declared: {}", p.join("; ")),
+        Outcome::NotAsDeclared(p) => format!("NOT as declared: {}", words::problems(v, p)),
     };
     let _ = writeln!(s, "outcome: {outcome}");
     s

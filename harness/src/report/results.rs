@@ -1,10 +1,12 @@
-//! Result files for dashboards: JSON (the whole verdict) and JUnit XML (one testcase per
-//! expectation). Pure.
+//! Result files for dashboards: JSON (the whole verdict, versioned, with its schema in
+//! `schema/results.schema.json`) and JUnit XML (one testcase per expectation). Pure.
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
+use super::words::{self, ids};
 use crate::observe::counters::RuleHit;
-use crate::verdict::{ids, ExpResult, Outcome, Verdict};
+use crate::verdict::{ExpResult, Outcome, Verdict};
 
 /// What one judged scenario contributes to the result files.
 pub struct Judged<'a> {
@@ -16,22 +18,138 @@ pub struct Judged<'a> {
     pub coverage: Option<&'a [RuleHit]>,
 }
 
-/// `{"scenarios": [{file, verdict: {flows, results, outcome, …}, packets_seen, …}]}`
-pub fn json(all: &[Judged]) -> String {
-    let scenarios: Vec<serde_json::Value> = all
-        .iter()
-        .map(|j| {
-            json!({
-                "file": j.file,
-                "passed": j.verdict.outcome.ok(),
-                "seconds": j.seconds,
-                "verdict": j.verdict,
-                "observations": { "packets_seen": j.packets_seen, "conntrack_entries": j.conntrack_entries },
-                "coverage": j.coverage,
+/// The version of the JSON results format. It changes when a field is removed or changes
+/// meaning; fields may be added within one version.
+pub const VERSION: u32 = 1;
+
+/// The JSON results of `harness run --json`: every scenario judged.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(title = "harness results", deny_unknown_fields)]
+pub struct Results<'a> {
+    /// The format's version ([`VERSION`]).
+    pub version: u32,
+    pub scenarios: Vec<ScenarioResult<'a>>,
+}
+
+/// One scenario judged.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ScenarioResult<'a> {
+    /// The scenario file, as given.
+    pub file: &'a str,
+    /// Whether it says what it should: every expectation held, or it broke as declared.
+    pub passed: bool,
+    /// Wall time of its run.
+    pub seconds: f64,
+    /// The one-line summary, as the terminal prints it.
+    pub summary: String,
+    /// What was expected and what was seen, as data: each flow's path (with its packets hop
+    /// by hop), each expectation's failures, the outcome.
+    pub verdict: &'a Verdict,
+    /// Every failure and declaration problem in the words the terminal uses.
+    pub messages: Vec<Message>,
+    pub observations: Counts,
+    /// With `--coverage`: every iptables rule and how many packets hit it.
+    pub coverage: Option<&'a [RuleHit]>,
+}
+
+/// How much the run saw.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Counts {
+    pub packets_seen: usize,
+    pub conntrack_entries: usize,
+}
+
+/// One thing that went wrong, in words.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Message {
+    pub kind: MessageKind,
+    /// The expectation it is about.
+    pub expectation: String,
+    /// The flow, for a flow's failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<u32>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A flow broke the expectation.
+    Flow,
+    /// The flows together broke it (a split).
+    Split,
+    /// A declared-broken scenario did not break as declared.
+    Declaration,
+}
+
+/// Every failure of `v` in words, in expectation order, then the declaration's problems.
+fn messages(v: &Verdict) -> Vec<Message> {
+    let mut out = Vec::new();
+    for r in &v.results {
+        if r.broke_overall {
+            out.push(Message {
+                kind: MessageKind::Split,
+                expectation: r.name.clone(),
+                flow: None,
+                text: words::observed(v, &r.name),
+            });
+        }
+        out.extend(r.failures.iter().map(|f| Message {
+            kind: MessageKind::Flow,
+            expectation: r.name.clone(),
+            flow: Some(f.flow),
+            text: words::finding(v, f),
+        }));
+    }
+    if let Outcome::NotAsDeclared(problems) = &v.outcome {
+        out.extend(problems.iter().map(|p| Message {
+            kind: MessageKind::Declaration,
+            expectation: p.expectation().to_string(),
+            flow: None,
+            text: words::problem(v, p),
+        }));
+    }
+    out
+}
+
+/// The results document of `all`.
+pub fn results<'a>(all: &'a [Judged]) -> Results<'a> {
+    Results {
+        version: VERSION,
+        scenarios: all
+            .iter()
+            .map(|j| ScenarioResult {
+                file: j.file,
+                passed: j.verdict.outcome.ok(),
+                seconds: j.seconds,
+                summary: super::summary(j.verdict),
+                verdict: j.verdict,
+                messages: messages(j.verdict),
+                observations: Counts {
+                    packets_seen: j.packets_seen,
+                    conntrack_entries: j.conntrack_entries,
+                },
+                coverage: j.coverage,
             })
-        })
-        .collect();
-    serde_json::to_string_pretty(&json!({ "scenarios": scenarios })).expect("serializable") + "\n"
+            .collect(),
+    }
+}
+
+/// `{"version": 1, "scenarios": [{file, passed, verdict: {flows, results, outcome, …}, …}]}`
+pub fn json(all: &[Judged]) -> String {
+    serde_json::to_string_pretty(&results(all)).expect("serializable") + "\n"
+}
+
+/// The JSON Schema of the results (`schema/results.schema.json`), from the types above.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Results>();
+    schema.insert(
+        "description".into(),
+        "What `harness run --json` writes: each scenario's verdict as data, with its failures in words.".into(),
+    );
+    schema.to_value()
 }
 
 fn xml(s: &str) -> String {
@@ -52,11 +170,11 @@ fn xml(s: &str) -> String {
 /// declared broken, or the declaration names it and it did not break as declared.
 fn testcase_failure(v: &Verdict, r: &ExpResult) -> Option<(String, String)> {
     let detail = || {
-        let mut lines: Vec<String> = r.observed.iter().cloned().collect();
+        let mut lines: Vec<String> = r.split.iter().map(words::split).collect();
         lines.extend(
             r.failures
                 .iter()
-                .map(|f| format!("flow {}: {}", f.flow, f.msg)),
+                .map(|f| format!("flow {}: {}", f.flow, words::finding(v, f))),
         );
         lines.join("\n")
     };
@@ -71,19 +189,12 @@ fn testcase_failure(v: &Verdict, r: &ExpResult) -> Option<(String, String)> {
             (msg, detail())
         }),
         Outcome::NotAsDeclared(problems) => {
-            let mine: Vec<&String> = problems
+            let mine: Vec<_> = problems
                 .iter()
-                .filter(|p| p.starts_with(&format!("`{}`", r.name)))
+                .filter(|p| p.expectation() == r.name)
+                .cloned()
                 .collect();
-            (!mine.is_empty()).then(|| {
-                (
-                    mine.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    detail(),
-                )
-            })
+            (!mine.is_empty()).then(|| (words::problems(v, &mine), detail()))
         }
     }
 }
@@ -202,7 +313,7 @@ pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::FlowFailure;
+    use crate::verdict::{Declared, Finding, FlowFailure};
 
     fn verdict(outcome: Outcome, failed: &[u32]) -> Verdict {
         Verdict {
@@ -218,11 +329,16 @@ mod tests {
                     .iter()
                     .map(|f| FlowFailure {
                         flow: *f,
-                        msg: "left via wan1 & <not> wan2".into(),
+                        finding: Finding::LeftVia {
+                            expected: "<not> wan2".into(),
+                            out: vec!["wan1 &".into()],
+                        },
+                        drops: Vec::new(),
                     })
                     .collect(),
-                observed: None,
+                split: None,
                 broke_overall: false,
+                declared: Declared::No,
             }],
             declared: None,
             outcome,
@@ -259,7 +375,7 @@ mod tests {
             x.contains("<testcase classname=\"dual-isp\" name=\"alternates: sequence wan1, wan2, … [flows web]\" time=\"0.500\">"),
             "{x}"
         );
-        assert!(x.contains("<failure message=\"broke for flows 2\" type=\"expectation\">flow 2: left via wan1 &amp; &lt;not&gt; wan2</failure>"), "{x}");
+        assert!(x.contains("<failure message=\"broke for flows 2\" type=\"expectation\">flow 2: left via wan1 &amp;, expected only &lt;not&gt; wan2</failure>"), "{x}");
         let ok = verdict(Outcome::BrokenAsDeclared, &[2]);
         let x = junit(&[Judged {
             file: "f",
@@ -329,5 +445,23 @@ mod tests {
             "pass"
         );
         assert_eq!(parsed["scenarios"][0]["observations"]["packets_seen"], 42);
+        assert_eq!(parsed["version"], VERSION);
+    }
+
+    /// `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` rewrites it.
+    #[test]
+    fn committed_results_schema_is_generated_from_the_types() {
+        let path = crate::model::repo_path("schema/results.schema.json");
+        let want = crate::model::schema::text(&schema());
+        if std::env::var_os("HARNESS_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &want).expect("writing the schema");
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} differs from the schema of the types in harness/src/report/results.rs; \
+             regenerate it with `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` and commit it",
+            path.display()
+        );
     }
 }

@@ -1,22 +1,65 @@
 //! What changed between two runs of one scenario (two rule sets): per flow, and for flows
-//! judged by statistics, per split. Pure.
+//! judged by statistics, per split. Pure; `report::words::changes` says it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{links_or_dash, split_counts, stats, FlowPath, Verdict};
+use std::net::Ipv4Addr;
 
-/// One flow whose path differs: `flow 4: out wan1 → wan2; source 10.37.1.253 → 10.37.2.253`.
+use smol_str::SmolStr;
+
+use super::{split_counts, stats, FlowPath, Verdict};
+
+/// What a flow's path has that can change between two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The uplinks it left on.
+    Out,
+    /// The uplinks its replies came back on.
+    Back,
+    /// The source address its first packet had on its uplink.
+    Source,
+    /// The source address the server saw.
+    ServerSaw,
+    Mark,
+    Completion,
+}
+
+/// A field's value in one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Uplinks(Vec<SmolStr>),
+    Addr(Option<Ipv4Addr>),
+    Mark(Option<u32>),
+    Completes(bool),
+}
+
+/// One field that differs: its value in the first run, and in the second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: Field,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// One flow whose path differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowChange {
     pub flow: u32,
-    pub changes: Vec<String>,
+    pub changes: Vec<FieldChange>,
+}
+
+/// A split whose counts differ beyond the two-sample bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitChange {
+    pub expectation: String,
+    pub before: BTreeMap<String, u64>,
+    pub after: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Changes {
     pub flows: Vec<FlowChange>,
-    /// Splits whose counts differ beyond the two-sample bound.
-    pub splits: Vec<String>,
+    pub splits: Vec<SplitChange>,
 }
 
 impl Changes {
@@ -25,48 +68,44 @@ impl Changes {
     }
 }
 
-fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<String> {
-    let mut c = Vec::new();
-    let mut field = |name: &str, x: String, y: String| {
-        if x != y {
-            c.push(format!("{name} {x} → {y}"));
-        }
-    };
-    field(
-        "out",
-        links_or_dash(&a.out, ","),
-        links_or_dash(&b.out, ","),
-    );
-    field(
-        "back",
-        links_or_dash(&a.back, ","),
-        links_or_dash(&b.back, ","),
-    );
-    let show = |x: Option<String>| x.unwrap_or_else(|| "—".into());
-    field(
-        "source",
-        show(a.first_out_source.map(|s| s.to_string())),
-        show(b.first_out_source.map(|s| s.to_string())),
-    );
-    field(
-        "server saw",
-        show(a.source_seen.map(|s| s.to_string())),
-        show(b.source_seen.map(|s| s.to_string())),
-    );
-    field(
-        "mark",
-        show(a.mark.map(|m| m.to_string())),
-        show(b.mark.map(|m| m.to_string())),
-    );
-    let done = |p: &FlowPath| {
-        if p.completed {
-            "completes".to_string()
-        } else {
-            "does not complete".to_string()
-        }
-    };
-    field("completion", done(a), done(b));
-    c
+fn flow_changes(a: &FlowPath, b: &FlowPath) -> Vec<FieldChange> {
+    let fields = [
+        (
+            Field::Out,
+            Value::Uplinks(a.out.clone()),
+            Value::Uplinks(b.out.clone()),
+        ),
+        (
+            Field::Back,
+            Value::Uplinks(a.back.clone()),
+            Value::Uplinks(b.back.clone()),
+        ),
+        (
+            Field::Source,
+            Value::Addr(a.first_out_source),
+            Value::Addr(b.first_out_source),
+        ),
+        (
+            Field::ServerSaw,
+            Value::Addr(a.source_seen),
+            Value::Addr(b.source_seen),
+        ),
+        (Field::Mark, Value::Mark(a.mark), Value::Mark(b.mark)),
+        (
+            Field::Completion,
+            Value::Completes(a.completed),
+            Value::Completes(b.completed),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, x, y)| x != y)
+        .map(|(field, before, after)| FieldChange {
+            field,
+            before,
+            after,
+        })
+        .collect()
 }
 
 /// Whether two splits differ: each link's counts must both fall inside the binomial interval
@@ -109,14 +148,11 @@ pub fn compare(a: &Verdict, b: &Verdict) -> Changes {
         let pick = |v: &Verdict| split_counts(v.flows.iter().filter(|f| r.flows.contains(&f.id)));
         let (ca, cb) = (pick(a), pick(b));
         if splits_differ(&ca, &cb, stats::FALSE_FAILURE_RATE) {
-            let show = |m: &BTreeMap<String, u64>| {
-                m.iter()
-                    .map(|(l, c)| format!("{l} {c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            out.splits
-                .push(format!("`{}`: {} → {}", r.name, show(&ca), show(&cb)));
+            out.splits.push(SplitChange {
+                expectation: r.name.clone(),
+                before: ca,
+                after: cb,
+            });
         }
     }
     out

@@ -7,7 +7,8 @@ use rstest::rstest;
 use super::*;
 use crate::model::{self, repo_path, Break, ExpectedFailure};
 use crate::observe::packet::{ACK, SYN};
-use crate::observe::{ClientOutcome, CtEntry, Observations, Packet, Sighting};
+use crate::observe::{ClientOutcome, CtEntry, Observations, Packet, Sighting, Tuple};
+use crate::report::words;
 
 fn plan() -> Plan {
     model::load(&repo_path("scenarios/dual-isp.yaml")).expect("dual-isp.yaml is valid")
@@ -258,13 +259,14 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
             ("completes", vec![2])
         ]
     );
-    let msg = &v
-        .results
-        .iter()
-        .find(|r| r.name == "one_uplink")
-        .unwrap()
-        .failures[0]
-        .msg;
+    let msg = &words::finding(
+        &v,
+        &v.results
+            .iter()
+            .find(|r| r.name == "one_uplink")
+            .unwrap()
+            .failures[0],
+    );
     assert!(
         msg.contains("left via wan1 with source 10.37.2.253, died at isp1"),
         "{msg}"
@@ -298,9 +300,18 @@ fn stray_ack(p: &Plan) -> Obs<'_> {
 fn traces_give_each_packet_hop_by_hop_with_its_addresses_and_where_it_died() {
     let p = tcp_plan();
     let o = stray_ack(&p);
-    let all = traces(&p, &o.observed());
-    assert_eq!(all.len(), 8);
-    let t = &all[&2];
+    let v = judge_with(&p, &o.observed(), &Traces::All);
+    assert_eq!(v.flows.iter().filter(|f| f.trace.is_some()).count(), 8);
+    let t = v.flow(2).unwrap().trace.as_ref().unwrap();
+    let only = judge_with(&p, &o.observed(), &Traces::Only([2].into()));
+    assert_eq!(
+        only.flows
+            .iter()
+            .filter_map(|f| f.trace.as_ref().map(|t| (f.id, t)))
+            .collect::<Vec<_>>(),
+        [(2, t)],
+        "a flow's trace is the same however many are kept"
+    );
     let hops = |k: usize| -> Vec<(&str, &str, &str, String)> {
         t[k].hops
             .iter()
@@ -370,7 +381,7 @@ fn traces_give_each_packet_hop_by_hop_with_its_addresses_and_where_it_died() {
             ),
         ]
     );
-    assert_eq!(t[2].died, Some(("isp1".to_string(), "wan1".to_string())));
+    assert_eq!(t[2].died, Some(("isp1".into(), "wan1".into())));
     // The same reading of the captures as the judge's.
     let v = judge(&p, &o.observed());
     assert_eq!(v.flows[1].packets as usize, t.len());
@@ -397,7 +408,7 @@ fn the_sequence_names_the_position_and_the_link_taken() {
     let seq = v.results.iter().find(|r| r.name == "alternates").unwrap();
     assert_eq!(seq.failed_flows(), [3]);
     assert_eq!(
-        seq.failures[0].msg,
+        words::finding(&v, &seq.failures[0]),
         "left via wan2, expected wan1 (it is number 3 in the sequence wan1, wan2, …)"
     );
     let marks = v.results.iter().find(|r| r.name == "marks").unwrap();
@@ -422,7 +433,11 @@ fn a_wrong_mark_and_a_missing_conntrack_entry_are_named() {
         .mark = 0;
     let v = judge(&p, &o.observed());
     let marks = v.results.iter().find(|r| r.name == "marks").unwrap();
-    let msgs: Vec<&str> = marks.failures.iter().map(|f| f.msg.as_str()).collect();
+    let msgs: Vec<String> = marks
+        .failures
+        .iter()
+        .map(|f| words::finding(&v, f))
+        .collect();
     assert_eq!(
         msgs,
         [
@@ -442,11 +457,13 @@ fn result(name: &str, failed: &[u32]) -> ExpResult {
             .iter()
             .map(|f| FlowFailure {
                 flow: *f,
-                msg: String::new(),
+                finding: Finding::Completed,
+                drops: Vec::new(),
             })
             .collect(),
-        observed: None,
+        split: None,
         broke_overall: false,
+        declared: Declared::No,
     }
 }
 
@@ -475,9 +492,9 @@ fn declared(breaks: Decl) -> ExpectedFailure {
 #[case::other_flows_broke(&[2], Some(&[("one_uplink", Some(&[2u32, 4][..]))][..]), false)]
 #[case::undeclared_expectation_broke(&[2], Some(&[("completes", None)][..]), false)]
 fn outcomes(#[case] failed: &[u32], #[case] decl: Option<Decl>, #[case] ok: bool) {
-    let results = vec![result("one_uplink", failed), result("completes", &[])];
+    let mut results = vec![result("one_uplink", failed), result("completes", &[])];
     let decl = decl.map(declared);
-    let o = outcome(&results, decl.as_ref());
+    let o = declared::decide(&mut results, decl.as_ref());
     assert_eq!(o.ok(), ok, "{o:?}");
 }
 

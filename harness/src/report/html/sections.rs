@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use crate::model::{FlowSpec, Topology};
-use crate::verdict::{
-    links_or_dash, split_counts, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict,
-};
+use crate::report::words;
+use crate::verdict::{split_counts, Dir, FlowPath, HopTrace, Outcome, PacketTrace, Verdict};
 use smol_str::SmolStr;
 
 use super::svg::{grid, legend, roles, svg, Drawing, Ends, Overlay, Size};
@@ -32,7 +31,7 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
     if let Outcome::NotAsDeclared(problems) = &v.outcome {
         s.push_str("<ul class=\"failures\">");
         for p in problems {
-            let _ = write!(s, "<li>{}</li>", esc(p));
+            let _ = write!(s, "<li>{}</li>", esc(&words::problem(v, p)));
         }
         s.push_str("</ul>\n");
     }
@@ -58,7 +57,12 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
 
     expectations(s, &sid, v);
 
-    let traces = crate::verdict::traces(plan, sc.obs);
+    // Each flow's packets, hop by hop, as the verdict kept them (`Traces::All`).
+    let traces: BTreeMap<u32, &Vec<PacketTrace>> = v
+        .flows
+        .iter()
+        .filter_map(|f| f.trace.as_ref().map(|t| (f.id, t)))
+        .collect();
     let specs: BTreeMap<u32, &FlowSpec> = plan.flows.iter().map(|f| (f.id, f)).collect();
     let failing: BTreeSet<u32> = v.results.iter().flat_map(|r| r.failed_flows()).collect();
     let none = Vec::new();
@@ -93,7 +97,7 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
                 v,
                 f,
                 specs.get(id).copied(),
-                traces.get(id).unwrap_or(&none),
+                traces.get(id).copied().unwrap_or(&none),
                 &small,
             );
         }
@@ -104,7 +108,10 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
     let mut groups: BTreeMap<Overlay, Vec<&FlowPath>> = BTreeMap::new();
     for f in v.flows.iter().filter(|f| !failing.contains(&f.id)) {
         groups
-            .entry(Overlay::of(topo, traces.get(&f.id).unwrap_or(&none)))
+            .entry(Overlay::of(
+                topo,
+                traces.get(&f.id).copied().unwrap_or(&none),
+            ))
             .or_default()
             .push(f);
     }
@@ -131,14 +138,17 @@ fn expectations(s: &mut String, sid: &str, v: &Verdict) {
     s.push_str("<h3>Expectations</h3>\n<table class=\"exp\"><thead><tr><th>expectation</th><th>check</th><th>flows</th><th>result</th></tr></thead><tbody>\n");
     for r in &v.results {
         let result = if !r.broke() {
-            match &r.observed {
-                Some(o) => format!("<span class=\"held\">held</span>: {}", esc(o)),
+            match &r.split {
+                Some(o) => format!(
+                    "<span class=\"held\">held</span>: {}",
+                    esc(&words::split(o))
+                ),
                 None => "<span class=\"held\">held</span>".to_string(),
             }
         } else if r.broke_overall {
             format!(
                 "<span class=\"broke\">BROKE</span>: {}",
-                esc(r.observed.as_deref().unwrap_or(""))
+                esc(&words::observed(v, &r.name))
             )
         } else {
             let links: Vec<String> = r
@@ -172,7 +182,7 @@ fn expectations(s: &mut String, sid: &str, v: &Verdict) {
 }
 
 fn or_dash(v: &[SmolStr]) -> String {
-    links_or_dash(v, ", ")
+    words::join(v, ", ", "—")
 }
 
 /// `tcp 192.168.157.3:40002 → 172.16.1.100:80`
@@ -191,7 +201,7 @@ fn failing_flow(
     d: &Drawing,
 ) {
     let verdict = crate::report::flow_verdict(v, f);
-    let badge = if verdict.starts_with("broken as declared") {
+    let badge = if v.broken_as_declared(f.id) {
         "declared"
     } else {
         "fail"
@@ -224,15 +234,15 @@ fn failing_flow(
                 "<li><b>{}</b> <code>{}</code>: {}</li>",
                 esc(&r.name),
                 esc(&r.check),
-                esc(&x.msg)
+                esc(&words::finding(v, x))
             );
         }
     }
     s.push_str("</ul>");
     if !f.story.is_empty() {
         s.push_str("<h5>What its packets did</h5><ul class=\"story\">");
-        for line in &f.story {
-            let _ = write!(s, "<li>{}</li>", esc(line));
+        for step in &f.story {
+            let _ = write!(s, "<li>{}</li>", esc(&words::step(step)));
         }
         s.push_str("</ul>");
     }
@@ -275,7 +285,7 @@ fn facts(s: &mut String, f: &FlowPath, spec: Option<&FlowSpec>) {
             ),
         );
     }
-    if let Some(d) = f.drop_summary() {
+    if let Some(d) = words::drops(&f.drops) {
         rows.push(("died", d));
     }
     s.push_str("<dl class=\"kv\">");
@@ -361,7 +371,7 @@ fn hops(s: &mut String, topo: &Topology, spec: Option<&FlowSpec>, packets: &[Pac
                 .as_ref()
                 .is_some_and(|(node, link)| *link == h.link && *node == h.to)
                 && j + 1 == p.hops.len();
-            let up = topo.router.uplinks.contains(&h.link);
+            let up = topo.router.uplinks.iter().any(|u| *u == h.link);
             let _ = write!(
                 s,
                 "<span class=\"hop {dcls}{}\"><span class=\"l{}\">{}</span> {} → {}<br><code>{} → {}</code></span>",

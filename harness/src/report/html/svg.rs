@@ -452,8 +452,12 @@ impl Overlay {
                     .find(|h| h.link == *last && h.to == *node)
                 {
                     if let Some(&li) = link.get(h.link.as_str()) {
-                        o.died
-                            .insert((li, topo.links[li].a.node == h.from, p.dir, node.clone()));
+                        o.died.insert((
+                            li,
+                            topo.links[li].a.node == h.from,
+                            p.dir,
+                            node.to_string(),
+                        ));
                     }
                 }
             }

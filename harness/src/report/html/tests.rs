@@ -7,7 +7,12 @@ use super::*;
 use crate::model::{self, repo_path};
 use crate::observe::packet::{Packet, Tag, ACK};
 use crate::observe::{ClientOutcome, Sighting};
-use crate::verdict::judge;
+use crate::verdict::{End, Finding, Step, Traces};
+
+/// Judged as a run that writes HTML is: with every flow's packets kept.
+fn judge(plan: &Plan, obs: &Observations) -> Verdict {
+    crate::verdict::judge_with(plan, obs, &Traces::All)
+}
 
 fn load(rel: &str) -> Plan {
     model::load(&repo_path(rel)).expect("a valid scenario")
@@ -92,8 +97,17 @@ fn nothing_from_the_scenario_reaches_the_page_unescaped() {
     plan.description = Some("<script>alert('d')</script>".into());
     let mut v = judge(&plan, &obs);
     v.scenario = "<img src=x onerror=alert(1)>".into();
-    v.results[0].failures[0].msg = "<b>bold</b> & \"quoted\"".into();
-    v.flows[1].story.push("<iframe src=x>".into());
+    v.results[0].failures[0].finding = Finding::DidNotComplete {
+        error: Some("<b>bold</b> & \"quoted\"".into()),
+    };
+    v.flows[1].story.push(std::sync::Arc::new(Step {
+        dir: crate::verdict::Dir::Out,
+        count: 1,
+        kinds: vec!["<iframe src=x>"],
+        uplink: None,
+        source: None,
+        end: End::Reached("neptune".into()),
+    }));
     let html = page_of(&plan, &v, &obs);
     for raw in ["<script", "<img", "<b>bold", "<iframe"] {
         assert!(!html.contains(raw), "`{raw}` is in the page unescaped");

@@ -1,0 +1,219 @@
+//! Each expectation against each flow's path: a [`Finding`] for every flow that broke it, or
+//! the counts of a split. Pure, and wordless.
+
+use std::collections::BTreeMap;
+
+use smol_str::SmolStr;
+
+use super::{
+    split_counts, stats, Bound, Declared, ExpResult, Finding, FlowFailure, FlowPath, Listed, Split,
+    SplitCount,
+};
+use crate::model::{Check, Expectation};
+
+pub(super) fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &str) -> ExpResult {
+    let mut r = ExpResult {
+        name: e.name.clone(),
+        check: e.check.to_string(),
+        selector: e.selector.clone(),
+        flows: e.flows.clone(),
+        failures: Vec::new(),
+        split: None,
+        broke_overall: false,
+        declared: Declared::No,
+    };
+    if let Check::Split(weights) = &e.check {
+        let split = check_split(
+            weights,
+            e.flows.iter().filter_map(|id| flows.get(id).copied()),
+        );
+        r.broke_overall = !split.held();
+        r.split = Some(split);
+        return r;
+    }
+    for (k, id) in e.flows.iter().enumerate() {
+        let Some(p) = flows.get(id) else { continue };
+        if let Some((finding, with_drops)) = check_flow(&e.check, k, p, router) {
+            r.failures.push(FlowFailure {
+                flow: *id,
+                finding,
+                drops: if with_drops {
+                    p.drops.clone()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+    r
+}
+
+/// Counts the flows by the uplink they left on and checks each count against its binomial
+/// interval.
+fn check_split<'a>(weights: &[(String, u32)], flows: impl Iterator<Item = &'a FlowPath>) -> Split {
+    let mut counts = split_counts(flows);
+    let n: u64 = counts.values().sum();
+    let w: Vec<u32> = weights.iter().map(|(_, w)| *w).collect();
+    let total: u32 = w.iter().sum();
+    let bounds = stats::split_intervals(n, &w, stats::FALSE_FAILURE_RATE);
+    let mut rows = Vec::new();
+    for ((link, wt), (lo, hi)) in weights.iter().zip(&bounds) {
+        let c = counts.remove(link).unwrap_or(0);
+        rows.push(SplitCount {
+            uplink: link.clone(),
+            count: c,
+            expected: Some(Bound {
+                mean: n as f64 * f64::from(*wt) / f64::from(total),
+                low: *lo,
+                high: *hi,
+            }),
+            inside: (*lo..=*hi).contains(&c),
+        });
+    }
+    for (link, c) in counts {
+        rows.push(SplitCount {
+            uplink: link,
+            count: c,
+            expected: None,
+            inside: false,
+        });
+    }
+    Split {
+        flows: n,
+        counts: rows,
+    }
+}
+
+/// `None` when the flow meets the check, else what was observed instead, and whether where
+/// its packets died explains it.
+fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<(Finding, bool)> {
+    let told = |f: Finding| Some((f, true));
+    let bare = |f: Finding| Some((f, false));
+    match c {
+        Check::Via(None) => {
+            if p.out.is_empty() && p.back.is_empty() {
+                None
+            } else {
+                told(Finding::CrossedUplinks {
+                    out: p.out.clone(),
+                    back: p.back.clone(),
+                })
+            }
+        }
+        Check::Via(Some(l)) => {
+            if p.out != [l.as_str()] {
+                told(Finding::LeftVia {
+                    expected: l.into(),
+                    out: p.out.clone(),
+                })
+            } else if p.back != [l.as_str()] {
+                told(Finding::CameBackVia {
+                    expected: l.into(),
+                    back: p.back.clone(),
+                })
+            } else {
+                None
+            }
+        }
+        Check::Sequence(seq) => {
+            let want = &seq[k % seq.len()];
+            if p.first_out.as_deref() == Some(want.as_str()) {
+                None
+            } else {
+                bare(Finding::OutOfSequence {
+                    expected: want.into(),
+                    out: p.first_out.clone(),
+                    position: k + 1,
+                    sequence: seq.clone(),
+                })
+            }
+        }
+        Check::Source(map) => {
+            let Some(l) = &p.first_out else {
+                return told(Finding::LeftOnNoUplink);
+            };
+            let Some(want) = map.get(l.as_str()) else {
+                return bare(Finding::Unlisted {
+                    uplink: l.clone(),
+                    what: Listed::Source,
+                });
+            };
+            match p.source_seen {
+                Some(a) if a == *want => None,
+                Some(a) => bare(Finding::WrongSource {
+                    uplink: l.clone(),
+                    seen: a,
+                    expected: *want,
+                }),
+                None => told(Finding::SourceUnseen {
+                    uplink: l.clone(),
+                    sent: p.first_out_source,
+                    expected: *want,
+                }),
+            }
+        }
+        Check::Mark(map) => {
+            let Some(l) = &p.first_out else {
+                return told(Finding::LeftOnNoUplink);
+            };
+            let Some(want) = map.get(l.as_str()) else {
+                return bare(Finding::Unlisted {
+                    uplink: l.clone(),
+                    what: Listed::Mark,
+                });
+            };
+            match p.mark {
+                Some(m) if m == *want => None,
+                Some(m) => bare(Finding::WrongMark {
+                    uplink: l.clone(),
+                    seen: m,
+                    expected: *want,
+                }),
+                None => bare(Finding::NoConntrack {
+                    uplink: l.clone(),
+                    router: router.to_string(),
+                }),
+            }
+        }
+        Check::OneUplink => {
+            if p.completed && p.related_seen == Some(false) {
+                return bare(Finding::RelatedUnanswered);
+            }
+            let mut all: Vec<&SmolStr> = p.out.iter().collect();
+            for b in &p.back {
+                if !all.contains(&b) {
+                    all.push(b);
+                }
+            }
+            match all.len() {
+                1 => None,
+                0 => told(Finding::CrossedNoUplink),
+                _ => bare(Finding::SplitUplinks {
+                    out: p.out.clone(),
+                    back: p.back.clone(),
+                }),
+            }
+        }
+        Check::Completes(want) => match (p.completed, want) {
+            (true, true) | (false, false) => None,
+            (false, true) => told(Finding::DidNotComplete {
+                error: p.client_error.clone(),
+            }),
+            (true, false) => bare(Finding::Completed),
+        },
+        // Judged on the flows together, in `check`.
+        Check::Split(_) => None,
+        Check::LeavesVia(want) => {
+            let got = &p.router_out;
+            match want {
+                Some(l) if got.len() == 1 && got[0] == l.as_str() => None,
+                None if got.is_empty() => None,
+                _ => told(Finding::RouterSentVia {
+                    router: router.to_string(),
+                    out: got.clone(),
+                    expected: want.as_deref().map(SmolStr::from),
+                }),
+            }
+        }
+    }
+}
