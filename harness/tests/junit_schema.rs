@@ -1,9 +1,10 @@
-//! `harness run --junit FILE` writes JUnit XML that passes a JUnit XML schema check:
-//! `xmllint --noout --schema ci/junit.xsd FILE` (the Apache Ant JUnit schema, see its header),
-//! for a scenario that passes, one declared broken that breaks as declared, one that breaks
-//! for real (seed 002 without its `--restore-mark` line) and a twin declared broken whose
-//! expectations hold. Where namespaces cannot be created, or xmllint is missing, the trials
-//! are ignored, not passed (under `CI=true` they fail: tests/common/mod.rs).
+//! `harness run --junit FILE --json FILE` writes JUnit XML that passes a JUnit XML schema
+//! check, `xmllint --noout --schema ci/junit.xsd FILE` (the Apache Ant JUnit schema, see its
+//! header), and JSON that passes the results schema, `schema/results.schema.json`, for a
+//! scenario that passes (with `--coverage`), one declared broken that breaks as declared, one
+//! that breaks for real (seed 002 without its `--restore-mark` line) and a twin declared broken
+//! whose expectations hold. Where namespaces cannot be created, or xmllint is missing, the
+//! trials are ignored, not passed (under `CI=true` they fail: tests/common/mod.rs).
 
 mod common;
 
@@ -49,6 +50,34 @@ fn validate(file: &Path) -> Result<String, Failed> {
     Ok(text)
 }
 
+/// The JSON file, checked against `schema/results.schema.json`; the error names each violation.
+fn validate_json(file: &Path) -> Result<serde_json::Value, Failed> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("reading `{}`: {e}", p.display()))
+    };
+    let schema: serde_json::Value =
+        serde_json::from_str(&read(&repo_path("schema/results.schema.json"))?)
+            .map_err(|e| format!("schema/results.schema.json: {e}"))?;
+    let validator = jsonschema::validator_for(&schema)
+        .map_err(|e| format!("schema/results.schema.json is not a schema: {e}"))?;
+    let text = read(file)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}\n{text}", file.display()))?;
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "`{}` does not pass schema/results.schema.json:\n{}",
+            file.display(),
+            errors.join("\n")
+        )
+        .into());
+    }
+    Ok(json)
+}
+
 /// A bundle for `--rules jupiter=FILE`: seed 002's iptables file (without the lines `drop`
 /// says to leave out) and its `ip -batch` file.
 fn seed_002_bundle(dir: &Path, drop: &str) -> Result<String, Failed> {
@@ -82,6 +111,11 @@ struct Case {
     exit: i32,
     suites: usize,
     failures: usize,
+    /// Extra options (`--coverage`).
+    with: &'static [&'static str],
+    /// What the JSON must say: each scenario's outcome state and how many messages of each
+    /// kind (flow, split, declaration) it carries.
+    outcomes: &'static [(&'static str, [usize; 3])],
 }
 
 /// Runs the case, checks the exit code, validates the file and counts its testsuites and
@@ -89,11 +123,15 @@ struct Case {
 fn check(c: &Case) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let xml = dir.path().join("result.junit.xml");
+    let json = dir.path().join("result.json");
     let mut args = vec![
         "run".to_string(),
         "--junit".to_string(),
         xml.display().to_string(),
+        "--json".to_string(),
+        json.display().to_string(),
     ];
+    args.extend(c.with.iter().map(|s| s.to_string()));
     if let Some(drop) = c.seed_002_without {
         args.push("--rules".into());
         args.push(format!("jupiter={}", seed_002_bundle(dir.path(), drop)?));
@@ -121,6 +159,59 @@ fn check(c: &Case) -> Result<(), Failed> {
         )
         .into());
     }
+    let doc = validate_json(&json)?;
+    let scenarios = doc["scenarios"].as_array().cloned().unwrap_or_default();
+    let found: Vec<(String, [usize; 3])> = scenarios
+        .iter()
+        .map(|s| {
+            let count = |kind: &str| {
+                s["messages"]
+                    .as_array()
+                    .map_or(0, |m| m.iter().filter(|m| m["kind"] == kind).count())
+            };
+            (
+                s["verdict"]["outcome"]["state"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                [count("flow"), count("split"), count("declaration")],
+            )
+        })
+        .collect();
+    let want: Vec<(String, [usize; 3])> = c
+        .outcomes
+        .iter()
+        .map(|(o, n)| (o.to_string(), *n))
+        .collect();
+    if doc["version"] != 1 || found != want {
+        return Err(format!(
+            "the JSON says {found:?} (version {}), not {want:?}",
+            doc["version"]
+        )
+        .into());
+    }
+    // Every flow carries its packets hop by hop, as the HTML draws them.
+    for s in &scenarios {
+        for f in s["verdict"]["flows"].as_array().into_iter().flatten() {
+            let hops = f["trace"].as_array().map_or(0, |t| {
+                t.iter()
+                    .filter(|p| p["hops"].as_array().is_some_and(|h| !h.is_empty()))
+                    .count()
+            });
+            if hops == 0 {
+                return Err(
+                    format!("flow {} has no packets hop by hop in the JSON", f["id"]).into(),
+                );
+            }
+        }
+    }
+    if c.with.contains(&"--coverage")
+        && !scenarios
+            .iter()
+            .all(|s| s["coverage"].as_array().is_some_and(|h| !h.is_empty()))
+    {
+        return Err("--coverage: the JSON lists no rule hits".into());
+    }
     Ok(())
 }
 
@@ -135,6 +226,9 @@ const CASES: [Case; 3] = [
         exit: 0,
         suites: 2,
         failures: 0,
+        with: &["--coverage"],
+        // The twin's breakage as declared: one_uplink, snat, completes for flows 2, 4, 6, 8.
+        outcomes: &[("pass", [0, 0, 0]), ("broken_as_declared", [12, 0, 0])],
     },
     // Wan2 connections' later packets leave via wan1 and die at ISP1: `one_uplink`, `snat`
     // and `completes` break for flows 2, 4, 6, 8.
@@ -145,6 +239,8 @@ const CASES: [Case; 3] = [
         exit: 1,
         suites: 1,
         failures: 3,
+        with: &[],
+        outcomes: &[("fail", [12, 0, 0])],
     },
     // The twin declares those three broken; on the correct rules each holds, and fails.
     Case {
@@ -154,6 +250,8 @@ const CASES: [Case; 3] = [
         exit: 1,
         suites: 1,
         failures: 3,
+        with: &[],
+        outcomes: &[("not_as_declared", [0, 0, 3])],
     },
 ];
 
@@ -162,7 +260,7 @@ fn main() -> ExitCode {
     let needs = common::Needs::lab().and(&common::Needs::tool("xmllint", "libxml2-utils"));
     let trials = CASES
         .iter()
-        .map(|c| needs.trial(format!("junit: {}", c.name), move || check(c)))
+        .map(|c| needs.trial(format!("junit and json: {}", c.name), move || check(c)))
         .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }

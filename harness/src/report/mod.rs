@@ -288,3 +288,91 @@ pub fn coverage(hits: &[crate::observe::counters::RuleHit]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Break, ExpectedFailure, Proto};
+    use crate::verdict::{Declared, ExpResult, Finding, FlowFailure};
+
+    fn flow(id: u32) -> FlowPath {
+        FlowPath {
+            id,
+            group: "web".into(),
+            proto: Proto::Tcp,
+            client: format!("192.168.157.3:{}", 40000 + id).parse().unwrap(),
+            out: vec!["wan1".into()],
+            back: vec!["wan2".into()],
+            first_out_source: None,
+            router_out: Vec::new(),
+            first_out: Some("wan1".into()),
+            source_seen: None,
+            mark: None,
+            completed: true,
+            client_error: None,
+            related_seen: None,
+            packets: 4,
+            drops: Vec::new(),
+            story: Vec::new(),
+            trace: None,
+        }
+    }
+
+    /// `one_uplink` declared to break for flows 2 and 4, on a run where it broke for 2 only.
+    fn half_declared() -> Verdict {
+        let declared = ExpectedFailure {
+            reason: "no restore".into(),
+            breaks: vec![Break {
+                expectation: "one_uplink".into(),
+                flows: Some(vec![2, 4]),
+            }],
+        };
+        let mut results = vec![ExpResult {
+            name: "one_uplink".into(),
+            check: "every packet on one uplink".into(),
+            selector: "all".into(),
+            flows: vec![1, 2, 3, 4],
+            failures: vec![FlowFailure {
+                flow: 2,
+                finding: Finding::SplitUplinks {
+                    out: vec!["wan1".into()],
+                    back: vec!["wan2".into()],
+                },
+                drops: Vec::new(),
+            }],
+            split: None,
+            broke_overall: false,
+            declared: Declared::No,
+        }];
+        let outcome = crate::verdict::declared::decide(&mut results, Some(&declared));
+        Verdict {
+            scenario: "twin".into(),
+            router: "jupiter".into(),
+            flows: (1..=4).map(flow).collect(),
+            results,
+            declared: Some(declared),
+            outcome,
+        }
+    }
+
+    /// "As declared" is decided once, per expectation: a flow's row no longer reads "broken as
+    /// declared" when its expectation did not break as declared (before, the row only asked
+    /// whether the flow was in the declared list, and said so while the outcome said not).
+    #[test]
+    fn a_row_is_broken_as_declared_only_when_its_expectation_is() {
+        let v = half_declared();
+        assert!(matches!(v.outcome, Outcome::NotAsDeclared(_)));
+        assert_eq!(v.results[0].declared, Declared::NotAsDeclared);
+        let t = table(&v);
+        assert!(
+            t.lines()
+                .any(|l| l.trim_start().starts_with("2 ") && l.ends_with("FAIL one_uplink")),
+            "{t}"
+        );
+        assert!(!t.contains("broken as declared"), "{t}");
+        assert_eq!(
+            summary(&v),
+            "FAIL twin: declared broken, but not as declared: `one_uplink` was declared to break for flows 2, 4; it broke for flows 2"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use crate::model::ExpectedFailure;
 /// Marks each result with what its breaking means against `declared`, and decides the outcome.
 /// An expectation broke as declared when the declaration names it and it broke, for exactly
 /// the flows the declaration lists (when it lists them).
-pub(super) fn decide(results: &mut [ExpResult], declared: Option<&ExpectedFailure>) -> Outcome {
+pub fn decide(results: &mut [ExpResult], declared: Option<&ExpectedFailure>) -> Outcome {
     let any_failed = results.iter().any(ExpResult::broke);
     let Some(decl) = declared else {
         return if any_failed {

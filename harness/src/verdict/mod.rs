@@ -254,7 +254,6 @@ pub struct FlowFailure {
     #[serde(flatten)]
     pub finding: Finding,
     /// Where its packets died, when that explains the failure.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drops: Vec<DropSite>,
 }
 
