@@ -207,7 +207,7 @@ fn main() -> ExitCode {
             html: html.clone(),
         };
         if let Err(m) = outputs.check() {
-            return ExitCode::from(fail_msg(&m));
+            return ExitCode::from(fail_msg(&m.to_string()));
         }
     }
     if let Some(limit) = cli.generator_timeout {
@@ -379,7 +379,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
         Err(code) => return code,
     };
     if let Err(m) = outputs.check_pcaps(&plans) {
-        return fail_msg(&m);
+        return fail_msg(&m.to_string());
     }
     let opts = Options {
         backend: args.backend.into(),
@@ -428,7 +428,7 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
     drop(progress);
     let runs: Vec<_> = judged.iter().map(|(p, r, _)| (*p, r)).collect();
     if let Err(m) = report::files::write(outputs, &runs) {
-        return fail_msg(&m);
+        return fail_msg(&m.to_string());
     }
     for (plan, _, lab) in judged {
         if let Some(lab) = lab {
