@@ -27,6 +27,7 @@ pub struct ClientOutcome {
     pub error: Option<String>,
 }
 
+/// Everything one run saw: what the verdict judges.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observations {
     pub sightings: Sightings,

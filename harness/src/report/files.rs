@@ -3,7 +3,7 @@
 //!
 //! A result file is whole or absent. [`Outputs::check`] proves, before any lab is built, that
 //! each can be created: its folder exists and takes a new file, and the path is not a folder
-//! (`--pcap DIR` is a folder, or one its existing parent can take). [`write`] then writes every
+//! (`--pcap DIR` is a folder, or one its existing parent can take). [`write()`] then writes every
 //! file in its own folder, checking each write, the flush and an fsync, and puts them in place
 //! only once all of them are complete: after a failure (a full disk) none is, nothing written
 //! is left, and the error names the file and the system's reason. While written a file has no
