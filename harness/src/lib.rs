@@ -5,7 +5,8 @@
 //! * [`model`] YAML → validated [`model::Plan`] (pure)
 //! * [`lab`], [`install`] namespaces, veth, addresses, routes, sysctls; rule files through
 //!   iptables-restore, nft, ip (kernel)
-//! * [`traffic`], [`observe`] drive flows, capture every link, read conntrack (kernel)
+//! * [`traffic`], [`watch`] drive flows, capture every link, read conntrack and counters (kernel)
+//! * [`observe`] what was seen: packets, sightings, conntrack entries, frames, rule hits (pure)
 //! * [`verdict`], [`report`] judge each flow's path, render (pure)
 //! * [`run`] the pipeline, with the time each phase took
 
@@ -22,5 +23,6 @@ pub mod run;
 pub mod traffic;
 pub mod verdict;
 pub mod wait;
+pub mod watch;
 
 pub use error::{Error, Exit};

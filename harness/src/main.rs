@@ -207,7 +207,7 @@ fn main() -> ExitCode {
             html: html.clone(),
         };
         if let Err(m) = outputs.check() {
-            return ExitCode::from(fail_msg(&m));
+            return ExitCode::from(fail_msg(&m.to_string()));
         }
     }
     if let Some(limit) = cli.generator_timeout {
@@ -379,13 +379,12 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
         Err(code) => return code,
     };
     if let Err(m) = outputs.check_pcaps(&plans) {
-        return fail_msg(&m);
+        return fail_msg(&m.to_string());
     }
     let opts = Options {
         backend: args.backend.into(),
         coverage: flags.coverage,
         keep_frames: outputs.needs_frames(),
-        keep_lab: flags.keep,
         traces: outputs.needs_traces(),
     };
     let mut worst = Exit::PASS;
@@ -393,11 +392,15 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
     let progress = Progress::new(plans.len(), "scenarios");
     for (i, plan) in plans.iter().enumerate() {
         progress.doing(&plan.name);
-        let result = run::run_with(plan, opts);
+        let result = if flags.keep {
+            run::run_keeping(plan, opts).map(|(r, lab)| (r, Some(lab)))
+        } else {
+            run::run_with(plan, opts).map(|r| (r, None))
+        };
         progress.step();
         match result {
             Err(e) => return fail(&e),
-            Ok(r) => {
+            Ok((r, lab)) => {
                 let mut text = String::from(if i > 0 { "\n" } else { "" });
                 if flags.dump {
                     dump_observations(plan, &r);
@@ -419,17 +422,17 @@ fn run_all(paths: &[PathBuf], args: &RuleArgs, flags: &RunFlags, outputs: &Outpu
                 );
                 progress.print(&text);
                 worst = worst.max(r.verdict.outcome.exit_code());
-                judged.push((plan, r));
+                judged.push((plan, r, lab));
             }
         }
     }
     drop(progress);
-    let runs: Vec<_> = judged.iter().map(|(p, r)| (*p, r)).collect();
+    let runs: Vec<_> = judged.iter().map(|(p, r, _)| (*p, r)).collect();
     if let Err(m) = report::files::write(outputs, &runs) {
-        return fail_msg(&m);
+        return fail_msg(&m.to_string());
     }
-    for (plan, r) in &mut judged {
-        if let Some(lab) = r.lab.take() {
+    for (plan, _, lab) in judged {
+        if let Some(lab) = lab {
             if let Err(m) = keep(lab, plan) {
                 return fail_msg(&m);
             }

@@ -1,18 +1,22 @@
-//! The pipeline: plan → lab → rules → capture → traffic → observations → verdict. The lab's
-//! wiring, its netfilter rules and the captures' set-up overlap (see [`run_with`]).
+//! The pipeline: plan → lab → rules → capture → traffic → observations → verdict. One run
+//! reads as four stages (see `run_once`): bring up (the lab wired while its rules load and the
+//! captures open, overlapping: see `bring_up`), drive, collect, judge.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
 use crate::install;
 use crate::install::Backend;
 use crate::lab::{Gate, Lab, Netns};
 use crate::model::{Plan, RuleKind, RuleSource};
-use crate::observe::{self, capture, capture::Capture, Observations};
+use crate::observe::counters::RuleHit;
+use crate::observe::losses::LossCounters;
+use crate::observe::{self, CtEntry, Frame, Observations, Sightings};
 use crate::traffic;
 use crate::verdict::{self, Verdict};
+use crate::watch::{self, capture, capture::Capture};
 
 /// Wall time of each phase of a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,17 +53,17 @@ impl Timings {
     }
 }
 
+/// What one run saw and how it was judged: pure data (the lab, when kept, comes beside it:
+/// [`run_keeping`]).
 pub struct RunResult {
     pub verdict: Verdict,
     /// With `Options::keep_frames`: every frame captured, and when the captures started.
-    pub frames: Vec<crate::observe::capture::Frame>,
-    pub capture_started: std::time::SystemTime,
+    pub frames: Vec<Frame>,
+    pub capture_started: SystemTime,
     /// With `Options::coverage`: every iptables rule and its packet counter.
-    pub coverage: Option<Vec<crate::observe::counters::RuleHit>>,
+    pub coverage: Option<Vec<RuleHit>>,
     pub observations: Observations,
     pub timings: Timings,
-    /// With `Options::keep_lab`: the lab, still up.
-    pub lab: Option<Lab>,
 }
 
 /// Checks, before anything is built, that the tools the rule files need are installed and
@@ -119,8 +123,6 @@ pub struct Options {
     pub coverage: bool,
     /// Keep every captured frame (for pcap files).
     pub keep_frames: bool,
-    /// Hand the lab back in [`RunResult::lab`] rather than removing it.
-    pub keep_lab: bool,
     /// Keep every flow's packets hop by hop in the verdict ([`verdict::FlowPath::trace`]),
     /// for the JSON and HTML results.
     pub traces: bool,
@@ -142,12 +144,23 @@ pub fn lab_attempts() -> usize {
 
 /// Runs a validated plan with `opts`. A run whose lab itself failed judged nothing: it is run
 /// again in a new lab, up to [`lab_attempts`] times in all, each retry said on stderr; the
-/// verdict rests on one whole run.
+/// verdict rests on one whole run. Whatever happens, the lab is gone when this returns.
 pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
+    retrying(plan, || run_once(plan, opts, drop)).map(|(result, ())| result)
+}
+
+/// Runs like [`run_with`], and hands the lab of the run that was judged back beside its
+/// result, still up (`--keep`). A lab whose run failed is gone.
+pub fn run_keeping(plan: &Plan, opts: Options) -> Result<(RunResult, Lab), Error> {
+    retrying(plan, || run_once(plan, opts, std::convert::identity))
+}
+
+/// Runs `once` until it does not fail for the lab's fault, or [`lab_attempts`] runs did.
+fn retrying<T>(plan: &Plan, once: impl Fn() -> Result<T, Error>) -> Result<T, Error> {
     let attempts = lab_attempts();
     let mut attempt = 1;
     loop {
-        match run_once(plan, opts) {
+        match once() {
             Err(e) if e.is_lab_fault() && attempt < attempts => {
                 let why = e.to_string();
                 eprintln!(
@@ -167,17 +180,142 @@ pub fn run_with(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     }
 }
 
-/// One run of a validated plan, in a lab of its own.
-fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
+/// One run of a validated plan, in a lab of its own: bring up, drive, collect, judge. `keep`
+/// ends the lab once the counters are read (`drop`) or hands it back ([`run_keeping`]).
+fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunResult, K), Error> {
     preflight(plan, opts.backend)?;
     let mut t = Timings::default();
+    let BroughtUp {
+        lab,
+        capture,
+        mut installed,
+    } = bring_up(plan, opts, &mut t)?;
+
+    // Links the scenario's events take down drop what they are given: not a loss of the lab's.
+    let evented: Vec<(&str, &str)> = plan
+        .events
+        .iter()
+        .flat_map(|e| [(&*e.node, &*e.iface), (&*e.peer_node, &*e.peer_iface)])
+        .collect();
+    let losses_before = read_losses(&lab, &evented)?;
+    let driving = Instant::now();
+    let driven = drive(&lab, plan)?;
+    t.traffic = driving.elapsed();
+    // A tool that exited with an error after its commits (none is known to) voids the run.
+    installed.settle()?;
+
+    let clock = Instant::now();
+    let Collected {
+        sightings,
+        frames,
+        started,
+        conntrack,
+        mut faults,
+    } = collect(
+        plan,
+        &lab,
+        capture,
+        driven.probes_answered,
+        &evented,
+        &losses_before,
+    )?;
+    let conntrack_late = driving.elapsed() > CONNTRACK_KEEPS;
+    t.collect = clock.elapsed();
+
+    let coverage = if opts.coverage {
+        Some(install::coverage(&lab, &installed.loaded, opts.backend)?)
+    } else {
+        None
+    };
+    let clock = Instant::now();
+    let kept = keep(lab);
+    t.teardown = clock.elapsed();
+
+    let observations = Observations {
+        sightings,
+        conntrack,
+        clients: driven.clients,
+        server_saw: driven.server_saw,
+    };
+    // Flows whose client gave up with nothing to explain it: their packets, hop by hop, say
+    // whether the answer was still on its way ([`lab_faults`]).
+    let explained: BTreeSet<u32> = driven.lagged.iter().map(|(id, _)| *id).collect();
+    let unexplained: BTreeSet<u32> = driven
+        .gave_up
+        .keys()
+        .filter(|id| !explained.contains(id))
+        .copied()
+        .collect();
+    let traces = if opts.traces {
+        verdict::Traces::All
+    } else {
+        verdict::Traces::Only(unexplained)
+    };
+    let clock = Instant::now();
+    let mut verdict = verdict::judge_with(plan, &observations, &traces);
+    t.judge = clock.elapsed();
+    // On a machine so slow that the traffic took longer than the router's conntrack keeps a
+    // finished flow's entry, an entry missing is no evidence.
+    if conntrack_late {
+        let missing: Vec<String> = verdict
+            .flows
+            .iter()
+            .filter(|p| p.mark.is_none() && !p.router_out.is_empty())
+            .map(|p| p.id.to_string())
+            .collect();
+        if !missing.is_empty() {
+            faults.push(format!(
+                "the traffic took {} s, longer than the router's conntrack keeps a finished flow's entry ({} s), and flows {} have none",
+                driving.elapsed().as_secs(),
+                CONNTRACK_KEEPS.as_secs(),
+                missing.join(", ")
+            ));
+        }
+    }
+    faults.extend(lab_faults(
+        plan,
+        &verdict,
+        &driven.gave_up,
+        &driven.lagged,
+        started,
+    ));
+    if !faults.is_empty() {
+        return Err(Error::LabFault(brief(faults)));
+    }
+    if !opts.traces {
+        for p in &mut verdict.flows {
+            p.trace = None;
+        }
+    }
+    let result = RunResult {
+        frames,
+        capture_started: started,
+        coverage,
+        verdict,
+        observations,
+        timings: t,
+    };
+    Ok((result, kept))
+}
+
+/// A lab brought up: wired, its rules loaded, a capture on every link.
+struct BroughtUp {
+    lab: Lab,
+    capture: Capture,
+    installed: install::Installed,
+}
+
+/// Brings the lab up, its rules in and its captures open; times build, install and
+/// capture_start in `t`.
+///
+/// On the created lab (nodes and veths), while it is wired (addresses, links up, routes):
+/// netfilter rules load and the captures' rings are set up. Both wait out RCU grace periods in
+/// the kernel (an nf_tables commit's clean-up, a ring's set-up), which then overlap each other
+/// and the wiring. What needs the wiring (the rules of other kinds, generators, the rings'
+/// readers) waits for it at a [`Gate`].
+fn bring_up(plan: &Plan, opts: Options, t: &mut Timings) -> Result<BroughtUp, Error> {
     let clock = Instant::now();
     let lab = Lab::create(plan)?;
-
-    // On the created lab (nodes and veths), while it is wired (addresses, links up, routes):
-    // netfilter rules load and the captures' rings are set up. Both wait out RCU grace periods
-    // in the kernel (an nf_tables commit's clean-up, a ring's set-up), which then overlap each
-    // other and the wiring.
 
     // The clients' links, where each RELATED probe's ICMP error must show up.
     let probed: Vec<&crate::model::FlowSpec> =
@@ -218,45 +356,71 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     });
     built?;
     let opening = opening.map_err(starting)?;
-    let mut installed = installed?;
+    let installed = installed?;
 
     // What is left of opening the captures once the rules are in.
     let clock = Instant::now();
     let capture = opening.ready(&plan.topology).map_err(starting)?;
     t.capture_start = clock.elapsed();
+    Ok(BroughtUp {
+        lab,
+        capture,
+        installed,
+    })
+}
 
-    // Links the scenario's events take down drop what they are given: not a loss of the lab's.
-    let evented: Vec<(&str, &str)> = plan
-        .events
-        .iter()
-        .flat_map(|e| [(&*e.node, &*e.iface), (&*e.peer_node, &*e.peer_iface)])
-        .collect();
-    let losses_before = observe::losses::read(&lab, &evented).map_err(|source| Error::Io {
+/// Every node's loss counters, but for the interfaces in `except`.
+fn read_losses(lab: &Lab, except: &[(&str, &str)]) -> Result<LossCounters, Error> {
+    watch::losses::read(lab, except).map_err(|source| Error::Io {
         what: "reading the lab's loss counters".into(),
         source,
-    })?;
-    let clock = Instant::now();
-    let driving = clock;
-    let driven = traffic::drive(&lab, &plan.flows, &plan.events).map_err(driving_error)?;
-    let mut driven = driven;
+    })
+}
+
+/// Drives every flow to its end, then injects the crafted packets.
+fn drive(lab: &Lab, plan: &Plan) -> Result<traffic::TrafficResult, Error> {
+    let mut driven = traffic::drive(lab, &plan.flows, &plan.events).map_err(driving_error)?;
     let crafted =
-        traffic::craft::inject(&lab, &plan.topology, &plan.flows).map_err(|source| Error::Io {
+        traffic::craft::inject(lab, &plan.topology, &plan.flows).map_err(|source| Error::Io {
             what: "injecting crafted packets".into(),
             source,
         })?;
     driven.clients.extend(crafted);
-    t.traffic = clock.elapsed();
-    // A tool that exited with an error after its commits (none is known to) voids the run.
-    installed.settle()?;
+    Ok(driven)
+}
 
+/// What the lab showed once the traffic was done.
+struct Collected {
+    sightings: Sightings,
+    /// When kept ([`Options::keep_frames`]), every frame.
+    frames: Vec<Frame>,
+    /// When the captures started: the frames' and sightings' times count from it.
+    started: SystemTime,
+    /// The router's conntrack table.
+    conntrack: Vec<CtEntry>,
+    /// What went wrong on the lab's side, not the rules': a capture that waited in vain,
+    /// packets the kernel lost.
+    faults: Vec<String>,
+}
+
+/// Waits for the links to go quiet, stops the captures, reads which loss counters grew since
+/// `losses_before` (but for the links in `evented`) and the router's conntrack table. A capture whose kernel dropped
+/// packets voids the run ([`Error::CaptureLost`]).
+fn collect(
+    plan: &Plan,
+    lab: &Lab,
+    capture: Capture,
+    probes_answered: u64,
+    evented: &[(&str, &str)],
+    losses_before: &LossCounters,
+) -> Result<Collected, Error> {
     let clock = Instant::now();
+    let mut faults = Vec::new();
     // A busy machine can hold a packet back longer than the quiet wait: wait for the ICMP
     // errors the probes caused (one per probe its client's kernel answered, on the client's
     // link). Seeing fewer than the clients' kernels sent is the capture's failing, not the
     // rules'.
-    let mut faults = Vec::new();
-    if let Err(t) = capture.wait_icmp_errors(driven.probes_answered, clock + Duration::from_secs(5))
-    {
+    if let Err(t) = capture.wait_icmp_errors(probes_answered, clock + Duration::from_secs(5)) {
         faults.push(t.to_string());
     }
     // Packets of finished flows have crossed every link by now (a veth hands a packet on
@@ -282,83 +446,40 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
             .collect();
         return Err(Error::CaptureLost(links.join(", ")));
     }
-    let losses_after = observe::losses::read(&lab, &evented).map_err(|source| Error::Io {
-        what: "reading the lab's loss counters".into(),
-        source,
-    })?;
+    let losses_after = read_losses(lab, evented)?;
     faults.extend(
-        observe::losses::grown(&losses_before, &losses_after)
+        observe::losses::grown(losses_before, &losses_after)
             .into_iter()
             .map(|l| format!("the kernel lost packets of the lab's own: {l}")),
     );
-    let conntrack_late = driving.elapsed() > CONNTRACK_KEEPS;
-    let conntrack =
-        observe::read_conntrack(&lab, &plan.topology.router.node).map_err(|source| Error::Io {
-            what: format!(
-                "reading the conntrack table of `{}`",
-                plan.topology.router.node
-            ),
-            source,
-        })?;
-    t.collect = clock.elapsed();
-
-    let coverage = if opts.coverage {
-        Some(install::coverage(&lab, &installed.loaded, opts.backend)?)
-    } else {
-        None
-    };
-    let clock = Instant::now();
-    let lab = if opts.keep_lab {
-        Some(lab)
-    } else {
-        drop(lab);
-        None
-    };
-    t.teardown = clock.elapsed();
-
-    let observations = Observations {
+    let router = &plan.topology.router.node;
+    let conntrack = watch::conntrack::read(lab, router).map_err(|source| Error::Io {
+        what: format!("reading the conntrack table of `{router}`"),
+        source,
+    })?;
+    Ok(Collected {
         sightings,
+        frames,
+        started,
         conntrack,
-        clients: driven.clients,
-        server_saw: driven.server_saw,
-    };
-    // Flows whose client gave up with nothing to explain it: their packets, hop by hop, say
-    // whether the answer was still on its way (below).
-    let explained: BTreeSet<u32> = driven.lagged.iter().map(|(id, _)| *id).collect();
-    let unexplained: BTreeSet<u32> = driven
-        .gave_up
-        .keys()
-        .filter(|id| !explained.contains(id))
-        .copied()
-        .collect();
-    let traces = if opts.traces {
-        verdict::Traces::All
-    } else {
-        verdict::Traces::Only(unexplained)
-    };
-    let clock = Instant::now();
-    let mut verdict = verdict::judge_with(plan, &observations, &traces);
-    t.judge = clock.elapsed();
-    // On a machine so slow that the traffic took longer than the router's conntrack keeps a
-    // finished flow's entry, an entry missing is no evidence.
-    if conntrack_late {
-        let missing: Vec<String> = verdict
-            .flows
-            .iter()
-            .filter(|p| p.mark.is_none() && !p.router_out.is_empty())
-            .map(|p| p.id.to_string())
-            .collect();
-        if !missing.is_empty() {
-            faults.push(format!(
-                "the traffic took {} s, longer than the router's conntrack keeps a finished flow's entry ({} s), and flows {} have none",
-                driving.elapsed().as_secs(),
-                CONNTRACK_KEEPS.as_secs(),
-                missing.join(", ")
-            ));
-        }
-    }
-    let gave_up: BTreeSet<u32> = driven.gave_up.keys().copied().collect();
-    faults.extend(verdict::unseen(plan, &verdict, &gave_up));
+        faults,
+    })
+}
+
+/// What the verdict shows was the lab's doing, not the rules': flows that gave up with none of
+/// their packets seen ([`verdict::unseen`]), a flow of which the network lost nothing that
+/// the harness kept waiting (`lagged`), and one whose answer was still on its way when its
+/// client gave up (`gave_up`, when; the captures started at `started`).
+fn lab_faults(
+    plan: &Plan,
+    verdict: &Verdict,
+    gave_up: &BTreeMap<u32, SystemTime>,
+    lagged: &[(u32, String)],
+    started: SystemTime,
+) -> Vec<String> {
+    let mut faults = Vec::new();
+    let gave_up_ids: BTreeSet<u32> = gave_up.keys().copied().collect();
+    faults.extend(verdict::unseen(plan, verdict, &gave_up_ids));
     // A flow the harness itself kept waiting, of which the network lost nothing.
     let lost: BTreeSet<u32> = verdict
         .flows
@@ -367,8 +488,7 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
         .map(|p| p.id)
         .collect();
     faults.extend(
-        driven
-            .lagged
+        lagged
             .iter()
             .filter(|(id, _)| !lost.contains(id))
             .map(|(_, why)| why.clone()),
@@ -376,8 +496,8 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
     // A flow of which nothing was lost, whose answer was still on its way when its client gave
     // up: the machine was slow, the network did not fail it. (Only answers that carry data:
     // the closing packets that follow giving up are the client's own doing.)
-    let slow: Vec<(u32, std::time::SystemTime)> = driven
-        .gave_up
+    let explained: BTreeSet<u32> = lagged.iter().map(|(id, _)| *id).collect();
+    let slow: Vec<(u32, SystemTime)> = gave_up
         .iter()
         .filter(|(id, _)| !lost.contains(id) && !explained.contains(id))
         .map(|(id, at)| (*id, *at))
@@ -402,23 +522,7 @@ fn run_once(plan: &Plan, opts: Options) -> Result<RunResult, Error> {
             }
         }
     }
-    if !faults.is_empty() {
-        return Err(Error::LabFault(brief(faults)));
-    }
-    if !opts.traces {
-        for p in &mut verdict.flows {
-            p.trace = None;
-        }
-    }
-    Ok(RunResult {
-        frames,
-        capture_started: started,
-        coverage,
-        verdict,
-        observations,
-        timings: t,
-        lab,
-    })
+    faults
 }
 
 /// What stopped the traffic: the lab's own error when it carries one (a link an event changed

@@ -12,6 +12,7 @@ use thiserror::Error;
 pub struct Timeout {
     /// What was waited for, as a sentence fragment: "link `wan1` (jupiter:eth1) up".
     pub what: String,
+    /// How long it waited.
     pub waited: Duration,
 }
 

@@ -19,20 +19,25 @@ pub use netns::{can_create_netns, Netns};
 
 use crate::model::{Plan, PolicyRule, Route, RuleAction};
 
+/// What stopped the lab from being built or changed. Each names the node.
 #[derive(Debug, Error)]
 pub enum LabError {
+    /// The kernel refused a new network namespace (no root or CAP_SYS_ADMIN, most often).
     #[error("creating the network namespace for node `{node}`: {source} (creating namespaces needs root or CAP_SYS_ADMIN: run as root)")]
     Netns {
         node: String,
         #[source]
         source: io::Error,
     },
+    /// A netlink request in the node failed (`what` it was: adding a route, creating a
+    /// link…), with the kernel's reason.
     #[error("node `{node}`: {what}: {msg}")]
     Netlink {
         node: String,
         what: String,
         msg: String,
     },
+    /// A sysctl could not be written in the node (an unknown key, a value out of range).
     #[error("node `{node}`: sysctl `{key}` = `{value}`: {source} (does the key exist on this kernel? `sysctl -a | grep` it)")]
     Sysctl {
         node: String,
@@ -48,6 +53,7 @@ pub enum LabError {
         #[source]
         source: crate::wait::Timeout,
     },
+    /// A thread could not be started in the node, entered it, or panicked there.
     #[error("node `{node}`: {source}")]
     Thread {
         node: String,

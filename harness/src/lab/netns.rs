@@ -24,7 +24,7 @@ impl Netns {
         Netns::start(name)?.finish()
     }
 
-    /// Starts creating a namespace; [`Pending::finish`] waits for it. Several can be under way
+    /// Starts creating a namespace; `Pending::finish` waits for it. Several can be under way
     /// at once.
     pub fn start(name: &str) -> io::Result<Pending> {
         let thread = thread::Builder::new().name(format!("mk-{name}")).spawn(

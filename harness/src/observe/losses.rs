@@ -5,35 +5,13 @@
 //! packet lost this way is the machine's doing, and a verdict on it would be a false alarm —
 //! except on a link an event of the scenario takes down: a veth whose peer is down drops what
 //! it is given, and counts it.
+//!
+//! The counters as data, and what grew; `watch::losses` reads them in the lab. Pure.
 
 use std::collections::BTreeMap;
-use std::io;
-
-use crate::lab::Lab;
 
 /// Every loss counter of every node: (node, counter) → value.
 pub type LossCounters = BTreeMap<(String, String), u64>;
-
-/// Reads every node's loss counters (from a thread inside each), but for the interfaces in
-/// `except` (node, interface).
-pub fn read(lab: &Lab, except: &[(&str, &str)]) -> io::Result<LossCounters> {
-    let mut all = LossCounters::new();
-    for (node, ns) in &lab.nodes {
-        let texts = ns.run(|| -> io::Result<[String; 3]> {
-            Ok([
-                std::fs::read_to_string("/proc/thread-self/net/dev")?,
-                std::fs::read_to_string("/proc/thread-self/net/snmp")?,
-                std::fs::read_to_string("/proc/thread-self/net/netstat")?,
-            ])
-        })??;
-        for (iface, name, v) in parse(&texts[0], &texts[1], &texts[2]) {
-            if !iface.is_some_and(|i| except.contains(&(node.as_str(), i.as_str()))) {
-                all.insert((node.clone(), name), v);
-            }
-        }
-    }
-    Ok(all)
-}
 
 /// The counters that grew from `before` to `after`, one line each:
 /// "jupiter: eth1 dropped 3 packets on receive".
@@ -58,7 +36,7 @@ const SOCKET_LOSSES: &[(&str, &str)] = &[
 
 /// Loss counters from the texts of `/proc/net/dev`, `/proc/net/snmp` and `/proc/net/netstat`:
 /// (the interface it counts for, if any; its name; its value).
-fn parse(dev: &str, snmp: &str, netstat: &str) -> Vec<(Option<String>, String, u64)> {
+pub fn parse(dev: &str, snmp: &str, netstat: &str) -> Vec<(Option<String>, String, u64)> {
     let mut out = Vec::new();
     // Interface lines: `  eth0: rx_bytes rx_packets rx_errs rx_drop … tx_bytes tx_packets
     // tx_errs tx_drop …`.

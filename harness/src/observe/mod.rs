@@ -1,10 +1,11 @@
-//! What the harness saw: every packet on every link, the router's conntrack table, and what
-//! clients and servers experienced. [`Observations`] is pure data; [`capture`] and
-//! [`read_conntrack`] are the kernel-facing parts.
+//! What the harness saw: every packet on every link, the router's conntrack table, the rules'
+//! packet counters, and what clients and servers experienced. Pure data, and the parsing that
+//! makes it from the kernel's texts and frames: nothing here touches the kernel or the lab
+//! (`tests/pure.rs` keeps it so). [`crate::watch`] is the kernel-facing half that reads them.
 
-pub mod capture;
 pub mod conntrack;
 pub mod counters;
+pub mod frame;
 pub mod losses;
 pub mod packet;
 pub mod sightings;
@@ -13,10 +14,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 pub use conntrack::{CtEntry, Tuple};
+pub use frame::Frame;
 pub use packet::Packet;
 pub use sightings::{Sighting, SightingId, Sightings};
-
-use crate::lab::Lab;
 
 /// How a flow went, as its client saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,6 +27,7 @@ pub struct ClientOutcome {
     pub error: Option<String>,
 }
 
+/// Everything one run saw: what the verdict judges.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observations {
     pub sightings: Sightings,
@@ -34,17 +35,4 @@ pub struct Observations {
     pub clients: BTreeMap<u32, ClientOutcome>,
     /// Source address the server saw, by flow id.
     pub server_saw: BTreeMap<u32, Ipv4Addr>,
-}
-
-/// Reads the conntrack table of `node` (from a thread inside it: /proc/thread-self/net).
-pub fn read_conntrack(lab: &Lab, node: &str) -> std::io::Result<Vec<CtEntry>> {
-    let text = lab
-        .ns(node)
-        .run(|| std::fs::read_to_string("/proc/thread-self/net/nf_conntrack"))?;
-    match text {
-        Ok(t) => Ok(conntrack::parse(&t)),
-        // No rule in the node loaded conntrack: there is nothing to read.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
 }

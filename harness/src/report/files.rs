@@ -3,7 +3,7 @@
 //!
 //! A result file is whole or absent. [`Outputs::check`] proves, before any lab is built, that
 //! each can be created: its folder exists and takes a new file, and the path is not a folder
-//! (`--pcap DIR` is a folder, or one its existing parent can take). [`write`] then writes every
+//! (`--pcap DIR` is a folder, or one its existing parent can take). [`write()`] then writes every
 //! file in its own folder, checking each write, the flush and an fsync, and puts them in place
 //! only once all of them are complete: after a failure (a full disk) none is, nothing written
 //! is left, and the error names the file and the system's reason. While written a file has no
@@ -18,8 +18,88 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
+
 use crate::model::Plan;
 use crate::run::RunResult;
+
+/// Why a result file cannot be, or was not, written. Each names the option and the path as
+/// given, says why, then what to do; the system's reason is part of the text.
+#[derive(Debug, Error)]
+pub enum ResultFileError {
+    /// Two options name one file.
+    #[error("{first} and {second} both name `{}`; give each its own file", path.display())]
+    SameFile {
+        first: &'static str,
+        second: &'static str,
+        path: PathBuf,
+    },
+    /// `--pcap` names something that exists and is not a folder.
+    #[error("--pcap `{}`: not a folder; --pcap takes a folder to write one pcap file per link into", dir.display())]
+    PcapNotAFolder { dir: PathBuf },
+    /// A single file's option names a folder.
+    #[error("{flag} `{}`: is a folder; give the name of a file to write", path.display())]
+    IsAFolder { flag: &'static str, path: PathBuf },
+    /// A symbolic link to nothing: where to write is not clear.
+    #[error("{flag} `{}`: a symbolic link to a file that does not exist; give the path it should point to", path.display())]
+    DanglingLink { flag: &'static str, path: PathBuf },
+    /// The path could not be looked at (or, for a file, followed to the real one).
+    #[error("{flag} `{}`: {reason}", path.display())]
+    Unreadable {
+        flag: &'static str,
+        path: PathBuf,
+        reason: io::Error,
+    },
+    /// What should be the file's folder is not a folder.
+    #[error("{flag} `{}`: `{}` is not a folder", path.display(), dir.display())]
+    FolderNotAFolder {
+        flag: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+    },
+    /// The file's folder does not exist.
+    #[error("{flag} `{}`: folder `{}` does not exist; create it first, or give a path in a folder that does", path.display(), dir.display())]
+    NoFolder {
+        flag: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+    },
+    /// The file's folder could not be looked at.
+    #[error("{flag} `{}`: folder `{}`: {reason}", path.display(), dir.display())]
+    FolderUnreadable {
+        flag: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+        reason: io::Error,
+    },
+    /// The file's folder takes no new file.
+    #[error("{flag} `{}`: cannot create a file in `{}`: {reason}; give a path in a folder you can write to", path.display(), dir.display())]
+    FolderReadOnly {
+        flag: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+        reason: io::Error,
+    },
+    /// Writing the file failed (a full disk), or putting it in place did. `whole`: it was
+    /// written under a temporary name, which is gone with it, so no part of it was left.
+    #[error("writing `{}`: {reason}{}{}", path.display(), what_to_do(reason), if *whole { " (no part of it was left)" } else { "" })]
+    Write {
+        path: PathBuf,
+        reason: io::Error,
+        whole: bool,
+    },
+}
+
+/// What to do about a write that failed for `reason`, if anything can be said.
+fn what_to_do(reason: &io::Error) -> &'static str {
+    match reason.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => "; free some space there, or give a path elsewhere",
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
+            "; give a path in a folder you can write to"
+        }
+        _ => "",
+    }
+}
 
 /// Which result files to write, and where.
 #[derive(Debug, Clone, Default)]
@@ -72,14 +152,15 @@ impl Outputs {
     ///
     /// # Errors
     /// The first that cannot be, with the option, the path, why, and what to do.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ResultFileError> {
         let files = self.files();
         for (i, (flag, p)) in files.iter().enumerate() {
             if let Some((other, _)) = files[..i].iter().find(|(_, q)| q == p) {
-                return Err(format!(
-                    "{other} and {flag} both name `{}`; give each its own file",
-                    p.display()
-                ));
+                return Err(ResultFileError::SameFile {
+                    first: other,
+                    second: flag,
+                    path: p.to_path_buf(),
+                });
             }
             if let Target::Replace { path, .. } = target(flag, p)? {
                 takes_files(flag, p, folder(&path))?;
@@ -92,7 +173,13 @@ impl Outputs {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     takes_files("--pcap", dir, folder(dir))?
                 }
-                Err(e) => return Err(format!("--pcap `{}`: {e}", dir.display())),
+                Err(reason) => {
+                    return Err(ResultFileError::Unreadable {
+                        flag: "--pcap",
+                        path: dir.clone(),
+                        reason,
+                    })
+                }
             }
         }
         Ok(())
@@ -104,7 +191,7 @@ impl Outputs {
     ///
     /// # Errors
     /// The first that cannot, as [`Outputs::check`] says it.
-    pub fn check_pcaps(&self, plans: &[Plan]) -> Result<(), String> {
+    pub fn check_pcaps(&self, plans: &[Plan]) -> Result<(), ResultFileError> {
         let Some(dir) = &self.pcap else {
             return Ok(());
         };
@@ -117,11 +204,10 @@ impl Outputs {
     }
 }
 
-fn not_a_folder(dir: &Path) -> String {
-    format!(
-        "--pcap `{}`: not a folder; --pcap takes a folder to write one pcap file per link into",
-        dir.display()
-    )
+fn not_a_folder(dir: &Path) -> ResultFileError {
+    ResultFileError::PcapNotAFolder {
+        dir: dir.to_path_buf(),
+    }
 }
 
 /// `DIR/SCENARIO-LINK.pcap`.
@@ -148,78 +234,90 @@ enum Target {
     InPlace,
 }
 
-fn target(flag: &str, path: &Path) -> Result<Target, String> {
-    let shown = path.display();
+fn target(flag: &'static str, path: &Path) -> Result<Target, ResultFileError> {
+    let unreadable = |reason| ResultFileError::Unreadable {
+        flag,
+        path: path.to_path_buf(),
+        reason,
+    };
     match fs::metadata(path) {
-        Ok(m) if m.is_dir() => Err(format!(
-            "{flag} `{shown}`: is a folder; give the name of a file to write"
-        )),
+        Ok(m) if m.is_dir() => Err(ResultFileError::IsAFolder {
+            flag,
+            path: path.to_path_buf(),
+        }),
         Ok(m) if m.is_file() => match fs::canonicalize(path) {
             Ok(real) => Ok(Target::Replace {
                 path: real,
                 mode: m.permissions().mode() & 0o777,
             }),
-            Err(e) => Err(format!("{flag} `{shown}`: {e}")),
+            Err(e) => Err(unreadable(e)),
         },
         Ok(_) => Ok(Target::InPlace),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if fs::symlink_metadata(path).is_ok() {
-                return Err(format!(
-                    "{flag} `{shown}`: a symbolic link to a file that does not exist; give \
-                     the path it should point to"
-                ));
+                return Err(ResultFileError::DanglingLink {
+                    flag,
+                    path: path.to_path_buf(),
+                });
             }
             Ok(Target::Replace {
                 path: path.to_path_buf(),
                 mode: 0o666,
             })
         }
-        Err(e) => Err(format!("{flag} `{shown}`: {e}")),
+        Err(e) => Err(unreadable(e)),
     }
 }
 
 /// Whether `dir`, where `path` goes, exists and takes a new file: one is created there and
 /// removed at once.
-fn takes_files(flag: &str, path: &Path, dir: &Path) -> Result<(), String> {
-    let (shown, d) = (path.display(), dir.display());
-    match fs::metadata(dir) {
+fn takes_files(flag: &'static str, path: &Path, dir: &Path) -> Result<(), ResultFileError> {
+    let (path, dir) = (path.to_path_buf(), dir.to_path_buf());
+    match fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(format!("{flag} `{shown}`: `{d}` is not a folder")),
+        Ok(_) => return Err(ResultFileError::FolderNotAFolder { flag, path, dir }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "{flag} `{shown}`: folder `{d}` does not exist; create it first, or give a \
-                 path in a folder that does"
-            ))
+            return Err(ResultFileError::NoFolder { flag, path, dir })
         }
-        Err(e) => return Err(format!("{flag} `{shown}`: folder `{d}`: {e}")),
+        Err(reason) => {
+            return Err(ResultFileError::FolderUnreadable {
+                flag,
+                path,
+                dir,
+                reason,
+            })
+        }
     }
-    tempfile::Builder::new()
+    match tempfile::Builder::new()
         .prefix(".harness-probe.")
-        .tempfile_in(dir)
-        .map(drop)
-        .map_err(|e| {
-            format!(
-                "{flag} `{shown}`: cannot create a file in `{d}`: {e}; give a path in a \
-                 folder you can write to"
-            )
-        })
+        .tempfile_in(&dir)
+    {
+        Ok(_) => Ok(()),
+        Err(reason) => Err(ResultFileError::FolderReadOnly {
+            flag,
+            path,
+            dir,
+            reason,
+        }),
+    }
 }
 
 /// A result file that could not be written: the path given, and the system's reason.
-fn failed(path: &Path, e: io::Error) -> String {
-    let todo = match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => "; free some space there, or give a path elsewhere",
-        Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
-            "; give a path in a folder you can write to"
-        }
-        _ => "",
-    };
-    format!("writing `{}`: {e}{todo}", path.display())
+fn failed(path: &Path, reason: io::Error) -> ResultFileError {
+    ResultFileError::Write {
+        path: path.to_path_buf(),
+        reason,
+        whole: false,
+    }
 }
 
 /// The same for a file written under a temporary name, which is gone with its part.
-fn failed_whole(path: &Path, e: io::Error) -> String {
-    format!("{} (no part of it was left)", failed(path, e))
+fn failed_whole(path: &Path, reason: io::Error) -> ResultFileError {
+    ResultFileError::Write {
+        path: path.to_path_buf(),
+        reason,
+        whole: true,
+    }
 }
 
 /// Writes through a buffer and hands `out` back once the buffer is flushed: every write's
@@ -334,10 +432,10 @@ impl Batch {
     /// not yet in place (a device or FIFO: into it, at once).
     fn put(
         &mut self,
-        flag: &str,
+        flag: &'static str,
         path: &Path,
         fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ResultFileError> {
         match target(flag, path)? {
             Target::InPlace => {
                 let f = fs::OpenOptions::new()
@@ -377,7 +475,7 @@ impl Batch {
     }
 
     /// Puts every file in place.
-    fn commit(self) -> Result<(), String> {
+    fn commit(self) -> Result<(), ResultFileError> {
         for (staged, real, shown) in self.staged {
             match staged {
                 Staged::Unnamed(f) => name_unnamed(&f, &real),
@@ -391,7 +489,7 @@ impl Batch {
 
 /// Writes every file `out` names for these runs, each whole or not at all (see the module's
 /// documentation); the message names the file that failed and the system's reason.
-pub fn write(out: &Outputs, runs: &[(&Plan, &RunResult)]) -> Result<(), String> {
+pub fn write(out: &Outputs, runs: &[(&Plan, &RunResult)]) -> Result<(), ResultFileError> {
     let mut made = None;
     let result = write_batch(out, runs, &mut made);
     if let (Err(_), Some(dir)) = (&result, made) {
@@ -405,7 +503,7 @@ fn write_batch<'a>(
     out: &'a Outputs,
     runs: &[(&Plan, &RunResult)],
     made: &mut Option<&'a Path>,
-) -> Result<(), String> {
+) -> Result<(), ResultFileError> {
     let mut batch = Batch::default();
     if let Some(dir) = &out.pcap {
         match fs::metadata(dir) {
@@ -487,7 +585,7 @@ mod tests {
             html: Some("/nonexistent-dir/x.html".into()),
             ..Default::default()
         };
-        let e = out.check().expect_err("no such folder");
+        let e = out.check().expect_err("no such folder").to_string();
         assert!(
             e.starts_with(
                 "--html `/nonexistent-dir/x.html`: folder `/nonexistent-dir` does not exist"
@@ -503,7 +601,7 @@ mod tests {
             json: Some(dir.path().to_path_buf()),
             ..Default::default()
         };
-        let e = out.check().expect_err("a folder");
+        let e = out.check().expect_err("a folder").to_string();
         assert!(e.contains("is a folder; give the name of a file"), "{e}");
     }
 
@@ -513,7 +611,7 @@ mod tests {
             pcap: Some("/dev/full".into()),
             ..Default::default()
         };
-        let e = out.check().expect_err("a device");
+        let e = out.check().expect_err("a device").to_string();
         assert!(e.starts_with("--pcap `/dev/full`: not a folder"), "{e}");
     }
 
@@ -530,7 +628,7 @@ mod tests {
             pcap: Some(dir.path().join("a/b")),
             ..Default::default()
         };
-        let e = deep.check().expect_err("`a` does not exist");
+        let e = deep.check().expect_err("`a` does not exist").to_string();
         assert!(e.contains("does not exist"), "{e}");
     }
 
@@ -541,7 +639,7 @@ mod tests {
             html: Some("r.out".into()),
             ..Default::default()
         };
-        let e = out.check().expect_err("the same file");
+        let e = out.check().expect_err("the same file").to_string();
         assert!(e.starts_with("--json and --html both name `r.out`"), "{e}");
     }
 
@@ -560,7 +658,7 @@ mod tests {
             junit: Some(dir.path().join("f/r.xml")),
             ..Default::default()
         };
-        let e = out.check().expect_err("not a folder");
+        let e = out.check().expect_err("not a folder").to_string();
         assert!(e.contains("--junit `") && e.contains("f/r.xml`"), "{e}");
     }
 
@@ -578,8 +676,13 @@ mod tests {
                 Err(enospc())
             })
             .expect_err("the disk is full");
+        assert!(
+            matches!(&e, ResultFileError::Write { whole: true, reason, .. }
+                if reason.raw_os_error() == Some(libc::ENOSPC)),
+            "{e:?}"
+        );
         assert_eq!(
-            e,
+            e.to_string(),
             format!(
                 "writing `{}`: No space left on device (os error 28); free some space there, or give a \
                  path elsewhere (no part of it was left)",
@@ -700,7 +803,8 @@ mod tests {
         let mut batch = Batch::default();
         let e = batch
             .put("--html", Path::new("/dev/full"), |w| w.write_all(b"<html>"))
-            .expect_err("/dev/full takes nothing");
+            .expect_err("/dev/full takes nothing")
+            .to_string();
         assert_eq!(
             e,
             "writing `/dev/full`: No space left on device (os error 28); free some space there, or \
@@ -718,7 +822,8 @@ mod tests {
             },
             &[],
         )
-        .expect_err("not a folder");
+        .expect_err("not a folder")
+        .to_string();
         assert!(e.starts_with("--pcap `/dev/full`: not a folder"), "{e}");
     }
 

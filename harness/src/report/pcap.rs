@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use pcap_file::PcapError;
 
-use crate::observe::capture::Frame;
+use crate::observe::Frame;
 
 /// Writes the frames of link `link` (Ethernet) as a pcap stream, and hands `out` back: what
 /// it still buffers is the caller's to flush, and a failing flush is the caller's error.

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::packet;
-use super::Sightings;
 use crate::lab::{Gate, Lab};
 use crate::model::{FlowSpec, Topology};
+use crate::observe::packet;
+use crate::observe::{Frame, Sightings};
 
 /// How long a capture thread sleeps between two drains of its ring. It never waits on the
 /// socket itself: a reader asleep in poll(2) makes the kernel wake it for every block, and
@@ -59,14 +59,6 @@ struct End {
 
 /// The most `a` ends one socket watches (its filter's jumps count 255 at most).
 const ENDS_PER_SOCKET: usize = 128;
-
-/// A whole frame as captured, kept for pcap files.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    pub link: usize,
-    pub t_ns: u64,
-    pub data: Vec<u8>,
-}
 
 /// Packets the kernel dropped before a capture thread could read them, with the links that
 /// socket watched (by index).
