@@ -122,6 +122,12 @@ impl Outputs {
         }
     }
 
+    /// Whether `--json -` asks for the JSON on standard output: then nothing else may be
+    /// written there.
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref() == Some(Path::new("-"))
+    }
+
     /// Whether the runs must keep every flow's packets hop by hop (the HTML draws them, the
     /// JSON lists them).
     pub fn needs_traces(&self) -> bool {
@@ -142,6 +148,7 @@ impl Outputs {
         ]
         .into_iter()
         .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+        .filter(|(_, p)| *p != Path::new("-"))
         .collect()
     }
 
@@ -546,9 +553,14 @@ fn write_batch<'a>(
             obs: &r.observations,
         })
         .collect();
+    let mut stdout = None;
     if let Some(p) = &out.json {
         let text = super::results::json(&all);
-        batch.put("--json", p, |w| w.write_all(text.as_bytes()))?;
+        if out.json_to_stdout() {
+            stdout = Some(text);
+        } else {
+            batch.put("--json", p, |w| w.write_all(text.as_bytes()))?;
+        }
     }
     if let Some(p) = &out.junit {
         let text = super::results::junit(&all);
@@ -558,7 +570,18 @@ fn write_batch<'a>(
         let text = super::html::page(&pages);
         batch.put("--html", p, |w| w.write_all(text.as_bytes()))?;
     }
-    batch.commit()
+    batch.commit()?;
+    if let Some(text) = stdout {
+        let mut w = io::stdout().lock();
+        w.write_all(text.as_bytes())
+            .and_then(|()| w.flush())
+            .map_err(|reason| ResultFileError::Write {
+                path: PathBuf::from("-"),
+                reason,
+                whole: false,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
