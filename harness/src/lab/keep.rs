@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{setns, CloneFlags};
 use serde::{Deserialize, Serialize};
 
-use super::Lab;
+use super::{spawn, Lab};
 
 /// The keeper's fd for the first node's namespace; the others follow in node order.
 const FIRST_FD: RawFd = 100;
@@ -560,8 +560,8 @@ fn take(order: &Order) -> Result<Kept, String> {
     }
     let mount_ns = !order.tables.is_empty();
     if mount_ns {
-        let path = crate::install::rt_tables_path().map_err(|e| e.to_string())?;
-        crate::install::private_rt_tables(&crate::install::rt_tables(&order.tables), &path)
+        let path = spawn::rt_tables_path().map_err(|e| e.to_string())?;
+        spawn::private_rt_tables(&spawn::rt_tables(&order.tables), &path)
             .map_err(|e| format!("giving the keeper the lab's routing table names: {e}"))?;
     }
     let pid = std::process::id() as i32;

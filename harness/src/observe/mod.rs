@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod conntrack;
 pub mod counters;
+pub mod coverage;
 pub mod losses;
 pub mod packet;
 pub mod sightings;
