@@ -316,7 +316,7 @@ fn overrides(rules: &[String]) -> Result<Overrides, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     rules
         .iter()
-        .map(|r| RuleSource::parse_override(r, &cwd))
+        .map(|r| RuleSource::parse_override(r, &cwd).map_err(|e| e.to_string()))
         .collect()
 }
 

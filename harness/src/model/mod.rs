@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use doc::{parse, stem, Doc};
-pub use error::SpecError;
+pub use error::{RulesArgError, SpecError};
 pub use facts::facts;
 pub use iproute::{parse_route, parse_rule};
 use locate::YamlIndex;
