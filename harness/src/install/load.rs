@@ -32,10 +32,10 @@ pub(super) fn run_tool(
         (RuleKind::Ipset, _) => cmd.arg("restore"),
         (RuleKind::Sysctl, _) => cmd.arg("-q").arg("-p").arg("/dev/stdin"),
     };
-    let spawn_failed = |source| InstallError::Spawn {
+    let spawn_failed = |error| InstallError::Spawn {
         tool,
         node: node.to_string(),
-        source,
+        error,
     };
     let ns = lab.ns(node).clone();
     let tables = tables.map(<[u8]>::to_vec);
@@ -117,10 +117,10 @@ impl Settling {
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the thread waiting for it panicked")))
             .and_then(|r| r)
-            .map_err(|source| InstallError::Spawn {
+            .map_err(|error| InstallError::Spawn {
                 tool,
                 node: node.clone(),
-                source,
+                error,
             })?;
         if out.status.success() {
             return Ok(());

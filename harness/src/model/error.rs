@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 /// Displayed as `file:line:col: what is wrong; what to do`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The file the problem is in (a scenario, or the topology it names).
     pub file: PathBuf,
+    /// The line of the problem, counted from 1, when it is known.
     pub line: Option<usize>,
+    /// The column on that line, counted from 1, when it is known.
     pub col: Option<usize>,
+    /// What is wrong, then what to do: `unknown node `satrun`; did you mean `saturn`?`.
     pub msg: String,
 }
 

@@ -30,11 +30,11 @@ pub fn coverage(
     for node in nodes {
         let mut cmd = Command::new(save);
         cmd.arg("-c");
-        let out = run_with_input(lab.ns(node), cmd, None, None, b"").map_err(|source| {
+        let out = run_with_input(lab.ns(node), cmd, None, None, b"").map_err(|error| {
             InstallError::Spawn {
                 tool: save,
                 node: node.to_string(),
-                source,
+                error,
             }
         })?;
         let files: Vec<Loaded> = loaded
