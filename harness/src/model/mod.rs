@@ -1,5 +1,11 @@
 //! YAML → validated [`Plan`]. Pure: reads files, touches nothing else. Every input error is
 //! found here, before anything is built, with `file:line:col`.
+//!
+//! [`load`] reads the scenario and checks it part by part: `topology` (nodes, links, the
+//! router; routes and rules in the `ip route`/`ip rule` grammar of `iproute`), `rules` (each
+//! node's rule sources), `traffic` (flows), `craft` (crafted packets), `expect` (expectations
+//! and `expect_failure`), `events` (links set down or up). `doc` is the YAML file being
+//! checked, [`plan`] the validated result.
 
 pub mod bundle;
 mod craft;
