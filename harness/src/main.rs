@@ -217,7 +217,7 @@ fn main() -> ExitCode {
     // built, and before the user namespace, where other users' files show as overflow uids.
     if let Cmd::Run { keep: true, .. } = cli.cmd {
         if let Err(m) = harness::lab::keep::check_state_dir() {
-            return ExitCode::from(fail_msg(&m));
+            return ExitCode::from(fail_msg(&m.to_string()));
         }
     }
     // Commands that build labs run as root in a user namespace of their own when not root.
@@ -316,7 +316,7 @@ fn overrides(rules: &[String]) -> Result<Overrides, String> {
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     rules
         .iter()
-        .map(|r| RuleSource::parse_override(r, &cwd))
+        .map(|r| RuleSource::parse_override(r, &cwd).map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -448,7 +448,8 @@ fn keep(lab: harness::lab::Lab, plan: &Plan) -> Result<(), String> {
         .iter()
         .flat_map(|r| r.tables.iter().cloned())
         .collect();
-    let k = harness::lab::keep::keep(lab, &plan.name, &plan.file, &tables)?;
+    let k = harness::lab::keep::keep(lab, &plan.name, &plan.file, &tables)
+        .map_err(|e| e.to_string())?;
     println!(
         "\nlab `{}` kept (keeper process {}); enter a node with `harness shell NODE [-- COMMAND]`:",
         k.scenario, k.pid
@@ -469,10 +470,10 @@ fn shell(node: &str, which: Option<&str>, command: &[String]) -> u8 {
     use std::os::unix::process::CommandExt;
     let k = match harness::lab::keep::find(which) {
         Ok(k) => k,
-        Err(m) => return fail_msg(&m),
+        Err(m) => return fail_msg(&m.to_string()),
     };
     if let Err(m) = harness::lab::keep::enter(&k, node) {
-        return fail_msg(&m);
+        return fail_msg(&m.to_string());
     }
     let (program, args) = match command.split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
@@ -501,11 +502,11 @@ fn down(which: Option<&str>) -> u8 {
     let (labs, refused) = match which {
         Some(_) => match harness::lab::keep::find(which) {
             Ok(k) => (vec![k], Vec::new()),
-            Err(m) => return fail_msg(&m),
+            Err(m) => return fail_msg(&m.to_string()),
         },
         None => match harness::lab::keep::list() {
             Ok(l) => (l.labs, l.refused),
-            Err(m) => return fail_msg(&m),
+            Err(m) => return fail_msg(&m.to_string()),
         },
     };
     if labs.is_empty() && refused.is_empty() {
@@ -514,7 +515,7 @@ fn down(which: Option<&str>) -> u8 {
     let mut code = Exit::PASS;
     for k in labs {
         match harness::lab::keep::remove(&k) {
-            Err(m) => code = fail_msg(&m),
+            Err(m) => code = fail_msg(&m.to_string()),
             Ok(holders) if holders.is_empty() => {
                 println!("removed lab `{}` (keeper process {})", k.scenario, k.pid)
             }
@@ -528,7 +529,7 @@ fn down(which: Option<&str>) -> u8 {
         }
     }
     for m in refused {
-        code = fail_msg(&m);
+        code = fail_msg(&m.to_string());
     }
     code
 }

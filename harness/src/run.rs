@@ -223,7 +223,11 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
     t.collect = clock.elapsed();
 
     let coverage = if opts.coverage {
-        Some(install::coverage(&lab, &installed.loaded, opts.backend)?)
+        Some(watch::coverage::read(
+            &lab,
+            &installed.loaded,
+            opts.backend,
+        )?)
     } else {
         None
     };

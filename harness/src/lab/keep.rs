@@ -45,8 +45,162 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use super::Lab;
+use super::{spawn, Lab};
+
+/// What stops a lab from being kept, found, entered or removed. The keeper's own failures
+/// (while it takes the namespaces and writes its state) reach the run as
+/// [`KeepError::KeeperFailed`].
+#[derive(Debug, Error)]
+pub enum KeepError {
+    /// The folders above the state directory could not be created.
+    #[error("creating `{parent}` for the state directory `{dir}`: {error}; set `HARNESS_STATE_DIR` to a directory you can write")]
+    CreateParent {
+        parent: PathBuf,
+        dir: PathBuf,
+        error: io::Error,
+    },
+    /// The state directory could not be created (another user's `$XDG_RUNTIME_DIR`, kept
+    /// across `su`, for one).
+    #[error("creating the state directory `{dir}`: {error}; set `HARNESS_STATE_DIR` to a directory you can write")]
+    CreateDir { dir: PathBuf, error: io::Error },
+    /// The state directory's path could not be looked at (`lstat`).
+    #[error("looking at the state directory `{dir}`: {error}; set `HARNESS_STATE_DIR` to a directory you can write")]
+    LookAt { dir: PathBuf, error: io::Error },
+    /// The state directory is a symbolic link: kept labs need a real directory.
+    #[error("state directory `{dir}` is a symbolic link (to `{to}`): kept labs need a real directory of your own; remove the link (`rm {dir}`) or set `HARNESS_STATE_DIR` to a directory only you can write")]
+    Symlink { dir: PathBuf, to: PathBuf },
+    /// The state directory's path names something other than a directory.
+    #[error("state directory `{dir}` is not a directory: remove it or set `HARNESS_STATE_DIR` to a directory only you can write")]
+    NotADirectory { dir: PathBuf },
+    /// The state directory could not be opened.
+    #[error("opening the state directory `{dir}`: {error}")]
+    OpenDir { dir: PathBuf, error: io::Error },
+    /// The opened state directory could not be looked at (`fstat`).
+    #[error("looking at the state directory `{dir}`: {error}")]
+    StatDir { dir: PathBuf, error: io::Error },
+    /// The state directory belongs to another user, who may have planted its state files.
+    #[error("state directory `{dir}` is owned by uid {owner}, not by you (uid {me}): another user may have planted it and its state files; remove it (`sudo rm -r {dir}`) or set `HARNESS_STATE_DIR` to a directory only you can write")]
+    ForeignOwner { dir: PathBuf, owner: u32, me: u32 },
+    /// Others may write into the state directory (`mode`: its permission bits).
+    #[error("state directory `{dir}` is writable by others (mode {mode:04o}): anyone could plant a state file naming one of your processes; check what is in it, then `chmod 700 {dir}`, or set `HARNESS_STATE_DIR` to a directory only you can write")]
+    OpenToOthers { dir: PathBuf, mode: u32 },
+    /// The state directory was replaced every time it was looked at.
+    #[error("state directory `{dir}` keeps changing under the harness: see who else uses it, or set `HARNESS_STATE_DIR` to a directory only you can write")]
+    KeepsChanging { dir: PathBuf },
+    /// There is no state directory yet, and the nearest existing folder above it (`base`)
+    /// is not writable, so the keeper could not create it.
+    #[error("the state directory `{dir}` cannot be created: `{base}` is not writable ({error}); set `HARNESS_STATE_DIR` to a directory you can write")]
+    NotWritable {
+        dir: PathBuf,
+        base: PathBuf,
+        error: nix::Error,
+    },
+    /// The state directory could not be listed.
+    #[error("reading the state directory `{dir}`: {error}")]
+    ReadDir { dir: PathBuf, error: io::Error },
+    /// A state file that cannot be read or parsed, or is not a regular file of the user's.
+    #[error(
+        "state file `{file}` cannot be used ({why}): remove it if no keeper of yours is behind it"
+    )]
+    UnusableStateFile { file: String, why: String },
+    /// A state file names a live process that is not this user's keeper of its lab; the
+    /// process is left alone. `comm` is the process's name, `why` what failed the check.
+    #[error("state file `{file}` names process {pid} (`{comm}`), which is not a harness keeper holding lab `{scenario}`: {why}. It was left alone; remove `{file}` if you did not expect it")]
+    Impostor {
+        file: String,
+        pid: i32,
+        comm: String,
+        scenario: String,
+        why: String,
+    },
+    /// State files that were not to be trusted, one message a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Refused(Vec<KeepError>),
+    /// The pipe the keeper reports on could not be created.
+    #[error("creating a pipe for the keeper: {0}")]
+    Pipe(nix::Error),
+    /// The keeper process could not be started.
+    #[error("starting the keeper process (`/proc/self/exe {arg}`): {0}", arg = KEEPER_ARG)]
+    StartKeeper(io::Error),
+    /// The keeper started but did not take the lab: what it said, or how it ended.
+    #[error("the keeper process could not take the lab: {why}")]
+    KeeperFailed { why: String },
+    /// An fd the run passed the keeper for a node is not a network namespace.
+    #[error("fd {fd} for node `{node}` is not a network namespace")]
+    NotANamespace { fd: RawFd, node: String },
+    /// The keeper could not copy a namespace fd above its target range.
+    #[error("copying fd {fd}: {error}")]
+    CopyFd { fd: RawFd, error: io::Error },
+    /// The keeper could not move a namespace to its fd.
+    #[error("moving a namespace to fd {fd}: {error}")]
+    MoveFd { fd: RawFd, error: io::Error },
+    /// The keeper could not look at a namespace fd it holds.
+    #[error("looking at fd {fd}: {error}")]
+    StatFd { fd: RawFd, error: io::Error },
+    /// iproute2's rt_tables file was not found on this machine.
+    #[error("{0}")]
+    NoRtTables(io::Error),
+    /// The keeper's private mount namespace with the lab's table names could not be set up.
+    #[error("giving the keeper the lab's routing table names: {0}")]
+    PrivateRtTables(io::Error),
+    /// The keeper could not read its own start time from /proc.
+    #[error("the keeper cannot read its own start time")]
+    NoStartTime,
+    /// The state directory disappeared between being opened and used.
+    #[error("the state directory vanished")]
+    DirVanished,
+    /// The keeper could not write its state file.
+    #[error("writing {file}: {error}")]
+    WriteState { file: String, error: io::Error },
+    /// The state directory was removed every time the keeper was about to write into it.
+    #[error("writing {name}: the state directory keeps vanishing")]
+    KeepsVanishing { name: String },
+    /// No lab is kept, and none was named.
+    #[error("no kept lab (looked in {dir}): start one with `harness run --keep SCENARIO`")]
+    NoneKept { dir: PathBuf },
+    /// The lab `which` names is not kept, and no lab is.
+    #[error("no kept lab `{which}`: there is none (looked in {dir})")]
+    NoneKeptNamed { which: String, dir: PathBuf },
+    /// The lab `which` names is not kept; `kept` lists those that are.
+    #[error("no kept lab `{which}`; kept: {kept}")]
+    NoSuchLab { which: String, kept: String },
+    /// Several labs are kept and none was named (or the name fits several).
+    #[error("{count} labs are kept: say which with `--lab NAME` (or the keeper's pid): {kept}")]
+    Ambiguous { count: usize, kept: String },
+    /// The keeper ended since its state file was read.
+    #[error("the keeper of lab `{scenario}` (process {pid}) is gone")]
+    KeeperGone { scenario: String, pid: i32 },
+    /// The kept lab has no such node; `nodes` lists those it has.
+    #[error("lab `{scenario}` has no node `{node}`; its nodes: {nodes}")]
+    NoSuchNode {
+        scenario: String,
+        node: String,
+        nodes: String,
+    },
+    /// One of the keeper's namespaces could not be opened.
+    #[error("opening {path}: {error}")]
+    Open { path: String, error: io::Error },
+    /// The node's network namespace opened is not the one the state file records.
+    #[error("node `{node}` of lab `{scenario}` changed while being entered: try again")]
+    Changed { node: String, scenario: String },
+    /// `setns` into the lab's user namespace (a rootless run's) failed.
+    #[error("entering the lab's user namespace: {0}")]
+    EnterUserNs(nix::Error),
+    /// `setns` into the keeper's mount namespace failed.
+    #[error("entering the lab's mount namespace: {0}")]
+    EnterMountNs(nix::Error),
+    /// `setns` into the node's network namespace failed.
+    #[error("entering node `{node}`: {error}")]
+    EnterNode { node: String, error: nix::Error },
+    /// A pidfd for the keeper could not be opened.
+    #[error("reaching keeper process {pid}: {error}")]
+    Reach { pid: i32, error: io::Error },
+    /// SIGTERM could not be sent to the keeper.
+    #[error("stopping keeper process {pid}: {error}")]
+    Stop { pid: i32, error: io::Error },
+}
 
 /// The keeper's fd for the first node's namespace; the others follow in node order.
 const FIRST_FD: RawFd = 100;
@@ -179,22 +333,16 @@ fn location() -> (PathBuf, bool) {
 }
 
 /// Why a state directory with this owner and mode is not to be trusted by `me`, if it is not.
-fn distrust(path: &Path, owner: u32, mode: u32, me: u32) -> Option<String> {
-    let p = path.display();
-    let fix = "or set `HARNESS_STATE_DIR` to a directory only you can write";
+fn distrust(path: &Path, owner: u32, mode: u32, me: u32) -> Option<KeepError> {
+    let dir = path.to_path_buf();
     if owner != me {
-        return Some(format!(
-            "state directory `{p}` is owned by uid {owner}, not by you (uid {me}): another \
-             user may have planted it and its state files; remove it (`sudo rm -r {p}`) {fix}"
-        ));
+        return Some(KeepError::ForeignOwner { dir, owner, me });
     }
     if mode & 0o022 != 0 {
-        return Some(format!(
-            "state directory `{p}` is writable by others (mode {:04o}): anyone could plant a \
-             state file naming one of your processes; check what is in it, then `chmod 700 {p}`, \
-             {fix}",
-            mode & 0o7777
-        ));
+        return Some(KeepError::OpenToOthers {
+            dir,
+            mode: mode & 0o7777,
+        });
     }
     None
 }
@@ -210,9 +358,8 @@ struct StateDir {
 impl StateDir {
     /// Opens the state directory and checks it may be trusted; creates it (mode 0700) when
     /// `create`, else `None` when there is none.
-    fn open(create: bool) -> Result<Option<StateDir>, String> {
+    fn open(create: bool) -> Result<Option<StateDir>, KeepError> {
         let (path, own) = location();
-        let p = path.display();
         for _ in 0..5 {
             match fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -224,41 +371,24 @@ impl StateDir {
                             .recursive(true)
                             .mode(0o700)
                             .create(parent)
-                            .map_err(|e| {
-                                format!(
-                                    "creating `{}` for the state directory `{p}`: {e}; set \
-                                     `HARNESS_STATE_DIR` to a directory you can write",
-                                    parent.display()
-                                )
+                            .map_err(|error| KeepError::CreateParent {
+                                parent: parent.to_path_buf(),
+                                dir: path.clone(),
+                                error,
                             })?;
                     }
                     match fs::DirBuilder::new().mode(0o700).create(&path) {
                         // Someone made it meanwhile: check what it is.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                         // `$XDG_RUNTIME_DIR` of another user, kept across `su`, for one.
-                        Err(e) => {
-                            return Err(format!(
-                                "creating the state directory `{p}`: {e}; set \
-                                 `HARNESS_STATE_DIR` to a directory you can write"
-                            ))
-                        }
+                        Err(error) => return Err(KeepError::CreateDir { dir: path, error }),
                         Ok(()) => {}
                     }
                 }
-                Err(e) => {
-                    return Err(format!(
-                        "looking at the state directory `{p}`: {e}; set `HARNESS_STATE_DIR` to \
-                         a directory you can write"
-                    ))
-                }
+                Err(error) => return Err(KeepError::LookAt { dir: path, error }),
                 Ok(m) if m.file_type().is_symlink() => {
                     let to = fs::read_link(&path).unwrap_or_default();
-                    return Err(format!(
-                        "state directory `{p}` is a symbolic link (to `{}`): kept labs need a \
-                         real directory of your own; remove the link (`rm {p}`) or set \
-                         `HARNESS_STATE_DIR` to a directory only you can write",
-                        to.display()
-                    ));
+                    return Err(KeepError::Symlink { dir: path, to });
                 }
                 Ok(_) => {}
             }
@@ -271,16 +401,14 @@ impl StateDir {
                 // Replaced by a symlink (ELOOP) or a file since the look: look again.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOENT)) => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                    return Err(format!(
-                        "state directory `{p}` is not a directory: remove it or set \
-                         `HARNESS_STATE_DIR` to a directory only you can write"
-                    ))
+                    return Err(KeepError::NotADirectory { dir: path })
                 }
-                Err(e) => return Err(format!("opening the state directory `{p}`: {e}")),
+                Err(error) => return Err(KeepError::OpenDir { dir: path, error }),
             };
-            let m = dir
-                .metadata()
-                .map_err(|e| format!("looking at the state directory `{p}`: {e}"))?;
+            let m = dir.metadata().map_err(|error| KeepError::StatDir {
+                dir: path.clone(),
+                error,
+            })?;
             let me = nix::unistd::geteuid().as_raw();
             if let Some(why) = distrust(&path, m.uid(), m.mode(), me) {
                 return Err(why);
@@ -291,10 +419,7 @@ impl StateDir {
                 own,
             }));
         }
-        Err(format!(
-            "state directory `{p}` keeps changing under the harness: see who else uses it, or \
-             set `HARNESS_STATE_DIR` to a directory only you can write"
-        ))
+        Err(KeepError::KeepsChanging { dir: path })
     }
 
     /// `name` in this directory, reached through its fd (what the path names may change).
@@ -346,7 +471,7 @@ impl StateDir {
 
 /// Checks the state directory, if there is one, before a lab is built for `run --keep`; to
 /// be called before [`crate::rootless::enter`], where owners show as themselves.
-pub fn check_state_dir() -> Result<(), String> {
+pub fn check_state_dir() -> Result<(), KeepError> {
     if StateDir::open(false)?.is_some() {
         return Ok(());
     }
@@ -360,13 +485,10 @@ pub fn check_state_dir() -> Result<(), String> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     use nix::unistd::{access, AccessFlags};
-    access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-        format!(
-            "the state directory `{}` cannot be created: `{}` is not writable ({e}); set \
-             `HARNESS_STATE_DIR` to a directory you can write",
-            path.display(),
-            base.display()
-        )
+    access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|error| KeepError::NotWritable {
+        dir: path.clone(),
+        base: base.to_path_buf(),
+        error,
     })
 }
 
@@ -401,9 +523,8 @@ pub fn keep(
     scenario: &str,
     file: &Path,
     tables: &[(String, u32)],
-) -> Result<Kept, String> {
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("creating a pipe for the keeper: {e}"))?;
+) -> Result<Kept, KeepError> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(KeepError::Pipe)?;
     let order = Order {
         scenario: scenario.to_string(),
         file: file.display().to_string(),
@@ -441,9 +562,7 @@ pub fn keep(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting the keeper process (`/proc/self/exe {KEEPER_ARG}`): {e}"))?;
+    let mut child = cmd.spawn().map_err(KeepError::StartKeeper)?;
     drop(wr);
     drop(lab);
     if let Some(mut stdin) = child.stdin.take() {
@@ -465,7 +584,7 @@ pub fn keep(
                 ("", Err(e)) => format!("it vanished ({e})"),
                 (m, _) => m.to_string(),
             };
-            Err(format!("the keeper process could not take the lab: {why}"))
+            Err(KeepError::KeeperFailed { why })
         }
     }
 }
@@ -496,8 +615,8 @@ pub fn keeper_main() -> ! {
     let n = order.nodes.len() as RawFd;
     let said = match take(&order) {
         Ok(k) => serde_json::to_string(&k).expect("serializable"),
-        Err(m) => {
-            let _ = report.write_all(m.as_bytes());
+        Err(e) => {
+            let _ = report.write_all(e.to_string().as_bytes());
             std::process::exit(1);
         }
     };
@@ -516,7 +635,7 @@ pub fn keeper_main() -> ! {
 }
 
 /// The keeper's setup: namespaces at FIRST_FD.., private rt_tables, state file written.
-fn take(order: &Order) -> Result<Kept, String> {
+fn take(order: &Order) -> Result<Kept, KeepError> {
     // SAFETY: prctl and signal with constant arguments; one thread.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, c"harness-keep".as_ptr());
@@ -532,14 +651,18 @@ fn take(order: &Order) -> Result<Kept, String> {
     for (node, fd) in &order.nodes {
         let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
         if !link.to_string_lossy().starts_with("net:[") {
-            return Err(format!(
-                "fd {fd} for node `{node}` is not a network namespace"
-            ));
+            return Err(KeepError::NotANamespace {
+                fd: *fd,
+                node: node.clone(),
+            });
         }
         // SAFETY: fcntl on an fd we inherited.
         let c = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, FIRST_FD + n) };
         if c < 0 {
-            return Err(format!("copying fd {fd}: {}", io::Error::last_os_error()));
+            return Err(KeepError::CopyFd {
+                fd: *fd,
+                error: io::Error::last_os_error(),
+            });
         }
         copies.push(c);
     }
@@ -549,27 +672,27 @@ fn take(order: &Order) -> Result<Kept, String> {
         // SAFETY: dup2 onto a number no Rust object owns (everything is below FIRST_FD or a
         // copy above the range).
         if unsafe { libc::dup2(*c, target) } < 0 {
-            return Err(format!(
-                "moving a namespace to fd {target}: {}",
-                io::Error::last_os_error()
-            ));
+            return Err(KeepError::MoveFd {
+                fd: target,
+                error: io::Error::last_os_error(),
+            });
         }
         let m = fs::metadata(format!("/proc/self/fd/{target}"))
-            .map_err(|e| format!("looking at fd {target}: {e}"))?;
+            .map_err(|error| KeepError::StatFd { fd: target, error })?;
         nets.push(m.ino());
     }
     let mount_ns = !order.tables.is_empty();
     if mount_ns {
-        let path = crate::install::rt_tables_path().map_err(|e| e.to_string())?;
-        crate::install::private_rt_tables(&crate::install::rt_tables(&order.tables), &path)
-            .map_err(|e| format!("giving the keeper the lab's routing table names: {e}"))?;
+        let path = spawn::rt_tables_path().map_err(KeepError::NoRtTables)?;
+        spawn::private_rt_tables(&spawn::rt_tables(&order.tables), &path)
+            .map_err(KeepError::PrivateRtTables)?;
     }
     let pid = std::process::id() as i32;
     let kept = Kept {
         scenario: order.scenario.clone(),
         file: order.file.clone(),
         pid,
-        start: process_start(pid).ok_or("the keeper cannot read its own start time")?,
+        start: process_start(pid).ok_or(KeepError::NoStartTime)?,
         nodes: order
             .nodes
             .iter()
@@ -583,28 +706,31 @@ fn take(order: &Order) -> Result<Kept, String> {
     let json = serde_json::to_string_pretty(&kept).expect("serializable");
     // A `down` may remove the directory while it is empty: then create it again.
     for _ in 0..5 {
-        let dir = StateDir::open(true)?.ok_or("the state directory vanished")?;
+        let dir = StateDir::open(true)?.ok_or(KeepError::DirVanished)?;
         match dir.write(&name, &json) {
             Ok(()) => return Ok(kept),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("writing {}: {e}", dir.shown(name.as_ref()))),
+            Err(error) => {
+                return Err(KeepError::WriteState {
+                    file: dir.shown(name.as_ref()),
+                    error,
+                })
+            }
         }
     }
-    Err(format!(
-        "writing {name}: the state directory keeps vanishing"
-    ))
+    Err(KeepError::KeepsVanishing { name })
 }
 
 /// The kept labs in the state directory, oldest first, and the state files that were not to
-/// be trusted (each a message). State files of dead keepers are removed.
+/// be trusted (each an error). State files of dead keepers are removed.
 pub struct Listing {
     pub labs: Vec<Kept>,
-    pub refused: Vec<String>,
+    pub refused: Vec<KeepError>,
 }
 
 /// Every kept lab whose keeper is alive and checks out; see [`Listing`]. Errors when the
 /// state directory itself is not to be trusted.
-pub fn list() -> Result<Listing, String> {
+pub fn list() -> Result<Listing, KeepError> {
     let mut out = Listing {
         labs: Vec::new(),
         refused: Vec::new(),
@@ -612,8 +738,10 @@ pub fn list() -> Result<Listing, String> {
     let Some(dir) = StateDir::open(false)? else {
         return Ok(out);
     };
-    let entries = fs::read_dir(dir.at("".as_ref()))
-        .map_err(|e| format!("reading the state directory `{}`: {e}", dir.path.display()))?;
+    let entries = fs::read_dir(dir.at("".as_ref())).map_err(|error| KeepError::ReadDir {
+        dir: dir.path.clone(),
+        error,
+    })?;
     let me = nix::unistd::geteuid().as_raw();
     let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
     names.sort();
@@ -648,16 +776,15 @@ pub fn list() -> Result<Listing, String> {
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Kept>(&t).map_err(|e| e.to_string()));
         match kept {
-            Err(e) => out.refused.push(format!(
-                "state file `{shown}` cannot be used ({e}): remove it if no keeper of yours \
-                 is behind it"
-            )),
+            Err(why) => out
+                .refused
+                .push(KeepError::UnusableStateFile { file: shown, why }),
             Ok(k) if !k.alive() => {
                 let _ = fs::remove_file(dir.at(&name));
             }
             Ok(k) => match k.impostor() {
                 None => out.labs.push(k),
-                Some(why) => out.refused.push(impostor_message(&shown, &k, &why)),
+                Some(why) => out.refused.push(impostor(shown, &k, why)),
             },
         }
     }
@@ -677,22 +804,23 @@ fn temp_writer(name: &OsStr) -> Option<i32> {
     stem.rsplit_once('-')?.1.parse().ok()
 }
 
-fn impostor_message(file: &str, k: &Kept, why: &str) -> String {
+/// The error for state file `file`, whose process is not the keeper `k` says it is.
+fn impostor(file: String, k: &Kept, why: String) -> KeepError {
     let comm = fs::read_to_string(format!("/proc/{}/comm", k.pid)).unwrap_or_default();
-    format!(
-        "state file `{file}` names process {} (`{}`), which is not a harness keeper holding \
-         lab `{}`: {why}. It was left alone; remove `{file}` if you did not expect it",
-        k.pid,
-        comm.trim(),
-        k.scenario
-    )
+    KeepError::Impostor {
+        file,
+        pid: k.pid,
+        comm: comm.trim().to_string(),
+        scenario: k.scenario.clone(),
+        why,
+    }
 }
 
 /// The kept lab `which` names (scenario name or keeper pid), or the only one.
-pub fn find(which: Option<&str>) -> Result<Kept, String> {
+pub fn find(which: Option<&str>) -> Result<Kept, KeepError> {
     let Listing { labs: all, refused } = list()?;
     if !refused.is_empty() {
-        return Err(refused.join("\n"));
+        return Err(KeepError::Refused(refused));
     }
     let names = || {
         all.iter()
@@ -706,57 +834,61 @@ pub fn find(which: Option<&str>) -> Result<Kept, String> {
         .collect();
     match (hits.as_slice(), which) {
         ([k], _) => Ok((*k).clone()),
-        ([], None) => Err(format!(
-            "no kept lab (looked in {}): start one with `harness run --keep SCENARIO`",
-            state_dir().display()
-        )),
-        ([], Some(w)) if all.is_empty() => Err(format!(
-            "no kept lab `{w}`: there is none (looked in {})",
-            state_dir().display()
-        )),
-        ([], Some(w)) => Err(format!("no kept lab `{w}`; kept: {}", names())),
-        (_, _) => Err(format!(
-            "{} labs are kept: say which with `--lab NAME` (or the keeper's pid): {}",
-            hits.len(),
-            names()
-        )),
+        ([], None) => Err(KeepError::NoneKept { dir: state_dir() }),
+        ([], Some(w)) if all.is_empty() => Err(KeepError::NoneKeptNamed {
+            which: w.to_string(),
+            dir: state_dir(),
+        }),
+        ([], Some(w)) => Err(KeepError::NoSuchLab {
+            which: w.to_string(),
+            kept: names(),
+        }),
+        (_, _) => Err(KeepError::Ambiguous {
+            count: hits.len(),
+            kept: names(),
+        }),
     }
 }
 
 /// The keeper of `k` is still what [`list`] checked.
-fn recheck(k: &Kept) -> Result<(), String> {
+fn recheck(k: &Kept) -> Result<(), KeepError> {
     if !k.alive() {
-        return Err(format!(
-            "the keeper of lab `{}` (process {}) is gone",
-            k.scenario, k.pid
-        ));
+        return Err(KeepError::KeeperGone {
+            scenario: k.scenario.clone(),
+            pid: k.pid,
+        });
     }
     match k.impostor() {
         None => Ok(()),
-        Some(why) => Err(impostor_message(
-            &state_dir()
+        Some(why) => Err(impostor(
+            state_dir()
                 .join(format!("{}-{}.json", k.scenario, k.pid))
                 .display()
                 .to_string(),
             k,
-            &why,
+            why,
         )),
     }
 }
 
 /// Moves this process into `node` of a kept lab: its user namespace when it lives in another
 /// (rootless), its mount namespace, its network namespace. The process must have one thread.
-pub fn enter(k: &Kept, node: &str) -> Result<(), String> {
+pub fn enter(k: &Kept, node: &str) -> Result<(), KeepError> {
     let Some(i) = k.nodes.iter().position(|(n, _)| n == node) else {
         let nodes: Vec<&str> = k.nodes.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(format!(
-            "lab `{}` has no node `{node}`; its nodes: {}",
-            k.scenario,
-            nodes.join(", ")
-        ));
+        return Err(KeepError::NoSuchNode {
+            scenario: k.scenario.clone(),
+            node: node.to_string(),
+            nodes: nodes.join(", "),
+        });
     };
     let net = k.net_path(node).expect("node found above");
-    let open = |p: &str| fs::File::open(p).map_err(|e| format!("opening {p}: {e}"));
+    let open = |p: &str| {
+        fs::File::open(p).map_err(|error| KeepError::Open {
+            path: p.to_string(),
+            error,
+        })
+    };
     recheck(k)?;
     let user = k
         .foreign_user_ns()
@@ -772,25 +904,26 @@ pub fn enter(k: &Kept, node: &str) -> Result<(), String> {
     recheck(k)?;
     let ino = net.metadata().map(|m| m.ino()).ok();
     if ino != k.nets.get(i).copied() {
-        return Err(format!(
-            "node `{node}` of lab `{}` changed while being entered: try again",
-            k.scenario
-        ));
+        return Err(KeepError::Changed {
+            node: node.to_string(),
+            scenario: k.scenario.clone(),
+        });
     }
     let cwd = std::env::current_dir().ok();
     if let Some(f) = &user {
-        setns(f, CloneFlags::CLONE_NEWUSER)
-            .map_err(|e| format!("entering the lab's user namespace: {e}"))?;
+        setns(f, CloneFlags::CLONE_NEWUSER).map_err(KeepError::EnterUserNs)?;
     }
     if let Some(f) = &mnt {
-        setns(f, CloneFlags::CLONE_NEWNS)
-            .map_err(|e| format!("entering the lab's mount namespace: {e}"))?;
+        setns(f, CloneFlags::CLONE_NEWNS).map_err(KeepError::EnterMountNs)?;
         // Entering a mount namespace moves to its root; come back to where we were.
         if let Some(d) = cwd {
             let _ = std::env::set_current_dir(d);
         }
     }
-    setns(&net, CloneFlags::CLONE_NEWNET).map_err(|e| format!("entering node `{node}`: {e}"))?;
+    setns(&net, CloneFlags::CLONE_NEWNET).map_err(|error| KeepError::EnterNode {
+        node: node.to_string(),
+        error,
+    })?;
     Ok(())
 }
 
@@ -848,14 +981,14 @@ fn ended(fd: &OwnedFd, limit: Duration) -> bool {
 /// Stops the keeper of `k` (SIGTERM, then SIGKILL after 2 s) and removes its state file,
 /// after checking it is still this user's keeper of the lab. Returns the processes that
 /// still hold one of its namespaces (a shell left inside).
-pub fn remove(k: &Kept) -> Result<Vec<String>, String> {
+pub fn remove(k: &Kept) -> Result<Vec<String>, KeepError> {
     let dir = StateDir::open(false)?;
     let name = format!("{}-{}.json", k.scenario, k.pid);
     // Open first, check after: the process checked is the one the pidfd refers to.
     let fd = match pidfd(k.pid) {
         Ok(fd) => Some(fd),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
-        Err(e) => return Err(format!("reaching keeper process {}: {e}", k.pid)),
+        Err(error) => return Err(KeepError::Reach { pid: k.pid, error }),
     };
     if let Some(fd) = &fd {
         if k.alive() {
@@ -867,7 +1000,7 @@ pub fn remove(k: &Kept) -> Result<Vec<String>, String> {
                 .map(|m| (m.dev(), m.ino()))
                 .collect();
             pidfd_signal(fd, libc::SIGTERM)
-                .map_err(|e| format!("stopping keeper process {}: {e}", k.pid))?;
+                .map_err(|error| KeepError::Stop { pid: k.pid, error })?;
             if !ended(fd, Duration::from_secs(2)) {
                 let _ = pidfd_signal(fd, libc::SIGKILL);
                 ended(fd, Duration::from_secs(2));
@@ -917,7 +1050,8 @@ mod tests {
     #[case::foreign_private(0, 0o40700, Some("owned by uid 0, not by you (uid 1000)"))]
     #[case::foreign_open(12345, 0o40777, Some("owned by uid 12345"))]
     fn state_dir_trust(#[case] owner: u32, #[case] mode: u32, #[case] want: Option<&str>) {
-        let got = distrust(Path::new("/tmp/harness-1000"), owner, mode, 1000);
+        let got =
+            distrust(Path::new("/tmp/harness-1000"), owner, mode, 1000).map(|e| e.to_string());
         match (want, got) {
             (None, None) => {}
             (Some(w), Some(g)) => {

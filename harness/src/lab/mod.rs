@@ -4,6 +4,7 @@
 
 pub mod keep;
 mod netns;
+pub mod spawn;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 /// Displayed as `file:line:col: what is wrong; what to do`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The file the problem is in (a scenario, or the topology it names).
     pub file: PathBuf,
+    /// The line of the problem, counted from 1, when it is known.
     pub line: Option<usize>,
+    /// The column on that line, counted from 1, when it is known.
     pub col: Option<usize>,
+    /// What is wrong, then what to do: `unknown node `satrun`; did you mean `saturn`?`.
     pub msg: String,
 }
 
@@ -171,6 +175,80 @@ impl fmt::Display for SpecError {
 }
 
 impl std::error::Error for SpecError {}
+
+/// A `--rules NODE=SPEC` argument that cannot be used, found before anything is built
+/// (see [`RuleSource::parse_override`](super::RuleSource::parse_override)). `arg` is the
+/// argument as given (`jupiter=./gen`), `spec` what follows the `=`.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesArgError {
+    /// Not `NODE=SPEC` with both parts given.
+    #[error(
+        "`--rules {arg}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"
+    )]
+    Shape { arg: String },
+    /// `spec` names a directory, a FIFO, a device or a socket (`what`, in words).
+    #[error("`--rules {arg}`: `{spec}` is {what}: neither a rule file nor a generator; name a bundle file or an executable generator")]
+    NotAFile {
+        arg: String,
+        spec: String,
+        what: &'static str,
+    },
+    /// `spec` is a file that is not executable, so a bundle, and it cannot be read as one.
+    #[error("`--rules {arg}`: {} (read as a bundle file: it is not executable); name a bundle of at most {mib} MiB", .error.describe(Path::new(.spec)), mib = super::plan::MAX_BUNDLE_BYTES >> 20)]
+    Unreadable {
+        arg: String,
+        spec: String,
+        error: super::limits::ReadError,
+    },
+    /// The bundle file has a bad `### KIND` header at `line`.
+    #[error("{spec}:{line}: {msg} (in the bundle file `--rules {arg}`)")]
+    BundleLine {
+        arg: String,
+        spec: String,
+        line: usize,
+        msg: String,
+    },
+    /// The bundle file cannot be split into sections (no line to point at).
+    #[error("`--rules {arg}`: bundle file `{spec}`: {msg}")]
+    Bundle {
+        arg: String,
+        spec: String,
+        msg: String,
+    },
+    /// The first word of `spec` looks like a file name (a `/`, or a rule file's ending) but
+    /// there is no such file: a typo, not a command to run. `cwd` is where it was looked for
+    /// (none for an absolute path); `env_hint` whether `env SPEC` would run it from PATH.
+    #[error("`--rules {arg}`: there is no file `{first}`{}; it looks like a file name (a bundle, or an executable generator), so it is not run as a command: check the spelling{}", looked_in(.cwd.as_deref()), run_with_env(*.env_hint, .spec))]
+    NoSuchFile {
+        arg: String,
+        spec: String,
+        first: String,
+        cwd: Option<PathBuf>,
+        env_hint: bool,
+    },
+    /// The first word of `spec` is neither a file in `cwd` nor a command in PATH.
+    #[error("`--rules {arg}`: `{first}` is neither a file (looked in `{cwd}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)")]
+    NoSuchCommand {
+        arg: String,
+        first: String,
+        cwd: PathBuf,
+    },
+}
+
+/// ` (looked in `DIR`)`, or nothing.
+fn looked_in(cwd: Option<&Path>) -> String {
+    cwd.map(|d| format!(" (looked in `{}`)", d.display()))
+        .unwrap_or_default()
+}
+
+/// `; to run a command of that name from PATH, write `env SPEC``, or nothing.
+fn run_with_env(give: bool, spec: &str) -> String {
+    if give {
+        format!("; to run a command of that name from PATH, write `env {spec}`")
+    } else {
+        String::new()
+    }
+}
 
 #[cfg(test)]
 mod tests {

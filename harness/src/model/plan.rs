@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
+use super::error::RulesArgError;
+
 /// A whole scenario: the lab, the rules to install, the flows to drive, what to expect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -217,12 +219,13 @@ impl RuleSource {
     pub fn parse_override(
         text: &str,
         cwd: &std::path::Path,
-    ) -> Result<(String, RuleSource), String> {
+    ) -> Result<(String, RuleSource), RulesArgError> {
         use std::os::unix::fs::PermissionsExt;
+        let arg = || text.to_string();
         let (node, spec) = text
             .split_once('=')
             .filter(|(n, s)| !n.is_empty() && !s.trim().is_empty())
-            .ok_or_else(|| format!("`--rules {text}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"))?;
+            .ok_or_else(|| RulesArgError::Shape { arg: arg() })?;
         let command = || RuleSource::Command {
             line: spec.to_string(),
             cwd: cwd.to_path_buf(),
@@ -232,28 +235,40 @@ impl RuleSource {
         match std::fs::metadata(&path) {
             Ok(m) => {
                 if let Some(what) = super::limits::kind_of(&m.file_type()) {
-                    return Err(format!("`--rules {text}`: `{spec}` is {what}: neither a rule file nor a generator; name a bundle file or an executable generator"));
+                    return Err(RulesArgError::NotAFile {
+                        arg: arg(),
+                        spec: spec.to_string(),
+                        what,
+                    });
                 }
                 if m.permissions().mode() & 0o111 != 0 {
                     return Ok((node.to_string(), command()));
                 }
-                let body = super::limits::read_regular(&path, MAX_BUNDLE_BYTES).map_err(|e| {
-                    format!(
-                        "`--rules {text}`: {} (read as a bundle file: it is not executable); name a bundle of at most {} MiB",
-                        e.describe(std::path::Path::new(spec)),
-                        MAX_BUNDLE_BYTES >> 20
-                    )
-                })?;
+                let body =
+                    super::limits::read_regular(&path, MAX_BUNDLE_BYTES).map_err(|error| {
+                        RulesArgError::Unreadable {
+                            arg: arg(),
+                            spec: spec.to_string(),
+                            error,
+                        }
+                    })?;
                 super::bundle::split_bundle(&body).map_err(|m| {
                     let at = m
                         .strip_prefix("line ")
                         .and_then(|r| r.split_once(": "))
-                        .filter(|(n, _)| n.parse::<usize>().is_ok());
+                        .and_then(|(n, m)| Some((n.parse::<usize>().ok()?, m)));
                     match at {
-                        Some((n, m)) => {
-                            format!("{spec}:{n}: {m} (in the bundle file `--rules {text}`)")
-                        }
-                        None => format!("`--rules {text}`: bundle file `{spec}`: {m}"),
+                        Some((line, m)) => RulesArgError::BundleLine {
+                            arg: arg(),
+                            spec: spec.to_string(),
+                            line,
+                            msg: m.to_string(),
+                        },
+                        None => RulesArgError::Bundle {
+                            arg: arg(),
+                            spec: spec.to_string(),
+                            msg: m,
+                        },
                     }
                 })?;
                 Ok((node.to_string(), RuleSource::Bundle(path)))
@@ -266,25 +281,20 @@ impl RuleSource {
                 let file_like = first.contains('/')
                     || (single && RULE_FILE_ENDINGS.iter().any(|e| first.ends_with(e)));
                 if file_like && !cwd.join(first).exists() {
-                    let looked = if first.starts_with('/') {
-                        String::new()
-                    } else {
-                        format!(" (looked in `{}`)", cwd.display())
-                    };
-                    let env = if first.contains('/') {
-                        String::new()
-                    } else {
-                        format!("; to run a command of that name from PATH, write `env {spec}`")
-                    };
-                    return Err(format!(
-                        "`--rules {text}`: there is no file `{first}`{looked}; it looks like a file name (a bundle, or an executable generator), so it is not run as a command: check the spelling{env}"
-                    ));
+                    return Err(RulesArgError::NoSuchFile {
+                        arg: arg(),
+                        spec: spec.to_string(),
+                        first: first.to_string(),
+                        cwd: (!first.starts_with('/')).then(|| cwd.to_path_buf()),
+                        env_hint: !first.contains('/'),
+                    });
                 }
                 if !single_command_exists(first) {
-                    return Err(format!(
-                        "`--rules {text}`: `{first}` is neither a file (looked in `{}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)",
-                        cwd.display()
-                    ));
+                    return Err(RulesArgError::NoSuchCommand {
+                        arg: arg(),
+                        first: first.to_string(),
+                        cwd: cwd.to_path_buf(),
+                    });
                 }
                 Ok((node.to_string(), command()))
             }
@@ -738,6 +748,7 @@ mod override_tests {
     fn refuses(#[case] arg: &str, #[case] says: &str) {
         let d = folder();
         let e = RuleSource::parse_override(arg, d.path()).expect_err("refused");
+        let e = e.to_string();
         assert!(e.contains(says), "{e}");
     }
 
@@ -749,7 +760,9 @@ mod override_tests {
             "### nft\nflush ruleset\n### nfts\n",
         )
         .expect("write");
-        let e = RuleSource::parse_override("r=b.rules", d.path()).expect_err("refused");
+        let e = RuleSource::parse_override("r=b.rules", d.path())
+            .expect_err("refused")
+            .to_string();
         assert!(
             e.starts_with("b.rules:3: `### nfts` is no kind of rules"),
             "{e}"

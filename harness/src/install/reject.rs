@@ -1,0 +1,187 @@
+//! Reading a tool's complaint: the line of the rule file it rejected, quoted, when the tool
+//! names it or the line can be found from what it quotes.
+
+use super::{InstallError, Loadable};
+use crate::model::RuleKind;
+
+/// Turns a tool's complaint into `file:line` with the offending line quoted, when the tool
+/// names a line (`Error occurred at line: 5`, `Command failed FILE:3`, `FILE:3:1-5: Error`) or
+/// the line can be found from what it quotes.
+pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str) -> InstallError {
+    let shown = l.shown.clone();
+    // The name a tool gives its stdin in messages (`/dev/stdin:3:1-5`, `Command failed -:3`).
+    let stdin_name = match l.kind {
+        RuleKind::Nft | RuleKind::Sysctl => "/dev/stdin",
+        _ => "-",
+    };
+    let lines: Vec<&str> = l.text.lines().collect();
+    let located = match find_line(said, stdin_name) {
+        Some(n) => Some(match jump_before_commit(&lines, n, said) {
+            Some((k, chain)) => (
+                k,
+                format!(
+                    "\n  (line {} is the table's COMMIT, where {tool} checks jumps; line {} \
+                     jumps to `{chain}`: declare the chain with `:{chain} - [0:0]` or correct \
+                     the target)",
+                    l.first_line - 1 + n,
+                    l.first_line - 1 + k
+                ),
+            ),
+            None => (n, String::new()),
+        }),
+        None if l.kind == RuleKind::Ip => line_quoted(&lines, said).map(|(k, w)| {
+            let note = format!("\n  ({tool} names no line; this is the first line with `{w}`)");
+            (k, note)
+        }),
+        None => None,
+    };
+    let quoted = located.and_then(|(n, note)| {
+        let text = lines.get(n.checked_sub(1)?)?;
+        Some((n, text.trim(), note))
+    });
+    match quoted {
+        Some((line, text, note)) => InstallError::RejectedLine {
+            file: shown,
+            // A section of a bundle starts further down its file.
+            line: l.first_line - 1 + line,
+            text: text.to_string(),
+            tool,
+            node: node.to_string(),
+            said: said
+                .lines()
+                .filter(|l| !l.starts_with("Try `"))
+                .collect::<Vec<_>>()
+                .join("\n    ")
+                + &note,
+        },
+        None => InstallError::Rejected {
+            file: shown,
+            tool,
+            node: node.to_string(),
+            said: said.to_string(),
+        },
+    }
+}
+
+/// iptables-restore (nf_tables) checks jumps when it commits a table and blames the `COMMIT`
+/// line (`Chain 'X' does not exist`): the rule at fault is the one in that table that jumps to X.
+fn jump_before_commit(lines: &[&str], n: usize, said: &str) -> Option<(usize, String)> {
+    if lines.get(n.checked_sub(1)?).map(|l| l.trim()) != Some("COMMIT") {
+        return None;
+    }
+    let chain = said.split('\'').nth(1).filter(|c| !c.is_empty())?;
+    for k in (0..n - 1).rev() {
+        let l = lines[k].trim();
+        if l.starts_with('*') {
+            break;
+        }
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.windows(2)
+            .any(|p| ["-j", "--jump", "-g", "--goto"].contains(&p[0]) && p[1] == chain)
+        {
+            return Some((k + 1, chain.to_string()));
+        }
+    }
+    None
+}
+
+/// `ip -batch` stops without naming the line when it cannot parse one (`Command "frob" is
+/// unknown`, `either "to" is duplicate, or "dve" is a garbage`): the first line that has a
+/// word it quotes, trying the last quoted word first.
+fn line_quoted<'a>(lines: &[&str], said: &'a str) -> Option<(usize, &'a str)> {
+    let words: Vec<&str> = said
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.is_empty() && !w.contains(' '))
+        .collect();
+    words.iter().rev().find_map(|w| {
+        lines
+            .iter()
+            .position(|l| {
+                let l = l.trim();
+                !l.starts_with('#') && l.split_whitespace().any(|x| x == *w)
+            })
+            .map(|k| (k + 1, *w))
+    })
+}
+
+pub fn find_line(said: &str, path: &str) -> Option<usize> {
+    let digits = |s: &str| -> Option<usize> {
+        let d: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        d.parse().ok().filter(|n| *n > 0)
+    };
+    for l in said.lines() {
+        if let Some(rest) = l.split("line: ").nth(1) {
+            return digits(rest);
+        }
+        if let Some(rest) = l.split(&format!("{path}:")).nth(1) {
+            return digits(rest);
+        }
+        if let Some(rest) = l.strip_prefix("iptables-restore: line ") {
+            return digits(rest);
+        }
+        if let Some(rest) = l.split("Error in line ").nth(1) {
+            return digits(rest);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{find_line, jump_before_commit, line_quoted};
+    use rstest::rstest;
+
+    const TABLE: &[&str] = &[
+        "*mangle",
+        ":PREROUTING ACCEPT [0:0]",
+        "-A PREROUTING -j MARK --set-mark 1",
+        "-A PREROUTING -i eth0 -j NOSUCH",
+        "COMMIT",
+    ];
+
+    #[rstest]
+    #[case::commit_blamed(5, "iptables-restore v1.8.9 (nf_tables): Chain 'NOSUCH' does not exist\nError occurred at line: 5", Some((4, "NOSUCH".to_string())))]
+    #[case::line_itself(3, "unknown option \"--frob\"\nError occurred at line: 3", None)]
+    #[case::no_such_jump(5, "Chain 'OTHER' does not exist", None)]
+    fn commit(#[case] n: usize, #[case] said: &str, #[case] want: Option<(usize, String)>) {
+        assert_eq!(jump_before_commit(TABLE, n, said), want);
+    }
+
+    #[rstest]
+    #[case::unknown_command("Command \"frob\" is unknown, try \"ip rule help\".", Some((3, "frob")))]
+    #[case::garbage("Error: either \"to\" is duplicate, or \"dve\" is a garbage.", Some((2, "dve")))]
+    #[case::table("Error: argument \"rt_x\" is wrong: invalid table ID", Some((4, "rt_x")))]
+    #[case::nothing_quoted("RTNETLINK answers: File exists", None)]
+    fn quoted(#[case] said: &str, #[case] want: Option<(usize, &str)>) {
+        let lines = [
+            "# frob is not here",
+            "route add default via 10.0.0.1 dve eth1",
+            "rule frob",
+            "rule add fwmark 2 table rt_x",
+        ];
+        assert_eq!(line_quoted(&lines, said), want);
+    }
+
+    #[rstest]
+    #[case::iptables("iptables-restore v1.8.9 (nf_tables): unknown option \"--frob\"\nError occurred at line: 18\nTry `iptables-restore -h'", Some(18))]
+    #[case::iptables_short("iptables-restore: line 7 failed", Some(7))]
+    #[case::ip_batch(
+        "Error: argument \"x\" is wrong: invalid table ID\nCommand failed /s/jupiter.ip:3",
+        Some(3)
+    )]
+    #[case::nft("/s/jupiter.ip:12:5-9: Error: syntax error", Some(12))]
+    #[case::ipset(
+        "ipset v7.17: Error in line 4: The set with the given name does not exist",
+        Some(4)
+    )]
+    #[case::none("Permission denied", None)]
+    fn lines(#[case] said: &str, #[case] want: Option<usize>) {
+        assert_eq!(find_line(said, "/s/jupiter.ip"), want);
+    }
+}

@@ -1,0 +1,160 @@
+//! The texts a rule source stands for: a rule file, the sections of a bundle, or what a
+//! generator printed (run inside its node, given the topology's facts).
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{generator, InstallError, Loadable};
+use crate::lab::spawn::{spawn_piped, PASSED_FD};
+use crate::lab::Lab;
+use crate::model::bundle::split_bundle;
+use crate::model::{Plan, RuleSource};
+
+/// The texts a rule source stands for: a file, the sections of a bundle, a generator's output.
+pub(super) fn materialize(
+    lab: &Lab,
+    plan: &Plan,
+    node: &str,
+    source: &RuleSource,
+    tables: Option<&[u8]>,
+) -> Result<Vec<Loadable>, InstallError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| InstallError::Source {
+            shown: display_path(path),
+            msg: e.to_string(),
+        })
+    };
+    let sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
+        let parts = split_bundle(&text).map_err(|msg| InstallError::Source {
+            shown: shown.clone(),
+            msg,
+        })?;
+        Ok(parts
+            .into_iter()
+            .map(|(kind, first_line, text)| Loadable {
+                kind,
+                shown: shown.clone(),
+                first_line,
+                text,
+            })
+            .collect())
+    };
+    match source {
+        RuleSource::File { kind, path } => Ok(vec![Loadable {
+            kind: *kind,
+            shown: display_path(path),
+            first_line: 1,
+            text: read(path)?,
+        }]),
+        RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
+        RuleSource::Inline { kind, shown, text } => Ok(vec![Loadable {
+            kind: *kind,
+            shown: shown.clone(),
+            first_line: 1,
+            text: text.clone(),
+        }]),
+        RuleSource::Command { line, cwd, kind } => {
+            let facts = crate::model::facts(&plan.topology, node).to_string();
+            let out = run_generator(lab, node, line, cwd, &facts, tables)?;
+            let shown = format!("output of generator `{line}`");
+            let texts = match kind {
+                Some(k) => vec![Loadable {
+                    kind: *k,
+                    shown,
+                    first_line: 1,
+                    text: out,
+                }],
+                None => sections(shown, out)?,
+            };
+            // What a rule file may not do, a generator may not print (see model::hostsafe).
+            for l in &texts {
+                crate::model::hostsafe::check_at(
+                    l.kind,
+                    &l.text,
+                    Path::new(&l.shown),
+                    l.first_line,
+                )
+                .map_err(|e| InstallError::Outside(e, node.to_string()))?;
+            }
+            Ok(texts)
+        }
+    }
+}
+
+/// Runs a generator inside `node`: the topology's facts on its stdin and in the file named by
+/// `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200); `HARNESS_NODE` names the node.
+fn run_generator(
+    lab: &Lab,
+    node: &str,
+    line: &str,
+    cwd: &Path,
+    facts: &str,
+    tables: Option<&[u8]>,
+) -> Result<String, InstallError> {
+    let failed = |msg: String| InstallError::Generator {
+        line: line.to_string(),
+        node: node.to_string(),
+        said: msg,
+    };
+    let memfd =
+        nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| failed(e.to_string()))?;
+    let mut file = std::fs::File::from(memfd);
+    std::io::Write::write_all(&mut file, facts.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{PASSED_FD}"))
+        .env("HARNESS_NODE", node);
+    let limits = generator::Limits::current().map_err(failed)?;
+    let ns = lab.ns(node).clone();
+    let tables = tables.map(<[u8]>::to_vec);
+    // The memfd moves with the spawn: it must stay open until the generator has its copy.
+    let spawn = move || spawn_piped(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()));
+    let ended = generator::run(lab.ns(node), spawn, facts.as_bytes().to_vec(), limits)
+        .map_err(|e| failed(e.to_string()))?;
+    let (status, stdout, stderr) = match ended {
+        generator::Ended::Exited {
+            status,
+            stdout,
+            stderr,
+        } => (status, stdout, stderr),
+        generator::Ended::TimedOut(limit) => {
+            return Err(failed(format!(
+                "it ran longer than {} s, the time limit, and was killed with every process it \
+                 started; make it finish sooner, or raise the limit with --generator-timeout \
+                 SECS (or HARNESS_GENERATOR_TIMEOUT=SECS)",
+                limit.as_secs_f64()
+            )))
+        }
+        generator::Ended::TooMuch(limit) => {
+            return Err(failed(format!(
+                "it printed more than {}, the output limit, and was killed with every process \
+                 it started; print less, or raise the limit with \
+                 HARNESS_GENERATOR_MAX_OUTPUT=BYTES (e.g. `256MiB`)",
+                generator::show_bytes(limit)
+            )))
+        }
+    };
+    if !status.success() {
+        let said = String::from_utf8_lossy(&stderr).trim().to_string();
+        return Err(failed(if said.is_empty() {
+            format!("{status} and printed nothing on stderr")
+        } else {
+            format!("{status}:\n  {}", said.replace('\n', "\n  "))
+        }));
+    }
+    String::from_utf8(stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
+}
+
+fn display_path(p: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    p.canonicalize()
+        .ok()
+        .and_then(|c| c.strip_prefix(&cwd).ok().map(PathBuf::from))
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,136 @@
+//! `rules:`: each node's routing table names and rule sources (files, bundles, generators).
+
+use std::path::Path;
+
+use super::doc::{unknown_name, valid_name, Doc};
+use super::{limits, plan, raw, NodeRules, RuleKind, RuleSource, SpecError, Topology, MAX_TABLE};
+
+pub(super) fn node_rules(
+    doc: &Doc,
+    dir: &Path,
+    topo: &Topology,
+    raw: raw::Ordered<raw::NodeRulesDef>,
+) -> Result<Vec<NodeRules>, SpecError> {
+    let mut out = Vec::new();
+    for (node, def) in raw.0 {
+        let path = format!("rules.{node}");
+        if topo.node(&node).is_none() {
+            let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(doc.err_key(
+                &path,
+                unknown_name("node", &node, &have, "the topology has"),
+            ));
+        }
+        let mut tables = Vec::new();
+        for (name, id) in def.tables.0 {
+            let tpath = format!("{path}.tables.{name}");
+            if !valid_name(&name) || ["local", "main", "default", "unspec"].contains(&name.as_str())
+            {
+                return Err(doc.err_key(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
+            }
+            if id == 0 || (253..=255).contains(&id) {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or 256 to {MAX_TABLE}")));
+            }
+            if id > MAX_TABLE {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: tools do not all read ids above {MAX_TABLE} alike (`ip route show table 4294967295` lists nothing); pick 1 to 252 or 256 to {MAX_TABLE}")));
+            }
+            if let Some((other, _)) = tables.iter().find(|(_, i)| *i == id) {
+                return Err(doc.err(&tpath, format!("table `{name}` = {id}: `{other}` is table {id} already; give each name its own number")));
+            }
+            tables.push((name, id));
+        }
+        let mut files = Vec::new();
+        for (i, f) in def.files.into_iter().enumerate() {
+            let fpath = format!("{path}.files[{i}]");
+            if let Some(line) = f.generate {
+                let kind = match f.as_kind.as_deref() {
+                    None => None,
+                    Some(k) => Some(RuleKind::from_name(k).ok_or_else(|| {
+                        doc.err(
+                            &format!("{fpath}.as"),
+                            format!("`as: {k}`: one of iptables, nft, ip, ipset, sysctl"),
+                        )
+                    })?),
+                };
+                if f.iptables.is_some()
+                    || f.nft.is_some()
+                    || f.ip.is_some()
+                    || f.ipset.is_some()
+                    || f.sysctl.is_some()
+                {
+                    return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
+                }
+                // `harness run x.yaml`: the folder is ``, where no command can start.
+                let cwd = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                files.push(RuleSource::Command {
+                    line,
+                    cwd: cwd.to_path_buf(),
+                    kind,
+                });
+                continue;
+            }
+            if f.as_kind.is_some() {
+                return Err(doc.err(&format!("{fpath}.as"), "`as:` goes with `generate:`"));
+            }
+            let mut given: Vec<(RuleKind, String)> = [
+                (RuleKind::Iptables, f.iptables),
+                (RuleKind::Nft, f.nft),
+                (RuleKind::Ip, f.ip),
+                (RuleKind::Ipset, f.ipset),
+                (RuleKind::Sysctl, f.sysctl),
+            ]
+            .into_iter()
+            .filter_map(|(k, p)| p.map(|p| (k, p)))
+            .collect();
+            if given.len() != 1 {
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore) or `- sysctl: FILE` (sysctl -p)"));
+            }
+            let (kind, rel) = given.pop().expect("one");
+            let full = dir.join(&rel);
+            match std::fs::metadata(&full) {
+                Err(_) => {
+                    return Err(doc.err(
+                        &fpath,
+                        format!(
+                        "rule file `{}` does not exist; paths are relative to the scenario file",
+                        full.display()
+                    ),
+                    ))
+                }
+                Ok(m) => {
+                    if let Some(what) = limits::kind_of(&m.file_type()) {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is {what}, not a regular file; name the file {} loads",
+                                full.display(),
+                                kind.tool()
+                            ),
+                        ));
+                    }
+                    if m.len() > plan::MAX_BUNDLE_BYTES {
+                        return Err(doc.err(
+                            &fpath,
+                            format!(
+                                "rule file `{}` is larger than {} MiB; is it the right file?",
+                                full.display(),
+                                plan::MAX_BUNDLE_BYTES >> 20
+                            ),
+                        ));
+                    }
+                }
+            }
+            files.push(RuleSource::File { kind, path: full });
+        }
+        out.push(NodeRules {
+            node,
+            tables,
+            sources: files,
+        });
+    }
+    Ok(out)
+}
