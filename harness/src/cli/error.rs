@@ -91,8 +91,8 @@ impl CliError {
     /// The exit code for this error: 2 (could not judge) for every one, as for grep and rg.
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::Judge(e) => e.exit_code(),
             CliError::Spec(_)
-            | CliError::Judge(_)
             | CliError::NoScenarios
             | CliError::CurrentDir(_)
             | CliError::Rules(_)
