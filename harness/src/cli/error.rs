@@ -138,3 +138,31 @@ impl CliError {
         CliError::Rootless(e.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_print_one_line_each_and_exit_2() {
+        let e = CliError::Several(vec![
+            CliError::keep("lab `a`: gone".to_string()),
+            CliError::NoScenarios,
+        ]);
+        let lines: Vec<String> = e.each().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "lab `a`: gone",
+                "no scenario files found in the paths given"
+            ]
+        );
+        assert_eq!(e.exit_code(), Exit::CANNOT_JUDGE);
+    }
+
+    #[test]
+    fn a_message_from_another_module_reads_as_given() {
+        let e = CliError::outputs("--json `x`: no".to_string());
+        assert_eq!(crate::error::chain(&e), "--json `x`: no");
+    }
+}

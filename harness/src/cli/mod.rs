@@ -6,7 +6,7 @@
 //!
 //! * [`run`] `harness run` (and [`dump`], its hidden `--dump`)
 //! * [`keep`] `run --keep`'s hand-over, `harness shell`, `harness down`
-//! * [`gate`], [`diff`], [`mutate`], [`bench`], [`check`] the other commands
+//! * [`gate`], [`diff`], [`mutate`], [`bench`](mod@bench), [`check`] the other commands
 //! * [`inputs`] scenario paths and `--rules`, as every command reads them
 
 pub mod bench;
