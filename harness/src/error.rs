@@ -7,26 +7,40 @@ use crate::model::SpecError;
 /// Everything that stops the harness from judging: exit code 2.
 #[derive(Debug, Error)]
 pub enum Error {
+    /// A scenario file, or a file it names, that does not load: its file, line and column,
+    /// and what to write instead.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A tool the scenario's rule files need (`iptables-restore`, `nft`, `ip`, …) is not in
+    /// PATH; found before any lab is built.
     #[error("`{tool}` is not in PATH (needed for {why}); install it: apt-get install {package}")]
     MissingTool {
         tool: &'static str,
         package: &'static str,
+        /// The rule files that need it.
         why: String,
     },
+    /// The probe namespace could not be created: not root, and no CAP_SYS_ADMIN and
+    /// CAP_NET_ADMIN (the kernel's reason).
     #[error("cannot create network namespaces: {0}; run as root (or with CAP_SYS_ADMIN and CAP_NET_ADMIN)")]
     Privilege(String),
+    /// The kernel refused a part of the lab (a namespace, link, address, route, sysctl).
     #[error(transparent)]
     Lab(#[from] LabError),
+    /// A rule file that could not be installed: a tool rejected a line, a generator failed.
     #[error(transparent)]
     Install(#[from] InstallError),
+    /// The capture dropped packets on these links (named, comma-separated), so what was not
+    /// seen cannot be judged.
     #[error("the capture lost packets ({0}): the machine was too busy to read them in time, and a verdict on what was not seen would be wrong; run again on a quieter machine")]
     CaptureLost(String),
     /// The lab, not the rules, let flows down (what was seen, a line each): nothing is judged.
     #[error("the lab itself failed, so the rules are not judged:\n  {}\nthe machine was too busy for the lab (many runs at once?): run fewer at once, or run again", .0.join("\n  "))]
     LabFault(Vec<String>),
-    #[error("{what}: {source}")]
+    /// A step of the run that failed on a system call (starting the captures, reading the
+    /// lab's loss counters, injecting crafted packets): `what` says which; the system's
+    /// reason is the source, which [`chain`] prints on its own `caused by:` line.
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
@@ -35,6 +49,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// 2 (could not judge), for every one.
+    pub fn exit_code(&self) -> u8 {
+        Exit::CANNOT_JUDGE
+    }
+
     /// Whether the lab itself failed on a machine too busy for it (a link that did not come
     /// up, a capture that lost packets, the kernel's own losses, flows the harness kept
     /// waiting): the rules were not judged, and a run in a new lab may judge them.

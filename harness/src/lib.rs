@@ -10,6 +10,7 @@
 //! * [`verdict`], [`report`] judge each flow's path, render (pure)
 //! * [`run`] the pipeline, with the time each phase took
 
+pub mod cli;
 pub mod error;
 pub mod install;
 pub mod lab;

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A bar of steps, cleared when dropped.
 pub struct Progress(ProgressBar);
 
 impl Progress {
@@ -37,6 +38,7 @@ impl Progress {
         self.0.set_message(what.into());
     }
 
+    /// One more step done.
     pub fn step(&self) {
         self.0.inc(1);
     }
@@ -44,6 +46,11 @@ impl Progress {
     /// Prints `text` to stdout above the bar.
     pub fn print(&self, text: &str) {
         self.0.suspend(|| print!("{text}"));
+    }
+
+    /// Prints `text` to stderr above the bar (when stdout carries `--json -`).
+    pub fn eprint(&self, text: &str) {
+        self.0.suspend(|| eprint!("{text}"));
     }
 }
 

@@ -255,12 +255,38 @@ const CASES: [Case; 3] = [
     },
 ];
 
+/// `--json -`: the JSON on stdout with nothing else there, passing the schema; what the run
+/// says for people (the table, the summary) on stderr.
+fn json_to_stdout() -> Result<(), Failed> {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--json", "-", "scenarios/dual-isp.yaml"])
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| format!("running the harness: {e}"))?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    if out.status.code() != Some(0) || !stderr.contains("PASS dual-isp") {
+        return Err(format!("exit {:?}; stderr:\n{stderr}", out.status.code()).into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("stdout.json");
+    std::fs::write(&file, stdout.as_bytes()).map_err(|e| e.to_string())?;
+    let doc = validate_json(&file)?;
+    if doc["scenarios"][0]["passed"] != true {
+        return Err(format!("stdout is not the run's JSON:\n{stdout}").into());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
     let needs = common::Needs::lab().and(&common::Needs::tool("xmllint", "libxml2-utils"));
     let trials = CASES
         .iter()
         .map(|c| needs.trial(format!("junit and json: {}", c.name), move || check(c)))
+        .chain([common::Needs::lab().trial("json to stdout: nothing else there", json_to_stdout)])
         .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }

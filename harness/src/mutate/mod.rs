@@ -5,6 +5,8 @@
 //! rules. A mutant no scenario notices is a missing scenario or expectation, unless it is
 //! equivalent (it changes nothing a packet could show).
 
+pub mod campaign;
+
 use crate::model::RuleKind;
 
 /// One mutant of one rule text.
