@@ -76,16 +76,38 @@ impl Exit {
     pub const CANNOT_JUDGE: u8 = 2;
 }
 
-/// `error: …` with each cause on its own line.
+/// The message of `e`, then each cause on its own `caused by:` line. Every error in the
+/// crate either words its cause in its message or leaves it to this as a `source`, never
+/// both, so each cause shows once.
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(&format!("\n  caused by: {t}"));
-        }
+        s.push_str(&format!("\n  caused by: {c}"));
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cause left to `source` gets its own line; one worded in the message gets none.
+    #[test]
+    fn each_cause_shows_once() {
+        let e = Error::Io {
+            what: "starting the captures".into(),
+            source: std::io::Error::other("no buffer space"),
+        };
+        assert_eq!(
+            chain(&e),
+            "starting the captures\n  caused by: no buffer space"
+        );
+        let e = Error::Lab(LabError::Thread {
+            node: "jupiter".into(),
+            error: std::io::Error::other("thread panicked"),
+        });
+        assert_eq!(chain(&e), "node `jupiter`: thread panicked");
+    }
 }

@@ -6,7 +6,30 @@
 use std::io;
 
 use nix::sched::{unshare, CloneFlags};
-use nix::unistd::{getegid, geteuid};
+use nix::unistd::{getegid, geteuid, Uid};
+use thiserror::Error;
+
+/// Why a process that is not root could not become root of a user namespace of its own.
+/// The kernel's reason is part of each message (not a `source`, which would print it twice).
+#[derive(Debug, Error)]
+pub enum RootlessError {
+    /// The kernel refused an unprivileged user namespace (they are turned off, limited to
+    /// none, or restricted by AppArmor): run as root, or allow them.
+    #[error(
+        "running as uid {uid} (not root), the harness needs an unprivileged user namespace, \
+             and the kernel refused one: {error}. Run as root, or allow them \
+             (`sysctl kernel.unprivileged_userns_clone=1`, `user.max_user_namespaces` above 0, \
+             or on Ubuntu `kernel.apparmor_restrict_unprivileged_userns=0`)"
+    )]
+    Refused { uid: Uid, error: nix::Error },
+    /// A file of the new user namespace (`setgroups`, `uid_map`, `gid_map` under
+    /// `/proc/self`) could not be written.
+    #[error("writing /proc/self/{file} in the new user namespace: {error}")]
+    Map {
+        file: &'static str,
+        error: io::Error,
+    },
+}
 
 /// Whether this process runs inside a user namespace it entered with [`enter`] (or any user
 /// namespace other than the machine's): then some kernel knobs are the host's and out of
@@ -39,23 +62,18 @@ pub fn raise_fd_limit() {
 /// or root of a user namespace someone else set up, has nothing to do). Must be called while
 /// the process has a single thread (the kernel refuses `unshare(CLONE_NEWUSER)` otherwise):
 /// first thing in `main`.
-pub fn enter() -> Result<(), String> {
+///
+/// # Errors
+/// [`RootlessError`] when the kernel refused the user namespace, or its maps.
+pub fn enter() -> Result<(), RootlessError> {
     let (uid, gid) = (geteuid(), getegid());
     if uid.is_root() {
         return Ok(());
     }
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| {
-        format!(
-            "running as uid {uid} (not root), the harness needs an unprivileged user namespace, \
-             and the kernel refused one: {e}. Run as root, or allow them \
-             (`sysctl kernel.unprivileged_userns_clone=1`, `user.max_user_namespaces` above 0, \
-             or on Ubuntu `kernel.apparmor_restrict_unprivileged_userns=0`)"
-        )
-    })?;
-    let write = |file: &str, text: String| -> Result<(), String> {
-        std::fs::write(format!("/proc/self/{file}"), &text).map_err(|e: io::Error| {
-            format!("writing /proc/self/{file} in the new user namespace: {e}")
-        })
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|error| RootlessError::Refused { uid, error })?;
+    let write = |file: &'static str, text: String| -> Result<(), RootlessError> {
+        std::fs::write(format!("/proc/self/{file}"), &text)
+            .map_err(|error| RootlessError::Map { file, error })
     };
     // An unprivileged process must give up setgroups before it may write its gid_map.
     write("setgroups", "deny".into())?;

@@ -569,7 +569,7 @@ mod tests {
     fn a_link_slow_to_follow_an_event_is_the_labs_fault() {
         let slow = LabError::NotReady {
             node: "jupiter".into(),
-            source: crate::wait::Timeout {
+            timeout: crate::wait::Timeout {
                 what: "interface `eth1` (now up) going down".into(),
                 waited: Duration::from_secs(30),
             },

@@ -6,12 +6,10 @@
 use thiserror::Error;
 
 use crate::error::Exit;
-use crate::model::SpecError;
-
-/// A failure another module reports as its own message (a `String` today) or as a typed
-/// error; either way it is shown as that module words it, and a typed error keeps its causes
-/// for [`crate::error::chain`].
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+use crate::lab::keep::KeepError;
+use crate::model::{RulesArgError, SpecError};
+use crate::report::files::ResultFileError;
+use crate::rootless::RootlessError;
 
 /// Everything that stops a command before it can say whether the rules hold: exit code 2.
 #[derive(Debug, Error)]
@@ -32,10 +30,13 @@ pub enum CliError {
     #[error("{0}")]
     CurrentDir(std::io::Error),
     /// A `--rules NODE=FILE|COMMAND` argument that names no usable rules (no `=`, a missing
-    /// file, a folder, a bundle with an unknown section header, no such command), or names
-    /// a node the scenario does not have.
+    /// file, a folder, a bundle with an unknown section header, no such command).
     #[error(transparent)]
-    Rules(Cause),
+    Rules(#[from] RulesArgError),
+    /// A `--rules NODE=…` argument for a node the scenario does not have: the scenario file,
+    /// the node, and the nodes it has, as [`crate::model::Plan::override_rules`] words it.
+    #[error("{0}")]
+    RulesNode(String),
     /// `harness gate` without `--rules`: it has nothing to judge.
     #[error("`harness gate` needs the rules to judge: `--rules NODE=FILE-or-COMMAND`")]
     GateNeedsRules,
@@ -45,11 +46,11 @@ pub enum CliError {
     /// A result file (`--json`, `--junit`, `--html`, `--pcap`) that cannot be written: found
     /// before anything is built, or when writing it after the runs.
     #[error(transparent)]
-    Outputs(Cause),
+    Outputs(#[from] ResultFileError),
     /// Not root, and the kernel refused the unprivileged user namespace the harness would
     /// build its labs in.
     #[error(transparent)]
-    Rootless(Cause),
+    Rootless(#[from] RootlessError),
     /// `run --keep` with more than one scenario: a kept lab is one scenario's.
     #[error("--keep keeps one lab: give one scenario, not {given}")]
     KeepOneLab {
@@ -59,7 +60,7 @@ pub enum CliError {
     /// A kept lab that could not be kept, found, entered or removed, or a state directory
     /// or state file that is not to be trusted (`run --keep`, `shell`, `down`).
     #[error(transparent)]
-    Keep(Cause),
+    Keep(#[from] KeepError),
     /// `harness shell NODE -- COMMAND`: COMMAND could not be started inside the kept node.
     #[error("running `{program}` in node `{node}`: {err}")]
     Exec {
@@ -96,6 +97,7 @@ impl CliError {
             | CliError::NoScenarios
             | CliError::CurrentDir(_)
             | CliError::Rules(_)
+            | CliError::RulesNode(_)
             | CliError::GateNeedsRules
             | CliError::DiffNeedsTwo
             | CliError::Outputs(_)
@@ -117,26 +119,6 @@ impl CliError {
             one => vec![one],
         }
     }
-
-    /// [`CliError::Rules`] from the message or error the model gives.
-    pub(crate) fn rules(e: impl Into<Cause>) -> CliError {
-        CliError::Rules(e.into())
-    }
-
-    /// [`CliError::Outputs`] from the message or error the report gives.
-    pub(crate) fn outputs(e: impl Into<Cause>) -> CliError {
-        CliError::Outputs(e.into())
-    }
-
-    /// [`CliError::Keep`] from the message or error the keeper gives.
-    pub(crate) fn keep(e: impl Into<Cause>) -> CliError {
-        CliError::Keep(e.into())
-    }
-
-    /// [`CliError::Rootless`] from the message or error the user namespace gives.
-    pub(crate) fn rootless(e: impl Into<Cause>) -> CliError {
-        CliError::Rootless(e.into())
-    }
 }
 
 #[cfg(test)]
@@ -146,14 +128,17 @@ mod tests {
     #[test]
     fn several_print_one_line_each_and_exit_2() {
         let e = CliError::Several(vec![
-            CliError::keep("lab `a`: gone".to_string()),
+            CliError::Keep(KeepError::KeeperGone {
+                scenario: "a".into(),
+                pid: 7,
+            }),
             CliError::NoScenarios,
         ]);
         let lines: Vec<String> = e.each().iter().map(|e| e.to_string()).collect();
         assert_eq!(
             lines,
             [
-                "lab `a`: gone",
+                "the keeper of lab `a` (process 7) is gone",
                 "no scenario files found in the paths given"
             ]
         );
@@ -161,8 +146,14 @@ mod tests {
     }
 
     #[test]
-    fn a_message_from_another_module_reads_as_given() {
-        let e = CliError::outputs("--json `x`: no".to_string());
-        assert_eq!(crate::error::chain(&e), "--json `x`: no");
+    fn an_error_from_another_module_reads_as_it_words_it_once() {
+        let e = CliError::from(ResultFileError::IsAFolder {
+            flag: "--json",
+            path: "x".into(),
+        });
+        assert_eq!(
+            crate::error::chain(&e),
+            "--json `x`: is a folder; give the name of a file to write"
+        );
     }
 }

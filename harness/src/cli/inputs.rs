@@ -45,14 +45,14 @@ pub fn overrides(rules: &[String]) -> Result<Overrides, CliError> {
     let cwd = std::env::current_dir().map_err(CliError::CurrentDir)?;
     rules
         .iter()
-        .map(|r| RuleSource::parse_override(r, &cwd).map_err(CliError::rules))
+        .map(|r| RuleSource::parse_override(r, &cwd).map_err(CliError::Rules))
         .collect()
 }
 
 /// Applies overrides: each node named gets exactly the sources given for it, in order.
 ///
 /// # Errors
-/// [`CliError::Rules`] when the scenario refuses them (a node it does not have).
+/// [`CliError::RulesNode`] when the scenario refuses them (a node it does not have).
 pub fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, CliError> {
     let mut plan = plan.clone();
     let mut nodes: Vec<&str> = rules.iter().map(|(n, _)| n.as_str()).collect();
@@ -64,7 +64,7 @@ pub fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, C
             .map(|(_, s)| s.clone())
             .collect();
         plan.override_rules(node, sources)
-            .map_err(CliError::rules)?;
+            .map_err(CliError::RulesNode)?;
     }
     Ok(plan)
 }

@@ -16,7 +16,7 @@ pub fn hand_over(lab: Lab, plan: &Plan, out: &mut dyn std::io::Write) -> Result<
         .iter()
         .flat_map(|r| r.tables.iter().cloned())
         .collect();
-    let k = keeper::keep(lab, &plan.name, &plan.file, &tables).map_err(CliError::keep)?;
+    let k = keeper::keep(lab, &plan.name, &plan.file, &tables)?;
     let mut text = format!(
         "\nlab `{}` kept (keeper process {}); enter a node with `harness shell NODE [-- COMMAND]`:\n",
         k.scenario, k.pid
@@ -42,8 +42,8 @@ pub fn hand_over(lab: Lab, plan: &Plan, out: &mut dyn std::io::Write) -> Result<
 /// could not be started.
 pub fn shell(node: &str, which: Option<&str>, command: &[String]) -> Result<Finding, CliError> {
     use std::os::unix::process::CommandExt;
-    let k = keeper::find(which).map_err(CliError::keep)?;
-    keeper::enter(&k, node).map_err(CliError::keep)?;
+    let k = keeper::find(which)?;
+    keeper::enter(&k, node)?;
     let (program, args) = match command.split_first() {
         Some((p, a)) => (p.clone(), a.to_vec()),
         None => {
@@ -78,12 +78,9 @@ pub fn shell(node: &str, which: Option<&str>, command: &[String]) -> Result<Find
 /// refused, after removing the others.
 pub fn down(which: Option<&str>) -> Result<Finding, CliError> {
     let (labs, refused) = match which {
-        Some(_) => (
-            vec![keeper::find(which).map_err(CliError::keep)?],
-            Vec::new(),
-        ),
+        Some(_) => (vec![keeper::find(which)?], Vec::new()),
         None => {
-            let l = keeper::list().map_err(CliError::keep)?;
+            let l = keeper::list()?;
             (l.labs, l.refused)
         }
     };
@@ -93,7 +90,7 @@ pub fn down(which: Option<&str>) -> Result<Finding, CliError> {
     let mut errors = Vec::new();
     for k in labs {
         match keeper::remove(&k) {
-            Err(m) => errors.push(CliError::keep(m)),
+            Err(m) => errors.push(CliError::Keep(m)),
             Ok(holders) if holders.is_empty() => {
                 println!("removed lab `{}` (keeper process {})", k.scenario, k.pid)
             }
@@ -106,7 +103,7 @@ pub fn down(which: Option<&str>) -> Result<Finding, CliError> {
             ),
         }
     }
-    errors.extend(refused.into_iter().map(CliError::keep));
+    errors.extend(refused.into_iter().map(CliError::Keep));
     if errors.is_empty() {
         Ok(Finding::Held)
     } else {

@@ -261,7 +261,7 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
             pcap: pcap.clone(),
             html: html.clone(),
         };
-        outputs.check().map_err(CliError::outputs)?;
+        outputs.check()?;
     }
     if let Some(limit) = cli.generator_timeout {
         crate::install::generator::set_time_limit(limit);
@@ -269,11 +269,11 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
     // A state directory for kept labs that is not to be trusted is refused before any lab is
     // built, and before the user namespace, where other users' files show as overflow uids.
     if let Cmd::Run { keep: true, .. } = cli.cmd {
-        crate::lab::keep::check_state_dir().map_err(CliError::keep)?;
+        crate::lab::keep::check_state_dir()?;
     }
     // Commands that build labs run as root in a user namespace of their own when not root.
     if cli.cmd.builds_labs() {
-        crate::rootless::enter().map_err(CliError::rootless)?;
+        crate::rootless::enter()?;
         crate::rootless::raise_fd_limit();
     }
     match cli.cmd {

@@ -40,7 +40,7 @@ pub fn run(
         .iter()
         .map(|p| with_rules(p, &rules))
         .collect::<Result<Vec<_>, _>>()?;
-    outputs.check_pcaps(&plans).map_err(CliError::outputs)?;
+    outputs.check_pcaps(&plans)?;
     let opts = Options {
         backend: args.backend.into(),
         coverage: flags.coverage,
@@ -88,7 +88,7 @@ pub fn run(
     }
     drop(progress);
     let runs: Vec<_> = judged.iter().map(|(p, r, _)| (*p, r)).collect();
-    report::files::write(outputs, &runs).map_err(CliError::outputs)?;
+    report::files::write(outputs, &runs)?;
     for (plan, _, lab) in judged {
         if let Some(lab) = lab {
             if outputs.json_to_stdout() {

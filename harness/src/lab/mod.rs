@@ -20,16 +20,13 @@ pub use netns::{can_create_netns, Netns};
 
 use crate::model::{Plan, PolicyRule, Route, RuleAction};
 
-/// What stopped the lab from being built or changed. Each names the node.
+/// What stopped the lab from being built or changed. Each names the node, and carries the
+/// kernel's reason in its message (so none has a `source`, which would print it twice).
 #[derive(Debug, Error)]
 pub enum LabError {
     /// The kernel refused a new network namespace (no root or CAP_SYS_ADMIN, most often).
-    #[error("creating the network namespace for node `{node}`: {source} (creating namespaces needs root or CAP_SYS_ADMIN: run as root)")]
-    Netns {
-        node: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("creating the network namespace for node `{node}`: {error} (creating namespaces needs root or CAP_SYS_ADMIN: run as root)")]
+    Netns { node: String, error: io::Error },
     /// A netlink request in the node failed (`what` it was: adding a route, creating a
     /// link…), with the kernel's reason.
     #[error("node `{node}`: {what}: {msg}")]
@@ -39,28 +36,23 @@ pub enum LabError {
         msg: String,
     },
     /// A sysctl could not be written in the node (an unknown key, a value out of range).
-    #[error("node `{node}`: sysctl `{key}` = `{value}`: {source} (does the key exist on this kernel? `sysctl -a | grep` it)")]
+    #[error("node `{node}`: sysctl `{key}` = `{value}`: {error} (does the key exist on this kernel? `sysctl -a | grep` it)")]
     Sysctl {
         node: String,
         key: String,
         value: String,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A part of the lab that did not come up in time: the lab's fault, not the rules'.
-    #[error("node `{node}`: {source}")]
+    /// `timeout` says what, how long it waited, and what to try.
+    #[error("node `{node}`: {timeout}")]
     NotReady {
         node: String,
-        #[source]
-        source: crate::wait::Timeout,
+        timeout: crate::wait::Timeout,
     },
     /// A thread could not be started in the node, entered it, or panicked there.
-    #[error("node `{node}`: {source}")]
-    Thread {
-        node: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("node `{node}`: {error}")]
+    Thread { node: String, error: io::Error },
 }
 
 /// Opens once the lab is wired (its addresses, links up and routes in place) or its wiring
@@ -137,9 +129,9 @@ impl Lab {
         for (name, pending) in made {
             let ns = pending
                 .and_then(|p| p.finish())
-                .map_err(|source| LabError::Netns {
+                .map_err(|error| LabError::Netns {
                     node: name.clone(),
-                    source,
+                    error,
                 })?;
             nodes.insert(name, ns);
         }
@@ -320,9 +312,9 @@ impl Lab {
                 let node = node.to_string();
                 move || wait_links(&node, &iface, up, deadline)
             })
-            .map_err(|source| LabError::Thread {
+            .map_err(|error| LabError::Thread {
                 node: node.to_string(),
-                source,
+                error,
             })?
     }
 
@@ -338,9 +330,9 @@ impl Lab {
             let h = self
                 .ns(&node)
                 .spawn("lab", move || f(&name))
-                .map_err(|source| LabError::Thread {
+                .map_err(|error| LabError::Thread {
                     node: node.clone(),
-                    source,
+                    error,
                 })?;
             handles.push((node, h));
         }
@@ -348,10 +340,10 @@ impl Lab {
         for (node, h) in handles {
             let r = match h.join() {
                 Ok(Ok(r)) => r,
-                Ok(Err(source)) => Err(LabError::Thread { node, source }),
+                Ok(Err(error)) => Err(LabError::Thread { node, error }),
                 Err(_) => Err(LabError::Thread {
                     node,
-                    source: io::Error::other("thread panicked"),
+                    error: io::Error::other("thread panicked"),
                 }),
             };
             if first.is_ok() {
@@ -474,9 +466,9 @@ fn wait_links(
             )
         },
     )
-    .map_err(|source| LabError::NotReady {
+    .map_err(|timeout| LabError::NotReady {
         node: node.to_string(),
-        source,
+        timeout,
     })
 }
 
@@ -641,11 +633,11 @@ fn baseline_sysctls() -> Vec<(String, String)> {
 fn set_sysctls(node: &str, sysctls: &[(String, String)]) -> Result<(), LabError> {
     for (k, v) in sysctls {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v).map_err(|source| LabError::Sysctl {
+        std::fs::write(&path, v).map_err(|error| LabError::Sysctl {
             node: node.to_string(),
             key: k.clone(),
             value: v.clone(),
-            source,
+            error,
         })?;
     }
     Ok(())

@@ -677,6 +677,11 @@ fn read_until_stopped(
                 return ends.iter().map(|e| e.link).zip(out).collect();
             }
         }
+        // Not a wait for a condition (so not `crate::wait::wait_until`): the reader's idle
+        // nap between two drains of the ring, which does its work on every turn and runs
+        // until asked to stop (then at most `RETIRE_WAIT` more, still draining; running out
+        // of it is no failure). A fixed short nap keeps up with the ring; `wait_until`'s
+        // backoff to 20 ms would not (see `NAP`).
         thread::sleep(NAP);
     }
 }

@@ -50,7 +50,7 @@ impl Needs {
     pub fn lab() -> Needs {
         let entered = harness::rootless::enter();
         harness::rootless::raise_fd_limit();
-        Needs::probe(entered.err())
+        Needs::probe(entered.err().map(|e| e.to_string()))
     }
 
     /// Labs, in the user namespace this process is in: for trials that must not enter one.
