@@ -33,10 +33,6 @@ pub enum CliError {
     /// file, a folder, a bundle with an unknown section header, no such command).
     #[error(transparent)]
     Rules(#[from] RulesArgError),
-    /// A `--rules NODE=…` argument for a node the scenario does not have: the scenario file,
-    /// the node, and the nodes it has, as [`crate::model::Plan::override_rules`] words it.
-    #[error("{0}")]
-    RulesNode(String),
     /// `harness gate` without `--rules`: it has nothing to judge.
     #[error("`harness gate` needs the rules to judge: `--rules NODE=FILE-or-COMMAND`")]
     GateNeedsRules,
@@ -97,7 +93,6 @@ impl CliError {
             | CliError::NoScenarios
             | CliError::CurrentDir(_)
             | CliError::Rules(_)
-            | CliError::RulesNode(_)
             | CliError::GateNeedsRules
             | CliError::DiffNeedsTwo
             | CliError::Outputs(_)

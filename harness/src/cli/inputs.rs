@@ -52,7 +52,7 @@ pub fn overrides(rules: &[String]) -> Result<Overrides, CliError> {
 /// Applies overrides: each node named gets exactly the sources given for it, in order.
 ///
 /// # Errors
-/// [`CliError::RulesNode`] when the scenario refuses them (a node it does not have).
+/// [`CliError::Rules`] when the scenario refuses them (a node it does not have).
 pub fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, CliError> {
     let mut plan = plan.clone();
     let mut nodes: Vec<&str> = rules.iter().map(|(n, _)| n.as_str()).collect();
@@ -63,8 +63,7 @@ pub fn with_rules(plan: &Plan, rules: &[(String, RuleSource)]) -> Result<Plan, C
             .filter(|(n, _)| n == node)
             .map(|(_, s)| s.clone())
             .collect();
-        plan.override_rules(node, sources)
-            .map_err(CliError::RulesNode)?;
+        plan.override_rules(node, sources)?;
     }
     Ok(plan)
 }

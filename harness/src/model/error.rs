@@ -181,6 +181,13 @@ impl std::error::Error for SpecError {}
 /// argument as given (`jupiter=./gen`), `spec` what follows the `=`.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesArgError {
+    /// `--rules NODE=…` names a node the scenario's topology does not have.
+    #[error("{}: `--rules {node}=…`: the topology has no node `{node}` (it has {})", file.display(), have.join(", "))]
+    NoSuchNode {
+        file: std::path::PathBuf,
+        node: String,
+        have: Vec<String>,
+    },
     /// Not `NODE=SPEC` with both parts given.
     #[error(
         "`--rules {arg}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"

@@ -553,19 +553,20 @@ impl Topology {
 
 impl Plan {
     /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names.
-    pub fn override_rules(&mut self, node: &str, sources: Vec<RuleSource>) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// [`RulesArgError::NoSuchNode`] when the topology has no node `node`.
+    pub fn override_rules(
+        &mut self,
+        node: &str,
+        sources: Vec<RuleSource>,
+    ) -> Result<(), RulesArgError> {
         if self.topology.node(node).is_none() {
-            let have: Vec<&str> = self
-                .topology
-                .nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect();
-            return Err(format!(
-                "{}: `--rules {node}=…`: the topology has no node `{node}` (it has {})",
-                self.file.display(),
-                have.join(", ")
-            ));
+            return Err(RulesArgError::NoSuchNode {
+                file: self.file.clone(),
+                node: node.to_string(),
+                have: self.topology.nodes.iter().map(|n| n.name.clone()).collect(),
+            });
         }
         match self.rules.iter_mut().find(|r| r.node == node) {
             Some(r) => r.sources = sources,
