@@ -1,6 +1,6 @@
 //! A mutation campaign's results: what became of each mutant in each scenario, tallied per
 //! scenario and per distinct mutant, and the kill score. Pure: the runs happen elsewhere
-//! (`harness mutate`, in [`crate::cli::mutate`]).
+//! (`harness mutate`, in the harness crate's `cli::mutate`).
 
 use std::fmt::Write as _;
 

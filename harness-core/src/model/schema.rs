@@ -7,7 +7,7 @@
 //! with hand-written `Deserialize` impls have hand-written schemas here. What `model::load`
 //! checks after that (that names exist, that a rule file has exactly one kind, …) is left to
 //! `harness check`. The tests regenerate both files and fail when they differ from the
-//! committed ones: `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` rewrites them.
+//! committed ones: `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` rewrites them.
 
 use std::borrow::Cow;
 
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use crate::model::repo_path;
 
-    const REGENERATE: &str = "HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema";
+    const REGENERATE: &str = "HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema";
 
     fn committed(kind: &str) -> PathBuf {
         repo_path(&format!("schema/{kind}.schema.json"))
@@ -220,7 +220,7 @@ mod tests {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "{} differs from the schema of the types in harness/src/model/raw.rs; \
+            "{} differs from the schema of the types in harness-core/src/model/raw.rs; \
              regenerate it with `{REGENERATE}` and commit it",
             path.display()
         );

@@ -448,7 +448,7 @@ mod tests {
         assert_eq!(parsed["version"], VERSION);
     }
 
-    /// `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` rewrites it.
+    /// `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` rewrites it.
     #[test]
     fn committed_results_schema_is_generated_from_the_types() {
         let path = crate::model::repo_path("schema/results.schema.json");
@@ -459,8 +459,8 @@ mod tests {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "{} differs from the schema of the types in harness/src/report/results.rs; \
-             regenerate it with `HARNESS_UPDATE_SCHEMA=1 cargo test --lib schema` and commit it",
+            "{} differs from the schema of the types in harness-core/src/report/results.rs; \
+             regenerate it with `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` and commit it",
             path.display()
         );
     }

@@ -1,8 +1,7 @@
 //! Verdict → what people and dashboards read: the per-flow table, the failures, the one-line
 //! summary, the deterministic snapshot ([`words`] holds every sentence); JSON and JUnit
-//! ([`results`]), HTML ([`html`]), pcap ([`pcap`]). Pure but for [`files`], which writes them.
+//! ([`results`]), HTML ([`html`]), pcap ([`pcap`]). Pure: the harness crate's `report::files` writes them.
 
-pub mod files;
 pub mod html;
 pub mod pcap;
 pub mod results;

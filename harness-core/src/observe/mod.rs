@@ -1,7 +1,8 @@
 //! What the harness saw: every packet on every link, the router's conntrack table, the rules'
 //! packet counters, and what clients and servers experienced. Pure data, and the parsing that
 //! makes it from the kernel's texts and frames: nothing here touches the kernel or the lab
-//! (`tests/pure.rs` keeps it so). [`crate::watch`] is the kernel-facing half that reads them.
+//! (it is in the harness-core crate, which depends on nothing that could). The harness
+//! crate's `watch` is the kernel-facing half that reads them.
 
 pub mod conntrack;
 pub mod counters;
