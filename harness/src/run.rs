@@ -483,7 +483,9 @@ fn lab_faults(
 ) -> Vec<String> {
     let mut faults = Vec::new();
     let gave_up_ids: BTreeSet<u32> = gave_up.keys().copied().collect();
-    faults.extend(verdict::unseen(plan, verdict, &gave_up_ids));
+    faults.extend(verdict::unseen(plan, verdict, &gave_up_ids).into_iter().map(|id| {
+        format!("flow {id}: its client sent it, but the captures saw none of its packets, not even on the client's own link")
+    }));
     // A flow the harness itself kept waiting, of which the network lost nothing.
     let lost: BTreeSet<u32> = verdict
         .flows

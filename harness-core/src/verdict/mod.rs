@@ -459,7 +459,7 @@ pub fn judge_with(plan: &Plan, obs: &Observations, traces: &Traces) -> Verdict {
 /// even on the client's own link: the client's kernel sent them, so the lab lost them before
 /// the rules could act (a client on the router itself is left out: its own rules can keep its
 /// packets in). A verdict on such a flow would rest on nothing seen.
-pub fn unseen(plan: &Plan, verdict: &Verdict, gave_up: &BTreeSet<u32>) -> Vec<String> {
+pub fn unseen(plan: &Plan, verdict: &Verdict, gave_up: &BTreeSet<u32>) -> Vec<u32> {
     let clients: BTreeMap<u32, &str> = plan
         .flows
         .iter()
@@ -470,12 +470,7 @@ pub fn unseen(plan: &Plan, verdict: &Verdict, gave_up: &BTreeSet<u32>) -> Vec<St
         .iter()
         .filter(|p| p.packets == 0 && gave_up.contains(&p.id))
         .filter(|p| clients.get(&p.id).is_some_and(|c| *c != verdict.router))
-        .map(|p| {
-            format!(
-                "flow {}: its client sent it, but the captures saw none of its packets, not even on the client's own link",
-                p.id
-            )
-        })
+        .map(|p| p.id)
         .collect()
 }
 
