@@ -8,21 +8,78 @@ use super::words::{self, ids};
 use crate::observe::counters::RuleHit;
 use crate::verdict::{ExpResult, Outcome, Verdict};
 
-/// What one judged scenario contributes to the result files.
+/// What one scenario contributes to the result files.
 pub struct Judged<'a> {
     pub file: &'a str,
-    pub verdict: &'a Verdict,
+    /// Its verdict, or why its rules could not be loaded.
+    pub judgement: Judgement<'a>,
     pub seconds: f64,
     pub packets_seen: usize,
     pub conntrack_entries: usize,
     pub coverage: Option<&'a [RuleHit]>,
 }
 
+/// What became of a scenario: its flows judged, or its rules refused before any flow ran.
+#[derive(Debug, Clone, Copy)]
+pub enum Judgement<'a> {
+    /// The rules loaded, and every flow was judged.
+    Verdict(&'a Verdict),
+    /// The rules could not be loaded (a tool rejected them, their generator failed or printed
+    /// nothing usable): no flow ran, so there is no verdict. `harness gate` reports these as
+    /// the rule set's failures and goes on.
+    RulesNotLoaded {
+        /// The scenario's name.
+        scenario: &'a str,
+        /// The node whose rules did not load.
+        router: &'a str,
+        /// Why, in the words the terminal uses (every line of it).
+        error: &'a str,
+    },
+}
+
+impl<'a> Judgement<'a> {
+    /// The verdict, when the flows were judged.
+    pub fn verdict(&self) -> Option<&'a Verdict> {
+        match self {
+            Judgement::Verdict(v) => Some(v),
+            Judgement::RulesNotLoaded { .. } => None,
+        }
+    }
+
+    /// The scenario's name.
+    pub fn scenario(&self) -> &'a str {
+        match self {
+            Judgement::Verdict(v) => &v.scenario,
+            Judgement::RulesNotLoaded { scenario, .. } => scenario,
+        }
+    }
+
+    /// Whether the scenario says what it should; never when its rules did not load.
+    pub fn passed(&self) -> bool {
+        self.verdict().is_some_and(|v| v.outcome.ok())
+    }
+
+    /// The one-line summary, as the terminal prints it.
+    pub fn summary(&self) -> String {
+        match self {
+            Judgement::Verdict(v) => super::summary(v),
+            Judgement::RulesNotLoaded {
+                scenario,
+                router,
+                error,
+            } => format!(
+                "FAIL {scenario}: the rules of `{router}` did not load, so no flow ran: {}",
+                error.lines().next().unwrap_or("")
+            ),
+        }
+    }
+}
+
 /// The version of the JSON results format. It changes when a field is removed or changes
 /// meaning; fields may be added within one version.
 pub const VERSION: u32 = 1;
 
-/// The JSON results of `harness run --json`: every scenario judged.
+/// The JSON results of `harness run --json` and `harness gate --json`: every scenario run.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(title = "harness results", deny_unknown_fields)]
 pub struct Results<'a> {
@@ -43,8 +100,14 @@ pub struct ScenarioResult<'a> {
     /// The one-line summary, as the terminal prints it.
     pub summary: String,
     /// What was expected and what was seen, as data: each flow's path (with its packets hop
-    /// by hop), each expectation's failures, the outcome.
-    pub verdict: &'a Verdict,
+    /// by hop), each expectation's failures, the outcome. Null when the rules could not be
+    /// loaded (`error` says why): no flow ran.
+    pub verdict: Option<&'a Verdict>,
+    /// Why the rules could not be loaded (a tool rejected them, their generator failed),
+    /// every line of it, as the terminal words it; absent when they loaded. `harness gate`
+    /// writes such scenarios with `passed: false` and goes on to the next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
     /// Every failure and declaration problem in the words the terminal uses.
     pub messages: Vec<Message>,
     pub observations: Counts,
@@ -120,11 +183,15 @@ pub fn results<'a>(all: &'a [Judged]) -> Results<'a> {
             .iter()
             .map(|j| ScenarioResult {
                 file: j.file,
-                passed: j.verdict.outcome.ok(),
+                passed: j.judgement.passed(),
                 seconds: j.seconds,
-                summary: super::summary(j.verdict),
-                verdict: j.verdict,
-                messages: messages(j.verdict),
+                summary: j.judgement.summary(),
+                verdict: j.judgement.verdict(),
+                error: match j.judgement {
+                    Judgement::Verdict(_) => None,
+                    Judgement::RulesNotLoaded { error, .. } => Some(error),
+                },
+                messages: j.judgement.verdict().map(messages).unwrap_or_default(),
                 observations: Counts {
                     packets_seen: j.packets_seen,
                     conntrack_entries: j.conntrack_entries,
@@ -147,7 +214,7 @@ pub fn schema() -> serde_json::Value {
         .into_root_schema_for::<Results>();
     schema.insert(
         "description".into(),
-        "What `harness run --json` writes: each scenario's verdict as data, with its failures in words.".into(),
+        "What `harness run --json` and `harness gate --json` write: each scenario's verdict as data, with its failures in words (or, from `gate`, why its rules could not be loaded).".into(),
     );
     schema.to_value()
 }
@@ -259,7 +326,9 @@ pub fn junit(all: &[Judged]) -> String {
 }
 
 /// JUnit XML: a testsuite per scenario, a testcase per expectation, valid under the Apache
-/// Ant JUnit schema (`ci/junit.xsd`). Each suite carries the scenario's file as `package`
+/// Ant JUnit schema (`ci/junit.xsd`). A scenario whose rules could not be loaded has one
+/// testcase, `rules load on ROUTER`, with an `<error>` holding the tool's or generator's
+/// message. Each suite carries the scenario's file as `package`
 /// and in its properties with the router and the outcome. The scenarios ran one after the
 /// other and the last finished at `stamp.finished`, so each suite's `timestamp` is counted
 /// back from it. The expectations of a scenario are judged together on one run: each
@@ -268,7 +337,18 @@ pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
     let mut suites = String::new();
     let mut started = stamp.finished as f64 - all.iter().map(|j| j.seconds).sum::<f64>();
     for (id, j) in all.iter().enumerate() {
-        let v = j.verdict;
+        let v = match j.judgement {
+            Judgement::Verdict(v) => v,
+            Judgement::RulesNotLoaded {
+                scenario,
+                router,
+                error,
+            } => {
+                suites.push_str(&not_loaded_suite(id, j, stamp, started, scenario, router, error));
+                started += j.seconds;
+                continue;
+            }
+        };
         let classname = xml(&v.scenario);
         let case_time = j.seconds / v.results.len().max(1) as f64;
         let mut cases = String::new();
@@ -308,6 +388,38 @@ pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
         started += j.seconds;
     }
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{suites}</testsuites>\n")
+}
+
+/// The testsuite of a scenario whose rules could not be loaded: one testcase that errored,
+/// its message the error's first line, its text the whole error.
+fn not_loaded_suite(
+    id: usize,
+    j: &Judged,
+    stamp: &Stamp,
+    started: f64,
+    scenario: &str,
+    router: &str,
+    error: &str,
+) -> String {
+    let classname = xml(scenario);
+    let properties = [
+        ("file", j.file),
+        ("router", router),
+        ("outcome", "rules not loaded"),
+    ]
+    .iter()
+    .map(|(k, val)| format!("      <property name=\"{k}\" value=\"{}\"/>\n", xml(val)))
+    .collect::<String>();
+    format!(
+        "  <testsuite name=\"{classname}\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"{secs:.3}\" timestamp=\"{}\" hostname=\"{}\" package=\"{}\" id=\"{id}\">\n    <properties>\n{properties}    </properties>\n    <testcase classname=\"{classname}\" name=\"{}\" time=\"{secs:.3}\">\n      <error message=\"{}\" type=\"rules\">{}</error>\n    </testcase>\n    <system-out/>\n    <system-err/>\n  </testsuite>\n",
+        utc(started.max(0.0) as u64),
+        xml(&stamp.hostname),
+        xml(j.file),
+        xml(&format!("rules load on {router}")),
+        xml(error.lines().next().unwrap_or("")),
+        xml(error),
+        secs = j.seconds,
+    )
 }
 
 #[cfg(test)]
@@ -355,7 +467,7 @@ mod tests {
         let x = junit_at(
             &[Judged {
                 file: "scenarios/dual-isp.yaml",
-                verdict: &v,
+                judgement: Judgement::Verdict(&v),
                 seconds: 0.5,
                 packets_seen: 0,
                 conntrack_entries: 0,
@@ -379,7 +491,7 @@ mod tests {
         let ok = verdict(Outcome::BrokenAsDeclared, &[2]);
         let x = junit(&[Judged {
             file: "f",
-            verdict: &ok,
+            judgement: Judgement::Verdict(&ok),
             seconds: 0.1,
             packets_seen: 0,
             conntrack_entries: 0,
@@ -405,7 +517,7 @@ mod tests {
         let (a, b) = (verdict(Outcome::Pass, &[]), verdict(Outcome::Pass, &[]));
         let judged = |v| Judged {
             file: "f",
-            verdict: v,
+            judgement: Judgement::Verdict(v),
             seconds: 30.0,
             packets_seen: 0,
             conntrack_entries: 0,
@@ -433,7 +545,7 @@ mod tests {
         let v = verdict(Outcome::Pass, &[]);
         let text = json(&[Judged {
             file: "f",
-            verdict: &v,
+            judgement: Judgement::Verdict(&v),
             seconds: 0.1,
             packets_seen: 42,
             conntrack_entries: 3,
@@ -446,6 +558,72 @@ mod tests {
         );
         assert_eq!(parsed["scenarios"][0]["observations"]["packets_seen"], 42);
         assert_eq!(parsed["version"], VERSION);
+    }
+
+    /// Rules that did not load: a suite with one errored testcase carrying the tool's words,
+    /// and a JSON scenario with no verdict, `passed: false` and the error.
+    #[test]
+    fn rules_not_loaded_are_an_error_without_a_verdict() {
+        let error = "gen.rules:3: iptables-restore rejected this line on node `jupiter`:\n    -A FORWARD -j <NOPE>\n  iptables-restore said: Bad argument";
+        let (ok, rejected) = (
+            verdict(Outcome::Pass, &[]),
+            Judgement::RulesNotLoaded {
+                scenario: "dual-isp",
+                router: "jupiter",
+                error,
+            },
+        );
+        let all = [
+            Judged {
+                file: "a.yaml",
+                judgement: rejected,
+                seconds: 0.2,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
+            Judged {
+                file: "b.yaml",
+                judgement: Judgement::Verdict(&ok),
+                seconds: 0.3,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
+        ];
+        let x = junit_at(
+            &all,
+            &Stamp {
+                hostname: "h".into(),
+                finished: 1_709_294_400,
+            },
+        );
+        assert!(
+            x.contains("<testsuite name=\"dual-isp\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0.200\" timestamp=\"2024-03-01T11:59:59\" hostname=\"h\" package=\"a.yaml\" id=\"0\">"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<testcase classname=\"dual-isp\" name=\"rules load on jupiter\" time=\"0.200\">\n      <error message=\"gen.rules:3: iptables-restore rejected this line on node `jupiter`:\" type=\"rules\">gen.rules:3: iptables-restore rejected this line on node `jupiter`:\n    -A FORWARD -j &lt;NOPE&gt;\n  iptables-restore said: Bad argument</error>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"outcome\" value=\"rules not loaded\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("package=\"b.yaml\" id=\"1\""), "{x}");
+        let parsed: serde_json::Value = serde_json::from_str(&json(&all)).expect("valid JSON");
+        let s = &parsed["scenarios"][0];
+        assert_eq!(s["passed"], false);
+        assert!(s["verdict"].is_null(), "{s}");
+        assert_eq!(s["error"], error);
+        assert_eq!(
+            s["summary"],
+            "FAIL dual-isp: the rules of `jupiter` did not load, so no flow ran: gen.rules:3: \
+             iptables-restore rejected this line on node `jupiter`:"
+        );
+        let s = &parsed["scenarios"][1];
+        assert_eq!(s["passed"], true);
+        assert!(s.get("error").is_none(), "absent when the rules loaded: {s}");
     }
 
     /// `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` rewrites it.
