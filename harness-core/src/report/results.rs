@@ -344,7 +344,9 @@ pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
                 router,
                 error,
             } => {
-                suites.push_str(&not_loaded_suite(id, j, stamp, started, scenario, router, error));
+                suites.push_str(&not_loaded_suite(
+                    id, j, stamp, started, scenario, router, error,
+                ));
                 started += j.seconds;
                 continue;
             }
@@ -623,7 +625,10 @@ mod tests {
         );
         let s = &parsed["scenarios"][1];
         assert_eq!(s["passed"], true);
-        assert!(s.get("error").is_none(), "absent when the rules loaded: {s}");
+        assert!(
+            s.get("error").is_none(),
+            "absent when the rules loaded: {s}"
+        );
     }
 
     /// `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` rewrites it.

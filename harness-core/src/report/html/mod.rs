@@ -100,12 +100,33 @@ fn some_ids(ids: &[u32]) -> String {
     }
 }
 
-/// The whole page.
+/// A scenario whose rules could not be loaded (`harness gate`: a tool rejected them, their
+/// generator failed): no flow ran, so its section says why, in the tool's words, where the
+/// drawings would be.
+pub struct NotLoaded<'a> {
+    pub plan: &'a Plan,
+    /// The node whose rules did not load.
+    pub router: &'a str,
+    /// Why, every line of it, as the terminal words it.
+    pub error: &'a str,
+}
+
+/// The whole page, every scenario judged.
 pub fn page(all: &[Scenario]) -> String {
+    page_with(all, &[])
+}
+
+/// The whole page: the scenarios whose rules did not load first, then the judged ones,
+/// failing first.
+pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
     let mut order: Vec<(usize, &Scenario)> = all.iter().enumerate().collect();
     order.sort_by_key(|(_, sc)| sc.verdict.outcome.ok());
-    let bad = all.iter().filter(|sc| !sc.verdict.outcome.ok()).count();
-    let names: Vec<&str> = all.iter().map(|sc| sc.verdict.scenario.as_str()).collect();
+    let bad = all.iter().filter(|sc| !sc.verdict.outcome.ok()).count() + not_loaded.len();
+    let names: Vec<&str> = not_loaded
+        .iter()
+        .map(|n| n.plan.name.as_str())
+        .chain(all.iter().map(|sc| sc.verdict.scenario.as_str()))
+        .collect();
     let verdict = if bad == 0 {
         "all as expected".to_string()
     } else {
@@ -121,10 +142,19 @@ pub fn page(all: &[Scenario]) -> String {
     let _ = write!(
         s,
         "<header class=\"top\"><h1>harness: {} scenario{}, {}</h1><ul class=\"index\">",
-        all.len(),
-        if all.len() == 1 { "" } else { "s" },
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
         esc(&verdict)
     );
+    for (i, n) in not_loaded.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<li><span class=\"badge fail\">{}</span> <a href=\"#r{i}-{}\">{}</a></li>",
+            esc(NOT_LOADED),
+            slug(&n.plan.name),
+            esc(&n.plan.name)
+        );
+    }
     for (i, sc) in &order {
         let (word, class) = outcome_words(&sc.verdict.outcome);
         let _ = write!(
@@ -136,9 +166,15 @@ pub fn page(all: &[Scenario]) -> String {
         );
     }
     s.push_str("</ul></header>\n");
+    for (i, n) in not_loaded.iter().enumerate() {
+        sections::not_loaded(&mut s, i, n);
+    }
     for (i, sc) in &order {
         sections::scenario(&mut s, *i, sc);
     }
     s.push_str("</body></html>\n");
     s
 }
+
+/// The badge of a scenario whose rules did not load.
+const NOT_LOADED: &str = "FAIL: rules not loaded";

@@ -11,7 +11,40 @@ use crate::verdict::{split_counts, Dir, FlowPath, HopTrace, Outcome, PacketTrace
 use smol_str::SmolStr;
 
 use super::svg::{grid, legend, roles, svg, Drawing, Ends, Overlay, Size};
-use super::{esc, outcome_words, slug, some_ids, Scenario, MAX_DETAILED, MAX_PACKETS, MAX_ROWS};
+use super::{
+    esc, outcome_words, slug, some_ids, NotLoaded, Scenario, MAX_DETAILED, MAX_PACKETS, MAX_ROWS,
+    NOT_LOADED,
+};
+
+/// The section of a scenario whose rules did not load: its heading, where it is, the
+/// topology, and the error in full where the flows would be.
+pub(super) fn not_loaded(s: &mut String, i: usize, n: &NotLoaded) {
+    let (plan, topo) = (n.plan, &n.plan.topology);
+    let _ = write!(
+        s,
+        "<section class=\"scenario fail\" id=\"r{i}-{}\">\n<h2><span class=\"badge fail\">{}</span> {}</h2>\n<p class=\"summary\">The rules of <code>{}</code> did not load, so no flow ran: the rule set fails this scenario.</p>\n",
+        slug(&plan.name),
+        esc(NOT_LOADED),
+        esc(&plan.name),
+        esc(n.router)
+    );
+    if let Some(d) = &plan.description {
+        let _ = writeln!(s, "<p>{}</p>", esc(d));
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"meta\"><code>{}</code> · topology <b>{}</b> · router <b>{}</b>, uplinks {}</p>",
+        esc(&plan.file.display().to_string()),
+        esc(&topo.name),
+        esc(&topo.router.node),
+        esc(&topo.router.uplinks.join(", "))
+    );
+    let _ = writeln!(
+        s,
+        "<pre class=\"rules-error\" style=\"white-space: pre-wrap; background: #fef2f2; border: 1px solid #fecaca; border-radius: 4px; padding: 8px 10px;\">{}</pre>\n</section>",
+        esc(n.error)
+    );
+}
 
 pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
     let (plan, v) = (sc.plan, sc.verdict);

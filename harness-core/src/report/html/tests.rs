@@ -173,6 +173,49 @@ fn failing_flows_come_first_and_failing_scenarios_before_passing_ones() {
     assert!(html.contains("<span class=\"badge pass\">pass</span> all-good</h2>"));
 }
 
+/// `harness gate`: a scenario whose rules did not load comes first, with the tool's words in
+/// full (escaped) where the flows would be, and counts as failed.
+#[test]
+fn a_scenario_whose_rules_did_not_load_shows_why_first() {
+    let plan = load("scenarios/dual-isp.yaml");
+    let obs = Observations::default();
+    let mut ok = judge(&plan, &obs);
+    ok.scenario = "all-good".into();
+    for r in &mut ok.results {
+        r.failures.clear();
+    }
+    ok.outcome = Outcome::Pass;
+    let html = page_with(
+        &[Scenario {
+            plan: &plan,
+            verdict: &ok,
+            obs: &obs,
+        }],
+        &[NotLoaded {
+            plan: &plan,
+            router: "jupiter",
+            error: "b.rules:2: iptables-restore rejected this line on node `jupiter`:\n    -A X -j <NOPE>",
+        }],
+    );
+    assert!(
+        html.contains("<h1>harness: 2 scenarios, 1 FAILED</h1>"),
+        "{html}"
+    );
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not in the page"))
+    };
+    assert!(at("href=\"#r0-dual-isp\"") < at("href=\"#s0-all-good\""));
+    assert!(at("id=\"r0-dual-isp\"") < at("id=\"s0-all-good\""));
+    assert!(html.contains("<span class=\"badge fail\">FAIL: rules not loaded</span> dual-isp</h2>"));
+    assert!(html.contains("on node `jupiter`:\n    -A X -j &lt;NOPE&gt;</pre>"));
+    assert_eq!(
+        page(&[]),
+        page_with(&[], &[]),
+        "page is page_with, nothing unloaded"
+    );
+}
+
 #[test]
 fn a_failing_flow_lists_its_packets_hop_by_hop_and_colours_where_they_died() {
     let (plan, obs) = stray();
