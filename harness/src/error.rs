@@ -54,6 +54,41 @@ impl Error {
         Exit::CANNOT_JUDGE
     }
 
+    /// Whether the rule set, not the harness, is at fault: whoever wrote it (a generator, an
+    /// installer, a person) must change it, and the harness could judge nothing because of
+    /// it. A tool rejected the rules (a line, or the file); the rule source could not be
+    /// read or split into sections (a bundle with an unknown header, a generator that
+    /// printed nothing usable); a generator printed what no rule file may hold; a generator
+    /// failed, ran too long or printed too much. `harness gate` reports these as the rule
+    /// set's failures of the scenario and goes on to the next (exit 1 at the end).
+    ///
+    /// Everything else is the harness's own trouble (exit 2 at once): a bad scenario,
+    /// a missing tool or one that could not be started, missing privileges, a lab the kernel
+    /// refused or that did not come up, a capture that lost packets, a failed system call.
+    /// (A generator's limits that cannot be set, `InstallError::Source` on "the environment",
+    /// is found by `gate` before any scenario runs.)
+    ///
+    /// The one place that decides: every variant is named, so a new one must be decided here.
+    pub fn is_rules_fault(&self) -> bool {
+        match self {
+            Error::Install(e) => match e {
+                InstallError::RejectedLine { .. }
+                | InstallError::Rejected { .. }
+                | InstallError::Source { .. }
+                | InstallError::Outside(..)
+                | InstallError::Generator { .. } => true,
+                InstallError::Spawn { .. } => false,
+            },
+            Error::Spec(_)
+            | Error::MissingTool { .. }
+            | Error::Privilege(_)
+            | Error::Lab(_)
+            | Error::CaptureLost(_)
+            | Error::LabFault(_)
+            | Error::Io { .. } => false,
+        }
+    }
+
     /// Whether the lab itself failed on a machine too busy for it (a link that did not come
     /// up, a capture that lost packets, the kernel's own losses, flows the harness kept
     /// waiting): the rules were not judged, and a run in a new lab may judge them.
@@ -92,6 +127,63 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the rule set's author must fix is the rules' fault; what the harness's operator
+    /// must fix is not.
+    #[test]
+    fn the_rules_fault_is_what_their_author_must_fix() {
+        let rejected = |e| Error::Install(e);
+        let rules = [
+            rejected(InstallError::RejectedLine {
+                file: "gen.rules".into(),
+                line: 3,
+                text: "-A FORWARD -j NOPE".into(),
+                tool: "iptables-restore",
+                node: "jupiter".into(),
+                said: "Couldn't load target `NOPE'".into(),
+            }),
+            rejected(InstallError::Rejected {
+                file: "gen.rules".into(),
+                tool: "nft",
+                node: "jupiter".into(),
+                said: "syntax error".into(),
+            }),
+            rejected(InstallError::Source {
+                shown: "output of generator `./gen`".into(),
+                msg: "there are no rules in it".into(),
+            }),
+            rejected(InstallError::Generator {
+                line: "./gen".into(),
+                node: "jupiter".into(),
+                said: "exit status 1".into(),
+            }),
+        ];
+        for e in &rules {
+            assert!(e.is_rules_fault(), "{e}");
+        }
+        let harness = [
+            rejected(InstallError::Spawn {
+                tool: "ipset",
+                node: "jupiter".into(),
+                error: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+            Error::MissingTool {
+                tool: "nft",
+                package: "nftables",
+                why: "jupiter.nft".into(),
+            },
+            Error::Privilege("Operation not permitted".into()),
+            Error::LabFault(vec!["flow 1: no SYN seen".into()]),
+            Error::CaptureLost("wan1".into()),
+            Error::Io {
+                what: "starting the captures".into(),
+                source: std::io::Error::other("no buffer space"),
+            },
+        ];
+        for e in &harness {
+            assert!(!e.is_rules_fault(), "{e}");
+        }
+    }
 
     /// A cause left to `source` gets its own line; one worded in the message gets none.
     #[test]

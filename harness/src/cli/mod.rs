@@ -35,9 +35,10 @@ use crate::verdict::Outcome;
 /// router.
 ///
 /// Exit codes: 0 every expectation held (or a scenario declared broken broke exactly as
-/// declared); 1 a flow broke an expectation (`diff`: something changed); 2 could not judge
-/// (bad input, a generator or tool that failed, missing privileges or tools, the kernel refused
-/// the lab, a capture that lost packets).
+/// declared); 1 a flow broke an expectation (`diff`: something changed; `gate`: also rules a
+/// tool rejected or a generator that failed); 2 could not judge (bad input, a generator or
+/// tool that failed, missing privileges or tools, the kernel refused the lab, a capture that
+/// lost packets).
 #[derive(Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -134,14 +135,35 @@ pub enum Cmd {
         #[arg(long)]
         lab: Option<String>,
     },
-    /// Run scenarios (files, or folders of them) against given rules: one line each; exit 1
-    /// when a flow takes another path than a scenario expects. Scenarios declared broken are
-    /// skipped: they test the harness, not the rules.
+    /// Run scenarios (files, or folders of them) against given rules: one line each, then
+    /// `gate: N passed, M failed, K skipped`. A scenario fails when a flow takes another path
+    /// than it expects, when a tool rejects the rules, or when their generator fails or prints
+    /// nothing usable: the gate goes on to the next and exits 1 at the end. Exit 2 is the
+    /// harness's own trouble (a bad scenario, missing tools or privileges, a lab that did not
+    /// come up, a result file that cannot be written). Scenarios declared broken are skipped:
+    /// they test the harness, not the rules.
     Gate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
+        /// Write the results as JSON, the document `run --json` writes
+        /// (schema/results.schema.json); a scenario whose rules did not load has `verdict:
+        /// null` and its `error`. `-` writes it to stdout, and the gate's lines go to stderr.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write JUnit XML: a testsuite per scenario run, a testcase per expectation (a
+        /// `<failure>` when it broke); rules that did not load are one testcase with an
+        /// `<error>` holding the tool's or generator's message.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write one pcap file per link into DIR (`SCENARIO-LINK.pcap`), as `run` does.
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
+        /// Write one self-contained HTML page for every scenario run, as `run --html` does: a
+        /// FILE, not a folder (one flag means one thing in every command).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Run scenarios with two rule sets (`--rules NODE=A --rules NODE=B`) and print only what
     /// changed, per flow; splits are compared with a two-sample test. Exit 1 when anything did.
@@ -253,6 +275,13 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
         pcap,
         html,
         ..
+    }
+    | Cmd::Gate {
+        json,
+        junit,
+        pcap,
+        html,
+        ..
     } = &cli.cmd
     {
         let outputs = Outputs {
@@ -304,7 +333,23 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
         ),
         Cmd::Shell { node, lab, command } => keep::shell(&node, lab.as_deref(), &command),
         Cmd::Down { lab } => keep::down(lab.as_deref()),
-        Cmd::Gate { scenarios, rules } => gate::gate(&scenarios, &rules),
+        Cmd::Gate {
+            scenarios,
+            rules,
+            json,
+            junit,
+            pcap,
+            html,
+        } => gate::gate(
+            &scenarios,
+            &rules,
+            &Outputs {
+                json,
+                junit,
+                pcap,
+                html,
+            },
+        ),
         Cmd::Diff { scenarios, rules } => diff::diff(&scenarios, &rules),
         Cmd::Mutate {
             scenarios,

@@ -494,9 +494,33 @@ impl Batch {
     }
 }
 
+/// What one scenario left for the result files: a run judged, or rules that did not load.
+#[derive(Clone, Copy)]
+pub enum Ran<'a> {
+    /// The run, its flows judged.
+    Judged(&'a RunResult),
+    /// Its rules could not be loaded (`harness gate`): no flow ran, so no verdict, no pcap.
+    RulesNotLoaded {
+        /// The node whose rules did not load.
+        router: &'a str,
+        /// Why, every line of it, as the terminal words it.
+        error: &'a str,
+        /// How long it took to find out.
+        seconds: f64,
+    },
+}
+
 /// Writes every file `out` names for these runs, each whole or not at all (see the module's
 /// documentation); the message names the file that failed and the system's reason.
 pub fn write(out: &Outputs, runs: &[(&Plan, &RunResult)]) -> Result<(), ResultFileError> {
+    let runs: Vec<(&Plan, Ran)> = runs.iter().map(|(p, r)| (*p, Ran::Judged(r))).collect();
+    write_all(out, &runs)
+}
+
+/// [`write()`], for scenarios some of which did not get their rules loaded (`harness gate`):
+/// those are in the JSON with no verdict and their error, in the JUnit as a testcase that
+/// errored, on the page with the error in full; they have no pcap.
+pub fn write_all(out: &Outputs, runs: &[(&Plan, Ran)]) -> Result<(), ResultFileError> {
     let mut made = None;
     let result = write_batch(out, runs, &mut made);
     if let (Err(_), Some(dir)) = (&result, made) {
@@ -508,9 +532,10 @@ pub fn write(out: &Outputs, runs: &[(&Plan, &RunResult)]) -> Result<(), ResultFi
 
 fn write_batch<'a>(
     out: &'a Outputs,
-    runs: &[(&Plan, &RunResult)],
+    runs: &[(&Plan, Ran)],
     made: &mut Option<&'a Path>,
 ) -> Result<(), ResultFileError> {
+    use super::results::{Judged, Judgement};
     let mut batch = Batch::default();
     if let Some(dir) = &out.pcap {
         match fs::metadata(dir) {
@@ -521,7 +546,8 @@ fn write_batch<'a>(
                 *made = Some(dir);
             }
         }
-        for (plan, r) in runs {
+        for (plan, ran) in runs {
+            let Ran::Judged(r) = ran else { continue };
             for (i, link) in plan.topology.links.iter().enumerate() {
                 batch.put("--pcap", &pcap_path(dir, plan, &link.name), |w| {
                     super::pcap::write(w, &r.frames, i, r.capture_started).map(drop)
@@ -533,24 +559,56 @@ fn write_batch<'a>(
         .iter()
         .map(|(p, _)| p.file.display().to_string())
         .collect();
-    let all: Vec<super::results::Judged> = runs
+    let all: Vec<Judged> = runs
         .iter()
         .zip(&files)
-        .map(|((_, r), file)| super::results::Judged {
-            file,
-            verdict: &r.verdict,
-            seconds: r.timings.total().as_secs_f64(),
-            packets_seen: r.observations.sightings.len(),
-            conntrack_entries: r.observations.conntrack.len(),
-            coverage: r.coverage.as_deref(),
+        .map(|((plan, ran), file)| match ran {
+            Ran::Judged(r) => Judged {
+                file,
+                judgement: Judgement::Verdict(&r.verdict),
+                seconds: r.timings.total().as_secs_f64(),
+                packets_seen: r.observations.sightings.len(),
+                conntrack_entries: r.observations.conntrack.len(),
+                coverage: r.coverage.as_deref(),
+            },
+            Ran::RulesNotLoaded {
+                router,
+                error,
+                seconds,
+            } => Judged {
+                file,
+                judgement: Judgement::RulesNotLoaded {
+                    scenario: &plan.name,
+                    router,
+                    error,
+                },
+                seconds: *seconds,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
         })
         .collect();
     let pages: Vec<super::html::Scenario> = runs
         .iter()
-        .map(|(plan, r)| super::html::Scenario {
-            plan,
-            verdict: &r.verdict,
-            obs: &r.observations,
+        .filter_map(|(plan, ran)| match ran {
+            Ran::Judged(r) => Some(super::html::Scenario {
+                plan,
+                verdict: &r.verdict,
+                obs: &r.observations,
+            }),
+            Ran::RulesNotLoaded { .. } => None,
+        })
+        .collect();
+    let not_loaded: Vec<super::html::NotLoaded> = runs
+        .iter()
+        .filter_map(|(plan, ran)| match ran {
+            Ran::RulesNotLoaded { router, error, .. } => Some(super::html::NotLoaded {
+                plan,
+                router,
+                error,
+            }),
+            Ran::Judged(_) => None,
         })
         .collect();
     let mut stdout = None;
@@ -567,7 +625,7 @@ fn write_batch<'a>(
         batch.put("--junit", p, |w| w.write_all(text.as_bytes()))?;
     }
     if let Some(p) = &out.html {
-        let text = super::html::page(&pages);
+        let text = super::html::page_with(&pages, &not_loaded);
         batch.put("--html", p, |w| w.write_all(text.as_bytes()))?;
     }
     batch.commit()?;
