@@ -3,8 +3,11 @@
 //! header), and JSON that passes the results schema, `schema/results.schema.json`, for a
 //! scenario that passes (with `--coverage`), one declared broken that breaks as declared, one
 //! that breaks for real (seed 002 without its `--restore-mark` line) and a twin declared broken
-//! whose expectations hold. Where namespaces cannot be created, or xmllint is missing, the
-//! trials are ignored, not passed (under `CI=true` they fail: tests/common/mod.rs).
+//! whose expectations hold. `harness gate` writes the same files: over two scenarios where a
+//! tool rejects one's rules and the other's pass, an `<error>` testcase, a passing suite, and
+//! JSON with no verdict for the first; the gate goes on and exits 1. Where namespaces cannot
+//! be created, or xmllint is missing, the trials are ignored, not passed (under `CI=true`
+//! they fail: tests/common/mod.rs).
 
 mod common;
 
@@ -280,13 +283,166 @@ fn json_to_stdout() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A generator for `--rules jupiter=`: seed 002's (`ci/examples/gen-seed002`), but for a
+/// topology with a third uplink it adds a line iptables-restore rejects (a jump to a chain
+/// that does not exist).
+fn rejected_for_three_uplinks(dir: &Path) -> Result<String, Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("gen-bad3");
+    let script = format!(
+        "#!/bin/sh\n\
+         facts=$(cat)\n\
+         out=$(printf '%s\\n' \"$facts\" | {}) || exit 1\n\
+         case \"$facts\" in\n\
+         *wan3*) printf '%s\\n' \"$out\" | sed '0,/^COMMIT$/s//-A FORWARD -j NOSUCHTARGET\\nCOMMIT/' ;;\n\
+         *) printf '%s\\n' \"$out\" ;;\n\
+         esac\n",
+        repo_path("ci/examples/gen-seed002").display()
+    );
+    std::fs::write(&path, script).map_err(|e| format!("writing `{}`: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    Ok(path.display().to_string())
+}
+
+/// `harness gate` over two scenarios, the first with rules iptables-restore rejects, the
+/// second with rules that pass: it goes on past the first, says `FAIL` with the tool's words,
+/// exits 1, ends with the tally, and writes both to every result file.
+fn gate_rejected_then_passing() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (xml, json, html) = (
+        dir.path().join("gate.junit.xml"),
+        dir.path().join("gate.json"),
+        dir.path().join("gate.html"),
+    );
+    let gen = rejected_for_three_uplinks(dir.path())?;
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("gate")
+        .arg("--rules")
+        .arg(format!("jupiter={gen}"))
+        .arg("--junit")
+        .arg(&xml)
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .args([
+            "scenarios/nth/three-uplinks.yaml",
+            "scenarios/dual-isp.yaml",
+        ])
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| format!("running the harness: {e}"))?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let said = || {
+        format!(
+            "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status.code()
+        )
+    };
+    if out.status.code() != Some(1) {
+        return Err(format!("expected exit 1: {}", said()).into());
+    }
+    if stdout.lines().last() != Some("gate: 1 passed, 1 failed, 0 skipped") {
+        return Err(format!("the tally is not the last line on stdout: {}", said()).into());
+    }
+    if !stdout.contains(
+        "FAIL scenarios/nth/three-uplinks.yaml: the rules did not load: output of generator",
+    ) || !stdout.contains("-A FORWARD -j NOSUCHTARGET")
+        || !stdout.contains("PASS scenarios/dual-isp.yaml")
+    {
+        return Err(format!("the gate's lines: {}", said()).into());
+    }
+    let text = validate(&xml)?;
+    let found = (
+        text.matches("<testsuite ").count(),
+        text.matches("<error message=").count(),
+        text.matches("<failure ").count(),
+    );
+    if found != (2, 1, 0)
+        || !text.contains("<testcase classname=\"three-uplinks\" name=\"rules load on jupiter\"")
+        || !text.contains("type=\"rules\">output of generator")
+        || !text.contains("<testsuite name=\"dual-isp\" tests=\"6\" failures=\"0\" errors=\"0\"")
+    {
+        return Err(format!(
+            "expected 2 testsuites, 1 error (three-uplinks), 0 failures, found {found:?}:\n{text}"
+        )
+        .into());
+    }
+    let doc = validate_json(&json)?;
+    let s = &doc["scenarios"];
+    let error = s[0]["error"].as_str().unwrap_or("");
+    if !(s[0]["passed"] == false
+        && s[0]["verdict"].is_null()
+        && error.contains("iptables-restore rejected this line on node `jupiter`")
+        && s[1]["passed"] == true
+        && s[1]["verdict"]["outcome"]["state"] == "pass")
+    {
+        return Err(format!("the JSON: {:#}", doc["scenarios"][0]).into());
+    }
+    let page = std::fs::read_to_string(&html).map_err(|e| e.to_string())?;
+    if !page.contains("FAIL: rules not loaded</span> three-uplinks</h2>")
+        || !page.contains("<h1>harness: 2 scenarios, 1 FAILED</h1>")
+    {
+        return Err("the HTML page does not show the rules that did not load".into());
+    }
+    Ok(())
+}
+
+/// `gate --json -`: the JSON alone on stdout, passing the schema; the gate's lines and the
+/// tally, last, on stderr.
+fn gate_json_to_stdout() -> Result<(), Failed> {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "gate",
+            "--json",
+            "-",
+            "--rules",
+            "jupiter=ci/examples/gen-seed002",
+            "scenarios/dual-isp.yaml",
+        ])
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| format!("running the harness: {e}"))?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    if out.status.code() != Some(0)
+        || stderr.lines().last() != Some("gate: 1 passed, 0 failed, 0 skipped")
+    {
+        return Err(format!("exit {:?}; stderr:\n{stderr}", out.status.code()).into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("stdout.json");
+    std::fs::write(&file, stdout.as_bytes()).map_err(|e| e.to_string())?;
+    let doc = validate_json(&file)?;
+    if doc["scenarios"][0]["passed"] != true {
+        return Err(format!("stdout is not the gate's JSON:\n{stdout}").into());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
     let needs = common::Needs::lab().and(&common::Needs::tool("xmllint", "libxml2-utils"));
     let trials = CASES
         .iter()
         .map(|c| needs.trial(format!("junit and json: {}", c.name), move || check(c)))
-        .chain([common::Needs::lab().trial("json to stdout: nothing else there", json_to_stdout)])
+        .chain([
+            common::Needs::lab().trial("json to stdout: nothing else there", json_to_stdout),
+            needs.trial(
+                "gate: rules a tool rejects fail their scenario, the gate goes on",
+                gate_rejected_then_passing,
+            ),
+            common::Needs::lab().trial(
+                "gate: json to stdout, the tally on stderr",
+                gate_json_to_stdout,
+            ),
+        ])
         .collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }
