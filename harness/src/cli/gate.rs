@@ -18,7 +18,7 @@ use crate::verdict::Outcome;
 
 /// What became of one scenario the gate ran.
 enum Gated {
-    Judged(RunResult),
+    Judged(Box<RunResult>),
     /// The rules did not load: the error in words, and how long finding out took.
     RulesNotLoaded {
         router: String,
@@ -88,7 +88,7 @@ pub fn gate(paths: &[PathBuf], args: &RuleArgs, outputs: &Outputs) -> Result<Fin
                         r.verdict.flows.len(),
                         r.verdict.results.len()
                     );
-                    (line, Gated::Judged(r))
+                    (line, Gated::Judged(Box::new(r)))
                 }
                 Ok(r) => {
                     failed += 1;
@@ -96,7 +96,7 @@ pub fn gate(paths: &[PathBuf], args: &RuleArgs, outputs: &Outputs) -> Result<Fin
                         "FAIL {name}: {}",
                         crate::report::first_failures(&r.verdict, 3)
                     );
-                    (line, Gated::Judged(r))
+                    (line, Gated::Judged(Box::new(r)))
                 }
                 Err(e) if e.is_rules_fault() => {
                     failed += 1;

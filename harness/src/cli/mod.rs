@@ -45,7 +45,7 @@ pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
     /// Seconds a generator may run before it is killed, with every process it started (exit
-    /// 2); default 60, or HARNESS_GENERATOR_TIMEOUT. Its output is limited to 64 MiB
+    /// 2; for `gate` the scenario fails, exit 1); default 60, or HARNESS_GENERATOR_TIMEOUT. Its output is limited to 64 MiB
     /// (HARNESS_GENERATOR_MAX_OUTPUT).
     #[arg(long, global = true, value_name = "SECS", value_parser = crate::install::generator::parse_seconds)]
     generator_timeout: Option<std::time::Duration>,
