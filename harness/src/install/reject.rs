@@ -82,7 +82,7 @@ fn already_there(line: &str, said: &str) -> Option<String> {
             "\n  (the lab already has this route: a node starts with the connected routes of its \
              addresses, and the router with a default route via its first uplink, as DHCP or PPP \
              would give it; write `route replace {}` to set the route whatever is there, or \
-             `route append` for a second one with another metric)",
+             add `metric N` for a second route beside it, e.g. a backup default route)",
             w[2..].join(" ")
         )),
         "address" | "addr" | "a" if adds => Some(
