@@ -104,6 +104,27 @@ fn main() {
             "failover: gen-failover passes",
             passes("ci/examples/gen-failover", "failover"),
         ),
+        // A balancer that hashes addresses: fair only because the flows come from many
+        // clients to many servers.
+        lab.trial(
+            "balance-1-1: gen-ecmp (multipath route, L3 hash) passes",
+            passes("ci/examples/gen-ecmp", "balance-1-1"),
+        ),
+        lab.trial(
+            "balance-1-2: gen-ecmp (weighted next hops) passes",
+            passes("ci/examples/gen-ecmp", "balance-1-2"),
+        ),
+        lab.trial(
+            "balance-1-1: gen-ecmp with the L4 hash fails, naming the ICMP errors hashed apart",
+            fails(
+                "ci/examples/gen-ecmp --hash-policy 1",
+                "balance-1-1",
+                &[
+                    "FAIL scenarios/conformance/balance-1-1/outbound.yaml: `udp_and_its_icmp_errors_keep_their_uplink` flow ",
+                    "→ ICMP port unreachable left via ",
+                ],
+            ),
+        ),
         // The nth order is seed 002's, not a guarantee: the suite does not judge it.
         lab.trial(
             "balance-1-1: gen-seed002-buggy (nth order off by one) passes",
