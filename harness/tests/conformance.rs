@@ -71,10 +71,7 @@ fn route_exists() -> Result<(), Failed> {
          route add default via 10.37.1.254 dev eth1\n",
     )
     .map_err(|e| e.to_string())?;
-    let (code, out) = gate(
-        &bundle.display().to_string(),
-        "balance-1-1/inbound.yaml",
-    )?;
+    let (code, out) = gate(&bundle.display().to_string(), "balance-1-1/inbound.yaml")?;
     let said = [
         "default-again.rules:3",
         "File exists",

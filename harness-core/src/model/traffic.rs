@@ -212,8 +212,15 @@ pub(super) fn flows(
             // Client addresses turn fastest: with both `each`, every pair comes once before any
             // comes twice.
             let (client, server, dial) = {
-                let c = clients.get(k % clients.len().max(1)).copied().unwrap_or(client);
-                let rest = if clients.is_empty() { k } else { k / clients.len() };
+                let c = clients
+                    .get(k % clients.len().max(1))
+                    .copied()
+                    .unwrap_or(client);
+                let rest = if clients.is_empty() {
+                    k
+                } else {
+                    k / clients.len()
+                };
                 match servers.get(rest % servers.len().max(1)) {
                     Some(&s) => (c, s, SocketAddrV4::new(s, t.port)),
                     None => (c, server, dial),

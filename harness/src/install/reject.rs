@@ -199,7 +199,10 @@ mod tests {
         "route add 10.37.2.0/24 dev eth2 scope link",
         Some("route replace 10.37.2.0/24 dev eth2 scope link")
     )]
-    #[case::address("addr add 10.37.1.253/24 dev eth1", Some("already gives this interface"))]
+    #[case::address(
+        "addr add 10.37.1.253/24 dev eth1",
+        Some("already gives this interface")
+    )]
     #[case::replace_does_not_fail("route replace default via 10.37.1.254", None)]
     fn exists(#[case] line: &str, #[case] want: Option<&str>) {
         let got = already_there(line, "RTNETLINK answers: File exists");
@@ -207,7 +210,10 @@ mod tests {
             Some(w) => assert!(got.as_deref().is_some_and(|g| g.contains(w)), "{got:?}"),
             None => assert_eq!(got, None),
         }
-        assert_eq!(already_there(line, "RTNETLINK answers: Network is unreachable"), None);
+        assert_eq!(
+            already_there(line, "RTNETLINK answers: Network is unreachable"),
+            None
+        );
     }
 
     /// The whole message for a rule set that adds the router's default route again.
@@ -219,12 +225,20 @@ mod tests {
             first_line: 10,
             text: "route add table 101 default via 10.37.1.254 dev eth1\nroute add default via 10.37.1.254 dev eth1\n".into(),
         };
-        let e = rejection("jupiter", &l, "ip -batch", "RTNETLINK answers: File exists\nCommand failed -:2");
+        let e = rejection(
+            "jupiter",
+            &l,
+            "ip -batch",
+            "RTNETLINK answers: File exists\nCommand failed -:2",
+        );
         let text = e.to_string();
         assert!(text.contains(":11"), "{text}");
         assert!(text.contains("the lab already has this route"), "{text}");
         assert!(text.contains("DHCP or PPP"), "{text}");
-        assert!(text.contains("`route replace default via 10.37.1.254 dev eth1`"), "{text}");
+        assert!(
+            text.contains("`route replace default via 10.37.1.254 dev eth1`"),
+            "{text}"
+        );
     }
 
     #[rstest]
