@@ -250,3 +250,49 @@ pub(super) fn flows(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{load, load_text, repo_path};
+    use std::collections::BTreeSet;
+
+    /// `from_address: each` and `address: each`: the client's addresses turn fastest, and
+    /// every client/server pair comes once before any comes twice.
+    #[test]
+    fn each_walks_every_client_server_pair_once() {
+        let plan = load(&repo_path(
+            "scenarios/conformance/balance-1-1/outbound.yaml",
+        ))
+        .expect("valid");
+        let tcp: Vec<_> = plan.flows.iter().filter(|f| f.group == "tcp_out").collect();
+        let at = |i: usize| {
+            (
+                tcp[i].client.ip().to_string(),
+                tcp[i].server.ip().to_string(),
+            )
+        };
+        assert_eq!(at(0), ("192.168.157.3".into(), "172.16.1.100".into()));
+        assert_eq!(at(1), ("192.168.157.100".into(), "172.16.1.100".into()));
+        assert_eq!(at(32), ("192.168.157.3".into(), "172.16.1.101".into()));
+        let pairs: BTreeSet<_> = tcp.iter().map(|f| (f.client.ip(), f.server.ip())).collect();
+        assert_eq!(pairs.len(), tcp.len(), "600 flows, 600 pairs");
+        assert!(tcp.iter().all(|f| f.dial == f.server));
+        // Each traffic entry starts again from the first pair.
+        let udp = plan
+            .flows
+            .iter()
+            .find(|f| f.group == "udp_out")
+            .expect("udp");
+        assert_eq!(udp.server.ip(), tcp[0].server.ip());
+    }
+
+    #[test]
+    fn each_server_address_and_a_dial_are_refused() {
+        let path = repo_path("scenarios/conformance/balance-1-1/x.yaml");
+        let text = "topology: ../../../topologies/conformance.yaml\n\
+                    traffic:\n  - { proto: tcp, from: saturn, to: neptune, address: each, dial: 10.37.1.253, port: 80 }\n\
+                    expect:\n  - { completes: true }\n";
+        let e = load_text(&path, text).expect_err("dial with each");
+        assert!(e.to_string().contains("`address: each`"), "{e}");
+    }
+}
