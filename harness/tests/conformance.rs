@@ -148,6 +148,17 @@ fn main() {
             ),
         ),
         lab.trial(
+            "balance-1-1: SNAT to the wrong address fails, naming the source that left",
+            fails(
+                "ci/examples/gen-seed002 --bug-snat-wrong-address",
+                "balance-1-1",
+                &[
+                    "FAIL scenarios/conformance/balance-1-1/outbound.yaml: `snat_per_uplink` flow ",
+                    "left via wan2 with source 10.37.1.253; the server saw nothing of it (expected source 10.37.2.253)",
+                ],
+            ),
+        ),
+        lab.trial(
             "balance-1-2: weights ignored fails the split, with the counts",
             fails(
                 "ci/examples/gen-seed002-equal-weights",
