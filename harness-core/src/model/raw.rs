@@ -256,14 +256,17 @@ pub struct TrafficDef {
     pub to: String,
     /// The server's port.
     pub port: u16,
-    /// The server's address, when the node has several (default: its first).
+    /// The server's address, when the node has several (default: its first), or `each`: the
+    /// flows take the node's addresses in turn.
     #[serde(default)]
     pub address: Option<String>,
     /// What the client connects to, when not the server's address (a WAN address that the
     /// router forwards): `ADDR` or `ADDR:PORT`.
     #[serde(default)]
     pub dial: Option<String>,
-    /// The client's source address: one of its node's, or `any` to let the kernel choose.
+    /// The client's source address: one of its node's, `any` to let the kernel choose, or
+    /// `each`: the flows take the node's addresses in turn (with `address: each`, every
+    /// client/server pair once before any twice).
     #[serde(default)]
     pub from_address: Option<String>,
     /// How many flows.

@@ -108,11 +108,40 @@ pub(super) fn flows(
                 }
                 Ok(a)
             };
-        if let Some(a) = &t.address {
-            server = own("address", &t.to, a, false)?;
+        // `each`: the flows take the node's addresses in turn (client first, then server), so
+        // that flows from many clients to many servers meet hashing balancers as real ones do.
+        let each = |key: &str, node: &str| -> Result<Vec<Ipv4Addr>, SpecError> {
+            let mut all: Vec<Ipv4Addr> = Vec::new();
+            for a in topo.ends_of(node).flat_map(|e| e.addrs.iter()) {
+                if !all.contains(&a.addr()) {
+                    all.push(a.addr());
+                }
+            }
+            if all.is_empty() {
+                return Err(doc.err(
+                    &format!("{path}.{key}"),
+                    format!("node `{node}` has no address to use"),
+                ));
+            }
+            Ok(all)
+        };
+        let mut servers = Vec::new();
+        let mut clients = Vec::new();
+        match t.address.as_deref() {
+            Some("each") => servers = each("address", &t.to)?,
+            Some(a) => server = own("address", &t.to, a, false)?,
+            None => {}
         }
-        if let Some(a) = &t.from_address {
-            client = own("from_address", &t.from, a, true)?;
+        match t.from_address.as_deref() {
+            Some("each") => clients = each("from_address", &t.from)?,
+            Some(a) => client = own("from_address", &t.from, a, true)?,
+            None => {}
+        }
+        if !servers.is_empty() && t.dial.is_some() {
+            return Err(doc.err(
+                &format!("{path}.dial"),
+                "`address: each` spreads the flows over the server's addresses: it needs no `dial`",
+            ));
         }
         let dial = match &t.dial {
             None => SocketAddrV4::new(server, t.port),
@@ -178,8 +207,25 @@ pub(super) fn flows(
         if t.related_probe && proto != Proto::Udp {
             return Err(doc.err(&format!("{path}.related_probe"), "a RELATED probe (a late datagram answered by ICMP port unreachable) is for UDP traffic"));
         }
-        for _ in 0..t.flows {
+        for k in 0..t.flows as usize {
             let id = out.len() as u32 + 1;
+            // Client addresses turn fastest: with both `each`, every pair comes once before any
+            // comes twice.
+            let (client, server, dial) = {
+                let c = clients
+                    .get(k % clients.len().max(1))
+                    .copied()
+                    .unwrap_or(client);
+                let rest = if clients.is_empty() {
+                    k
+                } else {
+                    k / clients.len()
+                };
+                match servers.get(rest % servers.len().max(1)) {
+                    Some(&s) => (c, s, SocketAddrV4::new(s, t.port)),
+                    None => (c, server, dial),
+                }
+            };
             if id > MAX_FLOWS {
                 return Err(doc.err(
                     &format!("{path}.flows"),
@@ -203,4 +249,50 @@ pub(super) fn flows(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{load, load_text, repo_path};
+    use std::collections::BTreeSet;
+
+    /// `from_address: each` and `address: each`: the client's addresses turn fastest, and
+    /// every client/server pair comes once before any comes twice.
+    #[test]
+    fn each_walks_every_client_server_pair_once() {
+        let plan = load(&repo_path(
+            "scenarios/conformance/balance-1-1/outbound.yaml",
+        ))
+        .expect("valid");
+        let tcp: Vec<_> = plan.flows.iter().filter(|f| f.group == "tcp_out").collect();
+        let at = |i: usize| {
+            (
+                tcp[i].client.ip().to_string(),
+                tcp[i].server.ip().to_string(),
+            )
+        };
+        assert_eq!(at(0), ("192.168.157.3".into(), "172.16.1.100".into()));
+        assert_eq!(at(1), ("192.168.157.100".into(), "172.16.1.100".into()));
+        assert_eq!(at(32), ("192.168.157.3".into(), "172.16.1.101".into()));
+        let pairs: BTreeSet<_> = tcp.iter().map(|f| (f.client.ip(), f.server.ip())).collect();
+        assert_eq!(pairs.len(), tcp.len(), "600 flows, 600 pairs");
+        assert!(tcp.iter().all(|f| f.dial == f.server));
+        // Each traffic entry starts again from the first pair.
+        let udp = plan
+            .flows
+            .iter()
+            .find(|f| f.group == "udp_out")
+            .expect("udp");
+        assert_eq!(udp.server.ip(), tcp[0].server.ip());
+    }
+
+    #[test]
+    fn each_server_address_and_a_dial_are_refused() {
+        let path = repo_path("scenarios/conformance/balance-1-1/x.yaml");
+        let text = "topology: ../../../topologies/conformance.yaml\n\
+                    traffic:\n  - { proto: tcp, from: saturn, to: neptune, address: each, dial: 10.37.1.253, port: 80 }\n\
+                    expect:\n  - { completes: true }\n";
+        let e = load_text(&path, text).expect_err("dial with each");
+        assert!(e.to_string().contains("`address: each`"), "{e}");
+    }
 }

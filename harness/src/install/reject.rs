@@ -37,6 +37,10 @@ pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str
     };
     let quoted = located.and_then(|(n, note)| {
         let text = lines.get(n.checked_sub(1)?)?;
+        let note = match (l.kind, already_there(text, said)) {
+            (RuleKind::Ip, Some(what)) => note + &what,
+            _ => note,
+        };
         Some((n, text.trim(), note))
     });
     match quoted {
@@ -60,6 +64,38 @@ pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str
             node: node.to_string(),
             said: said.to_string(),
         },
+    }
+}
+
+/// `RTNETLINK answers: File exists` for an `ip -batch` line that adds what the lab has already
+/// given the node: a route (the connected routes of its addresses, and on the router the
+/// default route via its first uplink, as DHCP or PPP would leave it) or an address.
+fn already_there(line: &str, said: &str) -> Option<String> {
+    if !said.contains("File exists") {
+        return None;
+    }
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let (object, verb) = (w.first().copied()?, w.get(1).copied()?);
+    let adds = ["add", "a"].contains(&verb);
+    match object {
+        "route" | "r" | "ro" | "rou" | "rout" if adds => Some(format!(
+            "\n  (the lab already has this route: a node starts with the connected routes of its \
+             addresses, and the router with a default route via its first uplink, as DHCP or PPP \
+             would give it; write `route replace {}` to set the route whatever is there, or \
+             add `metric N` for a second route beside it, e.g. a backup default route)",
+            w[2..].join(" ")
+        )),
+        "address" | "addr" | "a" if adds => Some(
+            "\n  (the lab already gives this interface this address: the topology's links \
+             assign them; leave the line out)"
+                .to_string(),
+        ),
+        "rule" | "ru" if adds => Some(
+            "\n  (this node already has this rule: the topology's `rules:` or an earlier line \
+             added it; leave the line out or delete it first)"
+                .to_string(),
+        ),
+        _ => None,
     }
 }
 
@@ -134,7 +170,8 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_line, jump_before_commit, line_quoted};
+    use super::{already_there, find_line, jump_before_commit, line_quoted, rejection};
+    use crate::model::RuleKind;
     use rstest::rstest;
 
     const TABLE: &[&str] = &[
@@ -151,6 +188,57 @@ mod tests {
     #[case::no_such_jump(5, "Chain 'OTHER' does not exist", None)]
     fn commit(#[case] n: usize, #[case] said: &str, #[case] want: Option<(usize, String)>) {
         assert_eq!(jump_before_commit(TABLE, n, said), want);
+    }
+
+    #[rstest]
+    #[case::default_route(
+        "route add default via 10.37.1.254 dev eth1",
+        Some("route replace default via 10.37.1.254 dev eth1")
+    )]
+    #[case::connected_route(
+        "route add 10.37.2.0/24 dev eth2 scope link",
+        Some("route replace 10.37.2.0/24 dev eth2 scope link")
+    )]
+    #[case::address(
+        "addr add 10.37.1.253/24 dev eth1",
+        Some("already gives this interface")
+    )]
+    #[case::replace_does_not_fail("route replace default via 10.37.1.254", None)]
+    fn exists(#[case] line: &str, #[case] want: Option<&str>) {
+        let got = already_there(line, "RTNETLINK answers: File exists");
+        match want {
+            Some(w) => assert!(got.as_deref().is_some_and(|g| g.contains(w)), "{got:?}"),
+            None => assert_eq!(got, None),
+        }
+        assert_eq!(
+            already_there(line, "RTNETLINK answers: Network is unreachable"),
+            None
+        );
+    }
+
+    /// The whole message for a rule set that adds the router's default route again.
+    #[test]
+    fn a_route_the_lab_has_says_so_and_names_route_replace() {
+        let l = crate::install::Loadable {
+            kind: RuleKind::Ip,
+            shown: "gen (ip section)".into(),
+            first_line: 10,
+            text: "route add table 101 default via 10.37.1.254 dev eth1\nroute add default via 10.37.1.254 dev eth1\n".into(),
+        };
+        let e = rejection(
+            "jupiter",
+            &l,
+            "ip -batch",
+            "RTNETLINK answers: File exists\nCommand failed -:2",
+        );
+        let text = e.to_string();
+        assert!(text.contains(":11"), "{text}");
+        assert!(text.contains("the lab already has this route"), "{text}");
+        assert!(text.contains("DHCP or PPP"), "{text}");
+        assert!(
+            text.contains("`route replace default via 10.37.1.254 dev eth1`"),
+            "{text}"
+        );
     }
 
     #[rstest]
