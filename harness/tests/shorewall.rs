@@ -188,7 +188,7 @@ fn by_hand() -> Result<(), Failed> {
             return Err(format!("no flow went out and back via {uplink}:\n{out}").into());
         }
     }
-    let bad = scenario(tmp.path(), "broken")?;
+    let bad = scenario(tmp.path(), "no-snat-wan2")?;
     let (code, out) = harness(&["run", &bad.display().to_string()], tmp.path())?;
     if code != 1
         || !out.contains("left via wan2 with source 192.168.157.")
