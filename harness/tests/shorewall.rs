@@ -1,13 +1,15 @@
 //! A real rule generator through the gate: Shorewall 5.2's Multi-ISP (Debian package
 //! `shorewall`), ci/examples/shorewall. Its `install` wrapper compiles the example
 //! configuration inside the router's namespace and runs the compiled script's `start`;
-//! `install-broken` loads the same with the mistake a Shorewall user could make (the second
-//! ISP left out of `snat`).
+//! `install-broken` and `install-no-track` load the same with a mistake a Shorewall user could
+//! make (the second ISP left out of `snat`; the providers not tracked).
 //!
 //! - `balance-1-1`: `harness gate --rules jupiter=install:ci/examples/shorewall/install
-//!   scenarios/conformance/balance-1-1` passes, and the same with `install-broken` fails
-//!   (exit 1) naming a flow that left via wan2 with its LAN source. These need the `install:`
-//!   rule kind and the conformance suite (issue #16, items 1 and 2).
+//!   scenarios/conformance/balance-1-1` passes; the same with `install-broken` fails (exit 1)
+//!   in outbound.yaml, naming a flow that left via wan2 with its LAN source, and with
+//!   `install-no-track` in inbound.yaml, naming a port-forwarded flow answered on the other
+//!   uplink. These need the `install:` rule kind and the conformance suite (issue #16, items 1
+//!   and 2).
 //! - `by hand`: the wrapper run as a generator that loads the rules itself and prints one
 //!   harmless sysctl (what the gate could do before `install:`), against a Jupiter lab with
 //!   six LAN and four server addresses: every flow completes, keeps its uplink and leaves with
@@ -88,12 +90,25 @@ fn balance_suite() -> Result<(), Failed> {
     let bad = "jupiter=install:ci/examples/shorewall/install-broken";
     let (code, out) = harness(&["gate", "--rules", bad, SUITE], tmp.path())?;
     if code != 1
-        || !out.contains(&format!("FAIL {SUITE}"))
+        || !out.contains(&format!("FAIL {SUITE}/outbound.yaml"))
         || !out.contains("left via wan2 with source 192.168.157.")
     {
         return Err(format!(
-            "the wrong variant (no masquerade on wan2) should fail {SUITE}, naming a flow that \
-             left via wan2 with its LAN source (exit {code}):\n{out}"
+            "the wrong variant (no masquerade on wan2) should fail {SUITE}/outbound.yaml, naming \
+             a flow that left via wan2 with its LAN source (exit {code}):\n{out}"
+        )
+        .into());
+    }
+    let bad = "jupiter=install:ci/examples/shorewall/install-no-track";
+    let (code, out) = harness(&["gate", "--rules", bad, SUITE], tmp.path())?;
+    if code != 1
+        || !out.contains(&format!("FAIL {SUITE}/inbound.yaml"))
+        || !out.contains("`forward_answered_on_wan")
+        || !out.contains("but its replies came back via wan")
+    {
+        return Err(format!(
+            "the wrong variant (providers not tracked) should fail {SUITE}/inbound.yaml, naming \
+             a port-forwarded flow answered on the other uplink (exit {code}):\n{out}"
         )
         .into());
     }
