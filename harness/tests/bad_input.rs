@@ -1231,6 +1231,53 @@ fn hostile_cases() -> Vec<Hostile> {
             at: At::Line("b.rules", 4),
             says: &["`### iptabels` is no kind of rules"],
         },
+        // `### rt_tables`: lines `ID NAME`, checked as the scenario's `tables:` are.
+        Hostile {
+            name: "rules-bundle-rt-tables-line",
+            setup: |d| {
+                rules_file(
+                    d,
+                    "b.rules",
+                    "### rt_tables\nwan1 1\n### ip\nroute flush cache\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 2),
+            says: &["`wan1` is no table id", "write `ID NAME`"],
+        },
+        Hostile {
+            name: "rules-bundle-rt-tables-kernel-id",
+            setup: |d| {
+                rules_file(
+                    d,
+                    "b.rules",
+                    "### ip\nroute flush cache\n### rt_tables\n# ID NAME\n254 wan1\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 5),
+            says: &["table `wan1` = 254: 0 and 253 to 255 are the kernel's own tables"],
+        },
+        Hostile {
+            name: "rules-bundle-rt-tables-clash",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    tables: { isp1: 7 }\n    files: []\n",
+                )?;
+                write(
+                    d,
+                    "b.rules",
+                    "### rt_tables\n7 wan1\n### ip\nroute flush cache\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 2),
+            says: &[
+                "the scenario's `tables:` names table 7 `isp1` already",
+                "node `router` of s.yaml",
+            ],
+        },
         Hostile {
             name: "rules-bundle-65mib",
             setup: |d| {

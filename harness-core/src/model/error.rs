@@ -188,6 +188,16 @@ pub enum RulesArgError {
         node: String,
         have: Vec<String>,
     },
+    /// A bundle's `### rt_tables` names a table that clashes with the scenario's `tables:`
+    /// for that node (or an earlier bundle's): `bundle:line` is the line naming it.
+    #[error("{bundle}:{line}: {msg} (node `{node}` of {})", scenario.display())]
+    TableClash {
+        bundle: String,
+        line: usize,
+        msg: String,
+        node: String,
+        scenario: std::path::PathBuf,
+    },
     /// Not `NODE=SPEC` with both parts given.
     #[error(
         "`--rules {arg}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"

@@ -568,6 +568,13 @@ impl Plan {
                 have: self.topology.nodes.iter().map(|n| n.name.clone()).collect(),
             });
         }
+        let have: Vec<(String, u32)> = self
+            .rules
+            .iter()
+            .find(|r| r.node == node)
+            .map(|r| r.tables.clone())
+            .unwrap_or_default();
+        self.check_bundle_tables(node, have, &sources)?;
         match self.rules.iter_mut().find(|r| r.node == node) {
             Some(r) => r.sources = sources,
             None => self.rules.push(NodeRules {
@@ -575,6 +582,49 @@ impl Plan {
                 tables: Vec::new(),
                 sources,
             }),
+        }
+        Ok(())
+    }
+
+    /// Checks that the `### rt_tables` of the bundles among `sources` agree with the
+    /// node's own table names (`have`, the scenario's `tables:`) and with each other. A bundle
+    /// that cannot be read or split is left for the installer to report.
+    fn check_bundle_tables(
+        &self,
+        node: &str,
+        mut have: Vec<(String, u32)>,
+        sources: &[RuleSource],
+    ) -> Result<(), RulesArgError> {
+        let mut by = "the scenario's `tables:`";
+        for source in sources {
+            let RuleSource::Bundle(path) = source else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let Ok(bundle) = super::bundle::parse_bundle(&text) else {
+                continue;
+            };
+            let added = super::bundle::merge_tables(&mut have, &bundle.tables, by).map_err(
+                |(line, msg)| {
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    RulesArgError::TableClash {
+                        bundle: path
+                            .strip_prefix(&cwd)
+                            .unwrap_or(path)
+                            .display()
+                            .to_string(),
+                        line,
+                        msg,
+                        node: node.to_string(),
+                        scenario: self.file.clone(),
+                    }
+                },
+            )?;
+            if added {
+                by = "the scenario's `tables:` or an earlier `### rt_tables`";
+            }
         }
         Ok(())
     }

@@ -99,7 +99,9 @@ fn install_node(
     wired: &Gate,
     going: std::sync::mpsc::Sender<()>,
 ) -> Result<Installed, InstallError> {
-    let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
+    // The node's table names: the scenario's, then those bundles name (`### rt_tables`).
+    let mut names = rules.tables.clone();
+    let mut tables = (!names.is_empty()).then(|| rt_tables(&names));
     let mut node = NodeInstall {
         going: Some(going),
         watch: None,
@@ -120,7 +122,7 @@ fn install_node(
                     return Ok(());
                 }
             }
-            let texts = materialize(lab, plan, &rules.node, source, tables.as_deref())
+            let texts = materialize(lab, plan, &rules.node, source, &mut names, &mut tables)
                 .map_err(|e| (at + 1, Box::new(e)))?;
             for l in texts {
                 at += 1;

@@ -6,18 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{generator, InstallError, Loadable};
-use crate::lab::spawn::{spawn_piped, PASSED_FD};
+use crate::lab::spawn::{rt_tables, spawn_piped, PASSED_FD};
 use crate::lab::Lab;
-use crate::model::bundle::split_bundle;
+use crate::model::bundle::{merge_tables, parse_bundle};
 use crate::model::{Plan, RuleSource};
 
 /// The texts a rule source stands for: a file, the sections of a bundle, a generator's output.
+/// The routing tables a bundle's `### rt_tables` names join `names` (the node's table names:
+/// the scenario's, then earlier bundles'); when they do, `tables` is set to the new rt_tables
+/// file for the tools that load the texts.
 pub(super) fn materialize(
     lab: &Lab,
     plan: &Plan,
     node: &str,
     source: &RuleSource,
-    tables: Option<&[u8]>,
+    names: &mut Vec<(String, u32)>,
+    tables: &mut Option<Vec<u8>>,
 ) -> Result<Vec<Loadable>, InstallError> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| InstallError::Source {
@@ -25,12 +29,28 @@ pub(super) fn materialize(
             msg: e.to_string(),
         })
     };
-    let sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
-        let parts = split_bundle(&text).map_err(|msg| InstallError::Source {
+    let before = names.len();
+    let scenario_names = plan
+        .rules
+        .iter()
+        .find(|r| r.node == node)
+        .map_or(0, |r| r.tables.len());
+    let mut sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
+        let bundle = parse_bundle(&text).map_err(|msg| InstallError::Source {
             shown: shown.clone(),
             msg,
         })?;
-        Ok(parts
+        let by = if names.len() > scenario_names {
+            "the scenario's `tables:` or an earlier `### rt_tables`"
+        } else {
+            "the scenario's `tables:`"
+        };
+        merge_tables(names, &bundle.tables, by).map_err(|(line, msg)| InstallError::Source {
+            shown: format!("{shown}:{line}"),
+            msg,
+        })?;
+        Ok(bundle
+            .sections
             .into_iter()
             .map(|(kind, first_line, text)| Loadable {
                 kind,
@@ -40,7 +60,7 @@ pub(super) fn materialize(
             })
             .collect())
     };
-    match source {
+    let texts = match source {
         RuleSource::File { kind, path } => Ok(vec![Loadable {
             kind: *kind,
             shown: display_path(path),
@@ -56,7 +76,7 @@ pub(super) fn materialize(
         }]),
         RuleSource::Command { line, cwd, kind } => {
             let facts = crate::model::facts(&plan.topology, node).to_string();
-            let out = run_generator(lab, node, line, cwd, &facts, tables)?;
+            let out = run_generator(lab, node, line, cwd, &facts, tables.as_deref())?;
             let shown = format!("output of generator `{line}`");
             let texts = match kind {
                 Some(k) => vec![Loadable {
@@ -79,7 +99,11 @@ pub(super) fn materialize(
             }
             Ok(texts)
         }
+    }?;
+    if names.len() > before {
+        *tables = Some(rt_tables(names));
     }
+    Ok(texts)
 }
 
 /// Runs a generator inside `node`: the topology's facts on its stdin and in the file named by

@@ -1,0 +1,85 @@
+//! Rule sets as generators make them, gated through `scenarios/dual-isp.yaml` with
+//! `--rules jupiter=…`: a bundle whose `### rt_tables` names its own routing tables, and an
+//! installer (`install:COMMAND`) that loads seed 002's rules itself.
+//!
+//! Each runs the harness binary as the user would. Without namespaces (not root, and no user
+//! namespaces) the tests say so and pass, unless `CI` or `HARNESS_REQUIRE_LAB` asks for a lab.
+
+use std::process::Command;
+
+use harness::model::repo_path;
+
+/// The harness, run from the repository's root: exit code, stdout + stderr.
+fn harness(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Whether labs are sure to build here (root); otherwise the test is not run, unless `CI`
+/// or `HARNESS_REQUIRE_LAB` asks for a lab (then the harness's own rootless mode must do).
+fn lab_here() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let set = |v: String| !matches!(v.trim(), "" | "0" | "false" | "no");
+    let required = match std::env::var("HARNESS_REQUIRE_LAB") {
+        Ok(v) => set(v),
+        Err(_) => std::env::var("CI").is_ok_and(set),
+    };
+    if !required {
+        eprintln!("not root: not run (set HARNESS_REQUIRE_LAB=1 to run rootless)");
+    }
+    required
+}
+
+const FIXTURES: &str = "harness/tests/fixtures/rule-sets";
+
+/// `### rt_tables` names the bundle's own tables (`wan1`, `wan2`, besides the scenario's
+/// `rt_link1`, `rt_link2`): `route add … table wan1` loads, and the gate passes; the twin whose
+/// marks look up each other's table fails, naming the flow and the link.
+#[test]
+fn a_bundle_names_its_own_routing_tables() {
+    if !lab_here() {
+        return;
+    }
+    let good = format!("jupiter={FIXTURES}/named-tables.rules");
+    let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        "exit {code}:\n{out}"
+    );
+    let bad = format!("jupiter={FIXTURES}/named-tables-swapped.rules");
+    let (code, out) = harness(&["gate", "--rules", &bad, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 1
+            && out.contains(
+                "FAIL scenarios/dual-isp.yaml: `alternates` flow 1: left via wan2, expected wan1"
+            ),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// A generator's `### rt_tables` counts as a bundle file's does: a name the scenario gives
+/// another number is refused, naming the generator's line.
+#[test]
+fn a_generators_rt_tables_clash_is_refused_with_its_line() {
+    if !lab_here() {
+        return;
+    }
+    let gen = "jupiter=printf '### rt_tables\\n251 wan1\\n### ip\\nroute flush cache\\n'";
+    let (code, out) = harness(&["run", "--rules", gen, "scenarios/dual-isp.yaml"]);
+    assert!(code != 0, "exit {code}:\n{out}");
+    assert!(
+        out.contains(
+            ":2: table `wan1` = 251: the scenario's `tables:` names table 251 `rt_link1` already"
+        ),
+        "{out}"
+    );
+}
