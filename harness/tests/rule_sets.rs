@@ -83,3 +83,81 @@ fn a_generators_rt_tables_clash_is_refused_with_its_line() {
         "{out}"
     );
 }
+
+/// An installer loads seed 002's rules itself (iptables-restore, ip -batch): the gate passes,
+/// and `--coverage` reads the counters of the rules it loaded, read back from the node. Its
+/// broken twin (no `rule add fwmark 2`) fails, naming the flow and the link.
+#[test]
+fn an_installer_loads_the_rules_itself_and_coverage_sees_them() {
+    if !lab_here() {
+        return;
+    }
+    let good = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        "exit {code}:\n{out}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--coverage", "--json", "-", "--rules", &good])
+        .arg("scenarios/dual-isp.yaml")
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let hits = json["scenarios"][0]["coverage"]
+        .as_array()
+        .expect("coverage")
+        .clone();
+    let packets = |rule: &str| {
+        hits.iter()
+            .find(|h| h["rule"].as_str().is_some_and(|r| r.contains(rule)))
+            .and_then(|h| h["packets"].as_u64())
+    };
+    for rule in [
+        "--packet 0 -j CONNMARK1",
+        "--packet 1 -j CONNMARK2",
+        "-j RESTOREMARK",
+        "-o eth1 -j SNAT1",
+        "-o eth2 -j SNAT2",
+    ] {
+        assert!(
+            packets(rule).is_some_and(|p| p > 0),
+            "`{rule}` not hit: {hits:#?}"
+        );
+    }
+    let shown = hits[0]["shown"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with("installer `") && shown.ends_with("install-seed002` (iptables-save)"),
+        "{shown}"
+    );
+    let bad = format!("jupiter=install:{FIXTURES}/install-seed002-no-wan2");
+    let (code, out) = harness(&["gate", "--rules", &bad, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 1
+            && out.contains(
+                "FAIL scenarios/dual-isp.yaml: `alternates` flow 2: left via wan1, expected wan2"
+            ),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// An installer that fails is the rule set's error, its stderr quoted.
+#[test]
+fn a_failing_installer_is_quoted() {
+    if !lab_here() {
+        return;
+    }
+    let arg = "jupiter=install:sh -c 'echo cannot load: no wan3 >&2; exit 3'";
+    let (code, out) = harness(&["run", "--rules", arg, "scenarios/dual-isp.yaml"]);
+    assert!(code != 0, "exit {code}:\n{out}");
+    assert!(
+        out.contains("for node `jupiter` failed: exit status: 3:\n  cannot load: no wan3"),
+        "{out}"
+    );
+}

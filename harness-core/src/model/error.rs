@@ -243,6 +243,9 @@ pub enum RulesArgError {
         cwd: Option<PathBuf>,
         env_hint: bool,
     },
+    /// `NODE=install:COMMAND` whose command cannot run (`msg` says why).
+    #[error("`--rules {arg}`: {msg}")]
+    Installer { arg: String, msg: String },
     /// The first word of `spec` is neither a file in `cwd` nor a command in PATH.
     #[error("`--rules {arg}`: `{first}` is neither a file (looked in `{cwd}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)")]
     NoSuchCommand {

@@ -192,6 +192,10 @@ pub enum RuleSource {
         cwd: PathBuf,
         kind: Option<RuleKind>,
     },
+    /// An installer: a shell command run inside the node like a generator, which loads the
+    /// rules itself (iptables-restore, nft, ip, ipset, sysctl); what it loaded is then read
+    /// back from the node (see `install::snapshot` in the harness crate).
+    Install { line: String, cwd: PathBuf },
     /// Rules held in memory (a mutant of a rule file), shown as `shown` in messages.
     Inline {
         kind: RuleKind,
@@ -206,6 +210,7 @@ impl RuleSource {
         match self {
             RuleSource::File { path, .. } | RuleSource::Bundle(path) => path.display().to_string(),
             RuleSource::Command { line, .. } => format!("generator `{line}`"),
+            RuleSource::Install { line, .. } => format!("installer `{line}`"),
             RuleSource::Inline { shown, .. } => shown.clone(),
         }
     }
@@ -231,6 +236,19 @@ impl RuleSource {
             cwd: cwd.to_path_buf(),
             kind: None,
         };
+        if let Some(line) = spec.trim_start().strip_prefix(INSTALL_PREFIX) {
+            let line = line.trim();
+            if let Some(msg) = installer_problem(line, cwd) {
+                return Err(RulesArgError::Installer { arg: arg(), msg });
+            }
+            return Ok((
+                node.to_string(),
+                RuleSource::Install {
+                    line: line.to_string(),
+                    cwd: cwd.to_path_buf(),
+                },
+            ));
+        }
         let path = cwd.join(spec);
         match std::fs::metadata(&path) {
             Ok(m) => {
@@ -300,6 +318,44 @@ impl RuleSource {
             }
         }
     }
+}
+
+/// `--rules NODE=install:COMMAND`: the command is an installer.
+pub const INSTALL_PREFIX: &str = "install:";
+
+/// Why an installer's command line cannot run, if it cannot: it is empty, or its first word
+/// names a file that is not there (relative to `cwd`) or not executable, or a command that is
+/// not in PATH.
+pub fn installer_problem(line: &str, cwd: &std::path::Path) -> Option<String> {
+    let Some(first) = line.split_whitespace().next() else {
+        return Some("the installer's command is empty: write `install: COMMAND`, e.g. `install: ./load-rules`".into());
+    };
+    if first.contains('/') {
+        let path = cwd.join(first);
+        let looked = if first.starts_with('/') {
+            String::new()
+        } else {
+            format!(" (looked in `{}`)", cwd.display())
+        };
+        return match path.metadata() {
+            Err(_) => Some(format!(
+                "installer `{first}` does not exist{looked}; check the spelling"
+            )),
+            Ok(m) if !m.is_file() => Some(format!(
+                "installer `{first}` is not a regular file{looked}; name the program that loads the rules"
+            )),
+            Ok(_) if !executable(&path) => Some(format!(
+                "installer `{first}` is not executable{looked}: `chmod +x {first}`, or write `install: sh {first}`"
+            )),
+            Ok(_) => None,
+        };
+    }
+    (!single_command_exists(first)).then(|| {
+        format!(
+            "installer `{first}` is neither a command in PATH nor a file (looked in `{}`); check the spelling, or give its path (`./{first}`)",
+            cwd.display()
+        )
+    })
 }
 
 /// Whether a command line's first word can run: a shell builtin or keyword, anything `sh`

@@ -38,6 +38,36 @@ pub(super) fn node_rules(
         let mut files = Vec::new();
         for (i, f) in def.files.into_iter().enumerate() {
             let fpath = format!("{path}.files[{i}]");
+            // `harness run x.yaml`: the folder is ``, where no command can start.
+            let cwd = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Some(line) = f.install {
+                if f.generate.is_some()
+                    || f.as_kind.is_some()
+                    || f.iptables.is_some()
+                    || f.nft.is_some()
+                    || f.ip.is_some()
+                    || f.ipset.is_some()
+                    || f.sysctl.is_some()
+                {
+                    return Err(doc.err(
+                        &fpath,
+                        "an entry is either a file, `generate: COMMAND` or `install: COMMAND`",
+                    ));
+                }
+                let ipath = format!("{fpath}.install");
+                if let Some(msg) = plan::installer_problem(&line, cwd) {
+                    return Err(doc.err(&ipath, msg));
+                }
+                files.push(RuleSource::Install {
+                    line: line.trim().to_string(),
+                    cwd: cwd.to_path_buf(),
+                });
+                continue;
+            }
             if let Some(line) = f.generate {
                 let kind = match f.as_kind.as_deref() {
                     None => None,
@@ -56,12 +86,6 @@ pub(super) fn node_rules(
                 {
                     return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
                 }
-                // `harness run x.yaml`: the folder is ``, where no command can start.
-                let cwd = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
                 files.push(RuleSource::Command {
                     line,
                     cwd: cwd.to_path_buf(),

@@ -115,6 +115,28 @@ fn install_node(
     let mut at = 0;
     let mut load = || -> Result<(), Failure> {
         for source in &rules.sources {
+            if let RuleSource::Install { line, cwd } = source {
+                // It may load anything: everything before it is in, and the lab is wired.
+                node.settle(NETFILTER)?;
+                node.settle(REST)?;
+                if !node.wired(wired) {
+                    return Ok(());
+                }
+                at += 1;
+                let snapshot = super::snapshot::install(
+                    lab,
+                    plan,
+                    &rules.node,
+                    line,
+                    cwd,
+                    tables.as_deref(),
+                    backend,
+                )
+                .map_err(|e| (at, Box::new(e)))?;
+                let loaded = snapshot.into_iter().map(|l| (rules.node.clone(), l));
+                node.done.loaded.extend(loaded);
+                continue;
+            }
             if matches!(source, RuleSource::Command { .. }) {
                 node.settle(NETFILTER)?;
                 node.settle(REST)?;

@@ -68,6 +68,8 @@ pub(super) fn materialize(
             text: read(path)?,
         }]),
         RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
+        // An installer loads its rules itself: `schedule` runs it (see `snapshot`).
+        RuleSource::Install { .. } => Ok(Vec::new()),
         RuleSource::Inline { kind, shown, text } => Ok(vec![Loadable {
             kind: *kind,
             shown: shown.clone(),
@@ -76,7 +78,14 @@ pub(super) fn materialize(
         }]),
         RuleSource::Command { line, cwd, kind } => {
             let facts = crate::model::facts(&plan.topology, node).to_string();
-            let out = run_generator(lab, node, line, cwd, &facts, tables.as_deref())?;
+            let failed = |said: String| InstallError::Generator {
+                line: line.to_string(),
+                node: node.to_string(),
+                said,
+            };
+            let out = run_program(lab, node, line, cwd, &facts, tables.as_deref(), &failed)?;
+            let out = String::from_utf8(out)
+                .map_err(|_| failed("its output is not UTF-8 text".into()))?;
             let shown = format!("output of generator `{line}`");
             let texts = match kind {
                 Some(k) => vec![Loadable {
@@ -106,21 +115,19 @@ pub(super) fn materialize(
     Ok(texts)
 }
 
-/// Runs a generator inside `node`: the topology's facts on its stdin and in the file named by
-/// `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200); `HARNESS_NODE` names the node.
-fn run_generator(
+/// Runs a generator or an installer inside `node`: the topology's facts on its stdin and in
+/// the file named by `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200);
+/// `HARNESS_NODE` names the node. Bounded as [`generator`] says; what it printed on stdout.
+/// `failed` words a failure (a generator's, an installer's).
+pub(super) fn run_program(
     lab: &Lab,
     node: &str,
     line: &str,
     cwd: &Path,
     facts: &str,
     tables: Option<&[u8]>,
-) -> Result<String, InstallError> {
-    let failed = |msg: String| InstallError::Generator {
-        line: line.to_string(),
-        node: node.to_string(),
-        said: msg,
-    };
+    failed: &dyn Fn(String) -> InstallError,
+) -> Result<Vec<u8>, InstallError> {
     let memfd =
         nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| failed(e.to_string()))?;
@@ -170,7 +177,7 @@ fn run_generator(
             format!("{status}:\n  {}", said.replace('\n', "\n  "))
         }));
     }
-    String::from_utf8(stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
+    Ok(stdout)
 }
 
 fn display_path(p: &Path) -> String {

@@ -1,0 +1,309 @@
+//! Installers: a command run inside a node, like a generator (the topology's facts on stdin
+//! and in `$HARNESS_TOPOLOGY`, the same limits, its own PID namespace), that loads the rules
+//! itself: Shorewall's compiled `firewall start`, mwan3's functions, FireHOL. What it loaded
+//! is then read back from the node, the node's *snapshot*, and kept as the node's loaded
+//! rules, so that coverage (iptables counters against the loaded text) sees them:
+//!
+//! * `iptables-save` (the backend in use: system, nft or legacy), its comment lines left out;
+//! * `nft list ruleset`, without the tables iptables-nft made (they are in the first);
+//! * `ip rule` and `ip route show table all`, minus what was there before the installer ran
+//!   (what the lab set, and what earlier rule sources loaded), and minus the routes the kernel
+//!   makes for addresses (`proto kernel`, table `local`), as `ip -batch` lines;
+//! * `ipset save`.
+//!
+//! Each is a [`Loadable`] of its kind, shown as `installer `CMD` (iptables-save)`: text in
+//! the form its tool loads, so that a mutant of it can be loaded in the installer's place.
+//! Sysctls are not read back.
+
+use std::process::Command;
+
+use super::sources::run_program;
+use super::{Backend, InstallError, Loadable};
+use crate::lab::spawn::run_with_input;
+use crate::lab::Lab;
+use crate::model::{Plan, RuleKind};
+
+/// The routes and policy rules in a node before an installer runs.
+pub(super) struct Baseline {
+    routes: Vec<String>,
+    rules: Vec<String>,
+}
+
+/// What the lab (and earlier rule sources) left in `node`: read before the installer runs.
+pub(super) fn baseline(
+    lab: &Lab,
+    node: &str,
+    tables: Option<&[u8]>,
+) -> Result<Baseline, InstallError> {
+    Ok(Baseline {
+        routes: lines(&read(
+            lab,
+            node,
+            tables,
+            "ip",
+            &["route", "show", "table", "all"],
+        )?),
+        rules: lines(&read(lab, node, tables, "ip", &["rule", "show"])?),
+    })
+}
+
+/// Runs the installer `line` in `node` (from `cwd`), then reads back what it loaded.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn install(
+    lab: &Lab,
+    plan: &Plan,
+    node: &str,
+    line: &str,
+    cwd: &std::path::Path,
+    tables: Option<&[u8]>,
+    backend: Backend,
+) -> Result<Vec<Loadable>, InstallError> {
+    let before = baseline(lab, node, tables)?;
+    let facts = crate::model::facts(&plan.topology, node).to_string();
+    let failed = |said: String| InstallError::Installer {
+        line: line.to_string(),
+        node: node.to_string(),
+        said,
+    };
+    // Always a private mount namespace: an installer that writes iptables's or iproute2's
+    // files (rt_tables) writes them there, not on the host.
+    let own = crate::lab::spawn::rt_tables(&[]);
+    let tables_for_it = tables.unwrap_or(&own);
+    run_program(lab, node, line, cwd, &facts, Some(tables_for_it), &failed)?;
+    read_back(lab, node, line, tables, backend, &before)
+}
+
+/// What is loaded in `node` now, less `before`'s routes and rules (see the module's doc).
+fn read_back(
+    lab: &Lab,
+    node: &str,
+    line: &str,
+    tables: Option<&[u8]>,
+    backend: Backend,
+    before: &Baseline,
+) -> Result<Vec<Loadable>, InstallError> {
+    let shown = |what: &str| format!("installer `{line}` ({what})");
+    let mut out = Vec::new();
+    let save = match backend {
+        Backend::System => "iptables-save",
+        Backend::Nft => "iptables-nft-save",
+        Backend::Legacy => "iptables-legacy-save",
+    };
+    let iptables = iptables_text(&read(lab, node, tables, save, &[])?);
+    if !iptables.is_empty() {
+        out.push(loadable(RuleKind::Iptables, shown(save), iptables.clone()));
+    }
+    if crate::model::find_in_path("nft").is_some() {
+        let nft = own_nft_tables(
+            &read(lab, node, tables, "nft", &["list", "ruleset"])?,
+            &iptables,
+            backend,
+        );
+        if !nft.is_empty() {
+            out.push(loadable(RuleKind::Nft, shown("nft list ruleset"), nft));
+        }
+    }
+    let rules = new_lines(
+        &read(lab, node, tables, "ip", &["rule", "show"])?,
+        &before.rules,
+    );
+    let routes = new_lines(
+        &read(lab, node, tables, "ip", &["route", "show", "table", "all"])?,
+        &before.routes,
+    );
+    let ip = ip_batch(&rules, &routes);
+    if !ip.is_empty() {
+        out.push(loadable(RuleKind::Ip, shown("ip rule, ip route"), ip));
+    }
+    if crate::model::find_in_path("ipset").is_some() {
+        let sets = read(lab, node, tables, "ipset", &["save"])?;
+        if !sets.trim().is_empty() {
+            out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
+        }
+    }
+    Ok(out)
+}
+
+fn loadable(kind: RuleKind, shown: String, text: String) -> Loadable {
+    Loadable {
+        kind,
+        shown,
+        first_line: 1,
+        text,
+    }
+}
+
+/// Runs `tool args` in `node`: what it printed.
+fn read(
+    lab: &Lab,
+    node: &str,
+    tables: Option<&[u8]>,
+    tool: &'static str,
+    args: &[&str],
+) -> Result<String, InstallError> {
+    let mut cmd = Command::new(tool);
+    cmd.args(args);
+    let out = run_with_input(lab.ns(node), cmd, tables, None, b"").map_err(|error| {
+        InstallError::Spawn {
+            tool,
+            node: node.to_string(),
+            error,
+        }
+    })?;
+    if !out.status.success() {
+        return Err(InstallError::Source {
+            shown: format!("`{tool} {}` in node `{node}`", args.join(" ")),
+            msg: format!(
+                "reading back what the installer loaded: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of `now` not in `before` (each line of `before` cancels one of `now`).
+fn new_lines(now: &str, before: &[String]) -> Vec<String> {
+    let mut left: Vec<&str> = before.iter().map(String::as_str).collect();
+    lines(now)
+        .into_iter()
+        .filter(|l| match left.iter().position(|b| b == l) {
+            Some(i) => {
+                left.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// `iptables-save` output without its comment lines (`# Generated by …`, dates).
+fn iptables_text(saved: &str) -> String {
+    saved
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The tables iptables-nft makes, by name.
+const XTABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
+
+/// `nft list ruleset` without the tables iptables-nft made: those nft marks as managed by
+/// it, and (unless the backend is legacy) `ip`/`ip6` tables of an xtables name that
+/// `iptables` holds.
+fn own_nft_tables(listed: &str, iptables: &str, backend: Backend) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    let mut managed = false;
+    for l in listed.lines() {
+        if l.starts_with('#') {
+            // nft's `# Warning: table ip nat is managed by iptables-nft, do not touch!`
+            managed |= l.contains("managed by iptables-nft");
+            continue;
+        }
+        if let Some(head) = l.strip_prefix("table ") {
+            let mut words = head.split_whitespace();
+            let (family, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let xtables = backend != Backend::Legacy
+                && matches!(family, "ip" | "ip6")
+                && XTABLES.contains(&name)
+                && iptables.lines().any(|t| t == format!("*{name}"));
+            keep = !managed && !xtables;
+            managed = false;
+        }
+        if keep {
+            out.push_str(l);
+            out.push('\n');
+        }
+        if l == "}" {
+            keep = false;
+        }
+    }
+    out
+}
+
+/// `ip rule` and `ip route` lines as `ip -batch` input: `rule add pref N …`, `route add …`
+/// (routes the kernel makes for addresses left out).
+fn ip_batch(rules: &[String], routes: &[String]) -> String {
+    let mut out = String::new();
+    for r in rules {
+        let Some((pref, rest)) = r.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim().replace(" lookup ", " table ");
+        out.push_str(&format!("rule add pref {} {rest}\n", pref.trim()));
+    }
+    for r in routes {
+        let words: Vec<&str> = r.split_whitespace().collect();
+        if words.first() == Some(&"local")
+            || words.first() == Some(&"broadcast")
+            || words
+                .windows(2)
+                .any(|w| w == ["proto", "kernel"] || w == ["table", "local"])
+        {
+            continue;
+        }
+        let kept: Vec<&str> = words
+            .into_iter()
+            .filter(|w| !matches!(*w, "linkdown" | "dead" | "offload" | "trap"))
+            .collect();
+        out.push_str(&format!("route add {}\n", kept.join(" ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_rules_become_ip_batch_lines() {
+        let rules = vec![
+            "32765:\tfrom all fwmark 0x1 lookup rt_link1".to_string(),
+            "100:\tfrom 10.37.1.253 lookup 1 proto static".to_string(),
+        ];
+        let routes = vec![
+            "default via 10.37.1.254 dev eth1 table rt_link1".to_string(),
+            "10.37.1.0/24 dev eth1 proto kernel scope link src 10.37.1.253".to_string(),
+            "local 10.9.9.9 dev eth1 table local proto kernel scope host src 10.9.9.9".to_string(),
+            "default via 10.37.2.254 dev eth2 table 2 linkdown".to_string(),
+        ];
+        assert_eq!(
+            ip_batch(&rules, &routes),
+            "rule add pref 32765 from all fwmark 0x1 table rt_link1\n\
+             rule add pref 100 from 10.37.1.253 table 1 proto static\n\
+             route add default via 10.37.1.254 dev eth1 table rt_link1\n\
+             route add default via 10.37.2.254 dev eth2 table 2\n"
+        );
+    }
+
+    #[test]
+    fn what_was_there_before_is_left_out() {
+        let before = lines("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
+        let now = "0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x1 lookup 1\n32766:\tfrom all lookup main\n";
+        assert_eq!(
+            new_lines(now, &before),
+            vec!["32765:\tfrom all fwmark 0x1 lookup 1"]
+        );
+    }
+
+    #[test]
+    fn iptables_nft_tables_are_left_to_iptables_save() {
+        let listed = "# Warning: table ip nat is managed by iptables-nft, do not touch!\ntable ip nat {\n\tchain POSTROUTING {\n\t}\n}\ntable ip mangle {\n\tchain PREROUTING {\n\t}\n}\ntable inet mine {\n\tchain c {\n\t}\n}\n";
+        let iptables = "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n";
+        assert_eq!(
+            own_nft_tables(listed, iptables, Backend::System),
+            "table inet mine {\n\tchain c {\n\t}\n}\n"
+        );
+    }
+}
