@@ -1278,6 +1278,69 @@ fn hostile_cases() -> Vec<Hostile> {
                 "node `router` of s.yaml",
             ],
         },
+        // Installers (`install: COMMAND`, `--rules NODE=install:COMMAND`): one that does not
+        // exist is refused before anything is built.
+        Hostile {
+            name: "rules-installer-missing",
+            setup: |d| rules_file(d, "install-rules", ""),
+            args: &["--rules", "router=install:./instal-rules --all", "s.yaml"],
+            at: At::Start("`--rules router=install:./instal-rules --all`: "),
+            says: &["installer `./instal-rules` does not exist (looked in `"],
+        },
+        Hostile {
+            name: "rules-installer-not-executable",
+            setup: |d| rules_file(d, "install-rules", "#!/bin/sh\n"),
+            args: &["--rules", "router=install:./install-rules", "s.yaml"],
+            at: At::Start("`--rules router=install:./install-rules`: "),
+            says: &["installer `./install-rules` is not executable", "chmod +x"],
+        },
+        Hostile {
+            name: "rules-installer-unknown-command",
+            setup: |d| rules_file(d, "x", ""),
+            args: &[
+                "--rules",
+                "router=install:load-rulez-not-installed",
+                "s.yaml",
+            ],
+            at: At::Start("`--rules router=install:load-rulez-not-installed`: "),
+            says: &["installer `load-rulez-not-installed` is neither a command in PATH"],
+        },
+        Hostile {
+            name: "yaml-installer-missing",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - install: ./nope --all\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "./nope", 0),
+            says: &["installer `./nope` does not exist"],
+        },
+        Hostile {
+            name: "yaml-installer-and-generator",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - { install: sh, generate: sh }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "{ install", 0),
+            says: &["an entry is either a file, `generate: COMMAND` or `install: COMMAND`"],
+        },
+        Hostile {
+            name: "yaml-rules-unknown-kind",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - instal: ./load-rules\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "instal:", 0),
+            says: &["unknown key `instal`; did you mean `install`?"],
+        },
         Hostile {
             name: "rules-bundle-65mib",
             setup: |d| {

@@ -161,3 +161,18 @@ fn a_failing_installer_is_quoted() {
         "{out}"
     );
 }
+
+/// `- install: ./install-seed002` in a scenario: it runs from the scenario's folder, and the
+/// scenario passes.
+#[test]
+fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
+    if !lab_here() {
+        return;
+    }
+    let scenario = format!("{FIXTURES}/dual-isp-install.yaml");
+    let (code, out) = harness(&["run", &scenario]);
+    assert!(
+        code == 0 && out.contains("PASS dual-isp-install: 10 flows, all 6 expectations held"),
+        "exit {code}:\n{out}"
+    );
+}
