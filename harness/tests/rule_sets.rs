@@ -176,3 +176,59 @@ fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
         "exit {code}:\n{out}"
     );
 }
+
+/// `harness mutate` on an installer: mutants of its snapshot (iptables-save, ip rule and
+/// routes), loaded as inline rules in its place, fare exactly as the mutants of the rule files
+/// the installer loads: the snapshot holds the same rules.
+#[test]
+fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
+    if !lab_here() {
+        return;
+    }
+    let tally = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("mutate: "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (_, files) = harness(&["mutate", "scenarios/dual-isp.yaml"]);
+    let (_, installed) = harness(&["mutate", &format!("{FIXTURES}/dual-isp-install.yaml")]);
+    assert_eq!(
+        tally(&installed),
+        "mutate: 21 mutant runs, 21 distinct mutants: 17 killed, 4 survived, 0 invalid; kill score 81%",
+        "{installed}"
+    );
+    assert_eq!(tally(&installed), tally(&files), "{files}\n{installed}");
+    assert!(
+        installed
+            .contains("installer `./install-seed002` (iptables-save):10: dropped state RELATED"),
+        "{installed}"
+    );
+}
+
+/// `harness diff` runs both installers: the flows that changed uplink are named.
+#[test]
+fn diff_of_two_installers_names_the_flows_that_changed() {
+    if !lab_here() {
+        return;
+    }
+    let a = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let b = format!("jupiter=install:{FIXTURES}/install-seed002-no-wan2");
+    let (code, out) = harness(&[
+        "diff",
+        "--rules",
+        &a,
+        "--rules",
+        &b,
+        "scenarios/dual-isp.yaml",
+    ]);
+    let changed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("flow "))
+        .map(|l| l.trim().split(':').next().unwrap_or(""))
+        .collect();
+    assert!(
+        code == 1 && changed == ["flow 2", "flow 4", "flow 6", "flow 8"],
+        "exit {code}:\n{out}"
+    );
+}

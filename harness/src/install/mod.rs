@@ -21,7 +21,7 @@ pub mod generator;
 mod load;
 mod reject;
 mod schedule;
-mod snapshot;
+pub mod snapshot;
 mod sources;
 
 use crate::model::RuleKind;

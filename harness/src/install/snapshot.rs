@@ -70,7 +70,31 @@ pub(super) fn install(
     let own = crate::lab::spawn::rt_tables(&[]);
     let tables_for_it = tables.unwrap_or(&own);
     run_program(lab, node, line, cwd, &facts, Some(tables_for_it), &failed)?;
-    read_back(lab, node, line, tables, backend, &before)
+    let snapshot = read_back(lab, node, line, tables, backend, &before)?;
+    record(node, line, cwd, &snapshot);
+    Ok(snapshot)
+}
+
+/// The last snapshot of each installer (node, command line, folder) this process ran: what
+/// `harness mutate` makes mutants of.
+type Recorded = Vec<((String, String, std::path::PathBuf), Vec<Loadable>)>;
+static RECORDED: std::sync::Mutex<Recorded> = std::sync::Mutex::new(Vec::new());
+
+fn record(node: &str, line: &str, cwd: &std::path::Path, snapshot: &[Loadable]) {
+    let key = (node.to_string(), line.to_string(), cwd.to_path_buf());
+    let mut all = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(k, _)| *k != key);
+    all.push((key, snapshot.to_vec()));
+}
+
+/// What installer `line` (run from `cwd`) loaded in `node` the last time this process ran
+/// it: its snapshot, each part a text its tool loads (iptables-save, nft, ip -batch, ipset
+/// restore). `None` when it has not run.
+pub fn recorded(node: &str, line: &str, cwd: &std::path::Path) -> Option<Vec<Loadable>> {
+    let all = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    all.iter()
+        .find(|((n, l, c), _)| n == node && l == line && c == cwd)
+        .map(|(_, s)| s.clone())
 }
 
 /// What is loaded in `node` now, less `before`'s routes and rules (see the module's doc).
