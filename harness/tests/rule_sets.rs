@@ -232,3 +232,44 @@ fn diff_of_two_installers_names_the_flows_that_changed() {
         "exit {code}:\n{out}"
     );
 }
+
+/// Under `--backend legacy` the installer finds `legacy` in `$HARNESS_BACKEND` and loads
+/// with iptables-legacy-restore: the snapshot is read with iptables-legacy-save, and coverage
+/// counts its rules. An installer that loads with iptables-nft instead is told so.
+#[test]
+fn an_installer_is_read_back_with_the_runs_backend() {
+    if !lab_here() || harness::model::find_in_path("iptables-legacy-restore").is_none() {
+        return;
+    }
+    let good = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let (code, out) = harness(&[
+        "run",
+        "--backend",
+        "legacy",
+        "--coverage",
+        "--rules",
+        &good,
+        "scenarios/dual-isp.yaml",
+    ]);
+    assert!(
+        code == 0 && out.contains("coverage: 12 of 12 iptables rules hit"),
+        "exit {code}:\n{out}"
+    );
+    if harness::model::find_in_path("iptables-nft").is_none() {
+        return;
+    }
+    let wrong = "jupiter=install:iptables-nft -t mangle -A PREROUTING -j ACCEPT";
+    let (code, out) = harness(&[
+        "run",
+        "--backend",
+        "legacy",
+        "--rules",
+        wrong,
+        "scenarios/dual-isp.yaml",
+    ]);
+    assert!(
+        code != 0
+            && out.contains("it loaded iptables rules with iptables-nft, but this run reads `iptables-legacy-save`"),
+        "exit {code}:\n{out}"
+    );
+}

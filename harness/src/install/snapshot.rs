@@ -13,7 +13,9 @@
 //!
 //! Each is a [`Loadable`] of its kind, shown as `installer `CMD` (iptables-save)`: text in
 //! the form its tool loads, so that a mutant of it can be loaded in the installer's place.
-//! Sysctls are not read back.
+//! Sysctls are not read back. The installer finds the run's `--backend` in
+//! `$HARNESS_BACKEND` (`system`, `nft`, `legacy`); rules it loads with the other iptables
+//! than the run reads are an installer error that says so.
 
 use std::process::Command;
 
@@ -69,8 +71,21 @@ pub(super) fn install(
     // files (rt_tables) writes them there, not on the host.
     let own = crate::lab::spawn::rt_tables(&[]);
     let tables_for_it = tables.unwrap_or(&own);
-    run_program(lab, node, line, cwd, &facts, Some(tables_for_it), &failed)?;
-    let snapshot = read_back(lab, node, line, tables, backend, &before)?;
+    let env = [("HARNESS_BACKEND", backend_name(backend))];
+    run_program(
+        lab,
+        node,
+        line,
+        cwd,
+        &facts,
+        Some(tables_for_it),
+        &env,
+        &failed,
+    )?;
+    let snapshot = read_back(lab, node, line, tables, backend, &before).map_err(|e| match e {
+        Mismatch(said) => failed(said),
+        Other(e) => e,
+    })?;
     record(node, line, cwd, &snapshot);
     Ok(snapshot)
 }
@@ -97,6 +112,29 @@ pub fn recorded(node: &str, line: &str, cwd: &std::path::Path) -> Option<Vec<Loa
         .map(|(_, s)| s.clone())
 }
 
+/// `--backend`'s name, as the installer finds it in `$HARNESS_BACKEND`.
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::System => "system",
+        Backend::Nft => "nft",
+        Backend::Legacy => "legacy",
+    }
+}
+
+/// Why a snapshot could not be read: the installer loaded its iptables rules with the other
+/// iptables than the run reads (its fault), or reading failed.
+enum ReadBackError {
+    Mismatch(String),
+    Other(InstallError),
+}
+use ReadBackError::{Mismatch, Other};
+
+impl From<InstallError> for ReadBackError {
+    fn from(e: InstallError) -> Self {
+        Other(e)
+    }
+}
+
 /// What is loaded in `node` now, less `before`'s routes and rules (see the module's doc).
 fn read_back(
     lab: &Lab,
@@ -105,7 +143,7 @@ fn read_back(
     tables: Option<&[u8]>,
     backend: Backend,
     before: &Baseline,
-) -> Result<Vec<Loadable>, InstallError> {
+) -> Result<Vec<Loadable>, ReadBackError> {
     let shown = |what: &str| format!("installer `{line}` ({what})");
     let mut out = Vec::new();
     let save = match backend {
@@ -113,16 +151,42 @@ fn read_back(
         Backend::Nft => "iptables-nft-save",
         Backend::Legacy => "iptables-legacy-save",
     };
-    let iptables = iptables_text(&read(lab, node, tables, save, &[])?);
+    let saved = read(lab, node, tables, save, &[])?;
+    let iptables = iptables_text(&saved);
+    let has_rules = |t: &str| {
+        t.lines()
+            .any(|l| l.starts_with("-A ") || l.starts_with("-I "))
+    };
+    // iptables-nft-save says so when iptables-legacy holds tables, and nft marks the tables
+    // iptables-nft made: rules loaded with the one the run does not read would go unseen.
+    if !has_rules(&iptables) && saved.contains("iptables-legacy tables present") {
+        return Err(Mismatch(format!(
+            "it loaded iptables rules with iptables-legacy, but this run reads `{save}` \
+             (--backend {}): load them with iptables-nft-restore (`$HARNESS_BACKEND` tells the \
+             installer which), or run with --backend legacy",
+            backend_name(backend)
+        )));
+    }
     if !iptables.is_empty() {
         out.push(loadable(RuleKind::Iptables, shown(save), iptables.clone()));
     }
     if crate::model::find_in_path("nft").is_some() {
-        let nft = own_nft_tables(
-            &read(lab, node, tables, "nft", &["list", "ruleset"])?,
-            &iptables,
-            backend,
-        );
+        let listed = read(lab, node, tables, "nft", &["list", "ruleset"])?;
+        let nft_has_rules = || {
+            crate::model::find_in_path("iptables-nft-save").is_some()
+                && read(lab, node, tables, "iptables-nft-save", &[])
+                    .is_ok_and(|t| has_rules(&iptables_text(&t)))
+        };
+        if backend == Backend::Legacy && !has_rules(&iptables) && nft_has_rules() {
+            return Err(Mismatch(
+                "it loaded iptables rules with iptables-nft, but this run reads \
+                 `iptables-legacy-save` (--backend legacy): load them with \
+                 iptables-legacy-restore (`$HARNESS_BACKEND` is `legacy`), or drop \
+                 --backend legacy"
+                    .into(),
+            ));
+        }
+        let nft = own_nft_tables(&listed, &iptables, backend);
         if !nft.is_empty() {
             out.push(loadable(RuleKind::Nft, shown("nft list ruleset"), nft));
         }

@@ -83,7 +83,16 @@ pub(super) fn materialize(
                 node: node.to_string(),
                 said,
             };
-            let out = run_program(lab, node, line, cwd, &facts, tables.as_deref(), &failed)?;
+            let out = run_program(
+                lab,
+                node,
+                line,
+                cwd,
+                &facts,
+                tables.as_deref(),
+                &[],
+                &failed,
+            )?;
             let out = String::from_utf8(out)
                 .map_err(|_| failed("its output is not UTF-8 text".into()))?;
             let shown = format!("output of generator `{line}`");
@@ -118,7 +127,7 @@ pub(super) fn materialize(
 /// Runs a generator or an installer inside `node`: the topology's facts on its stdin and in
 /// the file named by `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200);
 /// `HARNESS_NODE` names the node. Bounded as [`generator`] says; what it printed on stdout.
-/// `failed` words a failure (a generator's, an installer's).
+/// `env` is more of its environment; `failed` words a failure (a generator's, an installer's).
 pub(super) fn run_program(
     lab: &Lab,
     node: &str,
@@ -126,6 +135,7 @@ pub(super) fn run_program(
     cwd: &Path,
     facts: &str,
     tables: Option<&[u8]>,
+    env: &[(&str, &str)],
     failed: &dyn Fn(String) -> InstallError,
 ) -> Result<Vec<u8>, InstallError> {
     let memfd =
@@ -138,7 +148,8 @@ pub(super) fn run_program(
         .arg(line)
         .current_dir(cwd)
         .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{PASSED_FD}"))
-        .env("HARNESS_NODE", node);
+        .env("HARNESS_NODE", node)
+        .envs(env.iter().copied());
     let limits = generator::Limits::current().map_err(failed)?;
     let ns = lab.ns(node).clone();
     let tables = tables.map(<[u8]>::to_vec);
