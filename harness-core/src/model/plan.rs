@@ -608,10 +608,12 @@ impl Topology {
 }
 
 impl Plan {
-    /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names.
+    /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names
+    /// and adding those its bundles' `### rt_tables` give.
     ///
     /// # Errors
-    /// [`RulesArgError::NoSuchNode`] when the topology has no node `node`.
+    /// [`RulesArgError::NoSuchNode`] when the topology has no node `node`;
+    /// [`RulesArgError::TableClash`] when a bundle names a table the node names otherwise.
     pub fn override_rules(
         &mut self,
         node: &str,
@@ -630,12 +632,15 @@ impl Plan {
             .find(|r| r.node == node)
             .map(|r| r.tables.clone())
             .unwrap_or_default();
-        self.check_bundle_tables(node, have, &sources)?;
+        let tables = self.check_bundle_tables(node, have, &sources)?;
         match self.rules.iter_mut().find(|r| r.node == node) {
-            Some(r) => r.sources = sources,
+            Some(r) => {
+                r.sources = sources;
+                r.tables = tables;
+            }
             None => self.rules.push(NodeRules {
                 node: node.to_string(),
-                tables: Vec::new(),
+                tables,
                 sources,
             }),
         }
@@ -643,14 +648,15 @@ impl Plan {
     }
 
     /// Checks that the `### rt_tables` of the bundles among `sources` agree with the
-    /// node's own table names (`have`, the scenario's `tables:`) and with each other. A bundle
+    /// node's own table names (`have`, the scenario's `tables:`) and with each other: the
+    /// node's table names with theirs (so that a kept lab's shells know them too). A bundle
     /// that cannot be read or split is left for the installer to report.
     fn check_bundle_tables(
         &self,
         node: &str,
         mut have: Vec<(String, u32)>,
         sources: &[RuleSource],
-    ) -> Result<(), RulesArgError> {
+    ) -> Result<Vec<(String, u32)>, RulesArgError> {
         let mut by = "the scenario's `tables:`";
         for source in sources {
             let RuleSource::Bundle(path) = source else {
@@ -682,7 +688,7 @@ impl Plan {
                 by = "the scenario's `tables:` or an earlier `### rt_tables`";
             }
         }
-        Ok(())
+        Ok(have)
     }
 
     /// Makes the plan drive `total` flows, scaling every traffic group in proportion and
@@ -800,6 +806,62 @@ mod tests {
             .find(|e| e.name == "udp_default")
             .expect("udp_default");
         assert_eq!(dns.flows, (81..=100).collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod bundle_table_tests {
+    use super::RuleSource;
+    use crate::model::{load, repo_path, RulesArgError};
+
+    /// A bundle's `### rt_tables` join the node's table names; one that clashes with the
+    /// scenario's is refused with the bundle's line.
+    #[test]
+    fn bundle_tables_join_the_nodes_and_clashes_are_refused() {
+        let plan = load(&repo_path("scenarios/dual-isp.yaml")).expect("valid");
+        let d = tempfile::tempdir().expect("tempdir");
+        let good = d.path().join("good.rules");
+        std::fs::write(
+            &good,
+            "### rt_tables\n1 wan1\n251 rt_link1\n### ip\nroute flush cache\n",
+        )
+        .expect("write");
+        let mut p = plan.clone();
+        p.override_rules("jupiter", vec![RuleSource::Bundle(good)])
+            .expect("taken");
+        let tables = &p
+            .rules
+            .iter()
+            .find(|r| r.node == "jupiter")
+            .expect("jupiter")
+            .tables;
+        assert_eq!(
+            tables,
+            &[
+                ("rt_link1".to_string(), 251),
+                ("rt_link2".to_string(), 252),
+                ("wan1".to_string(), 1)
+            ]
+        );
+        let bad = d.path().join("bad.rules");
+        std::fs::write(
+            &bad,
+            "### ip\nroute flush cache\n### rt_tables\n\n252 wan2\n",
+        )
+        .expect("write");
+        let mut p = plan.clone();
+        let e = p
+            .override_rules("jupiter", vec![RuleSource::Bundle(bad)])
+            .expect_err("clash");
+        assert!(
+            matches!(e, RulesArgError::TableClash { line: 5, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains(":5: table `wan2` = 252: the scenario's `tables:` names table 252 `rt_link2` already"),
+            "{e}"
+        );
     }
 }
 
