@@ -21,7 +21,7 @@ use std::process::Command;
 
 use super::sources::run_program;
 use super::{Backend, InstallError, Loadable};
-use crate::lab::spawn::run_with_input;
+use crate::lab::spawn::{run_with_input, spawn_piped};
 use crate::lab::Lab;
 use crate::model::{Plan, RuleKind};
 
@@ -37,17 +37,19 @@ pub(super) fn baseline(
     node: &str,
     tables: Option<&[u8]>,
 ) -> Result<Baseline, InstallError> {
+    let [routes, rules] = read_all(lab, node, tables, [ROUTES, RULES].map(Some))?;
     Ok(Baseline {
-        routes: lines(&read(
-            lab,
-            node,
-            tables,
-            "ip",
-            &["route", "show", "table", "all"],
-        )?),
-        rules: lines(&read(lab, node, tables, "ip", &["rule", "show"])?),
+        routes: lines(&routes.unwrap_or_default()),
+        rules: lines(&rules.unwrap_or_default()),
     })
 }
+
+/// What is read back, beside `iptables-save`.
+type Read = (&'static str, &'static [&'static str]);
+const ROUTES: Read = ("ip", &["route", "show", "table", "all"]);
+const RULES: Read = ("ip", &["rule", "show"]);
+const NFT: Read = ("nft", &["list", "ruleset"]);
+const IPSET: Read = ("ipset", &["save"]);
 
 /// Runs the installer `line` in `node` (from `cwd`), then reads back what it loaded.
 #[allow(clippy::too_many_arguments)]
@@ -151,7 +153,21 @@ fn read_back(
         Backend::Nft => "iptables-nft-save",
         Backend::Legacy => "iptables-legacy-save",
     };
-    let saved = read(lab, node, tables, save, &[])?;
+    // Read at once: each a process of its own.
+    let have = |tool: &str| crate::model::find_in_path(tool).is_some();
+    let [saved, listed, rules, routes, sets] = read_all(
+        lab,
+        node,
+        tables,
+        [
+            Some((save, &[][..])),
+            have("nft").then_some(NFT),
+            Some(RULES),
+            Some(ROUTES),
+            have("ipset").then_some(IPSET),
+        ],
+    )?;
+    let saved = saved.unwrap_or_default();
     let iptables = iptables_text(&saved);
     let has_rules = |t: &str| {
         t.lines()
@@ -170,8 +186,7 @@ fn read_back(
     if !iptables.is_empty() {
         out.push(loadable(RuleKind::Iptables, shown(save), iptables.clone()));
     }
-    if crate::model::find_in_path("nft").is_some() {
-        let listed = read(lab, node, tables, "nft", &["list", "ruleset"])?;
+    if let Some(listed) = listed {
         let nft_has_rules = || {
             crate::model::find_in_path("iptables-nft-save").is_some()
                 && read(lab, node, tables, "iptables-nft-save", &[])
@@ -191,23 +206,14 @@ fn read_back(
             out.push(loadable(RuleKind::Nft, shown("nft list ruleset"), nft));
         }
     }
-    let rules = new_lines(
-        &read(lab, node, tables, "ip", &["rule", "show"])?,
-        &before.rules,
-    );
-    let routes = new_lines(
-        &read(lab, node, tables, "ip", &["route", "show", "table", "all"])?,
-        &before.routes,
-    );
+    let rules = new_lines(&rules.unwrap_or_default(), &before.rules);
+    let routes = new_lines(&routes.unwrap_or_default(), &before.routes);
     let ip = ip_batch(&rules, &routes);
     if !ip.is_empty() {
         out.push(loadable(RuleKind::Ip, shown("ip rule, ip route"), ip));
     }
-    if crate::model::find_in_path("ipset").is_some() {
-        let sets = read(lab, node, tables, "ipset", &["save"])?;
-        if !sets.trim().is_empty() {
-            out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
-        }
+    if let Some(sets) = sets.filter(|s| !s.trim().is_empty()) {
+        out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
     }
     Ok(out)
 }
@@ -249,6 +255,55 @@ fn read(
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs each of `reads` in `node` at once: what each printed (`None` for a read not asked).
+fn read_all<const N: usize>(
+    lab: &Lab,
+    node: &str,
+    tables: Option<&[u8]>,
+    reads: [Option<Read>; N],
+) -> Result<[Option<String>; N], InstallError> {
+    let spawned = reads.map(|r| {
+        r.map(|(tool, args)| {
+            let mut cmd = Command::new(tool);
+            cmd.args(args);
+            (tool, args, spawn_piped(lab.ns(node), cmd, tables, None))
+        })
+    });
+    // Each is waited for (on this thread: they die with it), its output read in turn.
+    let done = spawned.map(|s| {
+        s.map(|(tool, args, child)| {
+            let out = child.and_then(|mut c| {
+                drop(c.stdin.take());
+                c.wait_with_output()
+            });
+            (tool, args, out)
+        })
+    });
+    let mut out = [(); N].map(|()| None);
+    for (i, d) in done.into_iter().enumerate() {
+        let Some((tool, args, result)) = d else {
+            continue;
+        };
+        let o = result.map_err(|error| InstallError::Spawn {
+            tool,
+            node: node.to_string(),
+            error,
+        })?;
+        if !o.status.success() {
+            return Err(InstallError::Source {
+                shown: format!("`{tool} {}` in node `{node}`", args.join(" ")),
+                msg: format!(
+                    "reading back what the installer loaded: {}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            });
+        }
+        out[i] = Some(String::from_utf8_lossy(&o.stdout).into_owned());
+    }
+    Ok(out)
 }
 
 fn lines(text: &str) -> Vec<String> {
