@@ -19,7 +19,7 @@
 
 use std::process::Command;
 
-use super::sources::run_program;
+use super::sources::{run_program, Program};
 use super::{Backend, InstallError, Loadable};
 use crate::lab::spawn::{run_with_input, spawn_piped};
 use crate::lab::Lab;
@@ -52,7 +52,6 @@ const NFT: Read = ("nft", &["list", "ruleset"]);
 const IPSET: Read = ("ipset", &["save"]);
 
 /// Runs the installer `line` in `node` (from `cwd`), then reads back what it loaded.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn install(
     lab: &Lab,
     plan: &Plan,
@@ -74,16 +73,12 @@ pub(super) fn install(
     let own = crate::lab::spawn::rt_tables(&[]);
     let tables_for_it = tables.unwrap_or(&own);
     let env = [("HARNESS_BACKEND", backend_name(backend))];
-    run_program(
-        lab,
-        node,
+    let program = Program {
         line,
         cwd,
-        &facts,
-        Some(tables_for_it),
-        &env,
-        &failed,
-    )?;
+        env: &env,
+    };
+    run_program(lab, node, &program, &facts, Some(tables_for_it), &failed)?;
     let snapshot = read_back(lab, node, line, tables, backend, &before).map_err(|e| match e {
         Mismatch(said) => failed(said),
         Other(e) => e,

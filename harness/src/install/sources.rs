@@ -83,16 +83,12 @@ pub(super) fn materialize(
                 node: node.to_string(),
                 said,
             };
-            let out = run_program(
-                lab,
-                node,
+            let program = Program {
                 line,
                 cwd,
-                &facts,
-                tables.as_deref(),
-                &[],
-                &failed,
-            )?;
+                env: &[],
+            };
+            let out = run_program(lab, node, &program, &facts, tables.as_deref(), &failed)?;
             let out = String::from_utf8(out)
                 .map_err(|_| failed("its output is not UTF-8 text".into()))?;
             let shown = format!("output of generator `{line}`");
@@ -124,20 +120,26 @@ pub(super) fn materialize(
     Ok(texts)
 }
 
+/// A command line to run in a node, from folder `cwd`, with `env` added to its environment.
+pub(super) struct Program<'a> {
+    pub line: &'a str,
+    pub cwd: &'a Path,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 /// Runs a generator or an installer inside `node`: the topology's facts on its stdin and in
 /// the file named by `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200);
 /// `HARNESS_NODE` names the node. Bounded as [`generator`] says; what it printed on stdout.
-/// `env` is more of its environment; `failed` words a failure (a generator's, an installer's).
+/// `failed` words a failure (a generator's, an installer's).
 pub(super) fn run_program(
     lab: &Lab,
     node: &str,
-    line: &str,
-    cwd: &Path,
+    program: &Program<'_>,
     facts: &str,
     tables: Option<&[u8]>,
-    env: &[(&str, &str)],
     failed: &dyn Fn(String) -> InstallError,
 ) -> Result<Vec<u8>, InstallError> {
+    let Program { line, cwd, env } = *program;
     let memfd =
         nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| failed(e.to_string()))?;
