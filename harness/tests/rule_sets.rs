@@ -177,9 +177,9 @@ fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
     );
 }
 
-/// `harness mutate` on an installer: mutants of its snapshot (iptables-save, ip rule and
-/// routes), loaded as inline rules in its place, fare exactly as the mutants of the rule files
-/// the installer loads: the snapshot holds the same rules.
+/// `harness mutate` on an installer: mutants of its snapshot (iptables-save, nft, ip rule and
+/// routes, ipset), loaded as inline rules in its place, fare exactly as the mutants of the rule
+/// files the installer loads: the snapshot holds the same rules.
 #[test]
 fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
     if !lab_here() {
@@ -204,6 +204,19 @@ fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
             .contains("installer `./install-seed002` (iptables-save):10: dropped state RELATED"),
         "{installed}"
     );
+    // Sets (ipset save, loaded before the iptables rules that match them), nft tables.
+    for (files, installed) in [
+        ("scenarios/pbr/ipset-port.yaml", "ipset-port-install.yaml"),
+        (
+            "scenarios/inbound/router-source-in-source-out-nft.yaml",
+            "nft-install.yaml",
+        ),
+    ] {
+        let (_, files) = harness(&["mutate", files]);
+        let (_, installed) = harness(&["mutate", &format!("{FIXTURES}/{installed}")]);
+        assert!(tally(&files).contains(" 0 invalid"), "{files}");
+        assert_eq!(tally(&installed), tally(&files), "{files}\n{installed}");
+    }
 }
 
 /// `harness diff` runs both installers: the flows that changed uplink are named.

@@ -9,7 +9,7 @@
 //! * `ip rule` and `ip route show table all`, minus what was there before the installer ran
 //!   (what the lab set, and what earlier rule sources loaded), and minus the routes the kernel
 //!   makes for addresses (`proto kernel`, table `local`), as `ip -batch` lines;
-//! * `ipset save`.
+//! * `ipset save` (first: the iptables rules that match a set load only once it exists).
 //!
 //! Each is a [`Loadable`] of its kind, shown as `installer `CMD` (iptables-save)`: text in
 //! the form its tool loads, so that a mutant of it can be loaded in the installer's place.
@@ -164,6 +164,10 @@ fn read_back(
     )?;
     let saved = saved.unwrap_or_default();
     let iptables = iptables_text(&saved);
+    // The sets first: iptables rules that match them load only once they exist.
+    if let Some(sets) = sets.filter(|s| !s.trim().is_empty()) {
+        out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
+    }
     let has_rules = |t: &str| {
         t.lines()
             .any(|l| l.starts_with("-A ") || l.starts_with("-I "))
@@ -206,9 +210,6 @@ fn read_back(
     let ip = ip_batch(&rules, &routes);
     if !ip.is_empty() {
         out.push(loadable(RuleKind::Ip, shown("ip rule, ip route"), ip));
-    }
-    if let Some(sets) = sets.filter(|s| !s.trim().is_empty()) {
-        out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
     }
     Ok(out)
 }
