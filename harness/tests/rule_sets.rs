@@ -204,13 +204,15 @@ fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
             .contains("installer `./install-seed002` (iptables-save):10: dropped state RELATED"),
         "{installed}"
     );
-    // Sets (ipset save, loaded before the iptables rules that match them), nft tables.
+    // Sets (ipset save, loaded before the iptables rules that match them), nft tables,
     for (files, installed) in [
         ("scenarios/pbr/ipset-port.yaml", "ipset-port-install.yaml"),
         (
             "scenarios/inbound/router-source-in-source-out-nft.yaml",
             "nft-install.yaml",
         ),
+        // A sysctl the installer changed, and a multipath default route in the main table.
+        ("scenarios/ecmp/l3-hash.yaml", "sysctl-install.yaml"),
     ] {
         let (_, files) = harness(&["mutate", files]);
         let (_, installed) = harness(&["mutate", &format!("{FIXTURES}/{installed}")]);

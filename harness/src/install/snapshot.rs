@@ -9,11 +9,12 @@
 //! * `ip rule` and `ip route show table all`, minus what was there before the installer ran
 //!   (what the lab set, and what earlier rule sources loaded), and minus the routes the kernel
 //!   makes for addresses (`proto kernel`, table `local`), as `ip -batch` lines;
-//! * `ipset save` (first: the iptables rules that match a set load only once it exists).
+//! * `ipset save` (first: the iptables rules that match a set load only once it exists);
+//! * the `net.*` sysctls whose value it changed (`sysctl -a`, counters left out).
 //!
 //! Each is a [`Loadable`] of its kind, shown as `installer `CMD` (iptables-save)`: text in
 //! the form its tool loads, so that a mutant of it can be loaded in the installer's place.
-//! Sysctls are not read back. The installer finds the run's `--backend` in
+//! The installer finds the run's `--backend` in
 //! `$HARNESS_BACKEND` (`system`, `nft`, `legacy`); rules it loads with the other iptables
 //! than the run reads are an installer error that says so.
 
@@ -29,6 +30,7 @@ use crate::model::{Plan, RuleKind};
 pub(super) struct Baseline {
     routes: Vec<String>,
     rules: Vec<String>,
+    sysctls: Vec<String>,
 }
 
 /// What the lab (and earlier rule sources) left in `node`: read before the installer runs.
@@ -37,10 +39,15 @@ pub(super) fn baseline(
     node: &str,
     tables: Option<&[u8]>,
 ) -> Result<Baseline, InstallError> {
-    let [routes, rules] = read_all(lab, node, tables, [ROUTES, RULES].map(Some))?;
+    let sysctl = crate::model::find_in_path("sysctl")
+        .is_some()
+        .then_some(SYSCTLS);
+    let [routes, rules, sysctls] =
+        read_all(lab, node, tables, [Some(ROUTES), Some(RULES), sysctl])?;
     Ok(Baseline {
         routes: lines(&routes.unwrap_or_default()),
         rules: lines(&rules.unwrap_or_default()),
+        sysctls: lines(&sysctls.unwrap_or_default()),
     })
 }
 
@@ -50,6 +57,7 @@ const ROUTES: Read = ("ip", &["route", "show", "table", "all"]);
 const RULES: Read = ("ip", &["rule", "show"]);
 const NFT: Read = ("nft", &["list", "ruleset"]);
 const IPSET: Read = ("ipset", &["save"]);
+const SYSCTLS: Read = ("sysctl", &["-a", "--pattern", "^net\\."]);
 
 /// Runs the installer `line` in `node` (from `cwd`), then reads back what it loaded.
 pub(super) fn install(
@@ -150,7 +158,7 @@ fn read_back(
     };
     // Read at once: each a process of its own.
     let have = |tool: &str| crate::model::find_in_path(tool).is_some();
-    let [saved, listed, rules, routes, sets] = read_all(
+    let [saved, listed, rules, routes, sets, sysctls] = read_all(
         lab,
         node,
         tables,
@@ -160,6 +168,7 @@ fn read_back(
             Some(RULES),
             Some(ROUTES),
             have("ipset").then_some(IPSET),
+            have("sysctl").then_some(SYSCTLS),
         ],
     )?;
     let saved = saved.unwrap_or_default();
@@ -205,8 +214,12 @@ fn read_back(
             out.push(loadable(RuleKind::Nft, shown("nft list ruleset"), nft));
         }
     }
-    let rules = new_lines(&rules.unwrap_or_default(), &before.rules);
-    let routes = new_lines(&routes.unwrap_or_default(), &before.routes);
+    let rules = changes(&rules.unwrap_or_default(), &before.rules);
+    let routes = changes(&routes.unwrap_or_default(), &before.routes);
+    let sysctls = changed_sysctls(&sysctls.unwrap_or_default(), &before.sysctls);
+    if !sysctls.is_empty() {
+        out.push(loadable(RuleKind::Sysctl, shown("sysctl -a"), sysctls));
+    }
     let ip = ip_batch(&rules, &routes);
     if !ip.is_empty() {
         out.push(loadable(RuleKind::Ip, shown("ip rule, ip route"), ip));
@@ -302,27 +315,62 @@ fn read_all<const N: usize>(
     Ok(out)
 }
 
+/// The entries of a listing, one per line, blanks collapsed; a line that starts with a blank
+/// continues the entry before it (`ip route`'s `nexthop` lines).
 fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let words = l.split_whitespace().collect::<Vec<_>>().join(" ");
+        if words.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if l.starts_with(char::is_whitespace) => {
+                last.push(' ');
+                last.push_str(&words);
+            }
+            _ => out.push(words),
+        }
+    }
+    out
 }
 
-/// The lines of `now` not in `before` (each line of `before` cancels one of `now`).
-fn new_lines(now: &str, before: &[String]) -> Vec<String> {
-    let mut left: Vec<&str> = before.iter().map(String::as_str).collect();
-    lines(now)
+/// The entries of `now` not in `before`, and those of `before` not in `now` (each entry
+/// cancels one equal to it).
+fn changes(now: &str, before: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut gone: Vec<String> = before.to_vec();
+    let new = lines(now)
         .into_iter()
-        .filter(|l| match left.iter().position(|b| b == l) {
+        .filter(|l| match gone.iter().position(|b| b == l) {
             Some(i) => {
-                left.swap_remove(i);
+                gone.remove(i);
                 false
             }
             None => true,
         })
-        .collect()
+        .collect();
+    (new, gone)
+}
+
+/// The `KEY = VALUE` lines of `now` whose key `before` has with another value, as a
+/// sysctl.conf; keys that count (`nf_conntrack_count`) or appeared since (a module's, with
+/// its defaults) are left out.
+fn changed_sysctls(now: &str, before: &[String]) -> String {
+    let key = |l: &str| l.split_once(" = ").map(|(k, _)| k.trim().to_string());
+    let mut out = String::new();
+    for l in lines(now) {
+        let Some(k) = key(&l) else {
+            continue;
+        };
+        if k.ends_with("_count") || before.contains(&l) {
+            continue;
+        }
+        if before.iter().any(|b| key(b).as_deref() == Some(k.as_str())) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// `iptables-save` output without its comment lines (`# Generated by …`, dates).
@@ -371,18 +419,17 @@ fn own_nft_tables(listed: &str, iptables: &str, backend: Backend) -> String {
     out
 }
 
-/// `ip rule` and `ip route` lines as `ip -batch` input: `rule add pref N …`, `route add …`
-/// (routes the kernel makes for addresses left out).
-fn ip_batch(rules: &[String], routes: &[String]) -> String {
-    let mut out = String::new();
-    for r in rules {
-        let Some((pref, rest)) = r.split_once(':') else {
-            continue;
-        };
+/// What changed in `ip rule` and `ip route` as `ip -batch` input: what is gone deleted
+/// first (`rule del pref N …`, `route del …`), then what is new added (`rule add pref N …`,
+/// `route replace …`, which also takes the place of a route of the same destination). Routes
+/// the kernel makes for addresses are left out.
+fn ip_batch(rules: &(Vec<String>, Vec<String>), routes: &(Vec<String>, Vec<String>)) -> String {
+    let rule = |verb: &str, r: &str| {
+        let (pref, rest) = r.split_once(':')?;
         let rest = rest.trim().replace(" lookup ", " table ");
-        out.push_str(&format!("rule add pref {} {rest}\n", pref.trim()));
-    }
-    for r in routes {
+        Some(format!("rule {verb} pref {} {rest}\n", pref.trim()))
+    };
+    let route = |verb: &str, r: &str| {
         let words: Vec<&str> = r.split_whitespace().collect();
         if words.first() == Some(&"local")
             || words.first() == Some(&"broadcast")
@@ -390,15 +437,23 @@ fn ip_batch(rules: &[String], routes: &[String]) -> String {
                 .windows(2)
                 .any(|w| w == ["proto", "kernel"] || w == ["table", "local"])
         {
-            continue;
+            return None;
         }
         let kept: Vec<&str> = words
             .into_iter()
             .filter(|w| !matches!(*w, "linkdown" | "dead" | "offload" | "trap"))
             .collect();
-        out.push_str(&format!("route add {}\n", kept.join(" ")));
-    }
-    out
+        Some(format!("route {verb} {}\n", kept.join(" ")))
+    };
+    let (new_rules, gone_rules) = rules;
+    let (new_routes, gone_routes) = routes;
+    gone_routes
+        .iter()
+        .filter_map(|r| route("del", r))
+        .chain(gone_rules.iter().filter_map(|r| rule("del", r)))
+        .chain(new_rules.iter().filter_map(|r| rule("add", r)))
+        .chain(new_routes.iter().filter_map(|r| route("replace", r)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,22 +462,36 @@ mod tests {
 
     #[test]
     fn routes_and_rules_become_ip_batch_lines() {
-        let rules = vec![
-            "32765:\tfrom all fwmark 0x1 lookup rt_link1".to_string(),
-            "100:\tfrom 10.37.1.253 lookup 1 proto static".to_string(),
-        ];
-        let routes = vec![
-            "default via 10.37.1.254 dev eth1 table rt_link1".to_string(),
-            "10.37.1.0/24 dev eth1 proto kernel scope link src 10.37.1.253".to_string(),
-            "local 10.9.9.9 dev eth1 table local proto kernel scope host src 10.9.9.9".to_string(),
-            "default via 10.37.2.254 dev eth2 table 2 linkdown".to_string(),
-        ];
+        let before = lines(
+            "default via 10.37.1.254 dev eth1\n\
+             10.37.1.0/24 dev eth1 proto kernel scope link src 10.37.1.253\n",
+        );
+        let now = "default\n\tnexthop via 10.37.1.254 dev eth1 weight 1\n\tnexthop via 10.37.2.254 dev eth2 weight 2\n\
+                   10.37.1.0/24 dev eth1 proto kernel scope link src 10.37.1.253\n\
+                   default via 10.37.1.254 dev eth1 table rt_link1\n\
+                   local 10.9.9.9 dev eth1 table local proto kernel scope host src 10.9.9.9\n\
+                   default via 10.37.2.254 dev eth2 table 2 linkdown\n";
+        let rules_before = lines("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
+        let rules_now = "0:\tfrom all lookup local\n100:\tfrom 10.37.1.253 lookup 1 proto static\n32765:\tfrom all fwmark 0x1 lookup rt_link1\n";
         assert_eq!(
-            ip_batch(&rules, &routes),
-            "rule add pref 32765 from all fwmark 0x1 table rt_link1\n\
+            ip_batch(&changes(rules_now, &rules_before), &changes(now, &before)),
+            "route del default via 10.37.1.254 dev eth1\n\
+             rule del pref 32766 from all table main\n\
              rule add pref 100 from 10.37.1.253 table 1 proto static\n\
-             route add default via 10.37.1.254 dev eth1 table rt_link1\n\
-             route add default via 10.37.2.254 dev eth2 table 2\n"
+             rule add pref 32765 from all fwmark 0x1 table rt_link1\n\
+             route replace default nexthop via 10.37.1.254 dev eth1 weight 1 nexthop via 10.37.2.254 dev eth2 weight 2\n\
+             route replace default via 10.37.1.254 dev eth1 table rt_link1\n\
+             route replace default via 10.37.2.254 dev eth2 table 2\n"
+        );
+    }
+
+    #[test]
+    fn only_sysctls_that_changed_are_kept() {
+        let before = lines("net.ipv4.ip_forward = 0\nnet.ipv4.conf.eth1.rp_filter = 2\nnet.netfilter.nf_conntrack_count = 0\n");
+        let now = "net.ipv4.ip_forward = 0\nnet.ipv4.conf.eth1.rp_filter = 0\nnet.netfilter.nf_conntrack_count = 3\nnet.netfilter.nf_conntrack_max = 65536\n";
+        assert_eq!(
+            changed_sysctls(now, &before),
+            "net.ipv4.conf.eth1.rp_filter = 0\n"
         );
     }
 
@@ -431,8 +500,11 @@ mod tests {
         let before = lines("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
         let now = "0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x1 lookup 1\n32766:\tfrom all lookup main\n";
         assert_eq!(
-            new_lines(now, &before),
-            vec!["32765:\tfrom all fwmark 0x1 lookup 1"]
+            changes(now, &before),
+            (
+                vec!["32765: from all fwmark 0x1 lookup 1".to_string()],
+                vec![]
+            )
         );
     }
 
