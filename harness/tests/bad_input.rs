@@ -1306,6 +1306,16 @@ fn hostile_cases() -> Vec<Hostile> {
             says: &["installer `load-rulez-not-installed` is neither a command in PATH"],
         },
         Hostile {
+            name: "rules-unknown-kind",
+            setup: |d| rules_file(d, "load-rules", ""),
+            args: &["--rules", "router=instal:./load-rules", "s.yaml"],
+            at: At::Start("`--rules router=instal:./load-rules`: "),
+            says: &[
+                "`instal:` is no kind of rule source",
+                "NODE=install:COMMAND",
+            ],
+        },
+        Hostile {
             name: "yaml-installer-missing",
             setup: |d| {
                 scen_plus(

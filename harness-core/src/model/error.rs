@@ -243,6 +243,9 @@ pub enum RulesArgError {
         cwd: Option<PathBuf>,
         env_hint: bool,
     },
+    /// `NODE=WORD:…` where WORD is no kind of rule source (`install:` is the one there is).
+    #[error("`--rules {arg}`: `{prefix}:` is no kind of rule source: write NODE=install:COMMAND for an installer, NODE=FILE for a bundle, NODE=COMMAND for a generator")]
+    UnknownPrefix { arg: String, prefix: String },
     /// `NODE=install:COMMAND` whose command cannot run (`msg` says why).
     #[error("`--rules {arg}`: {msg}")]
     Installer { arg: String, msg: String },

@@ -298,6 +298,19 @@ impl RuleSource {
                 let single = !spec.trim().contains(char::is_whitespace);
                 let file_like = first.contains('/')
                     || (single && RULE_FILE_ENDINGS.iter().any(|e| first.ends_with(e)));
+                // `instal:./load`: a kind of rule source misspelt, not a command.
+                if let Some((prefix, _)) = first.split_once(':') {
+                    if !prefix.is_empty()
+                        && prefix.chars().all(|c| c.is_ascii_lowercase())
+                        && !cwd.join(first).exists()
+                        && find_in_path(first).is_none()
+                    {
+                        return Err(RulesArgError::UnknownPrefix {
+                            arg: arg(),
+                            prefix: prefix.to_string(),
+                        });
+                    }
+                }
                 if file_like && !cwd.join(first).exists() {
                     return Err(RulesArgError::NoSuchFile {
                         arg: arg(),
@@ -891,6 +904,8 @@ mod override_tests {
     #[case::builtin("r=printf '*filter\\nCOMMIT\\n'", "command")]
     #[case::assignment("r=X=1 sh -c 'echo $X'", "command")]
     #[case::in_path("r=sh -c 'exit 3'", "command")]
+    #[case::installer("r=install:./gen --all", "installer")]
+    #[case::installer_from_path("r=install: sh -c 'exit 3'", "installer")]
     fn takes(#[case] arg: &str, #[case] what: &str) {
         let d = folder();
         let (node, source) = RuleSource::parse_override(arg, d.path()).expect("taken");
@@ -898,6 +913,7 @@ mod override_tests {
         let got = match source {
             RuleSource::Bundle(_) => "bundle",
             RuleSource::Command { .. } => "command",
+            RuleSource::Install { .. } => "installer",
             _ => "other",
         };
         assert_eq!(got, what);
@@ -912,6 +928,9 @@ mod override_tests {
     #[case::device("r=/dev/null", "`/dev/null` is a character device")]
     #[case::not_in_path("r=gen-rulez-not-installed", "neither a file (looked in")]
     #[case::not_in_path_with_args("r=gen-rulez-not-installed --all", "nor a command in PATH")]
+    #[case::unknown_kind("r=instal:./gen", "`instal:` is no kind of rule source")]
+    #[case::installer_missing("r=install:./gne", "installer `./gne` does not exist")]
+    #[case::installer_empty("r=install: ", "the installer's command is empty")]
     #[case::no_node("=rules.txt", "write NODE=FILE or NODE=COMMAND")]
     #[case::no_spec("r= ", "write NODE=FILE or NODE=COMMAND")]
     fn refuses(#[case] arg: &str, #[case] says: &str) {
