@@ -69,6 +69,11 @@ pub(super) fn install(
     tables: Option<&[u8]>,
     backend: Backend,
 ) -> Result<Vec<Loadable>, InstallError> {
+    // Always a private mount namespace with the node's table names (the kernel's alone when it
+    // has none): an installer that writes iproute2's rt_tables writes a private copy, and
+    // what is read back names no table by a name only the host's rt_tables knows.
+    let own = crate::lab::spawn::rt_tables(&[]);
+    let tables = Some(tables.unwrap_or(&own));
     let before = baseline(lab, node, tables)?;
     let facts = crate::model::facts(&plan.topology, node).to_string();
     let failed = |said: String| InstallError::Installer {
@@ -76,17 +81,13 @@ pub(super) fn install(
         node: node.to_string(),
         said,
     };
-    // Always a private mount namespace: an installer that writes iptables's or iproute2's
-    // files (rt_tables) writes them there, not on the host.
-    let own = crate::lab::spawn::rt_tables(&[]);
-    let tables_for_it = tables.unwrap_or(&own);
     let env = [("HARNESS_BACKEND", backend_name(backend))];
     let program = Program {
         line,
         cwd,
         env: &env,
     };
-    run_program(lab, node, &program, &facts, Some(tables_for_it), &failed)?;
+    run_program(lab, node, &program, &facts, tables, &failed)?;
     let snapshot = read_back(lab, node, line, tables, backend, &before).map_err(|e| match e {
         Mismatch(said) => failed(said),
         Other(e) => e,
