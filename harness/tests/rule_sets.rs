@@ -288,3 +288,31 @@ fn an_installer_is_read_back_with_the_runs_backend() {
         "exit {code}:\n{out}"
     );
 }
+
+/// An installer writes into private copies of /etc, /var and /run and a /tmp of its own
+/// (Shorewall keeps its state in /var/lib/shorewall): nothing it writes reaches the host,
+/// and what is there shows through.
+#[test]
+fn what_an_installer_writes_stays_in_its_namespace() {
+    if !lab_here() {
+        return;
+    }
+    let name = format!("harness-installer-probe-{}", std::process::id());
+    let dirs = ["/etc", "/var/lib", "/var/lock", "/run", "/tmp"];
+    let writes: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("echo x > {d}/{name} && test -s {d}/{name}"))
+        .collect();
+    let arg = format!(
+        "jupiter=install:sh -c 'set -e; test -s /etc/os-release; {}; {FIXTURES}/install-seed002'",
+        writes.join("; ")
+    );
+    let (code, out) = harness(&["run", "--rules", &arg, "scenarios/dual-isp.yaml"]);
+    assert!(code == 0, "exit {code}:\n{out}");
+    for d in dirs {
+        let p = std::path::Path::new(d).join(&name);
+        let there = p.exists();
+        let _ = std::fs::remove_file(&p);
+        assert!(!there, "the installer wrote {} on the host", p.display());
+    }
+}

@@ -86,6 +86,7 @@ pub(super) fn install(
         line,
         cwd,
         env: &env,
+        private: true,
     };
     run_program(lab, node, &program, &facts, tables, &failed)?;
     let snapshot = read_back(lab, node, line, tables, backend, &before).map_err(|e| match e {

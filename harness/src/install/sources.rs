@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{generator, InstallError, Loadable};
-use crate::lab::spawn::{rt_tables, spawn_piped, PASSED_FD};
+use crate::lab::spawn::{rt_tables, spawn_piped_with, PASSED_FD};
 use crate::lab::Lab;
 use crate::model::bundle::{merge_tables, parse_bundle};
 use crate::model::{Plan, RuleSource};
@@ -87,6 +87,7 @@ pub(super) fn materialize(
                 line,
                 cwd,
                 env: &[],
+                private: false,
             };
             let out = run_program(lab, node, &program, &facts, tables.as_deref(), &failed)?;
             let out = String::from_utf8(out)
@@ -125,6 +126,8 @@ pub(super) struct Program<'a> {
     pub line: &'a str,
     pub cwd: &'a Path,
     pub env: &'a [(&'a str, &'a str)],
+    /// Whether it writes into private copies of /etc, /var, /run and /tmp (an installer).
+    pub private: bool,
 }
 
 /// Runs a generator or an installer inside `node`: the topology's facts on its stdin and in
@@ -139,7 +142,12 @@ pub(super) fn run_program(
     tables: Option<&[u8]>,
     failed: &dyn Fn(String) -> InstallError,
 ) -> Result<Vec<u8>, InstallError> {
-    let Program { line, cwd, env } = *program;
+    let Program {
+        line,
+        cwd,
+        env,
+        private,
+    } = *program;
     let memfd =
         nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| failed(e.to_string()))?;
@@ -156,7 +164,8 @@ pub(super) fn run_program(
     let ns = lab.ns(node).clone();
     let tables = tables.map(<[u8]>::to_vec);
     // The memfd moves with the spawn: it must stay open until the generator has its copy.
-    let spawn = move || spawn_piped(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()));
+    let spawn =
+        move || spawn_piped_with(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()), private);
     let ended = generator::run(lab.ns(node), spawn, facts.as_bytes().to_vec(), limits)
         .map_err(|e| failed(e.to_string()))?;
     let (status, stdout, stderr) = match ended {
