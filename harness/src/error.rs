@@ -76,7 +76,8 @@ impl Error {
                 | InstallError::Rejected { .. }
                 | InstallError::Source { .. }
                 | InstallError::Outside(..)
-                | InstallError::Generator { .. } => true,
+                | InstallError::Generator { .. }
+                | InstallError::Installer { .. } => true,
                 InstallError::Spawn { .. } => false,
             },
             Error::Spec(_)
@@ -156,6 +157,11 @@ mod tests {
                 line: "./gen".into(),
                 node: "jupiter".into(),
                 said: "exit status 1".into(),
+            }),
+            rejected(InstallError::Installer {
+                line: "./install".into(),
+                node: "jupiter".into(),
+                said: "exit status 2: shorewall: ERROR: …".into(),
             }),
         ];
         for e in &rules {

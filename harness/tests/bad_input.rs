@@ -1231,6 +1231,126 @@ fn hostile_cases() -> Vec<Hostile> {
             at: At::Line("b.rules", 4),
             says: &["`### iptabels` is no kind of rules"],
         },
+        // `### rt_tables`: lines `ID NAME`, checked as the scenario's `tables:` are.
+        Hostile {
+            name: "rules-bundle-rt-tables-line",
+            setup: |d| {
+                rules_file(
+                    d,
+                    "b.rules",
+                    "### rt_tables\nwan1 1\n### ip\nroute flush cache\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 2),
+            says: &["`wan1` is no table id", "write `ID NAME`"],
+        },
+        Hostile {
+            name: "rules-bundle-rt-tables-kernel-id",
+            setup: |d| {
+                rules_file(
+                    d,
+                    "b.rules",
+                    "### ip\nroute flush cache\n### rt_tables\n# ID NAME\n254 wan1\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 5),
+            says: &["table `wan1` = 254: 0 and 253 to 255 are the kernel's own tables"],
+        },
+        Hostile {
+            name: "rules-bundle-rt-tables-clash",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    tables: { isp1: 7 }\n    files: []\n",
+                )?;
+                write(
+                    d,
+                    "b.rules",
+                    "### rt_tables\n7 wan1\n### ip\nroute flush cache\n",
+                )
+            },
+            args: &["--rules", "router=b.rules", "s.yaml"],
+            at: At::Line("b.rules", 2),
+            says: &[
+                "the scenario's `tables:` names table 7 `isp1` already",
+                "node `router` of s.yaml",
+            ],
+        },
+        // Installers (`install: COMMAND`, `--rules NODE=install:COMMAND`): one that does not
+        // exist is refused before anything is built.
+        Hostile {
+            name: "rules-installer-missing",
+            setup: |d| rules_file(d, "install-rules", ""),
+            args: &["--rules", "router=install:./instal-rules --all", "s.yaml"],
+            at: At::Start("`--rules router=install:./instal-rules --all`: "),
+            says: &["installer `./instal-rules` does not exist (looked in `"],
+        },
+        Hostile {
+            name: "rules-installer-not-executable",
+            setup: |d| rules_file(d, "install-rules", "#!/bin/sh\n"),
+            args: &["--rules", "router=install:./install-rules", "s.yaml"],
+            at: At::Start("`--rules router=install:./install-rules`: "),
+            says: &["installer `./install-rules` is not executable", "chmod +x"],
+        },
+        Hostile {
+            name: "rules-installer-unknown-command",
+            setup: |d| rules_file(d, "x", ""),
+            args: &[
+                "--rules",
+                "router=install:load-rulez-not-installed",
+                "s.yaml",
+            ],
+            at: At::Start("`--rules router=install:load-rulez-not-installed`: "),
+            says: &["installer `load-rulez-not-installed` is neither a command in PATH"],
+        },
+        Hostile {
+            name: "rules-unknown-kind",
+            setup: |d| rules_file(d, "load-rules", ""),
+            args: &["--rules", "router=instal:./load-rules", "s.yaml"],
+            at: At::Start("`--rules router=instal:./load-rules`: "),
+            says: &[
+                "`instal:` is no kind of rule source",
+                "NODE=install:COMMAND",
+            ],
+        },
+        Hostile {
+            name: "yaml-installer-missing",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - install: ./nope --all\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "./nope", 0),
+            says: &["installer `./nope` does not exist"],
+        },
+        Hostile {
+            name: "yaml-installer-and-generator",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - { install: sh, generate: sh }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "{ install", 0),
+            says: &["an entry is either a file, `generate: COMMAND` or `install: COMMAND`"],
+        },
+        Hostile {
+            name: "yaml-rules-unknown-kind",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - instal: ./load-rules\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "instal:", 0),
+            says: &["unknown key `instal`; did you mean `install`?"],
+        },
         Hostile {
             name: "rules-bundle-65mib",
             setup: |d| {

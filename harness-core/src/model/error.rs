@@ -188,6 +188,16 @@ pub enum RulesArgError {
         node: String,
         have: Vec<String>,
     },
+    /// A bundle's `### rt_tables` names a table that clashes with the scenario's `tables:`
+    /// for that node (or an earlier bundle's): `bundle:line` is the line naming it.
+    #[error("{bundle}:{line}: {msg} (node `{node}` of {})", scenario.display())]
+    TableClash {
+        bundle: String,
+        line: usize,
+        msg: String,
+        node: String,
+        scenario: std::path::PathBuf,
+    },
     /// Not `NODE=SPEC` with both parts given.
     #[error(
         "`--rules {arg}`: write NODE=FILE or NODE=COMMAND, e.g. `--rules jupiter=./gen-rules`"
@@ -233,6 +243,12 @@ pub enum RulesArgError {
         cwd: Option<PathBuf>,
         env_hint: bool,
     },
+    /// `NODE=WORD:…` where WORD is no kind of rule source (`install:` is the one there is).
+    #[error("`--rules {arg}`: `{prefix}:` is no kind of rule source: write NODE=install:COMMAND for an installer, NODE=FILE for a bundle, NODE=COMMAND for a generator")]
+    UnknownPrefix { arg: String, prefix: String },
+    /// `NODE=install:COMMAND` whose command cannot run (`msg` says why).
+    #[error("`--rules {arg}`: {msg}")]
+    Installer { arg: String, msg: String },
     /// The first word of `spec` is neither a file in `cwd` nor a command in PATH.
     #[error("`--rules {arg}`: `{first}` is neither a file (looked in `{cwd}`) nor a command in PATH; check the spelling, or give the generator's path (`./{first}`)")]
     NoSuchCommand {

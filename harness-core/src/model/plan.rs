@@ -192,6 +192,10 @@ pub enum RuleSource {
         cwd: PathBuf,
         kind: Option<RuleKind>,
     },
+    /// An installer: a shell command run inside the node like a generator, which loads the
+    /// rules itself (iptables-restore, nft, ip, ipset, sysctl); what it loaded is then read
+    /// back from the node (see `install::snapshot` in the harness crate).
+    Install { line: String, cwd: PathBuf },
     /// Rules held in memory (a mutant of a rule file), shown as `shown` in messages.
     Inline {
         kind: RuleKind,
@@ -206,6 +210,7 @@ impl RuleSource {
         match self {
             RuleSource::File { path, .. } | RuleSource::Bundle(path) => path.display().to_string(),
             RuleSource::Command { line, .. } => format!("generator `{line}`"),
+            RuleSource::Install { line, .. } => format!("installer `{line}`"),
             RuleSource::Inline { shown, .. } => shown.clone(),
         }
     }
@@ -231,6 +236,19 @@ impl RuleSource {
             cwd: cwd.to_path_buf(),
             kind: None,
         };
+        if let Some(line) = spec.trim_start().strip_prefix(INSTALL_PREFIX) {
+            let line = line.trim();
+            if let Some(msg) = installer_problem(line, cwd) {
+                return Err(RulesArgError::Installer { arg: arg(), msg });
+            }
+            return Ok((
+                node.to_string(),
+                RuleSource::Install {
+                    line: line.to_string(),
+                    cwd: cwd.to_path_buf(),
+                },
+            ));
+        }
         let path = cwd.join(spec);
         match std::fs::metadata(&path) {
             Ok(m) => {
@@ -280,6 +298,19 @@ impl RuleSource {
                 let single = !spec.trim().contains(char::is_whitespace);
                 let file_like = first.contains('/')
                     || (single && RULE_FILE_ENDINGS.iter().any(|e| first.ends_with(e)));
+                // `instal:./load`: a kind of rule source misspelt, not a command.
+                if let Some((prefix, _)) = first.split_once(':') {
+                    if !prefix.is_empty()
+                        && prefix.chars().all(|c| c.is_ascii_lowercase())
+                        && !cwd.join(first).exists()
+                        && find_in_path(first).is_none()
+                    {
+                        return Err(RulesArgError::UnknownPrefix {
+                            arg: arg(),
+                            prefix: prefix.to_string(),
+                        });
+                    }
+                }
                 if file_like && !cwd.join(first).exists() {
                     return Err(RulesArgError::NoSuchFile {
                         arg: arg(),
@@ -300,6 +331,44 @@ impl RuleSource {
             }
         }
     }
+}
+
+/// `--rules NODE=install:COMMAND`: the command is an installer.
+pub const INSTALL_PREFIX: &str = "install:";
+
+/// Why an installer's command line cannot run, if it cannot: it is empty, or its first word
+/// names a file that is not there (relative to `cwd`) or not executable, or a command that is
+/// not in PATH.
+pub fn installer_problem(line: &str, cwd: &std::path::Path) -> Option<String> {
+    let Some(first) = line.split_whitespace().next() else {
+        return Some("the installer's command is empty: write `install: COMMAND`, e.g. `install: ./load-rules`".into());
+    };
+    if first.contains('/') {
+        let path = cwd.join(first);
+        let looked = if first.starts_with('/') {
+            String::new()
+        } else {
+            format!(" (looked in `{}`)", cwd.display())
+        };
+        return match path.metadata() {
+            Err(_) => Some(format!(
+                "installer `{first}` does not exist{looked}; check the spelling"
+            )),
+            Ok(m) if !m.is_file() => Some(format!(
+                "installer `{first}` is not a regular file{looked}; name the program that loads the rules"
+            )),
+            Ok(_) if !executable(&path) => Some(format!(
+                "installer `{first}` is not executable{looked}: `chmod +x {first}`, or write `install: sh {first}`"
+            )),
+            Ok(_) => None,
+        };
+    }
+    (!single_command_exists(first)).then(|| {
+        format!(
+            "installer `{first}` is neither a command in PATH nor a file (looked in `{}`); check the spelling, or give its path (`./{first}`)",
+            cwd.display()
+        )
+    })
 }
 
 /// Whether a command line's first word can run: a shell builtin or keyword, anything `sh`
@@ -552,10 +621,12 @@ impl Topology {
 }
 
 impl Plan {
-    /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names.
+    /// Replaces `node`'s rule set with `sources` (from `--rules`), keeping its table names
+    /// and adding those its bundles' `### rt_tables` give.
     ///
     /// # Errors
-    /// [`RulesArgError::NoSuchNode`] when the topology has no node `node`.
+    /// [`RulesArgError::NoSuchNode`] when the topology has no node `node`;
+    /// [`RulesArgError::TableClash`] when a bundle names a table the node names otherwise.
     pub fn override_rules(
         &mut self,
         node: &str,
@@ -568,15 +639,69 @@ impl Plan {
                 have: self.topology.nodes.iter().map(|n| n.name.clone()).collect(),
             });
         }
+        let have: Vec<(String, u32)> = self
+            .rules
+            .iter()
+            .find(|r| r.node == node)
+            .map(|r| r.tables.clone())
+            .unwrap_or_default();
+        let tables = self.check_bundle_tables(node, have, &sources)?;
         match self.rules.iter_mut().find(|r| r.node == node) {
-            Some(r) => r.sources = sources,
+            Some(r) => {
+                r.sources = sources;
+                r.tables = tables;
+            }
             None => self.rules.push(NodeRules {
                 node: node.to_string(),
-                tables: Vec::new(),
+                tables,
                 sources,
             }),
         }
         Ok(())
+    }
+
+    /// Checks that the `### rt_tables` of the bundles among `sources` agree with the
+    /// node's own table names (`have`, the scenario's `tables:`) and with each other: the
+    /// node's table names with theirs (so that a kept lab's shells know them too). A bundle
+    /// that cannot be read or split is left for the installer to report.
+    fn check_bundle_tables(
+        &self,
+        node: &str,
+        mut have: Vec<(String, u32)>,
+        sources: &[RuleSource],
+    ) -> Result<Vec<(String, u32)>, RulesArgError> {
+        let mut by = "the scenario's `tables:`";
+        for source in sources {
+            let RuleSource::Bundle(path) = source else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let Ok(bundle) = super::bundle::parse_bundle(&text) else {
+                continue;
+            };
+            let added = super::bundle::merge_tables(&mut have, &bundle.tables, by).map_err(
+                |(line, msg)| {
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    RulesArgError::TableClash {
+                        bundle: path
+                            .strip_prefix(&cwd)
+                            .unwrap_or(path)
+                            .display()
+                            .to_string(),
+                        line,
+                        msg,
+                        node: node.to_string(),
+                        scenario: self.file.clone(),
+                    }
+                },
+            )?;
+            if added {
+                by = "the scenario's `tables:` or an earlier `### rt_tables`";
+            }
+        }
+        Ok(have)
     }
 
     /// Makes the plan drive `total` flows, scaling every traffic group in proportion and
@@ -698,6 +823,62 @@ mod tests {
 }
 
 #[cfg(test)]
+mod bundle_table_tests {
+    use super::RuleSource;
+    use crate::model::{load, repo_path, RulesArgError};
+
+    /// A bundle's `### rt_tables` join the node's table names; one that clashes with the
+    /// scenario's is refused with the bundle's line.
+    #[test]
+    fn bundle_tables_join_the_nodes_and_clashes_are_refused() {
+        let plan = load(&repo_path("scenarios/dual-isp.yaml")).expect("valid");
+        let d = tempfile::tempdir().expect("tempdir");
+        let good = d.path().join("good.rules");
+        std::fs::write(
+            &good,
+            "### rt_tables\n1 wan1\n251 rt_link1\n### ip\nroute flush cache\n",
+        )
+        .expect("write");
+        let mut p = plan.clone();
+        p.override_rules("jupiter", vec![RuleSource::Bundle(good)])
+            .expect("taken");
+        let tables = &p
+            .rules
+            .iter()
+            .find(|r| r.node == "jupiter")
+            .expect("jupiter")
+            .tables;
+        assert_eq!(
+            tables,
+            &[
+                ("rt_link1".to_string(), 251),
+                ("rt_link2".to_string(), 252),
+                ("wan1".to_string(), 1)
+            ]
+        );
+        let bad = d.path().join("bad.rules");
+        std::fs::write(
+            &bad,
+            "### ip\nroute flush cache\n### rt_tables\n\n252 wan2\n",
+        )
+        .expect("write");
+        let mut p = plan.clone();
+        let e = p
+            .override_rules("jupiter", vec![RuleSource::Bundle(bad)])
+            .expect_err("clash");
+        assert!(
+            matches!(e, RulesArgError::TableClash { line: 5, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains(":5: table `wan2` = 252: the scenario's `tables:` names table 252 `rt_link2` already"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod override_tests {
     use super::RuleSource;
     use rstest::rstest;
@@ -723,6 +904,8 @@ mod override_tests {
     #[case::builtin("r=printf '*filter\\nCOMMIT\\n'", "command")]
     #[case::assignment("r=X=1 sh -c 'echo $X'", "command")]
     #[case::in_path("r=sh -c 'exit 3'", "command")]
+    #[case::installer("r=install:./gen --all", "installer")]
+    #[case::installer_from_path("r=install: sh -c 'exit 3'", "installer")]
     fn takes(#[case] arg: &str, #[case] what: &str) {
         let d = folder();
         let (node, source) = RuleSource::parse_override(arg, d.path()).expect("taken");
@@ -730,6 +913,7 @@ mod override_tests {
         let got = match source {
             RuleSource::Bundle(_) => "bundle",
             RuleSource::Command { .. } => "command",
+            RuleSource::Install { .. } => "installer",
             _ => "other",
         };
         assert_eq!(got, what);
@@ -744,6 +928,9 @@ mod override_tests {
     #[case::device("r=/dev/null", "`/dev/null` is a character device")]
     #[case::not_in_path("r=gen-rulez-not-installed", "neither a file (looked in")]
     #[case::not_in_path_with_args("r=gen-rulez-not-installed --all", "nor a command in PATH")]
+    #[case::unknown_kind("r=instal:./gen", "`instal:` is no kind of rule source")]
+    #[case::installer_missing("r=install:./gne", "installer `./gne` does not exist")]
+    #[case::installer_empty("r=install: ", "the installer's command is empty")]
     #[case::no_node("=rules.txt", "write NODE=FILE or NODE=COMMAND")]
     #[case::no_spec("r= ", "write NODE=FILE or NODE=COMMAND")]
     fn refuses(#[case] arg: &str, #[case] says: &str) {

@@ -209,11 +209,12 @@ pub struct NodeRulesDef {
 }
 
 /// `- iptables: FILE`, `- nft: FILE`, `- ip: FILE`, `- ipset: FILE`, `- sysctl: FILE` or
-/// `- generate: COMMAND` (with `as: KIND`): one file or generator per entry.
+/// `- generate: COMMAND` (with `as: KIND`) or `- install: COMMAND`: one file, generator or
+/// installer per entry.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`"
+    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`; or `generate: COMMAND`, `install: COMMAND`"
 )]
 pub struct RuleFileDef {
     /// An `iptables-restore` file.
@@ -228,6 +229,9 @@ pub struct RuleFileDef {
     pub sysctl: Option<String>,
     /// A generator command; `as:` says what it prints (default: a bundle with `### KIND` headers).
     pub generate: Option<String>,
+    /// An installer command: run inside the node like a generator, it loads the rules itself
+    /// (iptables-restore, nft, ip, ipset, sysctl); the harness then reads back what it loaded.
+    pub install: Option<String>,
     /// What the generator prints: `iptables`, `nft`, `ip`, `ipset` or `sysctl`.
     #[serde(rename = "as")]
     pub as_kind: Option<String>,

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use super::doc::{unknown_name, valid_name, Doc};
-use super::{limits, plan, raw, NodeRules, RuleKind, RuleSource, SpecError, Topology, MAX_TABLE};
+use super::doc::{unknown_name, Doc};
+use super::{limits, plan, raw, NodeRules, RuleKind, RuleSource, SpecError, Topology};
 
 pub(super) fn node_rules(
     doc: &Doc,
@@ -24,15 +24,11 @@ pub(super) fn node_rules(
         let mut tables = Vec::new();
         for (name, id) in def.tables.0 {
             let tpath = format!("{path}.tables.{name}");
-            if !valid_name(&name) || ["local", "main", "default", "unspec"].contains(&name.as_str())
-            {
-                return Err(doc.err_key(&tpath, format!("table name `{name}`: use letters, digits, `-`, `_`; `local`, `main`, `default` are taken")));
+            if let Some(m) = super::bundle::bad_table_name(&name) {
+                return Err(doc.err_key(&tpath, m));
             }
-            if id == 0 || (253..=255).contains(&id) {
-                return Err(doc.err(&tpath, format!("table `{name}` = {id}: 0 and 253 to 255 are the kernel's own tables; pick 1 to 252 or 256 to {MAX_TABLE}")));
-            }
-            if id > MAX_TABLE {
-                return Err(doc.err(&tpath, format!("table `{name}` = {id}: tools do not all read ids above {MAX_TABLE} alike (`ip route show table 4294967295` lists nothing); pick 1 to 252 or 256 to {MAX_TABLE}")));
+            if let Some(m) = super::bundle::bad_table_id(&name, id) {
+                return Err(doc.err(&tpath, m));
             }
             if let Some((other, _)) = tables.iter().find(|(_, i)| *i == id) {
                 return Err(doc.err(&tpath, format!("table `{name}` = {id}: `{other}` is table {id} already; give each name its own number")));
@@ -42,6 +38,36 @@ pub(super) fn node_rules(
         let mut files = Vec::new();
         for (i, f) in def.files.into_iter().enumerate() {
             let fpath = format!("{path}.files[{i}]");
+            // `harness run x.yaml`: the folder is ``, where no command can start.
+            let cwd = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Some(line) = f.install {
+                if f.generate.is_some()
+                    || f.as_kind.is_some()
+                    || f.iptables.is_some()
+                    || f.nft.is_some()
+                    || f.ip.is_some()
+                    || f.ipset.is_some()
+                    || f.sysctl.is_some()
+                {
+                    return Err(doc.err(
+                        &fpath,
+                        "an entry is either a file, `generate: COMMAND` or `install: COMMAND`",
+                    ));
+                }
+                let ipath = format!("{fpath}.install");
+                if let Some(msg) = plan::installer_problem(&line, cwd) {
+                    return Err(doc.err(&ipath, msg));
+                }
+                files.push(RuleSource::Install {
+                    line: line.trim().to_string(),
+                    cwd: cwd.to_path_buf(),
+                });
+                continue;
+            }
             if let Some(line) = f.generate {
                 let kind = match f.as_kind.as_deref() {
                     None => None,
@@ -60,12 +86,6 @@ pub(super) fn node_rules(
                 {
                     return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
                 }
-                // `harness run x.yaml`: the folder is ``, where no command can start.
-                let cwd = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
                 files.push(RuleSource::Command {
                     line,
                     cwd: cwd.to_path_buf(),

@@ -1,5 +1,7 @@
 //! `harness mutate`: scenarios run against mutants of their router's rule files, several at
-//! once; the kill score, and every mutant no expectation noticed.
+//! once; the kill score, and every mutant no expectation noticed. An installer's rules are
+//! mutated as it loaded them: mutants of its snapshot's texts (iptables-save, nft, ip, ipset), loaded (with the rest
+//! of the snapshot) as inline rules in the installer's place.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -66,6 +68,10 @@ fn jobs_for(plan: &Plan, opts: Options) -> Result<Vec<Job>, CliError> {
         return Ok(out);
     };
     for (i, source) in plan.rules[rules].sources.iter().enumerate() {
+        if let RuleSource::Install { line, cwd } = source {
+            out.extend(installer_jobs(plan, &name, rules, i, line, cwd));
+            continue;
+        }
         let RuleSource::File { kind, path } = source else {
             continue;
         };
@@ -96,6 +102,57 @@ fn jobs_for(plan: &Plan, opts: Options) -> Result<Vec<Job>, CliError> {
         }
     }
     Ok(out)
+}
+
+/// The mutants of what installer `line` loaded (its snapshot, taken when the scenario ran
+/// with its own rules): each replaces the installer (source `i` of rule set `rules`) with the
+/// snapshot's texts, loaded as inline rules, its iptables text mutated.
+fn installer_jobs(
+    plan: &Plan,
+    name: &str,
+    rules: usize,
+    i: usize,
+    line: &str,
+    cwd: &std::path::Path,
+) -> Vec<Job> {
+    let node = &plan.rules[rules].node;
+    let Some(snapshot) = crate::install::snapshot::recorded(node, line, cwd) else {
+        return Vec::new();
+    };
+    let inline = |l: &crate::install::Loadable, text: String, shown: String| RuleSource::Inline {
+        kind: l.kind,
+        shown,
+        text,
+    };
+    let mut out = Vec::new();
+    for (k, part) in snapshot.iter().enumerate() {
+        for m in mutants(part.kind, &part.text) {
+            let mut p = plan.clone();
+            let texts: Vec<RuleSource> = snapshot
+                .iter()
+                .enumerate()
+                .map(|(j, l)| {
+                    if j == k {
+                        inline(
+                            l,
+                            m.text.clone(),
+                            format!("{} (mutant: {})", l.shown, m.change),
+                        )
+                    } else {
+                        inline(l, l.text.clone(), l.shown.clone())
+                    }
+                })
+                .collect();
+            p.rules[rules].sources.splice(i..=i, texts);
+            out.push(Job {
+                scenario: name.to_string(),
+                place: format!("{}:{}", part.shown, m.line),
+                mutant: m,
+                plan: p,
+            });
+        }
+    }
+    out
 }
 
 /// Runs every job, `jobs` at once; the results in the queue's order.

@@ -44,6 +44,14 @@ pub enum InstallError {
         node: String,
         said: String,
     },
+    /// An installer could not run, exited with an error (its stderr quoted), ran too long or
+    /// printed too much.
+    #[error("installer `{line}` for node `{node}` failed: {said}")]
+    Installer {
+        line: String,
+        node: String,
+        said: String,
+    },
     /// A tool could not be started in the node (or waited for). The cause is part of the
     /// message, so it is not also a `source` (it would print twice in a chain).
     #[error("running `{tool}` in node `{node}`: {error} (is it installed? apt-get install iptables nftables iproute2 ipset procps)")]

@@ -11,6 +11,7 @@
 //! * `sources`: the texts a rule source stands for (files, bundle sections, generators)
 //! * `load`: one tool loading one text, waited for until its rules are in
 //! * `reject`: a tool's complaint → the rejected line, quoted
+//! * `snapshot`: installers, which load the rules themselves, and what they loaded, read back
 //! * [`commits`]: the kernel's nf_tables commits, seen as they happen
 //! * [`generator`]: a generator bounded: a time limit, an output limit, its own PID namespace
 
@@ -20,6 +21,7 @@ pub mod generator;
 mod load;
 mod reject;
 mod schedule;
+pub mod snapshot;
 mod sources;
 
 use crate::model::RuleKind;

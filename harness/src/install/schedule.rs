@@ -99,7 +99,9 @@ fn install_node(
     wired: &Gate,
     going: std::sync::mpsc::Sender<()>,
 ) -> Result<Installed, InstallError> {
-    let tables = (!rules.tables.is_empty()).then(|| rt_tables(&rules.tables));
+    // The node's table names: the scenario's, then those bundles name (`### rt_tables`).
+    let mut names = rules.tables.clone();
+    let mut tables = (!names.is_empty()).then(|| rt_tables(&names));
     let mut node = NodeInstall {
         going: Some(going),
         watch: None,
@@ -113,6 +115,28 @@ fn install_node(
     let mut at = 0;
     let mut load = || -> Result<(), Failure> {
         for source in &rules.sources {
+            if let RuleSource::Install { line, cwd } = source {
+                // It may load anything: everything before it is in, and the lab is wired.
+                node.settle(NETFILTER)?;
+                node.settle(REST)?;
+                if !node.wired(wired) {
+                    return Ok(());
+                }
+                at += 1;
+                let snapshot = super::snapshot::install(
+                    lab,
+                    plan,
+                    &rules.node,
+                    line,
+                    cwd,
+                    tables.as_deref(),
+                    backend,
+                )
+                .map_err(|e| (at, Box::new(e)))?;
+                let loaded = snapshot.into_iter().map(|l| (rules.node.clone(), l));
+                node.done.loaded.extend(loaded);
+                continue;
+            }
             if matches!(source, RuleSource::Command { .. }) {
                 node.settle(NETFILTER)?;
                 node.settle(REST)?;
@@ -120,7 +144,7 @@ fn install_node(
                     return Ok(());
                 }
             }
-            let texts = materialize(lab, plan, &rules.node, source, tables.as_deref())
+            let texts = materialize(lab, plan, &rules.node, source, &mut names, &mut tables)
                 .map_err(|e| (at + 1, Box::new(e)))?;
             for l in texts {
                 at += 1;

@@ -6,18 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{generator, InstallError, Loadable};
-use crate::lab::spawn::{spawn_piped, PASSED_FD};
+use crate::lab::spawn::{rt_tables, spawn_piped_with, PASSED_FD};
 use crate::lab::Lab;
-use crate::model::bundle::split_bundle;
+use crate::model::bundle::{merge_tables, parse_bundle};
 use crate::model::{Plan, RuleSource};
 
 /// The texts a rule source stands for: a file, the sections of a bundle, a generator's output.
+/// The routing tables a bundle's `### rt_tables` names join `names` (the node's table names:
+/// the scenario's, then earlier bundles'); when they do, `tables` is set to the new rt_tables
+/// file for the tools that load the texts.
 pub(super) fn materialize(
     lab: &Lab,
     plan: &Plan,
     node: &str,
     source: &RuleSource,
-    tables: Option<&[u8]>,
+    names: &mut Vec<(String, u32)>,
+    tables: &mut Option<Vec<u8>>,
 ) -> Result<Vec<Loadable>, InstallError> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| InstallError::Source {
@@ -25,12 +29,28 @@ pub(super) fn materialize(
             msg: e.to_string(),
         })
     };
-    let sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
-        let parts = split_bundle(&text).map_err(|msg| InstallError::Source {
+    let before = names.len();
+    let scenario_names = plan
+        .rules
+        .iter()
+        .find(|r| r.node == node)
+        .map_or(0, |r| r.tables.len());
+    let mut sections = |shown: String, text: String| -> Result<Vec<Loadable>, InstallError> {
+        let bundle = parse_bundle(&text).map_err(|msg| InstallError::Source {
             shown: shown.clone(),
             msg,
         })?;
-        Ok(parts
+        let by = if names.len() > scenario_names {
+            "the scenario's `tables:` or an earlier `### rt_tables`"
+        } else {
+            "the scenario's `tables:`"
+        };
+        merge_tables(names, &bundle.tables, by).map_err(|(line, msg)| InstallError::Source {
+            shown: format!("{shown}:{line}"),
+            msg,
+        })?;
+        Ok(bundle
+            .sections
             .into_iter()
             .map(|(kind, first_line, text)| Loadable {
                 kind,
@@ -40,7 +60,7 @@ pub(super) fn materialize(
             })
             .collect())
     };
-    match source {
+    let texts = match source {
         RuleSource::File { kind, path } => Ok(vec![Loadable {
             kind: *kind,
             shown: display_path(path),
@@ -48,6 +68,8 @@ pub(super) fn materialize(
             text: read(path)?,
         }]),
         RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
+        // An installer loads its rules itself: `schedule` runs it (see `snapshot`).
+        RuleSource::Install { .. } => Ok(Vec::new()),
         RuleSource::Inline { kind, shown, text } => Ok(vec![Loadable {
             kind: *kind,
             shown: shown.clone(),
@@ -56,7 +78,20 @@ pub(super) fn materialize(
         }]),
         RuleSource::Command { line, cwd, kind } => {
             let facts = crate::model::facts(&plan.topology, node).to_string();
-            let out = run_generator(lab, node, line, cwd, &facts, tables)?;
+            let failed = |said: String| InstallError::Generator {
+                line: line.to_string(),
+                node: node.to_string(),
+                said,
+            };
+            let program = Program {
+                line,
+                cwd,
+                env: &[],
+                private: false,
+            };
+            let out = run_program(lab, node, &program, &facts, tables.as_deref(), &failed)?;
+            let out = String::from_utf8(out)
+                .map_err(|_| failed("its output is not UTF-8 text".into()))?;
             let shown = format!("output of generator `{line}`");
             let texts = match kind {
                 Some(k) => vec![Loadable {
@@ -79,24 +114,40 @@ pub(super) fn materialize(
             }
             Ok(texts)
         }
+    }?;
+    if names.len() > before {
+        *tables = Some(rt_tables(names));
     }
+    Ok(texts)
 }
 
-/// Runs a generator inside `node`: the topology's facts on its stdin and in the file named by
-/// `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200); `HARNESS_NODE` names the node.
-fn run_generator(
+/// A command line to run in a node, from folder `cwd`, with `env` added to its environment.
+pub(super) struct Program<'a> {
+    pub line: &'a str,
+    pub cwd: &'a Path,
+    pub env: &'a [(&'a str, &'a str)],
+    /// Whether it writes into private copies of /etc, /var, /run and /tmp (an installer).
+    pub private: bool,
+}
+
+/// Runs a generator or an installer inside `node`: the topology's facts on its stdin and in
+/// the file named by `HARNESS_TOPOLOGY` (an in-memory file, inherited as fd 200);
+/// `HARNESS_NODE` names the node. Bounded as [`generator`] says; what it printed on stdout.
+/// `failed` words a failure (a generator's, an installer's).
+pub(super) fn run_program(
     lab: &Lab,
     node: &str,
-    line: &str,
-    cwd: &Path,
+    program: &Program<'_>,
     facts: &str,
     tables: Option<&[u8]>,
-) -> Result<String, InstallError> {
-    let failed = |msg: String| InstallError::Generator {
-        line: line.to_string(),
-        node: node.to_string(),
-        said: msg,
-    };
+    failed: &dyn Fn(String) -> InstallError,
+) -> Result<Vec<u8>, InstallError> {
+    let Program {
+        line,
+        cwd,
+        env,
+        private,
+    } = *program;
     let memfd =
         nix::sys::memfd::memfd_create(c"harness-topology", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| failed(e.to_string()))?;
@@ -107,12 +158,14 @@ fn run_generator(
         .arg(line)
         .current_dir(cwd)
         .env("HARNESS_TOPOLOGY", format!("/proc/self/fd/{PASSED_FD}"))
-        .env("HARNESS_NODE", node);
+        .env("HARNESS_NODE", node)
+        .envs(env.iter().copied());
     let limits = generator::Limits::current().map_err(failed)?;
     let ns = lab.ns(node).clone();
     let tables = tables.map(<[u8]>::to_vec);
     // The memfd moves with the spawn: it must stay open until the generator has its copy.
-    let spawn = move || spawn_piped(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()));
+    let spawn =
+        move || spawn_piped_with(&ns, cmd, tables.as_deref(), Some(file.as_raw_fd()), private);
     let ended = generator::run(lab.ns(node), spawn, facts.as_bytes().to_vec(), limits)
         .map_err(|e| failed(e.to_string()))?;
     let (status, stdout, stderr) = match ended {
@@ -146,7 +199,7 @@ fn run_generator(
             format!("{status}:\n  {}", said.replace('\n', "\n  "))
         }));
     }
-    String::from_utf8(stdout).map_err(|_| failed("its output is not UTF-8 text".into()))
+    Ok(stdout)
 }
 
 fn display_path(p: &Path) -> String {

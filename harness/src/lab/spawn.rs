@@ -3,6 +3,8 @@
 //! iproute2's rt_tables file holds the lab's table names (nothing on the host changes).
 //! Children die with the thread that spawned them (PR_SET_PDEATHSIG). `install` spawns its
 //! rule tools and generators here; the keeper (`keep`) takes the same private rt_tables.
+//! Installers (the user's programs that load rules themselves) also write into private
+//! copies of /etc, /var and /run, and a /tmp of their own ([`private_writes`]).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -48,15 +50,32 @@ pub fn run_with_input(
 /// Spawns `cmd` in `ns` with its stdin, stdout and stderr piped (see [`spawn_in`]).
 pub fn spawn_piped(
     ns: &Netns,
+    cmd: Command,
+    tables: Option<&[u8]>,
+    pass: Option<RawFd>,
+) -> io::Result<std::process::Child> {
+    spawn_piped_with(ns, cmd, tables, pass, false)
+}
+
+/// [`spawn_piped`], and with `private`, the program writes into private copies of
+/// [`PRIVATE_WRITES`] and a /tmp of its own (see [`private_writes`]): for installers, the
+/// user's programs that load rules, which may keep state in /var/lib, /run or /etc.
+pub fn spawn_piped_with(
+    ns: &Netns,
     mut cmd: Command,
     tables: Option<&[u8]>,
     pass: Option<RawFd>,
+    private: bool,
 ) -> io::Result<std::process::Child> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    spawn_in(ns, cmd, tables, pass)
+    spawn_in_with(ns, cmd, tables, pass, private)
 }
+
+/// The folders an installer writes into private copies of: what it writes there lives in
+/// its mount namespace only (what it reads there is the host's).
+pub const PRIVATE_WRITES: [&CStr; 3] = [c"/etc", c"/var", c"/run"];
 
 /// Writes `input` to the child's stdin and waits for it, reading its output.
 pub fn feed_and_wait(
@@ -83,11 +102,27 @@ pub fn feed_and_wait(
 /// the thread that spawned it.
 pub fn spawn_in(
     ns: &Netns,
-    mut cmd: Command,
+    cmd: Command,
     tables: Option<&[u8]>,
     pass: Option<RawFd>,
 ) -> io::Result<std::process::Child> {
+    spawn_in_with(ns, cmd, tables, pass, false)
+}
+
+/// [`spawn_in`]; with `private`, see [`spawn_piped_with`].
+fn spawn_in_with(
+    ns: &Netns,
+    mut cmd: Command,
+    tables: Option<&[u8]>,
+    pass: Option<RawFd>,
+    private: bool,
+) -> io::Result<std::process::Child> {
     let ns = ns.clone();
+    let overlays = if private {
+        Some(Overlays::new()?)
+    } else {
+        None
+    };
     let tables = match tables {
         None => None,
         Some(bytes) => Some((bytes.to_vec(), rt_tables_path()?)),
@@ -116,6 +151,10 @@ pub fn spawn_in(
             inherit_as(lock_fd, LOCK_FD)?;
             if let Some(fd) = pass {
                 inherit_as(fd, PASSED_FD)?;
+            }
+            // Before rt_tables: an overlay on /etc would hide its bind mount.
+            if let Some(o) = &overlays {
+                private_writes(o)?;
             }
             if let Some((bytes, target)) = &tables {
                 private_rt_tables(bytes, target)?;
@@ -206,6 +245,93 @@ pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
         None::<&CStr>,
     )?;
     umount2(SCRATCH, MntFlags::MNT_DETACH)?;
+    Ok(())
+}
+
+/// What [`private_writes`] mounts, prepared before the fork: for each folder of
+/// [`PRIVATE_WRITES`], its upper and work folders in the scratch tmpfs, and the overlay's
+/// options (plain, and with `userxattr` for a user namespace that needs it).
+pub struct Overlays {
+    each: Vec<(&'static CStr, CString, CString, CString, CString)>,
+}
+
+impl Overlays {
+    fn new() -> io::Result<Overlays> {
+        let c = |s: String| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
+        let mut each = Vec::new();
+        for (i, dir) in PRIVATE_WRITES.iter().enumerate() {
+            let lower = dir.to_str().map_err(io::Error::other)?;
+            let opts = format!("lowerdir={lower},upperdir=/tmp/u{i},workdir=/tmp/w{i}");
+            each.push((
+                *dir,
+                c(format!("/tmp/u{i}"))?,
+                c(format!("/tmp/w{i}"))?,
+                c(opts.clone())?,
+                c(format!("{opts},userxattr"))?,
+            ));
+        }
+        Ok(Overlays { each })
+    }
+}
+
+/// Moves the calling process into a private mount namespace in which each folder of
+/// [`PRIVATE_WRITES`] is an overlay whose writable layer is a tmpfs (the folder's files
+/// show through; what is written stays in the namespace), and /tmp is a tmpfs of its own.
+/// A folder the kernel will not overlay stays as it is.
+/// The scratch tmpfs holding the writable layers is detached: it lives while the overlays
+/// do. Only syscalls on prepared values: safe to call between fork and exec.
+pub fn private_writes(o: &Overlays) -> io::Result<()> {
+    const SCRATCH: &CStr = c"/tmp";
+    unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&CStr>,
+        c"/",
+        None::<&CStr>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&CStr>,
+    )?;
+    mount(
+        Some(c"harness"),
+        SCRATCH,
+        Some(c"tmpfs"),
+        MsFlags::empty(),
+        Some(c"mode=0755"),
+    )?;
+    for (dir, upper, work, opts, userxattr) in &o.each {
+        for d in [upper, work] {
+            // SAFETY: mkdir on a NUL-terminated path.
+            if unsafe { libc::mkdir(d.as_ptr(), 0o755) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let plain = mount(
+            Some(c"overlay"),
+            *dir,
+            Some(c"overlay"),
+            MsFlags::empty(),
+            Some(opts.as_c_str()),
+        );
+        if plain.is_err() {
+            // In a user namespace (rootless), overlayfs wants `userxattr`, and refuses some
+            // folders (/run) outright: those stay the host's, which root of a user namespace
+            // of its own cannot write anyway.
+            let _ = mount(
+                Some(c"overlay"),
+                *dir,
+                Some(c"overlay"),
+                MsFlags::empty(),
+                Some(userxattr.as_c_str()),
+            );
+        }
+    }
+    umount2(SCRATCH, MntFlags::MNT_DETACH)?;
+    mount(
+        Some(c"harness"),
+        SCRATCH,
+        Some(c"tmpfs"),
+        MsFlags::empty(),
+        Some(c"mode=1777"),
+    )?;
     Ok(())
 }
 

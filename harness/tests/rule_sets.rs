@@ -1,0 +1,318 @@
+//! Rule sets as generators make them, gated through `scenarios/dual-isp.yaml` with
+//! `--rules jupiter=…`: a bundle whose `### rt_tables` names its own routing tables, and an
+//! installer (`install:COMMAND`) that loads seed 002's rules itself.
+//!
+//! Each runs the harness binary as the user would. Without namespaces (not root, and no user
+//! namespaces) the tests say so and pass, unless `CI` or `HARNESS_REQUIRE_LAB` asks for a lab.
+
+use std::process::Command;
+
+use harness::model::repo_path;
+
+/// The harness, run from the repository's root: exit code, stdout + stderr.
+fn harness(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Whether labs are sure to build here (root); otherwise the test is not run, unless `CI`
+/// or `HARNESS_REQUIRE_LAB` asks for a lab (then the harness's own rootless mode must do).
+fn lab_here() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let set = |v: String| !matches!(v.trim(), "" | "0" | "false" | "no");
+    let required = match std::env::var("HARNESS_REQUIRE_LAB") {
+        Ok(v) => set(v),
+        Err(_) => std::env::var("CI").is_ok_and(set),
+    };
+    if !required {
+        eprintln!("not root: not run (set HARNESS_REQUIRE_LAB=1 to run rootless)");
+    }
+    required
+}
+
+const FIXTURES: &str = "harness/tests/fixtures/rule-sets";
+
+/// `### rt_tables` names the bundle's own tables (`wan1`, `wan2`, besides the scenario's
+/// `rt_link1`, `rt_link2`): `route add … table wan1` loads, and the gate passes; the twin whose
+/// marks look up each other's table fails, naming the flow and the link.
+#[test]
+fn a_bundle_names_its_own_routing_tables() {
+    if !lab_here() {
+        return;
+    }
+    let good = format!("jupiter={FIXTURES}/named-tables.rules");
+    let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        "exit {code}:\n{out}"
+    );
+    let bad = format!("jupiter={FIXTURES}/named-tables-swapped.rules");
+    let (code, out) = harness(&["gate", "--rules", &bad, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 1
+            && out.contains(
+                "FAIL scenarios/dual-isp.yaml: `alternates` flow 1: left via wan2, expected wan1"
+            ),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// A generator's `### rt_tables` counts as a bundle file's does: a name the scenario gives
+/// another number is refused, naming the generator's line.
+#[test]
+fn a_generators_rt_tables_clash_is_refused_with_its_line() {
+    if !lab_here() {
+        return;
+    }
+    let gen = "jupiter=printf '### rt_tables\\n251 wan1\\n### ip\\nroute flush cache\\n'";
+    let (code, out) = harness(&["run", "--rules", gen, "scenarios/dual-isp.yaml"]);
+    assert!(code != 0, "exit {code}:\n{out}");
+    assert!(
+        out.contains(
+            ":2: table `wan1` = 251: the scenario's `tables:` names table 251 `rt_link1` already"
+        ),
+        "{out}"
+    );
+}
+
+/// An installer loads seed 002's rules itself (iptables-restore, ip -batch): the gate passes,
+/// and `--coverage` reads the counters of the rules it loaded, read back from the node. Its
+/// broken twin (no `rule add fwmark 2`) fails, naming the flow and the link.
+#[test]
+fn an_installer_loads_the_rules_itself_and_coverage_sees_them() {
+    if !lab_here() {
+        return;
+    }
+    let good = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        "exit {code}:\n{out}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--coverage", "--json", "-", "--rules", &good])
+        .arg("scenarios/dual-isp.yaml")
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let hits = json["scenarios"][0]["coverage"]
+        .as_array()
+        .expect("coverage")
+        .clone();
+    let packets = |rule: &str| {
+        hits.iter()
+            .find(|h| h["rule"].as_str().is_some_and(|r| r.contains(rule)))
+            .and_then(|h| h["packets"].as_u64())
+    };
+    for rule in [
+        "--packet 0 -j CONNMARK1",
+        "--packet 1 -j CONNMARK2",
+        "-j RESTOREMARK",
+        "-o eth1 -j SNAT1",
+        "-o eth2 -j SNAT2",
+    ] {
+        assert!(
+            packets(rule).is_some_and(|p| p > 0),
+            "`{rule}` not hit: {hits:#?}"
+        );
+    }
+    let shown = hits[0]["shown"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with("installer `") && shown.ends_with("install-seed002` (iptables-save)"),
+        "{shown}"
+    );
+    let bad = format!("jupiter=install:{FIXTURES}/install-seed002-no-wan2");
+    let (code, out) = harness(&["gate", "--rules", &bad, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 1
+            && out.contains(
+                "FAIL scenarios/dual-isp.yaml: `alternates` flow 2: left via wan1, expected wan2"
+            ),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// An installer that fails is the rule set's error, its stderr quoted.
+#[test]
+fn a_failing_installer_is_quoted() {
+    if !lab_here() {
+        return;
+    }
+    let arg = "jupiter=install:sh -c 'echo cannot load: no wan3 >&2; exit 3'";
+    let (code, out) = harness(&["run", "--rules", arg, "scenarios/dual-isp.yaml"]);
+    assert!(code != 0, "exit {code}:\n{out}");
+    assert!(
+        out.contains("for node `jupiter` failed: exit status: 3:\n  cannot load: no wan3"),
+        "{out}"
+    );
+}
+
+/// `- install: ./install-seed002` in a scenario: it runs from the scenario's folder, and the
+/// scenario passes.
+#[test]
+fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
+    if !lab_here() {
+        return;
+    }
+    let scenario = format!("{FIXTURES}/dual-isp-install.yaml");
+    let (code, out) = harness(&["run", &scenario]);
+    assert!(
+        code == 0 && out.contains("PASS dual-isp-install: 10 flows, all 6 expectations held"),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// `harness mutate` on an installer: mutants of its snapshot (iptables-save, nft, ip rule and
+/// routes, ipset), loaded as inline rules in its place, fare exactly as the mutants of the rule
+/// files the installer loads: the snapshot holds the same rules.
+#[test]
+fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
+    if !lab_here() {
+        return;
+    }
+    let tally = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("mutate: "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (_, files) = harness(&["mutate", "scenarios/dual-isp.yaml"]);
+    let (_, installed) = harness(&["mutate", &format!("{FIXTURES}/dual-isp-install.yaml")]);
+    assert_eq!(
+        tally(&installed),
+        "mutate: 21 mutant runs, 21 distinct mutants: 17 killed, 4 survived, 0 invalid; kill score 81%",
+        "{installed}"
+    );
+    assert_eq!(tally(&installed), tally(&files), "{files}\n{installed}");
+    assert!(
+        installed
+            .contains("installer `./install-seed002` (iptables-save):10: dropped state RELATED"),
+        "{installed}"
+    );
+    // Sets (ipset save, loaded before the iptables rules that match them), nft tables,
+    for (files, installed) in [
+        ("scenarios/pbr/ipset-port.yaml", "ipset-port-install.yaml"),
+        (
+            "scenarios/inbound/router-source-in-source-out-nft.yaml",
+            "nft-install.yaml",
+        ),
+        // A sysctl the installer changed, and a multipath default route in the main table.
+        ("scenarios/ecmp/l3-hash.yaml", "sysctl-install.yaml"),
+    ] {
+        let (_, files) = harness(&["mutate", files]);
+        let (_, installed) = harness(&["mutate", &format!("{FIXTURES}/{installed}")]);
+        assert!(tally(&files).contains(" 0 invalid"), "{files}");
+        assert_eq!(tally(&installed), tally(&files), "{files}\n{installed}");
+    }
+}
+
+/// `harness diff` runs both installers: the flows that changed uplink are named.
+#[test]
+fn diff_of_two_installers_names_the_flows_that_changed() {
+    if !lab_here() {
+        return;
+    }
+    let a = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let b = format!("jupiter=install:{FIXTURES}/install-seed002-no-wan2");
+    let (code, out) = harness(&[
+        "diff",
+        "--rules",
+        &a,
+        "--rules",
+        &b,
+        "scenarios/dual-isp.yaml",
+    ]);
+    let changed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("flow "))
+        .map(|l| l.trim().split(':').next().unwrap_or(""))
+        .collect();
+    assert!(
+        code == 1 && changed == ["flow 2", "flow 4", "flow 6", "flow 8"],
+        "exit {code}:\n{out}"
+    );
+}
+
+/// Under `--backend legacy` the installer finds `legacy` in `$HARNESS_BACKEND` and loads
+/// with iptables-legacy-restore: the snapshot is read with iptables-legacy-save, and coverage
+/// counts its rules. An installer that loads with iptables-nft instead is told so.
+#[test]
+fn an_installer_is_read_back_with_the_runs_backend() {
+    if !lab_here() || harness::model::find_in_path("iptables-legacy-restore").is_none() {
+        return;
+    }
+    let good = format!("jupiter=install:{FIXTURES}/install-seed002");
+    let (code, out) = harness(&[
+        "run",
+        "--backend",
+        "legacy",
+        "--coverage",
+        "--rules",
+        &good,
+        "scenarios/dual-isp.yaml",
+    ]);
+    assert!(
+        code == 0 && out.contains("coverage: 12 of 12 iptables rules hit"),
+        "exit {code}:\n{out}"
+    );
+    if harness::model::find_in_path("iptables-nft").is_none() {
+        return;
+    }
+    let wrong = "jupiter=install:iptables-nft -t mangle -A PREROUTING -j ACCEPT";
+    let (code, out) = harness(&[
+        "run",
+        "--backend",
+        "legacy",
+        "--rules",
+        wrong,
+        "scenarios/dual-isp.yaml",
+    ]);
+    assert!(
+        code != 0
+            && out.contains("it loaded iptables rules with iptables-nft, but this run reads `iptables-legacy-save`"),
+        "exit {code}:\n{out}"
+    );
+}
+
+/// An installer writes into private copies of /etc, /var and /run and a /tmp of its own
+/// (Shorewall keeps its state in /var/lib/shorewall): nothing it writes reaches the host,
+/// and what is there shows through.
+#[test]
+fn what_an_installer_writes_stays_in_its_namespace() {
+    if !lab_here() {
+        return;
+    }
+    let name = format!("harness-installer-probe-{}", std::process::id());
+    let dirs = ["/etc", "/var/lib", "/var/lock", "/run", "/tmp"];
+    let writes: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("echo x > {d}/{name} && test -s {d}/{name}"))
+        .collect();
+    let arg = format!(
+        "jupiter=install:sh -c 'set -e; test -s /etc/os-release; {}; {FIXTURES}/install-seed002'",
+        writes.join("; ")
+    );
+    let (code, out) = harness(&["run", "--rules", &arg, "scenarios/dual-isp.yaml"]);
+    assert!(code == 0, "exit {code}:\n{out}");
+    for d in dirs {
+        let p = std::path::Path::new(d).join(&name);
+        let there = p.exists();
+        let _ = std::fs::remove_file(&p);
+        assert!(!there, "the installer wrote {} on the host", p.display());
+    }
+}
