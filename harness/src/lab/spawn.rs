@@ -70,6 +70,11 @@ pub fn spawn_piped_with(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if private {
+        // Its /tmp is its own, empty: a TMPDIR inherited from the harness's caller names a
+        // folder that is not there.
+        cmd.env("TMPDIR", "/tmp");
+    }
     spawn_in_with(ns, cmd, tables, pass, private)
 }
 
