@@ -204,13 +204,13 @@ pub fn rt_tables_path() -> io::Result<CString> {
     cstr(Path::new(target))
 }
 
-/// Moves the calling process into a private mount namespace in which `bytes` are iproute2's
-/// rt_tables file (at `target`): a tmpfs is mounted over /tmp, the file written into it and
-/// bound over rt_tables, and the tmpfs detached. Only syscalls on prepared values: safe to
-/// call between fork and exec.
-pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
-    const SCRATCH: &CStr = c"/tmp";
-    const FILE: &CStr = c"/tmp/rt_tables";
+/// Where [`private_scratch`] mounts its tmpfs.
+const SCRATCH: &CStr = c"/tmp";
+
+/// A private mount namespace for the calling process (nothing it mounts propagates back), with
+/// a tmpfs mounted over /tmp (`opts`) as scratch space. Only syscalls on prepared values: safe
+/// between fork and exec.
+fn private_scratch(opts: &CStr) -> io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS)?;
     mount(
         None::<&CStr>,
@@ -224,8 +224,18 @@ pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
         SCRATCH,
         Some(c"tmpfs"),
         MsFlags::empty(),
-        Some(c"size=64k,mode=0755"),
+        Some(opts),
     )?;
+    Ok(())
+}
+
+/// Moves the calling process into a private mount namespace in which `bytes` are iproute2's
+/// rt_tables file (at `target`): a tmpfs is mounted over /tmp, the file written into it and
+/// bound over rt_tables, and the tmpfs detached. Only syscalls on prepared values: safe to
+/// call between fork and exec.
+pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
+    const FILE: &CStr = c"/tmp/rt_tables";
+    private_scratch(c"size=64k,mode=0755")?;
     // SAFETY: open/write/close on a NUL-terminated path and a live buffer.
     unsafe {
         let fd = libc::open(
@@ -286,22 +296,7 @@ impl Overlays {
 /// The scratch tmpfs holding the writable layers is detached: it lives while the overlays
 /// do. Only syscalls on prepared values: safe to call between fork and exec.
 pub fn private_writes(o: &Overlays) -> io::Result<()> {
-    const SCRATCH: &CStr = c"/tmp";
-    unshare(CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&CStr>,
-        c"/",
-        None::<&CStr>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&CStr>,
-    )?;
-    mount(
-        Some(c"harness"),
-        SCRATCH,
-        Some(c"tmpfs"),
-        MsFlags::empty(),
-        Some(c"mode=0755"),
-    )?;
+    private_scratch(c"mode=0755")?;
     for (dir, upper, work, opts, userxattr) in &o.each {
         for d in [upper, work] {
             // SAFETY: mkdir on a NUL-terminated path.
