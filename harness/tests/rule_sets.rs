@@ -289,9 +289,9 @@ fn an_installer_is_read_back_with_the_runs_backend() {
     );
 }
 
-/// An installer writes into private copies of /etc, /var and /run and a /tmp of its own
-/// (Shorewall keeps its state in /var/lib/shorewall): nothing it writes reaches the host,
-/// and what is there shows through.
+/// An installer writes into private copies of /etc, /var, /run and /tmp (Shorewall keeps its
+/// state in /var/lib/shorewall): nothing it writes reaches the host, and what is there shows
+/// through.
 #[test]
 fn what_an_installer_writes_stays_in_its_namespace() {
     if !lab_here() {
@@ -315,4 +315,37 @@ fn what_an_installer_writes_stays_in_its_namespace() {
         let _ = std::fs::remove_file(&p);
         assert!(!there, "the installer wrote {} on the host", p.display());
     }
+}
+
+/// An installer kept under /tmp (a repository cloned there, a CI job's checkout) runs from its
+/// folder as anywhere else: /tmp is overlaid, not replaced, and the installer's working folder
+/// is entered through the overlay, so what it writes there stays in its namespace too.
+#[test]
+fn an_installer_under_tmp_runs_from_its_folder_and_writes_nothing_there() {
+    if !lab_here() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("harness-installer-in-tmp")
+        .tempdir_in("/tmp")
+        .expect("a folder under /tmp");
+    let fixtures = repo_path(FIXTURES);
+    let script = dir.path().join("install");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nset -eu\ncd \"$(dirname \"$0\")\"\ntest -x ./install\necho x > written-here\nexec {}/install-seed002\n",
+            fixtures.display()
+        ),
+    )
+    .expect("writing the installer");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let arg = format!("jupiter=install:{}", script.display());
+    let (code, out) = harness(&["run", "--rules", &arg, "scenarios/dual-isp.yaml"]);
+    assert!(code == 0, "exit {code}:\n{out}");
+    assert!(
+        !dir.path().join("written-here").exists(),
+        "the installer's write in its own folder reached the host"
+    );
 }

@@ -4,7 +4,7 @@
 //! Children die with the thread that spawned them (PR_SET_PDEATHSIG). `install` spawns its
 //! rule tools and generators here; the keeper (`keep`) takes the same private rt_tables.
 //! Installers (the user's programs that load rules themselves) also write into private
-//! copies of /etc, /var and /run, and a /tmp of their own ([`private_writes`]).
+//! copies of /etc, /var, /run and /tmp, and a /dev/shm of their own ([`private_writes`]).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -58,7 +58,7 @@ pub fn spawn_piped(
 }
 
 /// [`spawn_piped`], and with `private`, the program writes into private copies of
-/// [`PRIVATE_WRITES`] and a /tmp of its own (see [`private_writes`]): for installers, the
+/// [`PRIVATE_WRITES`] (see [`private_writes`]): for installers, the
 /// user's programs that load rules, which may keep state in /var/lib, /run or /etc.
 pub fn spawn_piped_with(
     ns: &Netns,
@@ -71,8 +71,8 @@ pub fn spawn_piped_with(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if private {
-        // Its /tmp is its own, empty: a TMPDIR inherited from the harness's caller names a
-        // folder that is not there.
+        // Temporary files in its private /tmp, not where the harness's caller keeps them (a
+        // TMPDIR outside the overlaid folders would take its writes to the host).
         cmd.env("TMPDIR", "/tmp");
     }
     spawn_in_with(ns, cmd, tables, pass, private)
@@ -80,7 +80,7 @@ pub fn spawn_piped_with(
 
 /// The folders an installer writes into private copies of: what it writes there lives in
 /// its mount namespace only (what it reads there is the host's).
-pub const PRIVATE_WRITES: [&CStr; 3] = [c"/etc", c"/var", c"/run"];
+pub const PRIVATE_WRITES: [&CStr; 4] = [c"/etc", c"/var", c"/run", c"/tmp"];
 
 /// Writes `input` to the child's stdin and waits for it, reading its output.
 pub fn feed_and_wait(
@@ -99,7 +99,7 @@ pub fn feed_and_wait(
 
 /// Spawns `cmd` inside `node`'s namespace. With `tables`, the command also gets a private
 /// mount namespace in which those bytes are iproute2's rt_tables file: a tmpfs is mounted over
-/// /tmp there, the file written into it and bound over rt_tables, and the tmpfs detached. The
+/// /dev/shm there, the file written into it and bound over rt_tables, and the tmpfs detached. The
 /// file lives only in that mount namespace, so nothing is left on disk whatever ends the run.
 /// With `pass`, that fd is the program's [`PASSED_FD`].
 ///
@@ -124,7 +124,7 @@ fn spawn_in_with(
 ) -> io::Result<std::process::Child> {
     let ns = ns.clone();
     let overlays = if private {
-        Some(Overlays::new()?)
+        Some(Overlays::new(cmd.get_current_dir())?)
     } else {
         None
     };
@@ -204,11 +204,12 @@ pub fn rt_tables_path() -> io::Result<CString> {
     cstr(Path::new(target))
 }
 
-/// Where [`private_scratch`] mounts its tmpfs.
-const SCRATCH: &CStr = c"/tmp";
+/// Where [`private_scratch`] mounts its tmpfs: a folder every Linux system has that no tool
+/// reads a path from (not /tmp, which may hold the scenario, the rules, the installer).
+const SCRATCH: &CStr = c"/dev/shm";
 
 /// A private mount namespace for the calling process (nothing it mounts propagates back), with
-/// a tmpfs mounted over /tmp (`opts`) as scratch space. Only syscalls on prepared values: safe
+/// a tmpfs mounted over [`SCRATCH`] (`opts`) as scratch space. Only syscalls on prepared values: safe
 /// between fork and exec.
 fn private_scratch(opts: &CStr) -> io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS)?;
@@ -230,11 +231,11 @@ fn private_scratch(opts: &CStr) -> io::Result<()> {
 }
 
 /// Moves the calling process into a private mount namespace in which `bytes` are iproute2's
-/// rt_tables file (at `target`): a tmpfs is mounted over /tmp, the file written into it and
+/// rt_tables file (at `target`): a tmpfs is mounted over /dev/shm, the file written into it and
 /// bound over rt_tables, and the tmpfs detached. Only syscalls on prepared values: safe to
 /// call between fork and exec.
 pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
-    const FILE: &CStr = c"/tmp/rt_tables";
+    const FILE: &CStr = c"/dev/shm/rt_tables";
     private_scratch(c"size=64k,mode=0755")?;
     // SAFETY: open/write/close on a NUL-terminated path and a live buffer.
     unsafe {
@@ -267,42 +268,68 @@ pub fn private_rt_tables(bytes: &[u8], target: &CStr) -> io::Result<()> {
 /// [`PRIVATE_WRITES`], its upper and work folders in the scratch tmpfs, and the overlay's
 /// options (plain, and with `userxattr` for a user namespace that needs it).
 pub struct Overlays {
-    each: Vec<(&'static CStr, CString, CString, CString, CString)>,
+    /// (folder, upper, work, options, options for a user namespace, the folder's mode)
+    each: Vec<(
+        &'static CStr,
+        CString,
+        CString,
+        CString,
+        CString,
+        libc::mode_t,
+    )>,
+    /// The program's working folder, entered again once the overlays are mounted: the one it
+    /// was given names the folder beneath them, where its writes would reach the host.
+    cwd: Option<CString>,
 }
 
 impl Overlays {
-    fn new() -> io::Result<Overlays> {
+    fn new(cwd: Option<&Path>) -> io::Result<Overlays> {
         let c = |s: String| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
         let mut each = Vec::new();
         for (i, dir) in PRIVATE_WRITES.iter().enumerate() {
             let lower = dir.to_str().map_err(io::Error::other)?;
-            let opts = format!("lowerdir={lower},upperdir=/tmp/u{i},workdir=/tmp/w{i}");
+            let (upper, work) = (format!("/dev/shm/u{i}"), format!("/dev/shm/w{i}"));
+            let opts = format!("lowerdir={lower},upperdir={upper},workdir={work}");
+            // The overlay's top shows its upper folder's mode: /tmp's 1777 must stay 1777.
+            let mode = std::fs::metadata(lower).map_or(0o755, |m| {
+                std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+            });
             each.push((
                 *dir,
-                c(format!("/tmp/u{i}"))?,
-                c(format!("/tmp/w{i}"))?,
+                c(upper)?,
+                c(work)?,
                 c(opts.clone())?,
                 c(format!("{opts},userxattr"))?,
+                mode as libc::mode_t,
             ));
         }
-        Ok(Overlays { each })
+        let cwd = match cwd {
+            Some(p) => Some(cstr(&std::path::absolute(p)?)?),
+            None => None,
+        };
+        Ok(Overlays { each, cwd })
     }
 }
 
 /// Moves the calling process into a private mount namespace in which each folder of
 /// [`PRIVATE_WRITES`] is an overlay whose writable layer is a tmpfs (the folder's files
-/// show through; what is written stays in the namespace), and /tmp is a tmpfs of its own.
-/// A folder the kernel will not overlay stays as it is.
+/// show through; what is written stays in the namespace), /dev/shm is a tmpfs of its own, and
+/// the working folder is entered again through the overlays (a repository under /tmp stays
+/// where it was). A folder the kernel will not overlay stays as it is.
 /// The scratch tmpfs holding the writable layers is detached: it lives while the overlays
 /// do. Only syscalls on prepared values: safe to call between fork and exec.
 pub fn private_writes(o: &Overlays) -> io::Result<()> {
     private_scratch(c"mode=0755")?;
-    for (dir, upper, work, opts, userxattr) in &o.each {
+    for (dir, upper, work, opts, userxattr, mode) in &o.each {
         for d in [upper, work] {
             // SAFETY: mkdir on a NUL-terminated path.
             if unsafe { libc::mkdir(d.as_ptr(), 0o755) } != 0 {
                 return Err(io::Error::last_os_error());
             }
+        }
+        // SAFETY: chmod on a NUL-terminated path (mkdir's mode is cut by the umask).
+        if unsafe { libc::chmod(upper.as_ptr(), *mode) } != 0 {
+            return Err(io::Error::last_os_error());
         }
         let plain = mount(
             Some(c"overlay"),
@@ -332,6 +359,12 @@ pub fn private_writes(o: &Overlays) -> io::Result<()> {
         MsFlags::empty(),
         Some(c"mode=1777"),
     )?;
+    if let Some(cwd) = &o.cwd {
+        // SAFETY: chdir on a NUL-terminated path.
+        if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     Ok(())
 }
 
