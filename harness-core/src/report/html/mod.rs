@@ -132,7 +132,8 @@ pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
 }
 
 /// [`page_with`], and after the others the scenarios `harness gate` skipped, each with a
-/// `skipped` badge and why; the heading counts them (`, 1 skipped`) when there are any.
+/// `skipped` badge and why. When there are any, the heading counts them apart: `1 FAILED, 1
+/// skipped`, `all run as expected, 1 skipped`, or `1 skipped` alone when nothing ran.
 pub fn page_gated(all: &[Scenario], not_loaded: &[NotLoaded], skipped: &[Skipped]) -> String {
     let mut order: Vec<(usize, &Scenario)> = all.iter().enumerate().collect();
     order.sort_by_key(|(_, sc)| sc.verdict.outcome.ok());
@@ -143,13 +144,16 @@ pub fn page_gated(all: &[Scenario], not_loaded: &[NotLoaded], skipped: &[Skipped
         .chain(all.iter().map(|sc| sc.verdict.scenario.as_str()))
         .chain(skipped.iter().map(|k| k.plan.name.as_str()))
         .collect();
-    let mut verdict = if bad == 0 {
-        "all as expected".to_string()
-    } else {
-        format!("{bad} FAILED")
+    let ran = names.len() - skipped.len();
+    let mut verdict = match (bad, skipped.len()) {
+        (0, 0) => "all as expected".to_string(),
+        (0, _) if ran == 0 => String::new(),
+        (0, _) => "all run as expected".to_string(),
+        _ => format!("{bad} FAILED"),
     };
     if !skipped.is_empty() {
-        let _ = write!(verdict, ", {} skipped", skipped.len());
+        let sep = if verdict.is_empty() { "" } else { ", " };
+        let _ = write!(verdict, "{sep}{} skipped", skipped.len());
     }
     let mut s = String::new();
     let _ = write!(

@@ -252,6 +252,18 @@ fn a_skipped_scenario_is_listed_last_with_why() {
     assert!(html.contains(
         "<h2><span class=\"badge skipped\">skipped</span> dual-isp-no-restore</h2>\n<p class=\"summary\">Not run: declared broken (it tests the harness, not the rules). It counts neither as passed nor as failed.</p>"
     ));
+    let alone = page_gated(
+        &[],
+        &[],
+        &[Skipped {
+            plan: &twin,
+            reason: "declared broken (it tests the harness, not the rules)",
+        }],
+    );
+    assert!(
+        alone.contains("<h1>harness: 1 scenario, 1 skipped</h1>"),
+        "nothing ran, so nothing was as expected: {alone}"
+    );
     assert_eq!(
         page_with(&[], &[]),
         page_gated(&[], &[], &[]),
