@@ -3,9 +3,10 @@
 //! header), and JSON that passes the results schema, `schema/results.schema.json`, for a
 //! scenario that passes (with `--coverage`), one declared broken that breaks as declared, one
 //! that breaks for real (seed 002 without its `--restore-mark` line) and a twin declared broken
-//! whose expectations hold. `harness gate` writes the same files: over two scenarios where a
-//! tool rejects one's rules and the other's pass, an `<error>` testcase, a passing suite, and
-//! JSON with no verdict for the first; the gate goes on and exits 1. Where namespaces cannot
+//! whose expectations hold. `harness gate` writes the same files: over three scenarios where a
+//! tool rejects one's rules, one is declared broken (skipped) and the third's rules pass, an
+//! `<error>` testcase, a suite of one `<skipped>` testcase, a passing suite, and JSON with no
+//! verdict for the first two (`error`, `skipped`); the gate goes on and exits 1. Where namespaces cannot
 //! be created, or xmllint is missing, the trials are ignored, not passed (under `CI=true`
 //! they fail: tests/common/mod.rs).
 
@@ -305,9 +306,10 @@ fn rejected_for_three_uplinks(dir: &Path) -> Result<String, Failed> {
     Ok(path.display().to_string())
 }
 
-/// `harness gate` over two scenarios, the first with rules iptables-restore rejects, the
-/// second with rules that pass: it goes on past the first, says `FAIL` with the tool's words,
-/// exits 1, ends with the tally, and writes both to every result file.
+/// `harness gate` over three scenarios, the first with rules iptables-restore rejects, the
+/// second declared broken (skipped: it tests the harness), the third with rules that pass: it
+/// goes on past the first, says `FAIL` with the tool's words and `skip` with why, exits 1, ends
+/// with the tally, and writes all three to every result file, the skipped one as skipped.
 fn gate_rejected_then_passing() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (xml, json, html) = (
@@ -328,6 +330,7 @@ fn gate_rejected_then_passing() -> Result<(), Failed> {
         .arg(&html)
         .args([
             "scenarios/nth/three-uplinks.yaml",
+            "scenarios/dual-isp-no-restore.yaml",
             "scenarios/dual-isp.yaml",
         ])
         .current_dir(repo_path(""))
@@ -346,13 +349,16 @@ fn gate_rejected_then_passing() -> Result<(), Failed> {
     if out.status.code() != Some(1) {
         return Err(format!("expected exit 1: {}", said()).into());
     }
-    if stdout.lines().last() != Some("gate: 1 passed, 1 failed, 0 skipped") {
+    if stdout.lines().last() != Some("gate: 1 passed, 1 failed, 1 skipped") {
         return Err(format!("the tally is not the last line on stdout: {}", said()).into());
     }
     if !stdout.contains(
         "FAIL scenarios/nth/three-uplinks.yaml: the rules did not load: output of generator",
     ) || !stdout.contains("-A FORWARD -j NOSUCHTARGET")
         || !stdout.contains("PASS scenarios/dual-isp.yaml")
+        || !stdout.contains(&format!(
+            "skip scenarios/dual-isp-no-restore.yaml: {DECLARED}"
+        ))
     {
         return Err(format!("the gate's lines: {}", said()).into());
     }
@@ -361,14 +367,18 @@ fn gate_rejected_then_passing() -> Result<(), Failed> {
         text.matches("<testsuite ").count(),
         text.matches("<error message=").count(),
         text.matches("<failure ").count(),
+        text.matches("<skipped ").count(),
     );
-    if found != (2, 1, 0)
+    if found != (3, 1, 0, 1)
         || !text.contains("<testcase classname=\"three-uplinks\" name=\"rules load on jupiter\"")
         || !text.contains("type=\"rules\">output of generator")
+        || !text.contains("<testsuite name=\"dual-isp-no-restore\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\"")
+        || !text.contains(&format!("<skipped message=\"{DECLARED}\"/>"))
         || !text.contains("<testsuite name=\"dual-isp\" tests=\"6\" failures=\"0\" errors=\"0\"")
     {
         return Err(format!(
-            "expected 2 testsuites, 1 error (three-uplinks), 0 failures, found {found:?}:\n{text}"
+            "expected 3 testsuites, 1 error (three-uplinks), 0 failures, 1 skipped \
+             (dual-isp-no-restore), found {found:?}:\n{text}"
         )
         .into());
     }
@@ -378,19 +388,31 @@ fn gate_rejected_then_passing() -> Result<(), Failed> {
     if !(s[0]["passed"] == false
         && s[0]["verdict"].is_null()
         && error.contains("iptables-restore rejected this line on node `jupiter`")
-        && s[1]["passed"] == true
-        && s[1]["verdict"]["outcome"]["state"] == "pass")
+        && s[1]["passed"] == false
+        && s[1]["verdict"].is_null()
+        && s[1]["skipped"] == DECLARED
+        && s[1]["file"] == "scenarios/dual-isp-no-restore.yaml"
+        && s[2]["passed"] == true
+        && s[2].get("skipped").is_none()
+        && s[2]["verdict"]["outcome"]["state"] == "pass")
     {
-        return Err(format!("the JSON: {:#}", doc["scenarios"][0]).into());
+        return Err(format!("the JSON: {:#}", doc["scenarios"]).into());
     }
     let page = std::fs::read_to_string(&html).map_err(|e| e.to_string())?;
     if !page.contains("FAIL: rules not loaded</span> three-uplinks</h2>")
-        || !page.contains("<h1>harness: 2 scenarios, 1 FAILED</h1>")
+        || !page.contains("<h1>harness: 3 scenarios, 1 FAILED, 1 skipped</h1>")
+        || !page.contains("<span class=\"badge skipped\">skipped</span> dual-isp-no-restore</h2>")
     {
-        return Err("the HTML page does not show the rules that did not load".into());
+        return Err(
+            "the HTML page does not show the rules that did not load, or the skipped scenario"
+                .into(),
+        );
     }
     Ok(())
 }
+
+/// Why the gate skips a scenario declared broken, as its `skip` line and the files say it.
+const DECLARED: &str = "declared broken (it tests the harness, not the rules)";
 
 /// `gate --json -`: the JSON alone on stdout, passing the schema; the gate's lines and the
 /// tally, last, on stderr.
@@ -435,7 +457,7 @@ fn main() -> ExitCode {
         .chain([
             common::Needs::lab().trial("json to stdout: nothing else there", json_to_stdout),
             needs.trial(
-                "gate: rules a tool rejects fail their scenario, the gate goes on",
+                "gate: rules a tool rejects fail their scenario, the gate goes on; a skipped one is in the files",
                 gate_rejected_then_passing,
             ),
             common::Needs::lab().trial(

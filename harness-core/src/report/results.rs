@@ -35,6 +35,14 @@ pub enum Judgement<'a> {
         /// Why, in the words the terminal uses (every line of it).
         error: &'a str,
     },
+    /// Not run: `harness gate` skips a scenario declared broken (it tests the harness, not the
+    /// rules) and one whose topology lacks the node `--rules` names. Neither passed nor failed.
+    Skipped {
+        /// The scenario's name.
+        scenario: &'a str,
+        /// Why it was not run, as the terminal's `skip` line says it.
+        reason: &'a str,
+    },
 }
 
 impl<'a> Judgement<'a> {
@@ -42,7 +50,7 @@ impl<'a> Judgement<'a> {
     pub fn verdict(&self) -> Option<&'a Verdict> {
         match self {
             Judgement::Verdict(v) => Some(v),
-            Judgement::RulesNotLoaded { .. } => None,
+            Judgement::RulesNotLoaded { .. } | Judgement::Skipped { .. } => None,
         }
     }
 
@@ -50,11 +58,14 @@ impl<'a> Judgement<'a> {
     pub fn scenario(&self) -> &'a str {
         match self {
             Judgement::Verdict(v) => &v.scenario,
-            Judgement::RulesNotLoaded { scenario, .. } => scenario,
+            Judgement::RulesNotLoaded { scenario, .. } | Judgement::Skipped { scenario, .. } => {
+                scenario
+            }
         }
     }
 
-    /// Whether the scenario says what it should; never when its rules did not load.
+    /// Whether the scenario says what it should; never when its rules did not load, nor when
+    /// it was skipped (it said nothing).
     pub fn passed(&self) -> bool {
         self.verdict().is_some_and(|v| v.outcome.ok())
     }
@@ -71,6 +82,7 @@ impl<'a> Judgement<'a> {
                 "FAIL {scenario}: the rules of `{router}` did not load, so no flow ran: {}",
                 error.lines().next().unwrap_or("")
             ),
+            Judgement::Skipped { scenario, reason } => format!("skip {scenario}: {reason}"),
         }
     }
 }
@@ -93,7 +105,9 @@ pub struct Results<'a> {
 pub struct ScenarioResult<'a> {
     /// The scenario file, as given.
     pub file: &'a str,
-    /// Whether it says what it should: every expectation held, or it broke as declared.
+    /// Whether it says what it should: every expectation held, or it broke as declared. False
+    /// for a scenario `harness gate` skipped (`skipped` says why): it was not run, so it is
+    /// neither passed nor failed; count it by `skipped`.
     pub passed: bool,
     /// Wall time of its run.
     pub seconds: f64,
@@ -101,13 +115,19 @@ pub struct ScenarioResult<'a> {
     pub summary: String,
     /// What was expected and what was seen, as data: each flow's path (with its packets hop
     /// by hop), each expectation's failures, the outcome. Null when the rules could not be
-    /// loaded (`error` says why): no flow ran.
+    /// loaded (`error` says why), or the scenario was skipped (`skipped` says why): no flow ran.
     pub verdict: Option<&'a Verdict>,
     /// Why the rules could not be loaded (a tool rejected them, their generator failed),
     /// every line of it, as the terminal words it; absent when they loaded. `harness gate`
     /// writes such scenarios with `passed: false` and goes on to the next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    /// Why `harness gate` did not run it, as its `skip` line says (declared broken: it tests
+    /// the harness, not the rules; or its topology lacks the node `--rules` names); absent
+    /// when it ran. Such a scenario has `passed: false`, `verdict: null` and no messages, and
+    /// is neither passed nor failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'a str>,
     /// Every failure and declaration problem in the words the terminal uses.
     pub messages: Vec<Message>,
     pub observations: Counts,
@@ -188,8 +208,12 @@ pub fn results<'a>(all: &'a [Judged]) -> Results<'a> {
                 summary: j.judgement.summary(),
                 verdict: j.judgement.verdict(),
                 error: match j.judgement {
-                    Judgement::Verdict(_) => None,
                     Judgement::RulesNotLoaded { error, .. } => Some(error),
+                    Judgement::Verdict(_) | Judgement::Skipped { .. } => None,
+                },
+                skipped: match j.judgement {
+                    Judgement::Skipped { reason, .. } => Some(reason),
+                    Judgement::Verdict(_) | Judgement::RulesNotLoaded { .. } => None,
                 },
                 messages: j.judgement.verdict().map(messages).unwrap_or_default(),
                 observations: Counts {
@@ -214,7 +238,7 @@ pub fn schema() -> serde_json::Value {
         .into_root_schema_for::<Results>();
     schema.insert(
         "description".into(),
-        "What `harness run --json` and `harness gate --json` write: each scenario's verdict as data, with its failures in words (or, from `gate`, why its rules could not be loaded).".into(),
+        "What `harness run --json` and `harness gate --json` write: each scenario's verdict as data, with its failures in words (or, from `gate`, why its rules could not be loaded, or why it was skipped).".into(),
     );
     schema.to_value()
 }
@@ -328,7 +352,9 @@ pub fn junit(all: &[Judged]) -> String {
 /// JUnit XML: a testsuite per scenario, a testcase per expectation, valid under the Apache
 /// Ant JUnit schema (`ci/junit.xsd`). A scenario whose rules could not be loaded has one
 /// testcase, `rules load on ROUTER`, with an `<error>` holding the tool's or generator's
-/// message. Each suite carries the scenario's file as `package`
+/// message. A scenario `harness gate` skipped has one testcase, `not run by harness gate`,
+/// holding `<skipped message="WHY"/>`, and its suite says `skipped="1"` (other suites carry
+/// no `skipped` attribute). Each suite carries the scenario's file as `package`
 /// and in its properties with the router and the outcome. The scenarios ran one after the
 /// other and the last finished at `stamp.finished`, so each suite's `timestamp` is counted
 /// back from it. The expectations of a scenario are judged together on one run: each
@@ -347,6 +373,11 @@ pub fn junit_at(all: &[Judged], stamp: &Stamp) -> String {
                 suites.push_str(&not_loaded_suite(
                     id, j, stamp, started, scenario, router, error,
                 ));
+                started += j.seconds;
+                continue;
+            }
+            Judgement::Skipped { scenario, reason } => {
+                suites.push_str(&skipped_suite(id, j, stamp, started, scenario, reason));
                 started += j.seconds;
                 continue;
             }
@@ -423,6 +454,33 @@ fn not_loaded_suite(
         secs = j.seconds,
     )
 }
+
+/// The testsuite of a scenario `harness gate` skipped: one testcase, `<skipped>` with why.
+fn skipped_suite(
+    id: usize,
+    j: &Judged,
+    stamp: &Stamp,
+    started: f64,
+    scenario: &str,
+    reason: &str,
+) -> String {
+    let classname = xml(scenario);
+    let properties = [("file", j.file), ("outcome", "skipped")]
+        .iter()
+        .map(|(k, val)| format!("      <property name=\"{k}\" value=\"{}\"/>\n", xml(val)))
+        .collect::<String>();
+    format!(
+        "  <testsuite name=\"{classname}\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\" time=\"{secs:.3}\" timestamp=\"{}\" hostname=\"{}\" package=\"{}\" id=\"{id}\">\n    <properties>\n{properties}    </properties>\n    <testcase classname=\"{classname}\" name=\"{SKIPPED_CASE}\" time=\"{secs:.3}\">\n      <skipped message=\"{}\"/>\n    </testcase>\n    <system-out/>\n    <system-err/>\n  </testsuite>\n",
+        utc(started.max(0.0) as u64),
+        xml(&stamp.hostname),
+        xml(j.file),
+        xml(reason),
+        secs = j.seconds,
+    )
+}
+
+/// The name of a skipped scenario's one testcase.
+const SKIPPED_CASE: &str = "not run by harness gate";
 
 #[cfg(test)]
 mod tests {
@@ -629,6 +687,68 @@ mod tests {
             s.get("error").is_none(),
             "absent when the rules loaded: {s}"
         );
+    }
+
+    /// A scenario the gate skipped: a suite of one testcase holding `<skipped>` with why, not
+    /// a failure nor an error; a JSON scenario with no verdict, `passed: false` and `skipped`.
+    #[test]
+    fn a_skipped_scenario_is_a_suite_with_a_skipped_testcase() {
+        let reason = "declared broken (it tests the harness, not the rules)";
+        let ok = verdict(Outcome::Pass, &[]);
+        let all = [
+            Judged {
+                file: "b.yaml",
+                judgement: Judgement::Verdict(&ok),
+                seconds: 0.3,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
+            Judged {
+                file: "scenarios/dual-isp-no-restore.yaml",
+                judgement: Judgement::Skipped {
+                    scenario: "dual-isp-no-restore",
+                    reason,
+                },
+                seconds: 0.0,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
+        ];
+        let x = junit_at(
+            &all,
+            &Stamp {
+                hostname: "h".into(),
+                finished: 1_709_294_400,
+            },
+        );
+        assert!(
+            x.contains("<testsuite name=\"dual-isp-no-restore\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\" time=\"0.000\" timestamp=\"2024-03-01T12:00:00\" hostname=\"h\" package=\"scenarios/dual-isp-no-restore.yaml\" id=\"1\">"),
+            "{x}"
+        );
+        assert!(
+            x.contains("    <testcase classname=\"dual-isp-no-restore\" name=\"not run by harness gate\" time=\"0.000\">\n      <skipped message=\"declared broken (it tests the harness, not the rules)\"/>\n    </testcase>\n"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"outcome\" value=\"skipped\"/>"),
+            "{x}"
+        );
+        assert_eq!(x.matches("skipped=").count(), 1, "only its suite: {x}");
+        assert!(!x.contains("<failure") && !x.contains("<error"), "{x}");
+        let parsed: serde_json::Value = serde_json::from_str(&json(&all)).expect("valid JSON");
+        let s = &parsed["scenarios"][1];
+        assert_eq!(s["passed"], false);
+        assert_eq!(s["skipped"], reason);
+        assert!(s["verdict"].is_null() && s.get("error").is_none(), "{s}");
+        assert_eq!(s["messages"], serde_json::json!([]));
+        assert_eq!(
+            s["summary"],
+            "skip dual-isp-no-restore: declared broken (it tests the harness, not the rules)"
+        );
+        let s = &parsed["scenarios"][0];
+        assert!(s.get("skipped").is_none(), "absent when it ran: {s}");
     }
 
     /// `HARNESS_UPDATE_SCHEMA=1 cargo test -p harness-core --lib schema` rewrites it.

@@ -1,5 +1,6 @@
 //! `harness gate`: scenarios against given rules, one line each; scenarios declared broken,
-//! or without the node the rules are for, are skipped. Rules a tool rejects, or a generator
+//! or without the node the rules are for, are skipped (and written to the result files as
+//! skipped, neither passed nor failed). Rules a tool rejects, or a generator
 //! that fails, fail the scenario, as broken expectations do, and the gate goes on to the
 //! next; only the harness's own trouble stops it ([`crate::Error::is_rules_fault`]).
 
@@ -25,11 +26,15 @@ enum Gated {
         error: String,
         seconds: f64,
     },
+    /// Not run: declared broken, or its topology lacks the node `--rules` names; why, as the
+    /// `skip` line says it.
+    Skipped(String),
 }
 
 /// Runs every scenario `paths` name with `args`' rules, one line each, then the tally
 /// `gate: N passed, M failed, K skipped`, last on stdout (on stderr with `--json -`), then
-/// the result files `outputs` names. [`Finding::Broke`] when one failed: a flow broke an
+/// the result files `outputs` names, the skipped scenarios in them too, in their place.
+/// [`Finding::Broke`] when one failed: a flow broke an
 /// expectation, a tool rejected the rules, or their generator failed.
 ///
 /// # Errors
@@ -70,13 +75,19 @@ pub fn gate(paths: &[PathBuf], args: &RuleArgs, outputs: &Outputs) -> Result<Fin
     for plan in &plans {
         let name = plan.file.display();
         progress.doing(name.to_string());
-        let line = if plan.expected_failure.is_some() {
+        let skip = if plan.expected_failure.is_some() {
+            Some("declared broken (it tests the harness, not the rules)".to_string())
+        } else {
+            rules
+                .iter()
+                .find(|(n, _)| plan.topology.node(n).is_none())
+                .map(|(node, _)| format!("its topology has no node `{node}`"))
+        };
+        let line = if let Some(reason) = skip {
             skipped += 1;
-            format!("skip {name}: declared broken (it tests the harness, not the rules)")
-        } else if let Some((node, _)) = rules.iter().find(|(n, _)| plan.topology.node(n).is_none())
-        {
-            skipped += 1;
-            format!("skip {name}: its topology has no node `{node}`")
+            let line = format!("skip {name}: {reason}");
+            gated.push((plan.clone(), Gated::Skipped(reason)));
+            line
         } else {
             let plan = with_rules(plan, &rules)?;
             let started = Instant::now();
@@ -136,6 +147,7 @@ pub fn gate(paths: &[PathBuf], args: &RuleArgs, outputs: &Outputs) -> Result<Fin
                     error,
                     seconds: *seconds,
                 },
+                Gated::Skipped(reason) => Ran::Skipped { reason },
             };
             (plan, ran)
         })

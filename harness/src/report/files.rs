@@ -508,6 +508,12 @@ pub enum Ran<'a> {
         /// How long it took to find out.
         seconds: f64,
     },
+    /// Not run (`harness gate`: declared broken, or its topology lacks the node `--rules`
+    /// names): neither passed nor failed; no verdict, no pcap.
+    Skipped {
+        /// Why, as the terminal's `skip` line says it.
+        reason: &'a str,
+    },
 }
 
 /// Writes every file `out` names for these runs, each whole or not at all (see the module's
@@ -519,7 +525,9 @@ pub fn write(out: &Outputs, runs: &[(&Plan, &RunResult)]) -> Result<(), ResultFi
 
 /// [`write()`], for scenarios some of which did not get their rules loaded (`harness gate`):
 /// those are in the JSON with no verdict and their error, in the JUnit as a testcase that
-/// errored, on the page with the error in full; they have no pcap.
+/// errored, on the page with the error in full; they have no pcap. Scenarios it skipped are
+/// in the JSON with no verdict and `skipped`, in the JUnit as a suite of one `<skipped>`
+/// testcase, last on the page with a `skipped` badge; they have no pcap either.
 pub fn write_all(out: &Outputs, runs: &[(&Plan, Ran)]) -> Result<(), ResultFileError> {
     let mut made = None;
     let result = write_batch(out, runs, &mut made);
@@ -587,6 +595,17 @@ fn write_batch<'a>(
                 conntrack_entries: 0,
                 coverage: None,
             },
+            Ran::Skipped { reason } => Judged {
+                file,
+                judgement: Judgement::Skipped {
+                    scenario: &plan.name,
+                    reason,
+                },
+                seconds: 0.0,
+                packets_seen: 0,
+                conntrack_entries: 0,
+                coverage: None,
+            },
         })
         .collect();
     let pages: Vec<super::html::Scenario> = runs
@@ -597,7 +616,7 @@ fn write_batch<'a>(
                 verdict: &r.verdict,
                 obs: &r.observations,
             }),
-            Ran::RulesNotLoaded { .. } => None,
+            Ran::RulesNotLoaded { .. } | Ran::Skipped { .. } => None,
         })
         .collect();
     let not_loaded: Vec<super::html::NotLoaded> = runs
@@ -608,7 +627,14 @@ fn write_batch<'a>(
                 router,
                 error,
             }),
-            Ran::Judged(_) => None,
+            Ran::Judged(_) | Ran::Skipped { .. } => None,
+        })
+        .collect();
+    let skipped: Vec<super::html::Skipped> = runs
+        .iter()
+        .filter_map(|(plan, ran)| match ran {
+            Ran::Skipped { reason } => Some(super::html::Skipped { plan, reason }),
+            Ran::Judged(_) | Ran::RulesNotLoaded { .. } => None,
         })
         .collect();
     let mut stdout = None;
@@ -625,7 +651,7 @@ fn write_batch<'a>(
         batch.put("--junit", p, |w| w.write_all(text.as_bytes()))?;
     }
     if let Some(p) = &out.html {
-        let text = super::html::page_with(&pages, &not_loaded);
+        let text = super::html::page_gated(&pages, &not_loaded, &skipped);
         batch.put("--html", p, |w| w.write_all(text.as_bytes()))?;
     }
     batch.commit()?;

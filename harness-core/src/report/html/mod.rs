@@ -111,6 +111,15 @@ pub struct NotLoaded<'a> {
     pub error: &'a str,
 }
 
+/// A scenario `harness gate` did not run (declared broken: it tests the harness, not the
+/// rules; or its topology lacks the node `--rules` names): neither passed nor failed, it is
+/// listed last with why.
+pub struct Skipped<'a> {
+    pub plan: &'a Plan,
+    /// Why, as the terminal's `skip` line says it.
+    pub reason: &'a str,
+}
+
 /// The whole page, every scenario judged.
 pub fn page(all: &[Scenario]) -> String {
     page_with(all, &[])
@@ -119,6 +128,13 @@ pub fn page(all: &[Scenario]) -> String {
 /// The whole page: the scenarios whose rules did not load first, then the judged ones,
 /// failing first.
 pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
+    page_gated(all, not_loaded, &[])
+}
+
+/// [`page_with`], and after the others the scenarios `harness gate` skipped, each with a
+/// `skipped` badge and why. When there are any, the heading counts them apart: `1 FAILED, 1
+/// skipped`, `all run as expected, 1 skipped`, or `1 skipped` alone when nothing ran.
+pub fn page_gated(all: &[Scenario], not_loaded: &[NotLoaded], skipped: &[Skipped]) -> String {
     let mut order: Vec<(usize, &Scenario)> = all.iter().enumerate().collect();
     order.sort_by_key(|(_, sc)| sc.verdict.outcome.ok());
     let bad = all.iter().filter(|sc| !sc.verdict.outcome.ok()).count() + not_loaded.len();
@@ -126,12 +142,19 @@ pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
         .iter()
         .map(|n| n.plan.name.as_str())
         .chain(all.iter().map(|sc| sc.verdict.scenario.as_str()))
+        .chain(skipped.iter().map(|k| k.plan.name.as_str()))
         .collect();
-    let verdict = if bad == 0 {
-        "all as expected".to_string()
-    } else {
-        format!("{bad} FAILED")
+    let ran = names.len() - skipped.len();
+    let mut verdict = match (bad, skipped.len()) {
+        (0, 0) => "all as expected".to_string(),
+        (0, _) if ran == 0 => String::new(),
+        (0, _) => "all run as expected".to_string(),
+        _ => format!("{bad} FAILED"),
     };
+    if !skipped.is_empty() {
+        let sep = if verdict.is_empty() { "" } else { ", " };
+        let _ = write!(verdict, "{sep}{} skipped", skipped.len());
+    }
     let mut s = String::new();
     let _ = write!(
         s,
@@ -165,6 +188,14 @@ pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
             esc(&sc.verdict.scenario)
         );
     }
+    for (i, k) in skipped.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<li><span class=\"badge skipped\">{SKIPPED}</span> <a href=\"#k{i}-{}\">{}</a></li>",
+            slug(&k.plan.name),
+            esc(&k.plan.name)
+        );
+    }
     s.push_str("</ul></header>\n");
     for (i, n) in not_loaded.iter().enumerate() {
         sections::not_loaded(&mut s, i, n);
@@ -172,9 +203,14 @@ pub fn page_with(all: &[Scenario], not_loaded: &[NotLoaded]) -> String {
     for (i, sc) in &order {
         sections::scenario(&mut s, *i, sc);
     }
+    for (i, k) in skipped.iter().enumerate() {
+        sections::skipped(&mut s, i, k);
+    }
     s.push_str("</body></html>\n");
     s
 }
 
 /// The badge of a scenario whose rules did not load.
 const NOT_LOADED: &str = "FAIL: rules not loaded";
+/// The badge of a scenario the gate skipped.
+const SKIPPED: &str = "skipped";

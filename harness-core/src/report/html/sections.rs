@@ -12,8 +12,8 @@ use smol_str::SmolStr;
 
 use super::svg::{grid, legend, roles, svg, Drawing, Ends, Overlay, Size};
 use super::{
-    esc, outcome_words, slug, some_ids, NotLoaded, Scenario, MAX_DETAILED, MAX_PACKETS, MAX_ROWS,
-    NOT_LOADED,
+    esc, outcome_words, slug, some_ids, NotLoaded, Scenario, Skipped, MAX_DETAILED, MAX_PACKETS,
+    MAX_ROWS, NOT_LOADED, SKIPPED,
 };
 
 /// The section of a scenario whose rules did not load: its heading, where it is, the
@@ -43,6 +43,29 @@ pub(super) fn not_loaded(s: &mut String, i: usize, n: &NotLoaded) {
         s,
         "<pre class=\"rules-error\" style=\"white-space: pre-wrap; background: #fef2f2; border: 1px solid #fecaca; border-radius: 4px; padding: 8px 10px;\">{}</pre>\n</section>",
         esc(n.error)
+    );
+}
+
+/// The section of a scenario the gate skipped: its heading, why, and where it is.
+pub(super) fn skipped(s: &mut String, i: usize, k: &Skipped) {
+    let (plan, topo) = (k.plan, &k.plan.topology);
+    let _ = write!(
+        s,
+        "<section class=\"scenario skipped\" id=\"k{i}-{}\">\n<h2><span class=\"badge skipped\">{SKIPPED}</span> {}</h2>\n<p class=\"summary\">Not run: {}. It counts neither as passed nor as failed.</p>\n",
+        slug(&plan.name),
+        esc(&plan.name),
+        esc(k.reason)
+    );
+    if let Some(d) = &plan.description {
+        let _ = writeln!(s, "<p>{}</p>", esc(d));
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"meta\"><code>{}</code> · topology <b>{}</b> · router <b>{}</b>, uplinks {}</p>\n</section>",
+        esc(&plan.file.display().to_string()),
+        esc(&topo.name),
+        esc(&topo.router.node),
+        esc(&topo.router.uplinks.join(", "))
     );
 }
 

@@ -216,6 +216,61 @@ fn a_scenario_whose_rules_did_not_load_shows_why_first() {
     );
 }
 
+/// `harness gate`: a skipped scenario comes last, with a `skipped` badge and why, counted in
+/// the heading apart from the failures.
+#[test]
+fn a_skipped_scenario_is_listed_last_with_why() {
+    let plan = load("scenarios/dual-isp.yaml");
+    let twin = load("scenarios/dual-isp-no-restore.yaml");
+    let obs = Observations::default();
+    let v = judge(&plan, &obs);
+    let html = page_gated(
+        &[Scenario {
+            plan: &plan,
+            verdict: &v,
+            obs: &obs,
+        }],
+        &[],
+        &[Skipped {
+            plan: &twin,
+            reason: "declared broken (it tests the harness, not the rules)",
+        }],
+    );
+    assert!(
+        html.contains("<h1>harness: 2 scenarios, 1 FAILED, 1 skipped</h1>"),
+        "{html}"
+    );
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not in the page"))
+    };
+    assert!(at("href=\"#s0-dual-isp\"") < at("href=\"#k0-dual-isp-no-restore\""));
+    assert!(at("id=\"s0-dual-isp\"") < at("id=\"k0-dual-isp-no-restore\""));
+    assert!(html.contains(
+        "<span class=\"badge skipped\">skipped</span> <a href=\"#k0-dual-isp-no-restore\">"
+    ));
+    assert!(html.contains(
+        "<h2><span class=\"badge skipped\">skipped</span> dual-isp-no-restore</h2>\n<p class=\"summary\">Not run: declared broken (it tests the harness, not the rules). It counts neither as passed nor as failed.</p>"
+    ));
+    let alone = page_gated(
+        &[],
+        &[],
+        &[Skipped {
+            plan: &twin,
+            reason: "declared broken (it tests the harness, not the rules)",
+        }],
+    );
+    assert!(
+        alone.contains("<h1>harness: 1 scenario, 1 skipped</h1>"),
+        "nothing ran, so nothing was as expected: {alone}"
+    );
+    assert_eq!(
+        page_with(&[], &[]),
+        page_gated(&[], &[], &[]),
+        "page_with is page_gated, nothing skipped"
+    );
+}
+
 #[test]
 fn a_failing_flow_lists_its_packets_hop_by_hop_and_colours_where_they_died() {
     let (plan, obs) = stray();
