@@ -28,8 +28,10 @@
 //! * [`lab`] namespaces, veth pairs, addresses, routes, sysctls; `spawn` (every tool run
 //!   inside a node), `keep` (a lab kept for `harness shell`).
 //! * [`install`] rule sets through the real tools: `schedule` (nodes in parallel), `sources`
-//!   (files, bundles, generators), `load` (running a tool), `reject` (which line a tool
-//!   refused), `commits` (nf_tables commits seen from the kernel), `generator` (limits).
+//!   (files, bundles with their `### rt_tables`, generators), `snapshot` (installers, which
+//!   load rules themselves, and what they loaded read back), `load` (running a tool), `reject`
+//!   (which line a tool refused), `commits` (nf_tables commits seen from the kernel),
+//!   `generator` (limits).
 //! * [`traffic`] the harness's own clients and servers in the nodes, crafted packets.
 //! * [`watch`] reads what happened from the kernel: `capture` (every link), `conntrack`,
 //!   `losses`, `coverage` (rule counters), handing back `observe`'s data.
