@@ -124,7 +124,7 @@ pub fn check(kind: RuleKind, text: &str) -> Result<(), Outside> {
     match kind {
         RuleKind::Sysctl => check_sysctl_conf(text),
         RuleKind::Ip => check_ip_batch(text),
-        RuleKind::Iptables | RuleKind::Nft | RuleKind::Ipset => Ok(()),
+        RuleKind::Iptables | RuleKind::Ip6tables | RuleKind::Nft | RuleKind::Ipset => Ok(()),
     }
 }
 
@@ -493,6 +493,7 @@ mod tests {
     #[test]
     fn other_kinds_pass() {
         assert!(check(RuleKind::Iptables, "netns add evil\n").is_ok());
+        assert!(check(RuleKind::Ip6tables, "netns add evil\n").is_ok());
         assert!(check(RuleKind::Nft, "kernel.printk = 1\n").is_ok());
     }
 }

@@ -123,6 +123,8 @@ pub struct Router {
 pub enum RuleKind {
     /// `iptables-restore FILE`
     Iptables,
+    /// `ip6tables-restore FILE`: the same text, for IPv6
+    Ip6tables,
     /// `nft -f FILE`
     Nft,
     /// `ip -batch FILE`
@@ -142,6 +144,7 @@ impl RuleKind {
     pub fn name(self) -> &'static str {
         match self {
             RuleKind::Iptables => "iptables",
+            RuleKind::Ip6tables => "ip6tables",
             RuleKind::Nft => "nft",
             RuleKind::Ip => "ip",
             RuleKind::Ipset => "ipset",
@@ -149,8 +152,9 @@ impl RuleKind {
         }
     }
 
-    pub const ALL: [RuleKind; 5] = [
+    pub const ALL: [RuleKind; 6] = [
         RuleKind::Iptables,
+        RuleKind::Ip6tables,
         RuleKind::Nft,
         RuleKind::Ip,
         RuleKind::Ipset,
@@ -160,6 +164,7 @@ impl RuleKind {
     pub fn tool(self) -> &'static str {
         match self {
             RuleKind::Iptables => "iptables-restore",
+            RuleKind::Ip6tables => "ip6tables-restore",
             RuleKind::Nft => "nft",
             RuleKind::Ip => "ip",
             RuleKind::Ipset => "ipset",
@@ -168,7 +173,7 @@ impl RuleKind {
     }
     pub fn package(self) -> &'static str {
         match self {
-            RuleKind::Iptables => "iptables",
+            RuleKind::Iptables | RuleKind::Ip6tables => "iptables",
             RuleKind::Nft => "nftables",
             RuleKind::Ip => "iproute2",
             RuleKind::Ipset => "ipset",
@@ -414,6 +419,7 @@ pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
 pub const RULE_FILE_ENDINGS: &[&str] = &[
     ".txt",
     ".iptables",
+    ".ip6tables",
     ".nft",
     ".ip",
     ".ipset",

@@ -208,17 +208,19 @@ pub struct NodeRulesDef {
     pub files: Vec<RuleFileDef>,
 }
 
-/// `- iptables: FILE`, `- nft: FILE`, `- ip: FILE`, `- ipset: FILE`, `- sysctl: FILE` or
-/// `- generate: COMMAND` (with `as: KIND`) or `- install: COMMAND`: one file, generator or
-/// installer per entry.
+/// `- iptables: FILE`, `- ip6tables: FILE`, `- nft: FILE`, `- ip: FILE`, `- ipset: FILE`,
+/// `- sysctl: FILE` or `- generate: COMMAND` (with `as: KIND`) or `- install: COMMAND`: one
+/// file, generator or installer per entry.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a rule file: `iptables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`; or `generate: COMMAND`, `install: COMMAND`"
+    expecting = "a rule file: `iptables: FILE`, `ip6tables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`; or `generate: COMMAND`, `install: COMMAND`"
 )]
 pub struct RuleFileDef {
     /// An `iptables-restore` file.
     pub iptables: Option<String>,
+    /// An `ip6tables-restore` file.
+    pub ip6tables: Option<String>,
     /// An `nft -f` script.
     pub nft: Option<String>,
     /// `ip -batch` lines.
@@ -230,9 +232,10 @@ pub struct RuleFileDef {
     /// A generator command; `as:` says what it prints (default: a bundle with `### KIND` headers).
     pub generate: Option<String>,
     /// An installer command: run inside the node like a generator, it loads the rules itself
-    /// (iptables-restore, nft, ip, ipset, sysctl); the harness then reads back what it loaded.
+    /// (iptables-restore, ip6tables-restore, nft, ip, ipset, sysctl); the harness then reads
+    /// back what it loaded.
     pub install: Option<String>,
-    /// What the generator prints: `iptables`, `nft`, `ip`, `ipset` or `sysctl`.
+    /// What the generator prints: `iptables`, `ip6tables`, `nft`, `ip`, `ipset` or `sysctl`.
     #[serde(rename = "as")]
     pub as_kind: Option<String>,
 }

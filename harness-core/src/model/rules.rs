@@ -74,11 +74,14 @@ pub(super) fn node_rules(
                     Some(k) => Some(RuleKind::from_name(k).ok_or_else(|| {
                         doc.err(
                             &format!("{fpath}.as"),
-                            format!("`as: {k}`: one of iptables, nft, ip, ipset, sysctl"),
+                            format!(
+                                "`as: {k}`: one of iptables, ip6tables, nft, ip, ipset, sysctl"
+                            ),
                         )
                     })?),
                 };
                 if f.iptables.is_some()
+                    || f.ip6tables.is_some()
                     || f.nft.is_some()
                     || f.ip.is_some()
                     || f.ipset.is_some()
@@ -98,6 +101,7 @@ pub(super) fn node_rules(
             }
             let mut given: Vec<(RuleKind, String)> = [
                 (RuleKind::Iptables, f.iptables),
+                (RuleKind::Ip6tables, f.ip6tables),
                 (RuleKind::Nft, f.nft),
                 (RuleKind::Ip, f.ip),
                 (RuleKind::Ipset, f.ipset),
@@ -107,7 +111,7 @@ pub(super) fn node_rules(
             .filter_map(|(k, p)| p.map(|p| (k, p)))
             .collect();
             if given.len() != 1 {
-                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore) or `- sysctl: FILE` (sysctl -p)"));
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- ip6tables: FILE` (ip6tables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore) or `- sysctl: FILE` (sysctl -p)"));
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);

@@ -37,7 +37,7 @@ fn is_rule(kind: RuleKind, line: &str) -> bool {
         return false;
     }
     match kind {
-        RuleKind::Iptables => t.starts_with("-A ") || t.starts_with("-I "),
+        RuleKind::Iptables | RuleKind::Ip6tables => t.starts_with("-A ") || t.starts_with("-I "),
         RuleKind::Nft => {
             let first = t.split_whitespace().next().unwrap_or("");
             !t.ends_with('{')
@@ -85,7 +85,9 @@ fn word_after(w: &[&str], keys: &[&[&str]]) -> Option<usize> {
 fn mark_set(kind: RuleKind, line: &str) -> Option<(usize, String)> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let at = match kind {
-        RuleKind::Iptables => word_after(&w, &[&["--set-mark", "--set-xmark"]]),
+        RuleKind::Iptables | RuleKind::Ip6tables => {
+            word_after(&w, &[&["--set-mark", "--set-xmark"]])
+        }
         RuleKind::Nft => word_after(&w, &[&["meta", "ct"], &["mark"], &["set"]]),
         _ => None,
     }?;
@@ -149,7 +151,9 @@ fn drop_states(kind: RuleKind, lines: &[&str]) -> Vec<Mutant> {
     for (i, l) in lines.iter().enumerate() {
         let w: Vec<&str> = l.split_whitespace().collect();
         let at = match kind {
-            RuleKind::Iptables => word_after(&w, &[&["--state", "--ctstate"]]),
+            RuleKind::Iptables | RuleKind::Ip6tables => {
+                word_after(&w, &[&["--state", "--ctstate"]])
+            }
             RuleKind::Nft => word_after(&w, &[&["ct"], &["state"]]),
             _ => None,
         };
@@ -276,6 +280,22 @@ mod tests {
             nth.text.contains("--packet 1 -j CONNMARK1")
                 && nth.text.contains("--packet 0 -j CONNMARK2")
         );
+    }
+
+    /// ip6tables text is iptables-restore's: the same mutants, each kept as ip6tables.
+    #[test]
+    fn ip6tables_gets_the_iptables_operators() {
+        let v6 = SEED.replace("-i eth0", "-i eth0 -s 2001:db8:1::/48");
+        let four = mutants(RuleKind::Iptables, &v6);
+        let six = mutants(RuleKind::Ip6tables, &v6);
+        assert_eq!(four, six);
+        assert!(six.iter().any(|m| m.change == "swapped marks 1 and 2"));
+        assert!(six
+            .iter()
+            .any(|m| m.change == "swapped nth packet numbers 0 and 1"));
+        assert!(six
+            .iter()
+            .any(|m| m.change.starts_with("dropped state ESTABLISHED")));
     }
 
     #[test]

@@ -206,13 +206,16 @@ fn count_newgen(mut data: &[u8]) -> usize {
     n
 }
 
-/// How many batches `tool` commits for `text`: iptables-restore on nf_tables commits each
+/// How many batches `tool` commits for `text`: iptables-restore (and ip6tables-restore) on
+/// nf_tables commits each
 /// table at its `COMMIT` line, `nft -f` the whole file at once. A file that changes nothing
 /// commits nothing: the wait then ends with the tool.
 pub fn batches(kind: crate::model::RuleKind, text: &str) -> usize {
     use crate::model::RuleKind;
     match kind {
-        RuleKind::Iptables => text.lines().filter(|l| l.trim() == "COMMIT").count(),
+        RuleKind::Iptables | RuleKind::Ip6tables => {
+            text.lines().filter(|l| l.trim() == "COMMIT").count()
+        }
         RuleKind::Nft => usize::from(
             text.lines()
                 .map(str::trim)
@@ -257,6 +260,7 @@ mod tests {
     fn batches_per_tool() {
         let ipt = "*mangle\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n*nat\n# COMMIT\nCOMMIT\n";
         assert_eq!(batches(RuleKind::Iptables, ipt), 2);
+        assert_eq!(batches(RuleKind::Ip6tables, ipt), 2);
         assert_eq!(batches(RuleKind::Nft, "# nothing\n\n"), 0);
         assert_eq!(batches(RuleKind::Nft, "flush ruleset\ntable ip t {}\n"), 1);
         assert_eq!(batches(RuleKind::Ip, "route add default via 10.0.0.1\n"), 0);

@@ -25,8 +25,8 @@ pub(super) fn run_tool(
     let mut cmd = Command::new(tool);
     // Every tool reads the rules on its stdin: generated rules never touch the disk.
     match (l.kind, backend) {
-        (RuleKind::Iptables, Backend::Legacy) => cmd.arg("-w"),
-        (RuleKind::Iptables, Backend::Nft | Backend::System) => &mut cmd,
+        (RuleKind::Iptables | RuleKind::Ip6tables, Backend::Legacy) => cmd.arg("-w"),
+        (RuleKind::Iptables | RuleKind::Ip6tables, Backend::Nft | Backend::System) => &mut cmd,
         (RuleKind::Nft, _) => cmd.arg("-f").arg("/dev/stdin"),
         (RuleKind::Ip, _) => cmd.arg("-batch").arg("-"),
         (RuleKind::Ipset, _) => cmd.arg("restore"),

@@ -32,7 +32,7 @@ pub use schedule::{start, Installed, Installing};
 
 pub use crate::model::bundle::split_bundle;
 
-/// The iptables implementation `iptables:` rule files are loaded with.
+/// The iptables implementation `iptables:` and `ip6tables:` rule files are loaded with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backend {
     /// `iptables-restore`, whichever implementation the system's alternatives choose.
@@ -50,6 +50,9 @@ pub fn tool(kind: RuleKind, backend: Backend) -> &'static str {
         (RuleKind::Iptables, Backend::System) => "iptables-restore",
         (RuleKind::Iptables, Backend::Nft) => "iptables-nft-restore",
         (RuleKind::Iptables, Backend::Legacy) => "iptables-legacy-restore",
+        (RuleKind::Ip6tables, Backend::System) => "ip6tables-restore",
+        (RuleKind::Ip6tables, Backend::Nft) => "ip6tables-nft-restore",
+        (RuleKind::Ip6tables, Backend::Legacy) => "ip6tables-legacy-restore",
         (k, _) => k.tool(),
     }
 }
@@ -63,4 +66,30 @@ pub struct Loadable {
     /// The line of `shown` that the text's first line is.
     pub first_line: usize,
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tool, Backend, RuleKind};
+
+    #[test]
+    fn ip6tables_is_loaded_by_the_backend_asked_for() {
+        assert_eq!(
+            tool(RuleKind::Ip6tables, Backend::System),
+            "ip6tables-restore"
+        );
+        assert_eq!(
+            tool(RuleKind::Ip6tables, Backend::Nft),
+            "ip6tables-nft-restore"
+        );
+        assert_eq!(
+            tool(RuleKind::Ip6tables, Backend::Legacy),
+            "ip6tables-legacy-restore"
+        );
+        assert_eq!(
+            tool(RuleKind::Iptables, Backend::Nft),
+            "iptables-nft-restore"
+        );
+        assert_eq!(tool(RuleKind::Nft, Backend::Legacy), "nft");
+    }
 }

@@ -39,7 +39,7 @@ pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str
         let text = lines.get(n.checked_sub(1)?)?;
         let note = match (l.kind, already_there(text, said)) {
             (RuleKind::Ip, Some(what)) => note + &what,
-            _ => note,
+            _ => note + &other_family(l.kind, said).unwrap_or_default(),
         };
         Some((n, text.trim(), note))
     });
@@ -95,6 +95,24 @@ fn already_there(line: &str, said: &str) -> Option<String> {
              added it; leave the line out or delete it first)"
                 .to_string(),
         ),
+        _ => None,
+    }
+}
+
+/// `host/network `10.0.0.1' not found` from ip6tables-restore (or an IPv6 address from
+/// iptables-restore): an address of the other family, in the wrong file.
+fn other_family(kind: RuleKind, said: &str) -> Option<String> {
+    let quoted = said.split("host/network `").nth(1)?.split('\'').next()?;
+    let addr = quoted.split('/').next()?;
+    match kind {
+        RuleKind::Ip6tables if addr.parse::<std::net::Ipv4Addr>().is_ok() => Some(format!(
+            "\n  (`{quoted}` is an IPv4 address: ip6tables holds IPv6 rules only; put this rule \
+             in an `iptables:` file or a `### iptables` section)"
+        )),
+        RuleKind::Iptables if addr.parse::<std::net::Ipv6Addr>().is_ok() => Some(format!(
+            "\n  (`{quoted}` is an IPv6 address: iptables holds IPv4 rules only; put this rule \
+             in an `ip6tables:` file or a `### ip6tables` section)"
+        )),
         _ => None,
     }
 }
@@ -158,7 +176,10 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
         if let Some(rest) = l.split(&format!("{path}:")).nth(1) {
             return digits(rest);
         }
-        if let Some(rest) = l.strip_prefix("iptables-restore: line ") {
+        if let Some(rest) = l
+            .strip_prefix("iptables-restore: line ")
+            .or_else(|| l.strip_prefix("ip6tables-restore: line "))
+        {
             return digits(rest);
         }
         if let Some(rest) = l.split("Error in line ").nth(1) {
@@ -170,7 +191,9 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{already_there, find_line, jump_before_commit, line_quoted, rejection};
+    use super::{
+        already_there, find_line, jump_before_commit, line_quoted, other_family, rejection,
+    };
     use crate::model::RuleKind;
     use rstest::rstest;
 
@@ -259,6 +282,9 @@ mod tests {
     #[rstest]
     #[case::iptables("iptables-restore v1.8.9 (nf_tables): unknown option \"--frob\"\nError occurred at line: 18\nTry `iptables-restore -h'", Some(18))]
     #[case::iptables_short("iptables-restore: line 7 failed", Some(7))]
+    #[case::ip6tables_nft("ip6tables-restore v1.8.9 (nf_tables): unknown option \"--frob\"\nError occurred at line: 3\nTry `ip6tables-restore -h' or 'ip6tables-restore --help' for more information.", Some(3))]
+    #[case::ip6tables_legacy("ip6tables-restore v1.8.9 (legacy): Couldn't load target `FROB':No such file or directory\n\nError occurred at line: 4\nTry `ip6tables-restore -h'", Some(4))]
+    #[case::ip6tables_short("ip6tables-restore: line 9 failed", Some(9))]
     #[case::ip_batch(
         "Error: argument \"x\" is wrong: invalid table ID\nCommand failed /s/jupiter.ip:3",
         Some(3)
@@ -271,5 +297,56 @@ mod tests {
     #[case::none("Permission denied", None)]
     fn lines(#[case] said: &str, #[case] want: Option<usize>) {
         assert_eq!(find_line(said, "/s/jupiter.ip"), want);
+    }
+
+    const V6: &str = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 2001:db8::/32 -j ACCEPT\n-A INPUT -j FROB\nCOMMIT\n";
+
+    fn v6(first_line: usize) -> crate::install::Loadable {
+        crate::install::Loadable {
+            kind: RuleKind::Ip6tables,
+            shown: "b.rules (ip6tables section)".into(),
+            first_line,
+            text: V6.into(),
+        }
+    }
+
+    /// What ip6tables-restore printed on this machine (v1.8.9) for a jump to a chain that is
+    /// not there: nf_tables blames the COMMIT, legacy the line.
+    #[rstest]
+    #[case::nft("ip6tables-nft-restore", "ip6tables-nft-restore v1.8.9 (nf_tables): Chain 'FROB' does not exist\nError occurred at line: 5\nTry `ip6tables-nft-restore -h' or 'ip6tables-nft-restore --help' for more information.", "line 24 is the table's COMMIT")]
+    #[case::legacy("ip6tables-legacy-restore", "ip6tables-restore v1.8.9 (legacy): Couldn't load target `FROB':No such file or directory\n\nError occurred at line: 4\nTry `ip6tables-restore -h' or 'ip6tables-restore --help' for more information.", "Couldn't load target")]
+    fn ip6tables_rejections_quote_the_line(
+        #[case] tool: &'static str,
+        #[case] said: &str,
+        #[case] says: &str,
+    ) {
+        let e = rejection("jupiter", &v6(20), tool, said);
+        let text = e.to_string();
+        assert!(text.contains("b.rules (ip6tables section):23"), "{text}");
+        assert!(text.contains("-A INPUT -j FROB"), "{text}");
+        assert!(text.contains(says), "{text}");
+        assert!(!text.contains("Try `"), "{text}");
+    }
+
+    #[test]
+    fn an_address_of_the_other_family_says_which_file() {
+        let said = "ip6tables-restore v1.8.9 (nf_tables): host/network `10.0.0.1' not found\nError occurred at line: 3";
+        let note = other_family(RuleKind::Ip6tables, said).expect("IPv4 in ip6tables");
+        assert!(note.contains("`10.0.0.1` is an IPv4 address"), "{note}");
+        assert!(note.contains("`### iptables`"), "{note}");
+        let said = "iptables-restore v1.8.9 (nf_tables): host/network `2001:db8::/32' not found";
+        let note = other_family(RuleKind::Iptables, said).expect("IPv6 in iptables");
+        assert!(note.contains("`### ip6tables`"), "{note}");
+        assert_eq!(
+            other_family(
+                RuleKind::Ip6tables,
+                "host/network `nosuch.example' not found"
+            ),
+            None
+        );
+        assert_eq!(
+            other_family(RuleKind::Iptables, "host/network `10.0.0.1' not found"),
+            None
+        );
     }
 }

@@ -75,7 +75,7 @@ impl Installing<'_> {
     }
 }
 
-/// Whether rules of `kind` go into netfilter (iptables, nft and ipset files depend on each
+/// Whether rules of `kind` go into netfilter (iptables, ip6tables, nft and ipset files depend on each
 /// other: a set before the rule that matches it, a `flush ruleset` wiping iptables-nft's
 /// tables). The rest (`ip`, `sysctl`) touch only routing and the kernel's settings: a tool of
 /// one group loads while a tool of the other is still at work, each group in file order.
@@ -85,7 +85,10 @@ impl Installing<'_> {
 /// files need the addresses and routes; `sysctl` files would be overridden by the topology's
 /// per-interface sysctls, set while wiring.)
 fn into_netfilter(kind: RuleKind) -> bool {
-    matches!(kind, RuleKind::Iptables | RuleKind::Nft | RuleKind::Ipset)
+    matches!(
+        kind,
+        RuleKind::Iptables | RuleKind::Ip6tables | RuleKind::Nft | RuleKind::Ipset
+    )
 }
 
 /// One node's rule files (see [`start`]): in file order within netfilter and within the rest,
@@ -158,7 +161,7 @@ fn install_node(
                 };
                 node.settle(lane)?;
                 let batches = match (l.kind, backend) {
-                    (RuleKind::Iptables, Backend::Legacy) => 0,
+                    (RuleKind::Iptables | RuleKind::Ip6tables, Backend::Legacy) => 0,
                     (kind, _) => commits::batches(kind, &l.text),
                 };
                 if let Some(w) = node.watch.as_mut().filter(|_| batches > 0) {

@@ -4,8 +4,10 @@
 //! is then read back from the node, the node's *snapshot*, and kept as the node's loaded
 //! rules, so that coverage (iptables counters against the loaded text) sees them:
 //!
-//! * `iptables-save` (the backend in use: system, nft or legacy), its comment lines left out;
-//! * `nft list ruleset`, without the tables iptables-nft made (they are in the first);
+//! * `iptables-save` and `ip6tables-save` (the backend in use: system, nft or legacy), their
+//!   comment lines left out, reloaded as `iptables` and `ip6tables` rules;
+//! * `nft list ruleset`, without the tables iptables-nft and ip6tables-nft made (they are in
+//!   the first two);
 //! * `ip rule` and `ip route show table all`, minus what was there before the installer ran
 //!   (what the lab set, and what earlier rule sources loaded), and minus the routes the kernel
 //!   makes for addresses (`proto kernel`, table `local`), as `ip -batch` lines;
@@ -153,19 +155,17 @@ fn read_back(
 ) -> Result<Vec<Loadable>, ReadBackError> {
     let shown = |what: &str| format!("installer `{line}` ({what})");
     let mut out = Vec::new();
-    let save = match backend {
-        Backend::System => "iptables-save",
-        Backend::Nft => "iptables-nft-save",
-        Backend::Legacy => "iptables-legacy-save",
-    };
+    let save = crate::watch::coverage::save_tool(RuleKind::Iptables, backend);
+    let save6 = crate::watch::coverage::save_tool(RuleKind::Ip6tables, backend);
     // Read at once: each a process of its own.
     let have = |tool: &str| crate::model::find_in_path(tool).is_some();
-    let [saved, listed, rules, routes, sets, sysctls] = read_all(
+    let [saved, saved6, listed, rules, routes, sets, sysctls] = read_all(
         lab,
         node,
         tables,
         [
             Some((save, &[][..])),
+            have(save6).then_some((save6, &[][..])),
             have("nft").then_some(NFT),
             Some(RULES),
             Some(ROUTES),
@@ -175,6 +175,8 @@ fn read_back(
     )?;
     let saved = saved.unwrap_or_default();
     let iptables = iptables_text(&saved);
+    let saved6 = saved6.unwrap_or_default();
+    let ip6tables = iptables_text(&saved6);
     // The sets first: iptables rules that match them load only once they exist.
     if let Some(sets) = sets.filter(|s| !s.trim().is_empty()) {
         out.push(loadable(RuleKind::Ipset, shown("ipset save"), sets));
@@ -193,16 +195,43 @@ fn read_back(
             backend_name(backend)
         )));
     }
+    if !has_rules(&ip6tables) && saved6.contains("ip6tables-legacy tables present") {
+        return Err(Mismatch(format!(
+            "it loaded ip6tables rules with ip6tables-legacy, but this run reads `{save6}` \
+             (--backend {}): load them with ip6tables-nft-restore (`$HARNESS_BACKEND` tells the \
+             installer which), or run with --backend legacy",
+            backend_name(backend)
+        )));
+    }
     if !iptables.is_empty() {
         out.push(loadable(RuleKind::Iptables, shown(save), iptables.clone()));
     }
+    if !ip6tables.is_empty() {
+        out.push(loadable(
+            RuleKind::Ip6tables,
+            shown(save6),
+            ip6tables.clone(),
+        ));
+    }
     if let Some(listed) = listed {
-        let nft_has_rules = || {
-            crate::model::find_in_path("iptables-nft-save").is_some()
-                && read(lab, node, tables, "iptables-nft-save", &[])
-                    .is_ok_and(|t| has_rules(&iptables_text(&t)))
+        let nft_has_rules = |tool: &'static str| {
+            crate::model::find_in_path(tool).is_some()
+                && read(lab, node, tables, tool, &[]).is_ok_and(|t| has_rules(&iptables_text(&t)))
         };
-        if backend == Backend::Legacy && !has_rules(&iptables) && nft_has_rules() {
+        if backend == Backend::Legacy
+            && !has_rules(&ip6tables)
+            && nft_has_rules("ip6tables-nft-save")
+        {
+            return Err(Mismatch(
+                "it loaded ip6tables rules with ip6tables-nft, but this run reads \
+                 `ip6tables-legacy-save` (--backend legacy): load them with \
+                 ip6tables-legacy-restore (`$HARNESS_BACKEND` is `legacy`), or drop \
+                 --backend legacy"
+                    .into(),
+            ));
+        }
+        if backend == Backend::Legacy && !has_rules(&iptables) && nft_has_rules("iptables-nft-save")
+        {
             return Err(Mismatch(
                 "it loaded iptables rules with iptables-nft, but this run reads \
                  `iptables-legacy-save` (--backend legacy): load them with \
@@ -211,7 +240,7 @@ fn read_back(
                     .into(),
             ));
         }
-        let nft = own_nft_tables(&listed, &iptables, backend);
+        let nft = own_nft_tables(&listed, &iptables, &ip6tables, backend);
         if !nft.is_empty() {
             out.push(loadable(RuleKind::Nft, shown("nft list ruleset"), nft));
         }
@@ -387,10 +416,10 @@ fn iptables_text(saved: &str) -> String {
 /// The tables iptables-nft makes, by name.
 const XTABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security"];
 
-/// `nft list ruleset` without the tables iptables-nft made: those nft marks as managed by
-/// it, and (unless the backend is legacy) `ip`/`ip6` tables of an xtables name that
-/// `iptables` holds.
-fn own_nft_tables(listed: &str, iptables: &str, backend: Backend) -> String {
+/// `nft list ruleset` without the tables iptables-nft and ip6tables-nft made: those nft marks
+/// as managed by it, and (unless the backend is legacy) `ip` tables of an xtables name that
+/// `iptables` holds, `ip6` tables of one `ip6tables` holds.
+fn own_nft_tables(listed: &str, iptables: &str, ip6tables: &str, backend: Backend) -> String {
     let mut out = String::new();
     let mut keep = false;
     let mut managed = false;
@@ -403,10 +432,14 @@ fn own_nft_tables(listed: &str, iptables: &str, backend: Backend) -> String {
         if let Some(head) = l.strip_prefix("table ") {
             let mut words = head.split_whitespace();
             let (family, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let saved = match family {
+                "ip" => iptables,
+                "ip6" => ip6tables,
+                _ => "",
+            };
             let xtables = backend != Backend::Legacy
-                && matches!(family, "ip" | "ip6")
                 && XTABLES.contains(&name)
-                && iptables.lines().any(|t| t == format!("*{name}"));
+                && saved.lines().any(|t| t == format!("*{name}"));
             keep = !managed && !xtables;
             managed = false;
         }
@@ -515,8 +548,24 @@ mod tests {
         let listed = "# Warning: table ip nat is managed by iptables-nft, do not touch!\ntable ip nat {\n\tchain POSTROUTING {\n\t}\n}\ntable ip mangle {\n\tchain PREROUTING {\n\t}\n}\ntable inet mine {\n\tchain c {\n\t}\n}\n";
         let iptables = "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n";
         assert_eq!(
-            own_nft_tables(listed, iptables, Backend::System),
+            own_nft_tables(listed, iptables, "", Backend::System),
             "table inet mine {\n\tchain c {\n\t}\n}\n"
         );
+    }
+
+    /// Each family's xtables are told by its own save: an `ip6 mangle` table that
+    /// ip6tables-save shows is its, an `ip6 filter` it does not show is the installer's nft.
+    #[test]
+    fn ip6tables_nft_tables_are_left_to_ip6tables_save() {
+        let listed = "# Warning: table ip6 nat is managed by iptables-nft, do not touch!\ntable ip6 nat {\n\tchain POSTROUTING {\n\t}\n}\ntable ip6 mangle {\n\tchain PREROUTING {\n\t}\n}\ntable ip6 filter {\n\tchain c {\n\t}\n}\n";
+        let iptables = "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n";
+        let ip6tables = "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n";
+        assert_eq!(
+            own_nft_tables(listed, iptables, ip6tables, Backend::System),
+            "table ip6 filter {\n\tchain c {\n\t}\n}\n"
+        );
+        // Under legacy, nf_tables tables are all the installer's own.
+        assert!(own_nft_tables(listed, iptables, ip6tables, Backend::Legacy)
+            .contains("table ip6 mangle"));
     }
 }

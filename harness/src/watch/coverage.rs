@@ -1,5 +1,5 @@
-//! Rule coverage: every iptables rule loaded in each node, with its packet counter after the
-//! run (`iptables-save -c` inside the node).
+//! Rule coverage: every iptables and ip6tables rule loaded in each node, with its packet
+//! counter after the run (`iptables-save -c` and `ip6tables-save -c` inside the node).
 
 use std::process::Command;
 
@@ -9,47 +9,95 @@ use crate::lab::Lab;
 use crate::model::RuleKind;
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
 
-/// Every iptables rule loaded in each node, with its packet counter (`iptables-save -c`).
+/// The program that prints the counters of rules of `kind` (iptables or ip6tables).
+pub fn save_tool(kind: RuleKind, backend: Backend) -> &'static str {
+    match (kind, backend) {
+        (RuleKind::Ip6tables, Backend::System) => "ip6tables-save",
+        (RuleKind::Ip6tables, Backend::Nft) => "ip6tables-nft-save",
+        (RuleKind::Ip6tables, Backend::Legacy) => "ip6tables-legacy-save",
+        (_, Backend::System) => "iptables-save",
+        (_, Backend::Nft) => "iptables-nft-save",
+        (_, Backend::Legacy) => "iptables-legacy-save",
+    }
+}
+
+/// Every iptables and ip6tables rule loaded in each node, with its packet counter
+/// (`iptables-save -c`, `ip6tables-save -c`): each node's in file order.
 pub fn read(
     lab: &Lab,
     loaded: &[(String, Loadable)],
     backend: Backend,
 ) -> Result<Vec<RuleHit>, InstallError> {
-    let save = match backend {
-        Backend::System => "iptables-save",
-        Backend::Nft => "iptables-nft-save",
-        Backend::Legacy => "iptables-legacy-save",
-    };
+    let counted = |k: RuleKind| matches!(k, RuleKind::Iptables | RuleKind::Ip6tables);
     let mut nodes: Vec<&str> = loaded
         .iter()
-        .filter(|(_, l)| l.kind == RuleKind::Iptables)
+        .filter(|(_, l)| counted(l.kind))
         .map(|(n, _)| n.as_str())
         .collect();
     nodes.dedup();
     let mut hits = Vec::new();
     for node in nodes {
-        let mut cmd = Command::new(save);
-        cmd.arg("-c");
-        let out = run_with_input(lab.ns(node), cmd, None, None, b"").map_err(|error| {
-            InstallError::Spawn {
-                tool: save,
-                node: node.to_string(),
-                error,
+        let mut here = Vec::new();
+        for kind in [RuleKind::Iptables, RuleKind::Ip6tables] {
+            let files: Vec<Loaded> = loaded
+                .iter()
+                .filter(|(n, l)| n == node && l.kind == kind)
+                .map(|(_, l)| Loaded {
+                    shown: &l.shown,
+                    first_line: l.first_line,
+                    text: &l.text,
+                })
+                .collect();
+            if files.is_empty() {
+                continue;
             }
-        })?;
-        let files: Vec<Loaded> = loaded
-            .iter()
-            .filter(|(n, l)| n == node && l.kind == RuleKind::Iptables)
-            .map(|(_, l)| Loaded {
-                shown: &l.shown,
-                first_line: l.first_line,
-                text: &l.text,
-            })
-            .collect();
-        hits.extend(iptables_coverage(
-            &files,
-            &String::from_utf8_lossy(&out.stdout),
-        ));
+            let save = save_tool(kind, backend);
+            let mut cmd = Command::new(save);
+            cmd.arg("-c");
+            let out = run_with_input(lab.ns(node), cmd, None, None, b"").map_err(|error| {
+                InstallError::Spawn {
+                    tool: save,
+                    node: node.to_string(),
+                    error,
+                }
+            })?;
+            here.extend(iptables_coverage(
+                &files,
+                &String::from_utf8_lossy(&out.stdout),
+            ));
+        }
+        // A bundle's ip6tables section sits among its iptables sections, by line.
+        here.sort_by(|a, b| (&a.shown, a.line).cmp(&(&b.shown, b.line)));
+        hits.extend(here);
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_and_backend_has_its_save() {
+        assert_eq!(
+            save_tool(RuleKind::Iptables, Backend::System),
+            "iptables-save"
+        );
+        assert_eq!(
+            save_tool(RuleKind::Ip6tables, Backend::System),
+            "ip6tables-save"
+        );
+        assert_eq!(
+            save_tool(RuleKind::Ip6tables, Backend::Nft),
+            "ip6tables-nft-save"
+        );
+        assert_eq!(
+            save_tool(RuleKind::Ip6tables, Backend::Legacy),
+            "ip6tables-legacy-save"
+        );
+        assert_eq!(
+            save_tool(RuleKind::Iptables, Backend::Legacy),
+            "iptables-legacy-save"
+        );
+    }
 }
