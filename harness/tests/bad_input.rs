@@ -285,6 +285,36 @@ const TOOL_CASES: &[ToolCase] = &[
         says: &["--frobnicate", "line: 16"],
     },
     ToolCase {
+        name: "ip6tables-bad-option",
+        file: "rules/bad-option.ip6tables",
+        line: 9,
+        tool: "ip6tables-restore",
+        text: "-A PREROUTING -p tcp --frobnicate -j MARK --set-mark 1",
+        says: &["--frobnicate", "line: 9"],
+    },
+    ToolCase {
+        name: "ip6tables-bad-target",
+        file: "rules/bad-target.ip6tables",
+        line: 5,
+        tool: "ip6tables-restore",
+        text: "-A FORWARD -i eth0 -j NOSUCHTARGET",
+        // As iptables-restore: nf_tables blames the COMMIT (line 6); the harness points at
+        // the jump.
+        says: &["'NOSUCHTARGET'", "line 6 is the table's COMMIT"],
+    },
+    ToolCase {
+        name: "ip6tables-ipv4-address",
+        file: "rules/ipv4-address.ip6tables",
+        line: 4,
+        tool: "ip6tables-restore",
+        text: "-A FORWARD -s 10.37.0.0/24 -j ACCEPT",
+        says: &[
+            "host/network `10.37.0.0",
+            "is an IPv4 address",
+            "`### iptables` section",
+        ],
+    },
+    ToolCase {
         name: "ip-fails-before-iptables",
         file: "rules/bad-command.ip",
         line: 4,
