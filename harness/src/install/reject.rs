@@ -99,10 +99,14 @@ fn already_there(line: &str, said: &str) -> Option<String> {
     }
 }
 
-/// `host/network `10.0.0.1' not found` from ip6tables-restore (or an IPv6 address from
-/// iptables-restore): an address of the other family, in the wrong file.
+/// `host/network `10.0.0.1' not found` (a match) or `Bad IP address "10.0.0.1"` (a target's
+/// `--to-source`) from ip6tables-restore, or an IPv6 address from iptables-restore: an address
+/// of the other family, in the wrong file.
 fn other_family(kind: RuleKind, said: &str) -> Option<String> {
-    let quoted = said.split("host/network `").nth(1)?.split('\'').next()?;
+    let quoted = match said.split("host/network `").nth(1) {
+        Some(rest) => rest.split('\'').next()?,
+        None => said.split("Bad IP address \"").nth(1)?.split('"').next()?,
+    };
     let addr = quoted.split('/').next()?;
     match kind {
         RuleKind::Ip6tables if addr.parse::<std::net::Ipv4Addr>().is_ok() => Some(format!(
@@ -337,6 +341,9 @@ mod tests {
         let said = "iptables-restore v1.8.9 (nf_tables): host/network `2001:db8::/32' not found";
         let note = other_family(RuleKind::Iptables, said).expect("IPv6 in iptables");
         assert!(note.contains("`### ip6tables`"), "{note}");
+        let said = "ip6tables-restore v1.8.9 (nf_tables): Bad IP address \"10.37.1.253\"";
+        let note = other_family(RuleKind::Ip6tables, said).expect("a v4 --to-source");
+        assert!(note.contains("`10.37.1.253` is an IPv4 address"), "{note}");
         assert_eq!(
             other_family(
                 RuleKind::Ip6tables,
