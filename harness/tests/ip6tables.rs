@@ -1,0 +1,256 @@
+//! `ip6tables:` rules (#17): a bundle with `### iptables`, `### ip6tables` and `### ip`
+//! sections loaded in jupiter beside seed 002 (`--rules jupiter=BUNDLE` on
+//! `scenarios/dual-isp.yaml`), under each `--backend`; its twins, whose ip6tables section
+//! ip6tables-restore rejects; an installer that loads both families; `harness mutate` on a
+//! scenario with an `ip6tables:` file.
+//!
+//! The lab carries no IPv6 flow yet (IPv6 is off in every node): the IPv4 flows must hold as
+//! with seed 002 alone, and the ip6tables rules load (ip6tables-restore works in a namespace
+//! whose IPv6 is disabled) and are counted, with 0 packets each.
+//!
+//! Each runs the harness binary as the user would. Without namespaces (not root, and no user
+//! namespaces) the tests say so and pass, unless `CI` or `HARNESS_REQUIRE_LAB` asks for a lab.
+
+use std::process::Command;
+
+use harness::model::{find_in_path, repo_path};
+
+const FIXTURES: &str = "harness/tests/fixtures/ip6tables";
+
+/// The harness, run from the repository's root: exit code, stdout, stderr.
+fn harness(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether labs are sure to build here (root); otherwise the test is not run, unless `CI`
+/// or `HARNESS_REQUIRE_LAB` asks for a lab (then the harness's own rootless mode must do).
+fn lab_here() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let set = |v: String| !matches!(v.trim(), "" | "0" | "false" | "no");
+    let required = match std::env::var("HARNESS_REQUIRE_LAB") {
+        Ok(v) => set(v),
+        Err(_) => std::env::var("CI").is_ok_and(set),
+    };
+    if !required {
+        eprintln!("not root: not run (set HARNESS_REQUIRE_LAB=1 to run rootless)");
+    }
+    required
+}
+
+/// The backends this machine has: `system` always, `nft` and `legacy` when their
+/// ip6tables-restore is installed.
+fn backends() -> Vec<(&'static str, &'static str)> {
+    [
+        ("system", "ip6tables-restore"),
+        ("nft", "ip6tables-nft-restore"),
+        ("legacy", "ip6tables-legacy-restore"),
+    ]
+    .into_iter()
+    .filter(|(_, tool)| find_in_path(tool).is_some())
+    .collect()
+}
+
+/// `run --coverage --json -` with `rules` in jupiter, under `backend`: the coverage rows.
+fn coverage(backend: &str, rules: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = harness(&[
+        "run",
+        "--backend",
+        backend,
+        "--coverage",
+        "--json",
+        "-",
+        "--rules",
+        rules,
+        "scenarios/dual-isp.yaml",
+    ]);
+    assert_eq!(code, 0, "--backend {backend}: exit {code}:\n{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["scenarios"][0]["passed"], true, "{json:#}");
+    json["scenarios"][0]["coverage"]
+        .as_array()
+        .expect("coverage")
+        .clone()
+}
+
+/// The bundle's ip6tables lines: those of its `### ip6tables` section that are rules.
+fn ip6tables_rules(bundle: &str) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(repo_path(bundle)).expect("the bundle");
+    let mut section = "";
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if let Some(name) = l.strip_prefix("### ") {
+            section = if name == "ip6tables" { "6" } else { "" };
+        } else if section == "6" && l.starts_with("-A ") {
+            out.push((i + 1, l.to_string()));
+        }
+    }
+    out
+}
+
+/// Seed 002 and its IPv6 twin in one bundle: the IPv4 flows hold under every backend, and
+/// `--coverage` lists each ip6tables rule at its bundle line, counted (not unmatched) at 0
+/// packets: no IPv6 packet flows yet. The seed's iptables rules are hit as with seed 002.
+#[test]
+fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
+    if !lab_here() {
+        return;
+    }
+    let bundle = format!("{FIXTURES}/dual-stack.rules");
+    let want = ip6tables_rules(&bundle);
+    assert_eq!(want.len(), 10, "{want:?}");
+    let rules = format!("jupiter={bundle}");
+    let (code, out, err) = harness(&["gate", "--rules", &rules, "scenarios/dual-isp.yaml"]);
+    assert!(
+        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        "exit {code}:\n{out}{err}"
+    );
+    for (backend, _) in backends() {
+        let hits = coverage(backend, &rules);
+        for (line, rule) in &want {
+            let hit = hits
+                .iter()
+                .find(|h| h["line"] == *line && h["shown"].as_str() == Some(bundle.as_str()))
+                .unwrap_or_else(|| {
+                    panic!("--backend {backend}: line {line} not listed: {hits:#?}")
+                });
+            assert_eq!(hit["rule"], rule.as_str(), "--backend {backend}");
+            assert_eq!(hit["packets"], 0, "--backend {backend}: {hit}");
+        }
+        let hit_v4 = hits
+            .iter()
+            .filter(|h| h["packets"].as_u64().is_some_and(|p| p > 0))
+            .count();
+        assert_eq!(hit_v4, 12, "--backend {backend}: {hits:#?}");
+        assert_eq!(hits.len(), 22, "--backend {backend}: {hits:#?}");
+    }
+}
+
+/// The twins: a bad line in the `### ip6tables` section, and seed 002's IPv4 rules under
+/// `### ip6tables`. Each is rejected by the backend's ip6tables-restore, exit 2, the bundle's
+/// own line quoted with `FILE:LINE`.
+#[test]
+fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
+    if !lab_here() {
+        return;
+    }
+    for (backend, tool) in backends() {
+        let bad = format!("jupiter={FIXTURES}/dual-stack-bad-line.rules");
+        let (code, _, err) = harness(&[
+            "run",
+            "--backend",
+            backend,
+            "--rules",
+            &bad,
+            "scenarios/dual-isp.yaml",
+        ]);
+        let first = format!(
+            "error: {FIXTURES}/dual-stack-bad-line.rules:45: {tool} rejected this line on node `jupiter`:"
+        );
+        assert!(
+            code == 2 && err.lines().next() == Some(first.as_str()),
+            "--backend {backend}: exit {code}:\n{err}"
+        );
+        assert!(
+            err.lines().nth(1).map(str::trim)
+                == Some("-A FORWARD -i eth0 -s 2001:db8:157::/64 --frobnicate -j ACCEPT")
+                && err.contains("unknown option \"--frobnicate\""),
+            "{err}"
+        );
+        let v4 = format!("jupiter={FIXTURES}/ipv4-under-ip6tables.rules");
+        let (code, _, err) = harness(&[
+            "run",
+            "--backend",
+            backend,
+            "--rules",
+            &v4,
+            "scenarios/dual-isp.yaml",
+        ]);
+        assert!(
+            code == 2
+                && err.contains(&format!(
+                    "ipv4-under-ip6tables.rules:29: {tool} rejected this line"
+                ))
+                && err.contains("-A SNAT1 -j SNAT --to-source 10.37.1.253")
+                && err
+                    .contains("`10.37.1.253` is an IPv4 address: ip6tables holds IPv6 rules only"),
+            "--backend {backend}: exit {code}:\n{err}"
+        );
+    }
+}
+
+/// An installer that loads both families itself: the snapshot reads ip6tables-save back (the
+/// run's backend's), the IPv4 flows hold, and coverage counts the ip6tables rules at 0.
+#[test]
+fn an_installer_s_ip6tables_rules_are_read_back() {
+    if !lab_here() {
+        return;
+    }
+    let rules = format!("jupiter=install:{FIXTURES}/install-dual-stack");
+    for (backend, _) in backends() {
+        let hits = coverage(backend, &rules);
+        let v6: Vec<&serde_json::Value> = hits
+            .iter()
+            .filter(|h| {
+                h["shown"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(" (ip6tables-"))
+            })
+            .collect();
+        assert_eq!(v6.len(), 10, "--backend {backend}: {hits:#?}");
+        assert!(
+            v6.iter().all(|h| h["packets"] == 0),
+            "--backend {backend}: {v6:#?}"
+        );
+        assert!(
+            v6.iter().any(|h| h["rule"]
+                .as_str()
+                .is_some_and(|r| r.contains("-s 2001:db8:157::/64"))),
+            "{v6:#?}"
+        );
+    }
+}
+
+/// `harness mutate` on a scenario with an `ip6tables:` file: its mutants are made as an
+/// iptables file's (deleted rules, swapped marks, dropped states, swapped nth packets), each
+/// loaded by ip6tables-restore (none invalid), and every one survives: no IPv6 flow shows
+/// them yet. The IPv4 files' mutants fare as in `scenarios/dual-isp.yaml`.
+#[test]
+fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
+    if !lab_here() {
+        return;
+    }
+    let scenario = format!("{FIXTURES}/dual-isp-ip6tables.yaml");
+    let (code, out, err) = harness(&["mutate", &scenario]);
+    assert_eq!(code, 1, "{out}{err}");
+    let file = format!("{FIXTURES}/jupiter.ip6tables:");
+    let survivors: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&file))
+        .collect();
+    assert_eq!(survivors.len(), 16, "{out}");
+    for change in [
+        "deleted `-A FORWARD -i eth0 -s 2001:db8:157::/64 -j ACCEPT`",
+        "swapped marks 1 and 2",
+        "swapped nth packet numbers 0 and 1",
+        "dropped state RELATED from `-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`",
+    ] {
+        assert!(survivors.iter().any(|s| s.ends_with(change)), "{change}:\n{out}");
+    }
+    assert!(
+        out.contains("37 mutant runs, 37 distinct mutants: 17 killed, 20 survived, 0 invalid"),
+        "{out}"
+    );
+}
