@@ -254,3 +254,30 @@ fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
         "{out}"
     );
 }
+
+/// With ip6tables-restore missing from PATH (iptables-restore and ip there), a scenario with an
+/// `ip6tables:` file is refused before anything is built: exit 2, naming the tool, the file
+/// that needs it, and its Debian package.
+#[test]
+fn a_missing_ip6tables_restore_names_its_package() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for tool in ["iptables-restore", "ip"] {
+        let Some(path) = find_in_path(tool) else {
+            return;
+        };
+        std::os::unix::fs::symlink(path, dir.path().join(tool)).expect("a symlink");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "dual-isp-ip6tables.yaml"])
+        .current_dir(repo_path(FIXTURES))
+        .env("PATH", dir.path())
+        .output()
+        .expect("the harness runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "error: `ip6tables-restore` is not in PATH (needed for jupiter.ip6tables); install it: \
+         apt-get install iptables",
+    );
+}

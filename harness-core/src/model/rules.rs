@@ -48,6 +48,7 @@ pub(super) fn node_rules(
                 if f.generate.is_some()
                     || f.as_kind.is_some()
                     || f.iptables.is_some()
+                    || f.ip6tables.is_some()
                     || f.nft.is_some()
                     || f.ip.is_some()
                     || f.ipset.is_some()
@@ -157,4 +158,65 @@ pub(super) fn node_rules(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{load, repo_path, RuleKind, RuleSource};
+
+    /// A scenario whose files are seed 002's and an `ip6tables:` file: each kept as its kind.
+    #[test]
+    fn an_ip6tables_entry_is_an_ip6tables_file() {
+        let plan = load(&repo_path(
+            "harness/tests/fixtures/ip6tables/dual-isp-ip6tables.yaml",
+        ))
+        .expect("valid");
+        let kinds: Vec<RuleKind> = plan.rules[0]
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                RuleSource::File { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [RuleKind::Iptables, RuleKind::Ip6tables, RuleKind::Ip]
+        );
+    }
+
+    /// `ip6tables:` beside another key in one entry is refused, as `iptables:` is.
+    #[test]
+    fn an_ip6tables_entry_names_one_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let topo = repo_path("topologies/jupiter.yaml");
+        std::fs::write(d.path().join("r"), "*filter\nCOMMIT\n").expect("write");
+        for (entry, says) in [
+            ("{ ip6tables: r, iptables: r }", "each entry names one file"),
+            (
+                "{ ip6tables: r, install: ./x }",
+                "an entry is either a file",
+            ),
+            (
+                "{ ip6tables: r, generate: ./x }",
+                "an entry is either a file",
+            ),
+            (
+                "{ generate: ./x, as: ip7tables }",
+                "one of iptables, ip6tables, nft",
+            ),
+        ] {
+            let s = d.path().join("s.yaml");
+            std::fs::write(
+                &s,
+                format!(
+                    "topology: {}\nrules:\n  jupiter:\n    files:\n      - {entry}\ntraffic:\n  - {{ proto: tcp, from: saturn, to: neptune, port: 80 }}\nexpect:\n  - {{ completes: true }}\n",
+                    topo.display()
+                ),
+            )
+            .expect("write");
+            let e = load(&s).expect_err(entry).to_string();
+            assert!(e.contains(says), "{entry}: {e}");
+        }
+    }
 }
