@@ -53,15 +53,15 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct RuleArgs {
-    /// Replace NODE's rule set: NODE=FILE (a bundle: sections headed `### iptables`, `### ip`,
-    /// `### nft`, `### ipset`, `### sysctl`, and `### rt_tables` naming the routing tables the
-    /// others use; one section may go without a header), NODE=COMMAND (a generator: it gets the
-    /// topology's facts as JSON and prints a bundle) or NODE=install:COMMAND (an installer: it
-    /// gets the same facts and loads the rules itself, which are then read back). Repeat for
-    /// more parts or nodes.
+    /// Replace NODE's rule set: NODE=FILE (a bundle: sections headed `### iptables`,
+    /// `### ip6tables`, `### ip`, `### nft`, `### ipset`, `### sysctl`, and `### rt_tables`
+    /// naming the routing tables the others use; one section may go without a header),
+    /// NODE=COMMAND (a generator: it gets the topology's facts as JSON and prints a bundle) or
+    /// NODE=install:COMMAND (an installer: it gets the same facts and loads the rules itself,
+    /// which are then read back). Repeat for more parts or nodes.
     #[arg(long = "rules", value_name = "NODE=FILE|COMMAND|install:COMMAND")]
     rules: Vec<String>,
-    /// The iptables implementation that loads `iptables:` rules.
+    /// The iptables implementation that loads `iptables:` and `ip6tables:` rules.
     #[arg(long, value_enum, default_value_t = BackendArg::System)]
     backend: BackendArg,
 }
