@@ -203,10 +203,14 @@ pub fn finding(v: &Verdict, f: &FlowFailure) -> String {
             first_uplink,
             uplinks,
         } => format!(
-            "left via {uplink}, but client {client}'s first flow, {first}, left via {first_uplink}: the client moved ({}); a sticky rule keeps a client's new connections on the uplink its first took (a set of client source addresses with a timeout, matched and filled on the source)",
+            "left via {uplink}, but client {client}'s first flow, {first}, left via {first_uplink} (its flows: {})",
             uplinks
                 .iter()
-                .map(|(l, ids)| format!("{l}: flows {}", ranges(ids)))
+                .map(|(l, ids)| {
+                    let shown: Vec<String> = ids.iter().take(6).map(u32::to_string).collect();
+                    let more = if ids.len() > 6 { ", …" } else { "" };
+                    format!("{l} {}: {}{more}", ids.len(), shown.join(", "))
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
@@ -273,7 +277,7 @@ pub fn observed(v: &Verdict, expectation: &str) -> String {
         .map(|p| std::net::IpAddr::from(p.client.ip().to_owned()))
         .collect();
     format!(
-        "{} of {} clients moved between uplinks ({}{})",
+        "{} of {} clients moved between uplinks ({}{}): a sticky rule keeps a client's new connections on the uplink its first took, with a set of client source addresses (with a timeout) that it matches and fills on the source",
         moved.len(),
         clients.len(),
         moved

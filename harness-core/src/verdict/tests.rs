@@ -638,13 +638,15 @@ fn sticky_names_each_flow_that_left_the_uplink_of_its_clients_first_flow() {
     let msg = words::finding(&v, &r.failures[1]);
     assert!(
         msg.starts_with(
-            "left via wan2, but client 192.168.157.100's first flow, 1, left via wan1: the client moved (wan1: flows 1, 3; wan2: flows 5)"
+            "left via wan2, but client 192.168.157.100's first flow, 1, left via wan1 (its flows: wan1 2: 1, 3; wan2 1: 5)"
         ),
         "{msg}"
     );
-    assert_eq!(
-        words::observed(&v, "sticky"),
-        "2 of 2 clients moved between uplinks (192.168.157.100, 192.168.157.101)"
+    assert!(
+        words::observed(&v, "sticky")
+            .starts_with("2 of 2 clients moved between uplinks (192.168.157.100, 192.168.157.101): a sticky rule"),
+        "{}",
+        words::observed(&v, "sticky")
     );
     assert_eq!(
         crate::report::snapshot(&v)
