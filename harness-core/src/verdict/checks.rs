@@ -106,7 +106,9 @@ fn check_split<'a>(weights: &[(String, u32)], flows: impl Iterator<Item = &'a Fl
 
 /// The flows by client address (the source the client had, on its own side of the router),
 /// each client's in flow order.
-fn by_client<'a>(flows: impl Iterator<Item = &'a FlowPath>) -> BTreeMap<IpAddr, Vec<&'a FlowPath>> {
+pub(super) fn by_client<'a>(
+    flows: impl Iterator<Item = &'a FlowPath>,
+) -> BTreeMap<IpAddr, Vec<&'a FlowPath>> {
     let mut m: BTreeMap<IpAddr, Vec<&FlowPath>> = BTreeMap::new();
     for f in flows {
         // `to_owned`: the same for an IPv4 socket address (`&Ipv4Addr`) as for either family.

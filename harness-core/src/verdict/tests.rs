@@ -699,3 +699,36 @@ fn a_split_per_client_counts_clients_by_their_first_uplink() {
         words::split(s)
     );
 }
+
+/// `harness diff` on a split per client compares the clients' first uplinks: 20 clients on
+/// the same uplinks both times, whose later flows (which follow the first) number 5 on wan1
+/// one time and 5 on wan2 the other, did not change; a flow split over the same flows did.
+#[test]
+fn diff_compares_a_split_per_client_by_clients() {
+    let run = |heavy: &str| {
+        let mut paths = Vec::new();
+        let mut id = 0;
+        for c in 0..20u32 {
+            let client = format!("192.168.157.{}", 100 + c);
+            let uplink = if c < 10 { "wan1" } else { "wan2" };
+            let n = if uplink == heavy { 5 } else { 1 };
+            for _ in 0..n {
+                id += 1;
+                paths.push(path_from(id, &client, uplink));
+            }
+        }
+        paths
+    };
+    let w = vec![("wan1".to_string(), 1), ("wan2".to_string(), 1)];
+    let (a, b) = (run("wan1"), run("wan2"));
+    let per_client = compare::compare(
+        &judge_paths(Check::SplitPerClient(w.clone()), a.clone()),
+        &judge_paths(Check::SplitPerClient(w.clone()), b.clone()),
+    );
+    assert!(per_client.splits.is_empty(), "{:?}", per_client.splits);
+    let per_flow = compare::compare(
+        &judge_paths(Check::Split(w.clone()), a),
+        &judge_paths(Check::Split(w), b),
+    );
+    assert_eq!(per_flow.splits.len(), 1, "50 : 10 against 10 : 50 flows");
+}
