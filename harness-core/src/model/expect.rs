@@ -104,7 +104,25 @@ pub(super) fn expectations(
                     "give at least one uplink a weight above 0",
                 ));
             }
-            checks.push(Check::Split(w));
+            checks.push(match e.per {
+                Some(raw::PerDef::Client) => Check::SplitPerClient(w),
+                Some(raw::PerDef::Flow) | None => Check::Split(w),
+            });
+        } else if e.per.is_some() {
+            return Err(doc.err(
+                &format!("{path}.per"),
+                "`per:` says what a `split:` counts (flow or client); this expectation has no split",
+            ));
+        }
+        match e.sticky {
+            Some(true) => checks.push(Check::Sticky),
+            Some(false) => {
+                return Err(doc.err(
+                    &format!("{path}.sticky"),
+                    "`sticky: false` states nothing; remove it",
+                ))
+            }
+            None => {}
         }
         match e.one_uplink {
             Some(true) => checks.push(Check::OneUplink),
@@ -129,7 +147,7 @@ pub(super) fn expectations(
             1 => checks.pop().expect("one"),
             0 => return Err(doc.err(
                 &path,
-                "an expectation states one of: via, sequence, source, mark, one_uplink, completes, split, leaves_via",
+                "an expectation states one of: via, sequence, source, mark, one_uplink, completes, split, leaves_via, sticky",
             )),
             _ => {
                 return Err(doc.err(
@@ -358,4 +376,46 @@ pub(super) fn expected_failure(
         reason: raw.reason,
         breaks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{load_text, repo_path, Check};
+
+    fn load(expect: &str) -> Result<Vec<Check>, String> {
+        let path = repo_path("scenarios/sticky/x.yaml");
+        let text = format!(
+            "topology: ../../topologies/conformance.yaml\n\
+             traffic:\n  - {{ proto: tcp, from: saturn, from_address: each, to: neptune, port: 80, flows: 4 }}\n\
+             expect:\n{expect}"
+        );
+        load_text(&path, &text)
+            .map(|p| p.expectations.into_iter().map(|e| e.check).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sticky_and_a_split_per_client_are_read() {
+        let w = vec![("wan1".to_string(), 1), ("wan2".to_string(), 2)];
+        assert_eq!(
+            load(
+                "  - { sticky: true }\n  - { name: by_client, split: { wan1: 1, wan2: 2 }, per: client }\n  - { name: by_flow, split: { wan1: 1, wan2: 2 }, per: flow }\n"
+            ),
+            Ok(vec![
+                Check::Sticky,
+                Check::SplitPerClient(w.clone()),
+                Check::Split(w)
+            ])
+        );
+    }
+
+    #[test]
+    fn per_without_a_split_and_sticky_false_are_refused() {
+        let e = load("  - { sticky: true, per: client }\n").unwrap_err();
+        assert!(e.contains("x.yaml:5:") && e.contains("has no split"), "{e}");
+        let e = load("  - { sticky: false }\n").unwrap_err();
+        assert!(e.contains("`sticky: false` states nothing"), "{e}");
+        let e = load("  - { split: { wan1: 1 }, per: server }\n").unwrap_err();
+        assert!(e.contains("client"), "{e}");
+    }
 }

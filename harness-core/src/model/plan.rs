@@ -532,6 +532,11 @@ pub enum Check {
     /// The flows split between uplinks by these weights, within the binomial bound for their
     /// number (uplinks in the order written).
     Split(Vec<(String, u32)>),
+    /// `split` with `per: client`: each client address counted once, by the uplink its first
+    /// selected flow left on, within the binomial bound for the number of clients.
+    SplitPerClient(Vec<(String, u32)>),
+    /// Every selected flow of one client (its source address on the LAN) left on one uplink.
+    Sticky,
 }
 
 impl Check {
@@ -543,7 +548,8 @@ impl Check {
             Check::Mark(_) => "mark",
             Check::OneUplink => "one_uplink",
             Check::Completes(_) => "completes",
-            Check::Split(_) => "split",
+            Check::Split(_) | Check::SplitPerClient(_) => "split",
+            Check::Sticky => "sticky",
             Check::LeavesVia(_) => "leaves_via",
         }
     }
@@ -576,6 +582,15 @@ impl fmt::Display for Check {
                     .collect::<Vec<_>>()
                     .join(" : ")
             ),
+            Check::SplitPerClient(w) => write!(
+                f,
+                "split {} per client, by each client's first uplink (binomial bound, false-failure rate ≤ 1e-6)",
+                w.iter()
+                    .map(|(l, n)| format!("{l} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(" : ")
+            ),
+            Check::Sticky => write!(f, "each client's flows on one uplink (sticky)"),
         }
     }
 }

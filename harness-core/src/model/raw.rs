@@ -352,8 +352,22 @@ pub struct ExpectDef {
     pub leaves_via: Option<String>,
     /// The selected flows split by these weights, by the uplink they left on: `{ L1: w1 }`.
     pub split: Option<Ordered<u32>>,
+    /// What a `split` counts: `flow` (default), each flow by its uplink; `client`, each client
+    /// address once, by the uplink its first selected flow left on (for sticky clients, whose
+    /// later flows follow their first).
+    pub per: Option<PerDef>,
+    /// Every selected flow of one client (its source address on the LAN) left on one uplink.
+    pub sticky: Option<bool>,
     /// Every round trip got its answer (`true`) or not (`false`).
     pub completes: Option<bool>,
+}
+
+/// `per:` in a split expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PerDef {
+    Flow,
+    Client,
 }
 
 /// `{ before: TRAFFIC, down: LINK, end: NODE }` or `{ before: TRAFFIC, up: LINK, end: NODE }`

@@ -196,6 +196,24 @@ pub fn finding(v: &Verdict, f: &FlowFailure) -> String {
             uplinks(out),
             expected.as_deref().unwrap_or("no uplink")
         ),
+        Finding::ClientMoved {
+            client,
+            uplink,
+            first,
+            first_uplink,
+            uplinks,
+        } => format!(
+            "left via {uplink}, but client {client}'s first flow, {first}, left via {first_uplink} (its flows: {})",
+            uplinks
+                .iter()
+                .map(|(l, ids)| {
+                    let shown: Vec<String> = ids.iter().take(6).map(u32::to_string).collect();
+                    let more = if ids.len() > 6 { ", …" } else { "" };
+                    format!("{l} {}: {}{more}", ids.len(), shown.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
     };
     match drops(&f.drops) {
         Some(d) => format!("{msg}; {d}"),
@@ -222,17 +240,54 @@ pub fn split(s: &Split) -> String {
             None => format!("{} {} (expected 0) ✗", c.uplink, c.count),
         })
         .collect();
-    format!("{} flows: {}", s.flows, parts.join(", "))
+    match s.clients {
+        Some(c) => format!(
+            "{c} clients ({} flows), each by the uplink its first flow left on: {}",
+            s.flows,
+            parts.join(", ")
+        ),
+        None => format!("{} flows: {}", s.flows, parts.join(", ")),
+    }
 }
 
-/// What a split expectation observed (empty for one judged flow by flow).
+/// What an expectation judged on its flows together observed: a split's counts, or how many
+/// clients moved between uplinks (empty for one judged flow by flow).
 pub fn observed(v: &Verdict, expectation: &str) -> String {
-    v.results
+    let Some(r) = v.results.iter().find(|r| r.name == expectation) else {
+        return String::new();
+    };
+    if let Some(s) = &r.split {
+        return split(s);
+    }
+    let moved: std::collections::BTreeSet<std::net::IpAddr> = r
+        .failures
         .iter()
-        .find(|r| r.name == expectation)
-        .and_then(|r| r.split.as_ref())
-        .map(split)
-        .unwrap_or_default()
+        .filter_map(|f| match &f.finding {
+            Finding::ClientMoved { client, .. } => Some(*client),
+            _ => None,
+        })
+        .collect();
+    if moved.is_empty() {
+        return String::new();
+    }
+    let clients: std::collections::BTreeSet<std::net::IpAddr> = v
+        .flows
+        .iter()
+        .filter(|p| r.flows.contains(&p.id))
+        .map(|p| std::net::IpAddr::from(p.client.ip().to_owned()))
+        .collect();
+    format!(
+        "{} of {} clients moved between uplinks ({}{}): a sticky rule keeps a client's new connections on the uplink its first took, with a set of client source addresses (with a timeout) that it matches and fills on the source",
+        moved.len(),
+        clients.len(),
+        moved
+            .iter()
+            .take(5)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if moved.len() > 5 { ", …" } else { "" }
+    )
 }
 
 /// Why a declared-broken scenario did not break as declared, one problem.

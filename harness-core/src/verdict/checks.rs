@@ -2,6 +2,7 @@
 //! the counts of a split. Pure, and wordless.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use smol_str::SmolStr;
 
@@ -22,14 +23,32 @@ pub(super) fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &
         broke_overall: false,
         declared: Declared::No,
     };
-    if let Check::Split(weights) = &e.check {
-        let split = check_split(
-            weights,
-            e.flows.iter().filter_map(|id| flows.get(id).copied()),
-        );
-        r.broke_overall = !split.held();
-        r.split = Some(split);
-        return r;
+    let selected = || e.flows.iter().filter_map(|id| flows.get(id).copied());
+    match &e.check {
+        Check::Split(weights) => {
+            let split = check_split(weights, selected());
+            r.broke_overall = !split.held();
+            r.split = Some(split);
+            return r;
+        }
+        Check::SplitPerClient(weights) => {
+            let firsts: Vec<&FlowPath> = by_client(selected())
+                .into_values()
+                .map(|fs| fs[0])
+                .collect();
+            let mut split = check_split(weights, firsts.iter().copied());
+            split.clients = Some(split.flows);
+            split.flows = selected().count() as u64;
+            r.broke_overall = !split.held();
+            r.split = Some(split);
+            return r;
+        }
+        Check::Sticky => {
+            r.failures = check_sticky(selected());
+            r.broke_overall = !r.failures.is_empty();
+            return r;
+        }
+        _ => {}
     }
     for (k, id) in e.flows.iter().enumerate() {
         let Some(p) = flows.get(id) else { continue };
@@ -80,8 +99,65 @@ fn check_split<'a>(weights: &[(String, u32)], flows: impl Iterator<Item = &'a Fl
     }
     Split {
         flows: n,
+        clients: None,
         counts: rows,
     }
+}
+
+/// The flows by client address (the source the client had, on its own side of the router),
+/// each client's in flow order.
+pub(super) fn by_client<'a>(
+    flows: impl Iterator<Item = &'a FlowPath>,
+) -> BTreeMap<IpAddr, Vec<&'a FlowPath>> {
+    let mut m: BTreeMap<IpAddr, Vec<&FlowPath>> = BTreeMap::new();
+    for f in flows {
+        // `to_owned`: the same for an IPv4 socket address (`&Ipv4Addr`) as for either family.
+        m.entry(IpAddr::from(f.client.ip().to_owned()))
+            .or_default()
+            .push(f);
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|f| f.id);
+    }
+    m
+}
+
+/// `sticky`: each client's flows that left on another uplink than its first flow did (flows
+/// start in id order, so its first is the one a sticky set learnt the client from).
+fn check_sticky<'a>(flows: impl Iterator<Item = &'a FlowPath>) -> Vec<FlowFailure> {
+    let mut out = Vec::new();
+    for (client, fs) in by_client(flows) {
+        let first = fs[0];
+        let mut uplinks: Vec<(SmolStr, Vec<u32>)> = Vec::new();
+        for f in &fs {
+            let l = SmolStr::from(f.first_uplink());
+            match uplinks.iter_mut().find(|(u, _)| *u == l) {
+                Some((_, ids)) => ids.push(f.id),
+                None => uplinks.push((l, vec![f.id])),
+            }
+        }
+        if uplinks.len() < 2 {
+            continue;
+        }
+        for f in fs
+            .iter()
+            .filter(|f| f.first_uplink() != first.first_uplink())
+        {
+            out.push(FlowFailure {
+                flow: f.id,
+                finding: Finding::ClientMoved {
+                    client,
+                    uplink: f.first_uplink().into(),
+                    first: first.id,
+                    first_uplink: first.first_uplink().into(),
+                    uplinks: uplinks.clone(),
+                },
+                drops: Vec::new(),
+            });
+        }
+    }
+    out.sort_by_key(|f| f.flow);
+    out
 }
 
 /// `None` when the flow meets the check, else what was observed instead, and whether where
@@ -202,7 +278,7 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<(Findin
             (true, false) => bare(Finding::Completed),
         },
         // Judged on the flows together, in `check`.
-        Check::Split(_) => None,
+        Check::Split(_) | Check::SplitPerClient(_) | Check::Sticky => None,
         Check::LeavesVia(want) => {
             let got = &p.router_out;
             match want {

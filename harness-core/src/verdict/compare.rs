@@ -145,7 +145,17 @@ pub fn compare(a: &Verdict, b: &Verdict) -> Changes {
         }
     }
     for r in a.results.iter().filter(|r| r.statistical()) {
-        let pick = |v: &Verdict| split_counts(v.flows.iter().filter(|f| r.flows.contains(&f.id)));
+        // A split per client counts each client's first flow: the one independent draw it
+        // made (its later flows follow it), so the two-sample test compares those.
+        let per_client = r.split.as_ref().is_some_and(|s| s.clients.is_some());
+        let pick = |v: &Verdict| {
+            let mine = v.flows.iter().filter(|f| r.flows.contains(&f.id));
+            if per_client {
+                split_counts(super::checks::by_client(mine).into_values().map(|fs| fs[0]))
+            } else {
+                split_counts(mine)
+            }
+        };
         let (ca, cb) = (pick(a), pick(b));
         if splits_differ(&ca, &cb, stats::FALSE_FAILURE_RATE) {
             out.splits.push(SplitChange {

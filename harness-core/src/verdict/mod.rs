@@ -12,7 +12,7 @@
 //!   declared, expectation by expectation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -237,6 +237,17 @@ pub enum Finding {
         out: Vec<SmolStr>,
         expected: Option<SmolStr>,
     },
+    /// `sticky`: this flow of `client` left on `uplink`, not on the uplink its first selected
+    /// flow (`first`) left on; `uplinks`: every uplink the client's selected flows left on,
+    /// in order of first use, with those flows.
+    ClientMoved {
+        #[schemars(with = "String")]
+        client: IpAddr,
+        uplink: SmolStr,
+        first: u32,
+        first_uplink: SmolStr,
+        uplinks: Vec<(SmolStr, Vec<u32>)>,
+    },
 }
 
 /// What an expectation maps uplinks to.
@@ -276,10 +287,14 @@ pub struct Bound {
     pub high: u64,
 }
 
-/// The flows of a `split` expectation, counted by the uplink each left on.
+/// The flows of a `split` expectation, counted by the uplink each left on (with `per:
+/// client`, the clients, by the uplink each one's first flow left on).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Split {
     pub flows: u64,
+    /// With `per: client`: how many clients the counts count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u64>,
     /// The weighted uplinks in the order written, then any other uplink flows took.
     pub counts: Vec<SplitCount>,
 }
@@ -312,7 +327,9 @@ pub struct ExpResult {
     pub failures: Vec<FlowFailure>,
     /// For an expectation on the flows together (a split): what was counted.
     pub split: Option<Split>,
-    /// Whether the split broke it.
+    /// Whether the flows together broke it: a split outside its bound, or (`sticky`) a client
+    /// whose flows took several uplinks (which of its flows moved depends on which went
+    /// first, so the expectation broke as a whole; `failures` still name them).
     pub broke_overall: bool,
     /// Decided once, in [`declared`]: what its breaking means for the scenario.
     pub declared: Declared,

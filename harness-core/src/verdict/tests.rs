@@ -1,11 +1,11 @@
 //! The judge on synthetic observations over the real Jupiter topology (no privileges).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rstest::rstest;
 
 use super::*;
-use crate::model::{self, repo_path, Break, ExpectedFailure};
+use crate::model::{self, repo_path, Break, Check, ExpectedFailure};
 use crate::observe::packet::{ACK, SYN};
 use crate::observe::{ClientOutcome, CtEntry, Observations, Packet, Sighting, Tuple};
 use crate::report::words;
@@ -542,4 +542,193 @@ fn a_flow_seen_nowhere_is_the_labs_fault_not_a_verdict() {
     let stray = stray_ack(&p);
     let v = judge(&p, &stray.observed());
     assert!(unseen(&p, &v, &BTreeSet::from([2])).is_empty());
+}
+
+/// A flow from `client` (port by flow id) that left and came back on `uplink`.
+fn path_from(id: u32, client: &str, uplink: &str) -> FlowPath {
+    FlowPath {
+        id,
+        group: "web".into(),
+        proto: Proto::Tcp,
+        client: SocketAddrV4::new(ip(client), model::client_port(id)),
+        out: vec![uplink.into()],
+        back: vec![uplink.into()],
+        first_out_source: None,
+        router_out: Vec::new(),
+        first_out: Some(uplink.into()),
+        source_seen: None,
+        mark: None,
+        completed: true,
+        client_error: None,
+        related_seen: None,
+        packets: 4,
+        drops: Vec::new(),
+        story: Vec::new(),
+        trace: None,
+    }
+}
+
+/// Checks `check` on `paths` (flows 1…n) and words the result as a verdict would.
+fn judge_paths(check: Check, paths: Vec<FlowPath>) -> Verdict {
+    let e = model::Expectation {
+        name: "sticky".into(),
+        selector: "all".into(),
+        flows: paths.iter().map(|p| p.id).collect(),
+        check,
+    };
+    let by_id: BTreeMap<u32, &FlowPath> = paths.iter().map(|p| (p.id, p)).collect();
+    let mut results = vec![checks::check(&e, &by_id, "jupiter")];
+    let outcome = declared::decide(&mut results, None);
+    Verdict {
+        scenario: "sticky".into(),
+        router: "jupiter".into(),
+        flows: paths,
+        results,
+        declared: None,
+        outcome,
+    }
+}
+
+const A: &str = "192.168.157.100";
+const B: &str = "192.168.157.101";
+
+/// Two clients, their flows interleaved as `from_address: each` starts them: A on wan1, B on
+/// wan2, every flow of each on its first's uplink.
+fn sticky_paths() -> Vec<FlowPath> {
+    (1..=6)
+        .map(|id| {
+            if id % 2 == 1 {
+                path_from(id, A, "wan1")
+            } else {
+                path_from(id, B, "wan2")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sticky_holds_when_each_client_keeps_one_uplink_whichever_it_is() {
+    let v = judge_paths(Check::Sticky, sticky_paths());
+    assert_eq!(v.outcome, Outcome::Pass, "{:#?}", v.results);
+    assert_eq!(words::observed(&v, "sticky"), "");
+}
+
+#[test]
+fn sticky_names_each_flow_that_left_the_uplink_of_its_clients_first_flow() {
+    let mut paths = sticky_paths();
+    // Client B's flow 4 on wan1; client A's flow 5 on wan2: the flows that moved, not the
+    // client's first (which took the uplink the others should have followed).
+    paths[3] = path_from(4, B, "wan1");
+    paths[4] = path_from(5, A, "wan2");
+    let v = judge_paths(Check::Sticky, paths);
+    assert_eq!(v.outcome, Outcome::Fail);
+    let r = &v.results[0];
+    assert!(r.broke_overall, "judged on the flows together");
+    assert_eq!(r.failed_flows(), [4, 5]);
+    assert_eq!(
+        r.failures[0].finding,
+        Finding::ClientMoved {
+            client: ip(B).into(),
+            uplink: "wan1".into(),
+            first: 2,
+            first_uplink: "wan2".into(),
+            uplinks: vec![("wan2".into(), vec![2, 6]), ("wan1".into(), vec![4])],
+        }
+    );
+    let msg = words::finding(&v, &r.failures[1]);
+    assert!(
+        msg.starts_with(
+            "left via wan2, but client 192.168.157.100's first flow, 1, left via wan1 (its flows: wan1 2: 1, 3; wan2 1: 5)"
+        ),
+        "{msg}"
+    );
+    assert!(
+        words::observed(&v, "sticky")
+            .starts_with("2 of 2 clients moved between uplinks (192.168.157.100, 192.168.157.101): a sticky rule"),
+        "{}",
+        words::observed(&v, "sticky")
+    );
+    assert_eq!(
+        crate::report::snapshot(&v)
+            .lines()
+            .find(|l| l.starts_with("sticky:")),
+        Some("sticky: each client's flows on one uplink (sticky) [flows all]: BROKE"),
+        "the snapshot does not name flows that vary from run to run"
+    );
+}
+
+#[test]
+fn sticky_counts_a_flow_on_no_uplink_as_a_move() {
+    let mut paths = sticky_paths();
+    paths[2].first_out = None;
+    let v = judge_paths(Check::Sticky, paths);
+    assert_eq!(v.results[0].failed_flows(), [3]);
+    assert!(words::finding(&v, &v.results[0].failures[0]).starts_with("left via no uplink, but"));
+}
+
+/// `per: client` counts each client once, by its first flow's uplink: ten clients with five
+/// flows each on wan1 against ten clients with one flow each on wan2 is 10 : 10, not 50 : 10.
+#[test]
+fn a_split_per_client_counts_clients_by_their_first_uplink() {
+    let mut paths = Vec::new();
+    let mut id = 0;
+    for c in 0..20u32 {
+        let client = format!("192.168.157.{}", 100 + c);
+        let (uplink, n) = if c < 10 { ("wan1", 5) } else { ("wan2", 1) };
+        for _ in 0..n {
+            id += 1;
+            paths.push(path_from(id, &client, uplink));
+        }
+    }
+    let w = vec![("wan1".to_string(), 1), ("wan2".to_string(), 1)];
+    let per_flow = judge_paths(Check::Split(w.clone()), paths.clone());
+    assert!(per_flow.results[0].broke_overall, "60 flows, 50 : 10");
+    let v = judge_paths(Check::SplitPerClient(w), paths);
+    let s = v.results[0].split.as_ref().unwrap();
+    assert_eq!((s.flows, s.clients), (60, Some(20)));
+    assert_eq!(
+        s.counts.iter().map(|c| c.count).collect::<Vec<_>>(),
+        [10, 10]
+    );
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert!(
+        words::split(s).starts_with(
+            "20 clients (60 flows), each by the uplink its first flow left on: wan1 10 (expected 10, "
+        ),
+        "{}",
+        words::split(s)
+    );
+}
+
+/// `harness diff` on a split per client compares the clients' first uplinks: 20 clients on
+/// the same uplinks both times, whose later flows (which follow the first) number 5 on wan1
+/// one time and 5 on wan2 the other, did not change; a flow split over the same flows did.
+#[test]
+fn diff_compares_a_split_per_client_by_clients() {
+    let run = |heavy: &str| {
+        let mut paths = Vec::new();
+        let mut id = 0;
+        for c in 0..20u32 {
+            let client = format!("192.168.157.{}", 100 + c);
+            let uplink = if c < 10 { "wan1" } else { "wan2" };
+            let n = if uplink == heavy { 5 } else { 1 };
+            for _ in 0..n {
+                id += 1;
+                paths.push(path_from(id, &client, uplink));
+            }
+        }
+        paths
+    };
+    let w = vec![("wan1".to_string(), 1), ("wan2".to_string(), 1)];
+    let (a, b) = (run("wan1"), run("wan2"));
+    let per_client = compare::compare(
+        &judge_paths(Check::SplitPerClient(w.clone()), a.clone()),
+        &judge_paths(Check::SplitPerClient(w.clone()), b.clone()),
+    );
+    assert!(per_client.splits.is_empty(), "{:?}", per_client.splits);
+    let per_flow = compare::compare(
+        &judge_paths(Check::Split(w.clone()), a),
+        &judge_paths(Check::Split(w), b),
+    );
+    assert_eq!(per_flow.splits.len(), 1, "50 : 10 against 10 : 50 flows");
 }
