@@ -159,7 +159,7 @@ pub struct Message {
 pub enum MessageKind {
     /// A flow broke the expectation.
     Flow,
-    /// The flows together broke it (a split).
+    /// The flows together broke it (a split, or `sticky`, judged on the flows as a whole).
     Split,
     /// A declared-broken scenario did not break as declared.
     Declaration,
