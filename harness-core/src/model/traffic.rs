@@ -94,7 +94,7 @@ pub(super) fn flows(
                 })?;
                 let mine: Vec<String> = topo
                     .ends_of(node)
-                    .flat_map(|e| e.addrs.iter())
+                    .flat_map(|e| e.v4())
                     .map(|n| n.addr().to_string())
                     .collect();
                 if !mine.contains(&a.to_string()) {
@@ -112,7 +112,7 @@ pub(super) fn flows(
         // that flows from many clients to many servers meet hashing balancers as real ones do.
         let each = |key: &str, node: &str| -> Result<Vec<Ipv4Addr>, SpecError> {
             let mut all: Vec<Ipv4Addr> = Vec::new();
-            for a in topo.ends_of(node).flat_map(|e| e.addrs.iter()) {
+            for a in topo.ends_of(node).flat_map(|e| e.v4()) {
                 if !all.contains(&a.addr()) {
                     all.push(a.addr());
                 }
