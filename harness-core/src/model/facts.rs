@@ -103,6 +103,6 @@ mod tests {
         assert_eq!(up["gateway6"], "2001:db8:1::254");
         let saturn = &f["nodes"].as_array().expect("nodes")[0]["interfaces"][0];
         assert_eq!(saturn["addresses"][0], "192.168.157.3/24");
-        assert_eq!(saturn["addresses6"][0], "2001:db8:157::3/64");
+        assert_eq!(saturn["addresses6"][0], "2001:db8:1:157::3/64");
     }
 }
