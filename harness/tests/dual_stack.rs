@@ -45,10 +45,7 @@ fn main() {
 
 /// A scenario on `topology` (only its lab is built here), in a fresh folder of trial `tag`.
 fn plan_on(topology: &str, tag: &str) -> Result<(Plan, PathBuf), Failed> {
-    let dir = std::env::temp_dir().join(format!(
-        "harness-dual-stack-{}-{tag}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("harness-dual-stack-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("none.ip"), "# the main tables route\n")?;
     let file = dir.join("lab.yaml");

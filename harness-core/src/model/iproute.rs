@@ -47,9 +47,7 @@ fn settle(flag: Option<IpFamily>, seen: &[(String, IpFamily)]) -> Result<IpFamil
         match &fam {
             Some((first, g)) if g != f => {
                 return Err(format!(
-                    "{first} is {} but {what} is {}: a line is of one family; write an {} route or rule and an {} one apart",
-                    name(*g),
-                    name(*f),
+                    "{first} is {} but {what} is {}: a route or a rule is of one family; write one line for each family",
                     name(*g),
                     name(*f)
                 ))

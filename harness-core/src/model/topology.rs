@@ -304,7 +304,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                             )
                         })
                         .collect();
-                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's {} subnets ({}); a gateway must be a neighbour on one of its links", if v6 { "IPv6" } else { "IPv4" }, list.join(", "))));
+                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's {}subnets ({}); a gateway must be a neighbour on one of its links", if v6 { "IPv6 " } else { "" }, list.join(", "))));
                 }
             }
             routes.push(r);
