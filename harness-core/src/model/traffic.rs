@@ -70,7 +70,7 @@ pub(super) fn flows(
             topo.primary_addr(node).ok_or_else(|| {
                 doc.err(
                     &format!("{path}.{key}"),
-                    format!("node `{node}` has no address to use"),
+                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
                 )
             })
         };
@@ -120,7 +120,7 @@ pub(super) fn flows(
             if all.is_empty() {
                 return Err(doc.err(
                     &format!("{path}.{key}"),
-                    format!("node `{node}` has no address to use"),
+                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
                 ));
             }
             Ok(all)
