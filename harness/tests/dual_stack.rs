@@ -43,12 +43,22 @@ fn main() {
     libtest_mimic::run(&args, trials).exit_code();
 }
 
+/// A trial's folder, removed when the trial ends, failed or not.
+struct Folder(PathBuf);
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A scenario on `topology` (only its lab is built here), in a fresh folder of trial `tag`.
-fn plan_on(topology: &str, tag: &str) -> Result<(Plan, PathBuf), Failed> {
+fn plan_on(topology: &str, tag: &str) -> Result<(Plan, Folder), Failed> {
     let dir = std::env::temp_dir().join(format!("harness-dual-stack-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("none.ip"), "# the main tables route\n")?;
-    let file = dir.join("lab.yaml");
+    let dir = Folder(dir);
+    std::fs::write(dir.0.join("none.ip"), "# the main tables route\n")?;
+    let file = dir.0.join("lab.yaml");
     std::fs::write(
         &file,
         format!(
@@ -141,7 +151,7 @@ fn send(lab: &Lab, node: &str, src: &str, dst: &str, wait: Duration) -> Result<b
 /// echo comes back: forwarding in three nodes and neighbour discovery on six links, right
 /// after wiring (no address is tentative). isp2 sees none of it.
 fn forwarded() -> Result<(), Failed> {
-    let (plan, dir) = plan_on("jupiter-dual", "forwarded")?;
+    let (plan, _dir) = plan_on("jupiter-dual", "forwarded")?;
     let lab = built(&plan)?;
     let (isp1, isp2) = (
         rx_packets(&lab, "isp1", "cust")?,
@@ -171,8 +181,6 @@ fn forwarded() -> Result<(), Failed> {
         )
         .into());
     }
-    drop(lab);
-    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
@@ -180,7 +188,7 @@ fn forwarded() -> Result<(), Failed> {
 /// receives it on `cust` and its `-6 pref 101 iif cust blackhole` drops it; neptune sees
 /// nothing. The same from wan1's address gets through (the rule, not the path, drops it).
 fn anti_spoofing() -> Result<(), Failed> {
-    let (plan, dir) = plan_on("jupiter-dual", "spoof")?;
+    let (plan, _dir) = plan_on("jupiter-dual", "spoof")?;
     let lab = built(&plan)?;
     let before = rx_packets(&lab, "isp1", "cust")?;
     let server = echo(&lab, "neptune", NEPTUNE, Duration::from_millis(700))?;
@@ -211,14 +219,12 @@ fn anti_spoofing() -> Result<(), Failed> {
     if seen.is_none() || !back {
         return Err(format!("from wan1's own address ({JUPITER_WAN1}) nothing got through (neptune saw {seen:?}, echo back: {back})").into());
     }
-    drop(lab);
-    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
 /// The IPv4 Jupiter lab: IPv6 is off in every node (no `::1` even), as before #17.
 fn off_without_ipv6() -> Result<(), Failed> {
-    let (plan, dir) = plan_on("jupiter", "off")?;
+    let (plan, _dir) = plan_on("jupiter", "off")?;
     let lab = built(&plan)?;
     for n in &plan.topology.nodes {
         let v = lab
@@ -238,7 +244,5 @@ fn off_without_ipv6() -> Result<(), Failed> {
             return Err(format!("node `{}` has ::1: IPv6 is on", n.name).into());
         }
     }
-    drop(lab);
-    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
