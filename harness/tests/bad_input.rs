@@ -238,6 +238,40 @@ const SPEC_CASES: &[SpecCase] = &[
         ],
     },
     SpecCase {
+        name: "topo-bad-ipv6-address",
+        file: "topo/bad-ipv6-address.yaml",
+        line: 18,
+        col: 58,
+        says: &["link `lan` end b: `2001:db8:1::10001/64` is not an IPv6 address with a prefix length"],
+    },
+    SpecCase {
+        name: "topo-route-family-mismatch",
+        file: "topo/route-family-mismatch.yaml",
+        line: 13,
+        col: 9,
+        says: &[
+            "node `router`: route `10.9.0.0/16 via 2001:db8:1::2`",
+            "destination 10.9.0.0/16 is IPv4 but gateway 2001:db8:1::2 is IPv6",
+        ],
+    },
+    SpecCase {
+        name: "topo-ipv6-route-without-ipv6",
+        file: "topo/ipv6-route-without-ipv6.yaml",
+        line: 16,
+        col: 9,
+        says: &["route `2001:db8:1::/64 via 2001:db8:2::1` is IPv6, but no link end of `isp` has an IPv6 address"],
+    },
+    SpecCase {
+        name: "topo-sysctl-not-per-netns",
+        file: "topo/sysctl-not-per-netns.yaml",
+        line: 12,
+        col: 42,
+        says: &[
+            "sysctl `net.ipv6.neigh.default.gc_thresh3`",
+            "not kept per network namespace",
+        ],
+    },
+    SpecCase {
         name: "topo-link-not-mapping",
         file: "topo/link-not-mapping.yaml",
         line: 18,

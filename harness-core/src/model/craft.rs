@@ -64,7 +64,7 @@ pub(super) fn crafted(
             .links
             .iter()
             .flat_map(|l| [&l.a, &l.b])
-            .find(|e| e.addrs.iter().any(|a| a.addr() == dst))
+            .find(|e| e.v4().any(|a| a.addr() == dst))
             .map_or_else(|| "none".to_string(), |e| e.node.clone());
         if c.count == 0 {
             return Err(doc.err(&format!("{path}.count"), "`count` starts at 1"));

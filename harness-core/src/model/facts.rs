@@ -8,20 +8,26 @@ fn end(e: &End) -> Value {
     json!({
         "node": e.node,
         "iface": e.iface,
-        "addresses": e.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "addresses": e.v4().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "addresses6": e.v6().map(|a| a.to_string()).collect::<Vec<_>>(),
         "mac": e.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
     })
 }
 
 /// The facts for a generator making `node`'s rules: every node's interfaces, every link, and
-/// the router's LAN ports and uplinks with their address, gateway and weight.
+/// the router's LAN ports and uplinks with their address, gateway and weight. Each port's
+/// first IPv4 address is `address`/`prefix`/`network`/`gateway` (null without one) and its
+/// first IPv6 one `address6`/`prefix6`/`network6`/`gateway6`; an interface lists its IPv4
+/// addresses under `addresses` and its IPv6 ones under `addresses6`.
 ///
 /// ```json
 /// { "node": "jupiter", "topology": "jupiter",
 ///   "router": { "node": "jupiter",
 ///     "lan": [ { "link": "lan", "iface": "eth0", "address": "192.168.157.253", "prefix": 24, "network": "192.168.157.0/24" } ],
 ///     "uplinks": [ { "link": "wan1", "iface": "eth1", "address": "10.37.1.253", "prefix": 24,
-///                    "network": "10.37.1.0/24", "gateway": "10.37.1.254", "weight": 1 }, … ] },
+///                    "network": "10.37.1.0/24", "gateway": "10.37.1.254",
+///                    "address6": "2001:db8:1::253", "prefix6": 64, "network6": "2001:db8:1::/64",
+///                    "gateway6": "2001:db8:1::254", "weight": 1 }, … ] },
 ///   "nodes": [ … ], "links": [ … ] }
 /// ```
 pub fn facts(topo: &Topology, node: &str) -> Value {
@@ -32,14 +38,19 @@ pub fn facts(topo: &Topology, node: &str) -> Value {
         } else {
             (&link.b, &link.a)
         };
-        let a = mine.addrs.first();
+        let a = mine.v4().next();
+        let a6 = mine.v6().next();
         json!({
             "link": link.name,
             "iface": mine.iface,
             "address": a.map(|a| a.addr().to_string()),
             "prefix": a.map(|a| a.prefix_len()),
             "network": a.map(|a| a.trunc().to_string()),
-            "gateway": peer.addrs.first().map(|p| p.addr().to_string()),
+            "gateway": peer.v4().next().map(|p| p.addr().to_string()),
+            "address6": a6.map(|a| a.addr().to_string()),
+            "prefix6": a6.map(|a| a.prefix_len()),
+            "network6": a6.map(|a| a.trunc().to_string()),
+            "gateway6": peer.v6().next().map(|p| p.addr().to_string()),
             "weight": r.weights.iter().find(|(l, _)| *l == link.name).map_or(1, |(_, w)| *w),
         })
     };
@@ -76,5 +87,22 @@ mod tests {
         assert_eq!(up[1]["weight"], 1);
         assert_eq!(f["router"]["lan"][0]["iface"], "eth0");
         assert_eq!(f["nodes"].as_array().map(Vec::len), Some(6));
+    }
+
+    #[test]
+    fn ipv6_facts_sit_beside_the_ipv4_ones() {
+        let file = repo_path("topologies/jupiter-dual.yaml");
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let topo = crate::model::topology(&file, &text).expect("valid");
+        let f = super::facts(&topo, "jupiter");
+        let up = &f["router"]["uplinks"][0];
+        assert_eq!(up["address"], "10.37.1.253");
+        assert_eq!(up["address6"], "2001:db8:1::253");
+        assert_eq!(up["prefix6"], 64);
+        assert_eq!(up["network6"], "2001:db8:1::/64");
+        assert_eq!(up["gateway6"], "2001:db8:1::254");
+        let saturn = &f["nodes"].as_array().expect("nodes")[0]["interfaces"][0];
+        assert_eq!(saturn["addresses"][0], "192.168.157.3/24");
+        assert_eq!(saturn["addresses6"][0], "2001:db8:1:157::3/64");
     }
 }

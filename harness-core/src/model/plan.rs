@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::error::RulesArgError;
 
@@ -68,13 +68,23 @@ pub enum RuleAction {
     Unreachable,
 }
 
-/// `[pref N] [not] [from P] [to P] [iif IF] [oif IF] [fwmark N[/M]] (lookup N | blackhole | …)`
+/// An address family: `ip -4 …` or `ip -6 …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+/// `[-4|-6] [pref N] [not] [from P] [to P] [iif IF] [oif IF] [fwmark N[/M]] (lookup N | blackhole | …)`
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyRule {
+    /// `-6` or an IPv6 `from`/`to` makes an `ip -6 rule`; else IPv4.
+    pub family: IpFamily,
     pub pref: Option<u32>,
     pub not: bool,
-    pub from: Option<Ipv4Net>,
-    pub to: Option<Ipv4Net>,
+    /// Of the rule's family, as `to`.
+    pub from: Option<IpNet>,
+    pub to: Option<IpNet>,
     pub iif: Option<String>,
     pub oif: Option<String>,
     pub fwmark: Option<(u32, Option<u32>)>,
@@ -82,13 +92,31 @@ pub struct PolicyRule {
     pub text: String,
 }
 
-/// One end of a veth link: `jupiter:eth1 10.37.1.253/24`.
+/// One end of a veth link: `jupiter:eth1 10.37.1.253/24 2001:db8:1::253/64`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct End {
     pub node: String,
     pub iface: String,
-    pub addrs: Vec<Ipv4Net>,
+    /// IPv4 and IPv6 addresses with their prefix lengths, as written.
+    pub addrs: Vec<IpNet>,
     pub mac: [u8; 6],
+}
+
+impl End {
+    /// The end's IPv4 addresses, in order.
+    pub fn v4(&self) -> impl Iterator<Item = Ipv4Net> + '_ {
+        self.addrs.iter().filter_map(|a| match a {
+            IpNet::V4(n) => Some(*n),
+            IpNet::V6(_) => None,
+        })
+    }
+    /// The end's IPv6 addresses, in order.
+    pub fn v6(&self) -> impl Iterator<Item = Ipv6Net> + '_ {
+        self.addrs.iter().filter_map(|a| match a {
+            IpNet::V6(n) => Some(*n),
+            IpNet::V4(_) => None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,11 +126,12 @@ pub struct Link {
     pub b: End,
 }
 
-/// A route, as `ip route add` takes it: `DST [via GW] [dev IF] [table N] [metric N]`.
+/// A route, as `ip route add` takes it: `[-4|-6] DST [via GW] [dev IF] [table N] [metric N]`.
+/// Its family is `dst`'s (`via` is of the same family).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    pub dst: Ipv4Net,
-    pub via: Option<Ipv4Addr>,
+    pub dst: IpNet,
+    pub via: Option<IpAddr>,
     pub dev: Option<String>,
     pub table: Option<u32>,
     pub metric: Option<u32>,
@@ -632,12 +661,23 @@ impl Topology {
             .flat_map(|l| [&l.a, &l.b])
             .filter(move |e| e.node == node)
     }
-    /// The node's first address: the one its flows use.
+    /// The node's first IPv4 address: the one its IPv4 flows use.
     pub fn primary_addr(&self, node: &str) -> Option<Ipv4Addr> {
         self.ends_of(node)
-            .flat_map(|e| e.addrs.iter())
+            .flat_map(End::v4)
             .map(|a| a.addr())
             .next()
+    }
+    /// The node's first IPv6 address: the one its IPv6 flows will use.
+    pub fn primary_addr6(&self, node: &str) -> Option<Ipv6Addr> {
+        self.ends_of(node)
+            .flat_map(End::v6)
+            .map(|a| a.addr())
+            .next()
+    }
+    /// Whether any end of `node` has an IPv6 address: the lab turns IPv6 on there only.
+    pub fn uses_ipv6(&self, node: &str) -> bool {
+        self.ends_of(node).any(|e| e.v6().next().is_some())
     }
 }
 

@@ -91,7 +91,8 @@ pub struct Topology {
     pub name: Option<String>,
     /// The network namespaces, by name.
     pub nodes: Ordered<NodeDef>,
-    /// One veth pair each, by name: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`.
+    /// One veth pair each, by name: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`;
+    /// each end takes IPv4 and IPv6 addresses (`10.37.1.253/24 2001:db8:1::253/64`).
     pub links: Ordered<LinkDef>,
     /// The node whose rules are judged, and its uplinks.
     pub router: RouterDef,
@@ -103,14 +104,17 @@ pub struct Topology {
     expecting = "a node: a mapping with `sysctls:`, `routes:` and `rules:`, or `{}` for none"
 )]
 pub struct NodeDef {
-    /// `net.*` keys set inside the node, e.g. `net.ipv4.ip_forward: 1`.
+    /// `net.*` keys set inside the node, e.g. `net.ipv4.ip_forward: 1` or
+    /// `net.ipv6.conf.all.forwarding: 1`; only keys each network namespace has its own copy of.
     #[serde(default)]
     pub sysctls: Ordered<Scalar>,
-    /// Routes as `ip route add` takes them: `DST [via GW] [dev IF] [table N] [metric N]`.
+    /// Routes as `ip route add` takes them: `[-6] DST [via GW] [dev IF] [table N] [metric N]`;
+    /// IPv6 when DST or GW is (`default via 2001:db8:1::254`) or with `-6` first.
     #[serde(default)]
     pub routes: Vec<String>,
-    /// Policy rules as `ip rule add` takes them: `[pref N] [not] [from P] [to P] [iif IF]
-    /// [oif IF] [fwmark N[/M]]` then `lookup N|main`, `blackhole`, `prohibit` or `unreachable`.
+    /// Policy rules as `ip rule add` takes them: `[-6] [pref N] [not] [from P] [to P] [iif IF]
+    /// [oif IF] [fwmark N[/M]]` then `lookup N|main`, `blackhole`, `prohibit` or `unreachable`;
+    /// `ip -6 rule` ones when `from`/`to` are IPv6 or with `-6` first.
     #[serde(default)]
     pub rules: Vec<String>,
 }
@@ -121,9 +125,9 @@ pub struct NodeDef {
     expecting = "a link: `{ a: NODE:IFACE ADDRESS/LEN, b: NODE:IFACE ADDRESS/LEN }`"
 )]
 pub struct LinkDef {
-    /// One end: `NODE:IFACE` and zero or more `ADDRESS/LEN`.
+    /// One end: `NODE:IFACE` and zero or more `ADDRESS/LEN`, IPv4 or IPv6.
     pub a: String,
-    /// The other end: `NODE:IFACE` and zero or more `ADDRESS/LEN`.
+    /// The other end: `NODE:IFACE` and zero or more `ADDRESS/LEN`, IPv4 or IPv6.
     pub b: String,
 }
 

@@ -2,10 +2,10 @@
 //! routes, policy rules and sysctls.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::doc::{parse, stem, unknown_name, valid_name, Doc};
 use super::iproute::{parse_route, parse_rule};
@@ -138,6 +138,31 @@ fn addr_problem(net: &Ipv4Net) -> Option<String> {
         "`{net}` is {what}; use a unicast address such as 10.0.0.1/24"
     ))
 }
+/// Why an IPv6 address cannot be given to a veth end, if it cannot.
+fn addr6_problem(net: &Ipv6Net) -> Option<String> {
+    let a = net.addr();
+    let seg = a.segments();
+    let what = if a.is_loopback() {
+        "the loopback address ::1: the kernel keeps it for `lo`"
+    } else if a.is_unspecified() {
+        "the unspecified address ::"
+    } else if a.is_multicast() {
+        "a multicast address (ff00::/8): a host address cannot be one"
+    } else if seg[0] & 0xffc0 == 0xfe80 {
+        "link-local (fe80::/10): the kernel gives every IPv6 interface its own already"
+    } else if a.to_ipv4_mapped().is_some() {
+        "an IPv4-mapped address (::ffff:0:0/96): write the IPv4 address itself"
+    } else if net.prefix_len() == 0 {
+        return Some(format!(
+            "`{net}`: a /0 prefix makes every address a neighbour on this link; give the subnet's length, e.g. `{a}/64`"
+        ));
+    } else {
+        return None;
+    };
+    Some(format!(
+        "`{net}` is {what}; use a global or unique-local address such as 2001:db8:1::1/64"
+    ))
+}
 /// Reads and validates a topology file (`text` is its contents).
 pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
     let raw: raw::Topology = parse(file, text)?;
@@ -158,7 +183,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
 
     let mut links = Vec::new();
     let mut seen_ifaces: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut seen_addrs: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    let mut seen_addrs: BTreeMap<IpAddr, String> = BTreeMap::new();
     for (i, (name, def)) in raw.links.0.iter().enumerate() {
         if !valid_name(name) {
             return Err(doc.err_key(
@@ -235,6 +260,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                 format!("node `{name}` is on no link; add a link under `links:` or remove it"),
             ));
         }
+        let has_v6 = ifaces.iter().any(|e| e.v6().next().is_some());
         let mut sysctls = Vec::new();
         for (key, value) in &def.sysctls.0 {
             let path = format!("nodes.{name}.sysctls.{key}");
@@ -253,8 +279,17 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                     return Err(doc.err(&path, format!("node `{name}`: route `{text}`: no interface `{dev}` on this node (it has {})", have.join(", "))));
                 }
             }
+            let v6 = r.dst.addr().is_ipv6();
+            if v6 && !has_v6 {
+                return Err(doc.err(&path, format!("node `{name}`: route `{text}` is IPv6, but no link end of `{name}` has an IPv6 address, so IPv6 is off in it; give one of its ends an address such as 2001:db8:1::1/64")));
+            }
             if let Some(gw) = r.via {
-                let subnets: Vec<Ipv4Net> = ifaces.iter().flat_map(|e| &e.addrs).copied().collect();
+                let subnets: Vec<IpNet> = ifaces
+                    .iter()
+                    .flat_map(|e| &e.addrs)
+                    .filter(|a| a.addr().is_ipv6() == v6)
+                    .copied()
+                    .collect();
                 if !subnets.iter().any(|a| a.contains(&gw)) {
                     let list: Vec<String> = subnets
                         .iter()
@@ -269,7 +304,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                             )
                         })
                         .collect();
-                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's subnets ({}); a gateway must be a neighbour on one of its links", list.join(", "))));
+                    return Err(doc.err(&path, format!("node `{name}`: route `{text}`: gateway {gw} is in none of this node's {}subnets ({}); a gateway must be a neighbour on one of its links", if v6 { "IPv6 " } else { "" }, list.join(", "))));
                 }
             }
             routes.push(r);
@@ -279,6 +314,9 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
             let path = format!("nodes.{name}.rules[{i}]");
             let r = parse_rule(text)
                 .map_err(|m| doc.err(&path, format!("node `{name}`: rule `{text}`: {m}")))?;
+            if r.family == super::IpFamily::V6 && !has_v6 {
+                return Err(doc.err(&path, format!("node `{name}`: rule `{text}` is IPv6, but no link end of `{name}` has an IPv6 address, so IPv6 is off in it; give one of its ends an address such as 2001:db8:1::1/64")));
+            }
             for dev in [&r.iif, &r.oif].into_iter().flatten() {
                 if !ifaces.iter().any(|e| e.iface == *dev) {
                     return Err(doc.err(
@@ -362,7 +400,7 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
     })
 }
 
-/// `jupiter:eth1 10.37.1.253/24 [more addresses]`
+/// `jupiter:eth1 10.37.1.253/24 [more addresses, IPv4 or IPv6: 2001:db8:1::253/64]`
 fn parse_end(text: &str) -> Result<End, String> {
     let mut words = text.split_whitespace();
     let head = words
@@ -376,20 +414,49 @@ fn parse_end(text: &str) -> Result<End, String> {
     }
     let mut addrs = Vec::new();
     for w in words {
-        let net: Ipv4Net = w.parse().map_err(|_| match w.parse::<Ipv4Addr>() {
-            Ok(_) => format!("`{w}` has no prefix length; write it as `{w}/LEN`, e.g. `{w}/24`"),
-            Err(_) => {
-                format!("`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24)")
+        let net = if w.contains(':') {
+            let net: Ipv6Net = w
+                .parse()
+                .map_err(|_| match w.parse::<std::net::Ipv6Addr>() {
+                    Ok(_) => {
+                        format!("`{w}` has no prefix length; write it as `{w}/LEN`, e.g. `{w}/64`")
+                    }
+                    Err(_) => format!(
+                    "`{w}` is not an IPv6 address with a prefix length (e.g. 2001:db8:1::253/64)"
+                ),
+                })?;
+            if let Some(why) = addr6_problem(&net) {
+                return Err(why);
             }
-        })?;
-        if let Some(why) = addr_problem(&net) {
-            return Err(why);
-        }
-        if net.prefix_len() < 31 && (net.addr() == net.network() || net.addr() == net.broadcast()) {
-            return Err(format!(
-                "`{w}` is the network or broadcast address of its subnet"
-            ));
-        }
+            if net.prefix_len() < 127 && net.addr() == net.network() {
+                return Err(format!(
+                    "`{w}` is the subnet-router anycast address of its prefix (all host bits zero); pick another, e.g. `{}/{}`",
+                    std::net::Ipv6Addr::from(u128::from(net.network()) + 1),
+                    net.prefix_len()
+                ));
+            }
+            IpNet::V6(net)
+        } else {
+            let net: Ipv4Net = w.parse().map_err(|_| match w.parse::<Ipv4Addr>() {
+                Ok(_) => {
+                    format!("`{w}` has no prefix length; write it as `{w}/LEN`, e.g. `{w}/24`")
+                }
+                Err(_) => format!(
+                    "`{w}` is not an IPv4 address with a prefix length (e.g. 10.37.1.253/24), nor an IPv6 one (2001:db8:1::253/64)"
+                ),
+            })?;
+            if let Some(why) = addr_problem(&net) {
+                return Err(why);
+            }
+            if net.prefix_len() < 31
+                && (net.addr() == net.network() || net.addr() == net.broadcast())
+            {
+                return Err(format!(
+                    "`{w}` is the network or broadcast address of its subnet"
+                ));
+            }
+            IpNet::V4(net)
+        };
         addrs.push(net);
     }
     Ok(End {
@@ -425,8 +492,8 @@ fn check_sysctl(key: &str, ifaces: &[&End]) -> Result<(), String> {
 
 #[cfg(test)]
 mod name_tests {
-    use super::{addr_problem, iface_problem};
-    use ipnet::Ipv4Net;
+    use super::{addr6_problem, addr_problem, iface_problem, parse_end};
+    use ipnet::{Ipv4Net, Ipv6Net};
     use rstest::rstest;
 
     #[rstest]
@@ -466,5 +533,43 @@ mod name_tests {
             (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
             (got, _) => panic!("`{net}`: {got:?}"),
         }
+    }
+
+    #[rstest]
+    #[case::global("2001:db8:1::253/64", None)]
+    #[case::ula("fd00::1/64", None)]
+    #[case::loopback("::1/128", Some("loopback"))]
+    #[case::unspecified("::/128", Some("unspecified"))]
+    #[case::multicast("ff02::1/64", Some("multicast"))]
+    #[case::link_local("fe80::1/64", Some("link-local"))]
+    #[case::mapped("::ffff:10.0.0.1/120", Some("IPv4-mapped"))]
+    #[case::prefix_0("2001:db8::1/0", Some("/0 prefix"))]
+    fn address6(#[case] net: &str, #[case] says: Option<&str>) {
+        let net: Ipv6Net = net.parse().expect("a prefix");
+        match (addr6_problem(&net), says) {
+            (None, None) => {}
+            (Some(m), Some(s)) => assert!(m.contains(s), "{m}"),
+            (got, _) => panic!("`{net}`: {got:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case::v4_only("jupiter:eth1 10.37.1.253/24", 1, 0)]
+    #[case::dual("jupiter:eth1 10.37.1.253/24 2001:db8:1::253/64", 1, 1)]
+    #[case::v6_only("jupiter:eth1 2001:db8:1::253/64", 0, 1)]
+    #[case::v6_first("jupiter:eth1 2001:db8:1::253/64 10.37.1.253/24 10.37.9.1/24", 2, 1)]
+    fn ends(#[case] text: &str, #[case] v4: usize, #[case] v6: usize) {
+        let e = parse_end(text).expect("parses");
+        assert_eq!((e.v4().count(), e.v6().count()), (v4, v6));
+    }
+
+    #[rstest]
+    #[case::bad_v6("a:e 2001:db8::g1/64", "is not an IPv6 address with a prefix length")]
+    #[case::no_len("a:e 2001:db8::1", "has no prefix length")]
+    #[case::anycast("a:e 2001:db8:1::/64", "subnet-router anycast")]
+    #[case::bad_v4("a:e 10.0.0.300/24", "is not an IPv4 address with a prefix length")]
+    fn bad_ends(#[case] text: &str, #[case] says: &str) {
+        let e = parse_end(text).expect_err("refused");
+        assert!(e.contains(says), "{e}");
     }
 }

@@ -70,7 +70,7 @@ pub(super) fn flows(
             topo.primary_addr(node).ok_or_else(|| {
                 doc.err(
                     &format!("{path}.{key}"),
-                    format!("node `{node}` has no address to use"),
+                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
                 )
             })
         };
@@ -94,7 +94,7 @@ pub(super) fn flows(
                 })?;
                 let mine: Vec<String> = topo
                     .ends_of(node)
-                    .flat_map(|e| e.addrs.iter())
+                    .flat_map(|e| e.v4())
                     .map(|n| n.addr().to_string())
                     .collect();
                 if !mine.contains(&a.to_string()) {
@@ -112,7 +112,7 @@ pub(super) fn flows(
         // that flows from many clients to many servers meet hashing balancers as real ones do.
         let each = |key: &str, node: &str| -> Result<Vec<Ipv4Addr>, SpecError> {
             let mut all: Vec<Ipv4Addr> = Vec::new();
-            for a in topo.ends_of(node).flat_map(|e| e.addrs.iter()) {
+            for a in topo.ends_of(node).flat_map(|e| e.v4()) {
                 if !all.contains(&a.addr()) {
                     all.push(a.addr());
                 }
@@ -120,7 +120,7 @@ pub(super) fn flows(
             if all.is_empty() {
                 return Err(doc.err(
                     &format!("{path}.{key}"),
-                    format!("node `{node}` has no address to use"),
+                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
                 ));
             }
             Ok(all)

@@ -12,13 +12,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex};
 
 use futures::TryStreamExt;
+use ipnet::IpNet;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 use thiserror::Error;
 
 pub use netns::{can_create_netns, Netns};
 
-use crate::model::{Plan, PolicyRule, Route, RuleAction};
+use crate::model::{IpFamily, Plan, PolicyRule, Route, RuleAction};
 
 /// What stopped the lab from being built or changed. Each names the node, and carries the
 /// kernel's reason in its message (so none has a `source`, which would print it twice).
@@ -142,7 +144,7 @@ impl Lab {
             topo.nodes
                 .iter()
                 .map(|n| {
-                    let mut sysctls = baseline_sysctls();
+                    let mut sysctls = baseline_sysctls(topo.uses_ipv6(&n.name));
                     sysctls.extend(
                         n.sysctls
                             .iter()
@@ -232,13 +234,16 @@ impl Lab {
                             for e in ends {
                                 let idx = index_of(&h, &e.iface).await?;
                                 for a in &e.addrs {
-                                    h.address()
-                                        .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
-                                        .execute()
-                                        .await
-                                        .map_err(|err| {
-                                            (format!("adding {a} to `{}`", e.iface), err)
-                                        })?;
+                                    let mut req = h.address().add(idx, a.addr(), a.prefix_len());
+                                    if a.addr().is_ipv6() {
+                                        // Usable at once, whatever accept_dad says.
+                                        req.message_mut()
+                                            .attributes
+                                            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                                    }
+                                    req.execute().await.map_err(|err| {
+                                        (format!("adding {a} to `{}`", e.iface), err)
+                                    })?;
                                 }
                                 up(&h, idx, &e.iface).await?;
                             }
@@ -539,13 +544,18 @@ async fn up(h: &rtnetlink::Handle, idx: u32, name: &str) -> Result<(), (String, 
         .map_err(|e| (format!("setting `{name}` up"), e))
 }
 
-/// Same as `ip route add DST [via GW] [dev IF] [table N] [metric N]`.
+/// Same as `ip route add DST [via GW] [dev IF] [table N] [metric N]` (`ip -6 route add` for
+/// an IPv6 one).
 async fn add_route(h: &rtnetlink::Handle, r: &Route) -> Result<(), (String, rtnetlink::Error)> {
     let what = || format!("adding route `{}`", r.text);
-    let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-        .destination_prefix(r.dst.addr(), r.dst.prefix_len());
+    // The parser gives a route one family: `dst` and `via` agree.
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(r.dst.addr(), r.dst.prefix_len())
+        .map_err(|e| (what(), rtnetlink::Error::InvalidNla(e.to_string())))?;
     if let Some(gw) = r.via {
-        b = b.gateway(gw);
+        b = b
+            .gateway(gw)
+            .map_err(|e| (what(), rtnetlink::Error::InvalidNla(e.to_string())))?;
     }
     if let Some(dev) = &r.dev {
         b = b.output_interface(index_of(h, dev).await?);
@@ -563,18 +573,12 @@ async fn add_route(h: &rtnetlink::Handle, r: &Route) -> Result<(), (String, rtne
         .map_err(|e| (what(), e))
 }
 
-/// Same as `ip rule add …`.
+/// Same as `ip rule add …` (`ip -6 rule add …` for an IPv6 one).
 async fn add_rule(h: &rtnetlink::Handle, r: &PolicyRule) -> Result<(), (String, rtnetlink::Error)> {
     use netlink_packet_route::rule::{RuleAction as Act, RuleAttribute, RuleFlags};
-    let mut req = h.rule().add().v4();
+    let mut req = h.rule().add();
     if let Some(p) = r.pref {
         req = req.priority(p);
-    }
-    if let Some(f) = r.from {
-        req = req.source_prefix(f.addr(), f.prefix_len());
-    }
-    if let Some(t) = r.to {
-        req = req.destination_prefix(t.addr(), t.prefix_len());
     }
     if let Some(i) = &r.iif {
         req = req.input_interface(i.clone());
@@ -597,9 +601,30 @@ async fn add_rule(h: &rtnetlink::Handle, r: &PolicyRule) -> Result<(), (String, 
     if r.not {
         req.message_mut().header.flags |= RuleFlags::Invert;
     }
-    req.execute()
-        .await
-        .map_err(|e| (format!("adding rule `{}`", r.text), e))
+    // The parser gives `from` and `to` the rule's family.
+    let done = match r.family {
+        IpFamily::V4 => {
+            let mut req = req.v4();
+            if let Some(IpNet::V4(f)) = r.from {
+                req = req.source_prefix(f.addr(), f.prefix_len());
+            }
+            if let Some(IpNet::V4(t)) = r.to {
+                req = req.destination_prefix(t.addr(), t.prefix_len());
+            }
+            req.execute().await
+        }
+        IpFamily::V6 => {
+            let mut req = req.v6();
+            if let Some(IpNet::V6(f)) = r.from {
+                req = req.source_prefix(f.addr(), f.prefix_len());
+            }
+            if let Some(IpNet::V6(t)) = r.to {
+                req = req.destination_prefix(t.addr(), t.prefix_len());
+            }
+            req.execute().await
+        }
+    };
+    done.map_err(|e| (format!("adding rule `{}`", r.text), e))
 }
 
 fn is_iface_sysctl(key: &str) -> bool {
@@ -609,24 +634,44 @@ fn is_iface_sysctl(key: &str) -> bool {
 
 /// What every node starts from, whatever the host's /etc/sysctl.conf says: new namespaces
 /// copy some IPv4 settings (rp_filter among them) from the host's, which would make a lab
-/// behave differently from one machine to the next. IPv6 is off: the lab is IPv4 and its
-/// router solicitations would only add noise to the captures. ICMP errors are not rate
-/// limited, so every probe gets its answer.
-fn baseline_sysctls() -> Vec<(String, String)> {
-    [
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-        ("net.ipv4.ip_forward", "0"),
-        ("net.ipv6.conf.all.disable_ipv6", "1"),
-        ("net.ipv6.conf.default.disable_ipv6", "1"),
-        // Every ICMP error is sent: a RELATED probe must not be lost to rate limiting.
-        ("net.ipv4.icmp_ratelimit", "0"),
-        ("net.ipv4.icmp_msgs_per_sec", "1000000"),
-        ("net.ipv4.icmp_msgs_burst", "1000000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+/// behave differently from one machine to the next. ICMP errors are not rate limited, so every
+/// probe gets its answer.
+///
+/// IPv6 is off in a node with no IPv6 address (`ipv6` false): its router solicitations would
+/// only add noise to the captures. In a node with one it is on, with duplicate address
+/// detection off (addresses usable at once; they are also added with NODAD), no router
+/// advertisements accepted nor solicited (the routes are the topology's), and ICMPv6 errors
+/// not rate limited either. Neighbour discovery works as ARP does.
+fn baseline_sysctls(ipv6: bool) -> Vec<(String, String)> {
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let mut v = vec![
+        kv("net.ipv4.conf.all.rp_filter", "0"),
+        kv("net.ipv4.conf.default.rp_filter", "0"),
+        kv("net.ipv4.ip_forward", "0"),
+    ];
+    if ipv6 {
+        for scope in ["all", "default"] {
+            for (k, val) in [
+                ("accept_dad", "0"),
+                ("dad_transmits", "0"),
+                ("accept_ra", "0"),
+                ("router_solicitations", "0"),
+                ("forwarding", "0"),
+                ("disable_ipv6", "0"),
+            ] {
+                v.push(kv(&format!("net.ipv6.conf.{scope}.{k}"), val));
+            }
+        }
+        v.push(kv("net.ipv6.icmp.ratelimit", "0"));
+    } else {
+        v.push(kv("net.ipv6.conf.all.disable_ipv6", "1"));
+        v.push(kv("net.ipv6.conf.default.disable_ipv6", "1"));
+    }
+    // Every ICMP error is sent: a RELATED probe must not be lost to rate limiting.
+    v.push(kv("net.ipv4.icmp_ratelimit", "0"));
+    v.push(kv("net.ipv4.icmp_msgs_per_sec", "1000000"));
+    v.push(kv("net.ipv4.icmp_msgs_burst", "1000000"));
+    v
 }
 
 /// Writes sysctls from a thread inside the node: /proc/sys/net follows the thread's namespace.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::model::{Plan, Topology};
 use crate::verdict::{Dir, PacketTrace};
@@ -83,7 +83,7 @@ pub(super) fn grid(topo: &Topology) -> Grid {
             bfs(s, Some(r), &mut part, s);
         }
     }
-    let router_addrs: Vec<Ipv4Addr> = topo
+    let router_addrs: Vec<IpAddr> = topo
         .links
         .iter()
         .flat_map(|l| [&l.a, &l.b])
