@@ -10,6 +10,8 @@ pub struct RuleHit {
     pub rule: String,
     /// `None` when the counters could not be matched to the file (the chain changed shape).
     pub packets: Option<u64>,
+    /// An ip6tables rule (else an iptables one).
+    pub ipv6: bool,
 }
 
 /// A loaded iptables-restore (or ip6tables-restore: the same text) text: where it came from, the line its first line is, the text.
@@ -105,6 +107,7 @@ pub fn iptables_coverage(files: &[Loaded], save: &str) -> Vec<RuleHit> {
                 line: *line,
                 rule: rule.clone(),
                 packets: c.map(|c| c[i]),
+                ipv6: false,
             });
         }
     }

@@ -265,19 +265,29 @@ pub fn snapshot(v: &Verdict) -> String {
     s
 }
 
-/// The iptables rules no packet hit, with their file and line; `None` counters are rules whose
-/// chain the harness could not match to the file.
+/// The iptables and ip6tables rules no packet hit, with their file and line; `None` counters
+/// are rules whose chain the harness could not match to the file.
 pub fn coverage(hits: &[crate::observe::counters::RuleHit]) -> String {
     let idle: Vec<_> = hits.iter().filter(|h| h.packets == Some(0)).collect();
-    let unknown = hits.iter().filter(|h| h.packets.is_none()).count();
-    let mut s = format!(
-        "\ncoverage: {} of {} iptables rules hit",
-        hits.len() - idle.len() - unknown,
-        hits.len()
-    );
-    if unknown > 0 {
-        s.push_str(&format!(" ({unknown} not matched to their file)"));
-    }
+    // `12 of 12 iptables rules hit`, each family that has rules, in that order.
+    let counts: Vec<String> = [(false, "iptables"), (true, "ip6tables")]
+        .iter()
+        .filter(|(v6, _)| hits.iter().any(|h| h.ipv6 == *v6) || (!v6 && hits.is_empty()))
+        .map(|(v6, name)| {
+            let mine: Vec<_> = hits.iter().filter(|h| h.ipv6 == *v6).collect();
+            let hit = mine
+                .iter()
+                .filter(|h| h.packets.is_some_and(|p| p > 0))
+                .count();
+            let unknown = mine.iter().filter(|h| h.packets.is_none()).count();
+            let mut c = format!("{hit} of {} {name} rules hit", mine.len());
+            if unknown > 0 {
+                c.push_str(&format!(" ({unknown} not matched to their file)"));
+            }
+            c
+        })
+        .collect();
+    let mut s = format!("\ncoverage: {}", counts.join(", "));
     s.push('\n');
     if !idle.is_empty() {
         s.push_str("rules no packet hit:\n");
@@ -352,6 +362,37 @@ mod tests {
             declared: Some(declared),
             outcome,
         }
+    }
+
+    fn hit(line: usize, packets: Option<u64>, ipv6: bool) -> crate::observe::counters::RuleHit {
+        crate::observe::counters::RuleHit {
+            shown: "jupiter.rules".into(),
+            line,
+            rule: format!("-A X -j Y{line}"),
+            packets,
+            ipv6,
+        }
+    }
+
+    /// Each family's rules are counted apart: ip6tables rules that no IPv6 packet could hit do
+    /// not read as iptables rules left idle.
+    #[test]
+    fn coverage_counts_each_family_apart() {
+        let four = coverage(&[hit(1, Some(3), false), hit(2, Some(0), false)]);
+        assert!(
+            four.starts_with("\ncoverage: 1 of 2 iptables rules hit\n"),
+            "{four}"
+        );
+        let both = coverage(&[
+            hit(1, Some(3), false),
+            hit(2, Some(1), false),
+            hit(3, Some(0), true),
+            hit(4, None, true),
+        ]);
+        assert!(
+            both.starts_with("\ncoverage: 2 of 2 iptables rules hit, 0 of 2 ip6tables rules hit (1 not matched to their file)\nrules no packet hit:\n  jupiter.rules:3: -A X -j Y3\n"),
+            "{both}"
+        );
     }
 
     /// "As declared" is decided once, per expectation: a flow's row no longer reads "broken as

@@ -61,10 +61,14 @@ pub fn read(
                     error,
                 }
             })?;
-            here.extend(iptables_coverage(
-                &files,
-                &String::from_utf8_lossy(&out.stdout),
-            ));
+            here.extend(
+                iptables_coverage(&files, &String::from_utf8_lossy(&out.stdout))
+                    .into_iter()
+                    .map(|h| RuleHit {
+                        ipv6: kind == RuleKind::Ip6tables,
+                        ..h
+                    }),
+            );
         }
         // A bundle's ip6tables section sits among its iptables sections, by line.
         here.sort_by(|a, b| (&a.shown, a.line).cmp(&(&b.shown, b.line)));
