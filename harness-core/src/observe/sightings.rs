@@ -7,7 +7,7 @@
 //! chunks of one link each, appended as they come (no copy when the captures are put
 //! together, no growth beyond one chunk). [`Sightings::get`] gives back a whole [`Sighting`].
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::packet::{Packet, Tag};
 use super::Tuple;
@@ -40,15 +40,27 @@ const TAGGED: u8 = 1 << 1;
 const REQUEST: u8 = 1 << 2;
 const QUOTES: u8 = 1 << 3;
 
-/// Source, destination, source port, destination port, protocol.
-type Addrs = (u32, u32, u16, u16, u8);
+/// Source, destination, source port, destination port, protocol, family. For IPv4 (family 4)
+/// the addresses are themselves; for IPv6 (family 6) they are places in the chunk's `v6`, so
+/// that IPv4 sightings take no more room than before IPv6 came (16 bytes either way).
+type Addrs = (u32, u32, u16, u16, u8, u8);
 
-fn tuple(&(src, dst, sport, dport, proto): &Addrs) -> Tuple {
+const V4: u8 = 4;
+const V6: u8 = 6;
+
+fn tuple(&(src, dst, sport, dport, proto, family): &Addrs, v6: &[Ipv6Addr]) -> Tuple {
+    let addr = |a: u32| -> IpAddr {
+        if family == V6 {
+            v6[a as usize].into()
+        } else {
+            Ipv4Addr::from(a).into()
+        }
+    };
     Tuple {
         proto,
-        src: Ipv4Addr::from(src),
+        src: addr(src),
         sport,
-        dst: Ipv4Addr::from(dst),
+        dst: addr(dst),
         dport,
     }
 }
@@ -80,6 +92,8 @@ struct Chunk {
     addrs: Vec<Addrs>,
     /// The tuples ICMP errors quote, by place in `items` (few: kept aside).
     quoted: Vec<(u16, Tuple)>,
+    /// The distinct IPv6 addresses of `addrs` (empty while a chunk sees only IPv4).
+    v6: Vec<Ipv6Addr>,
 }
 
 /// Every sighting of a run, by link in capture order.
@@ -91,6 +105,8 @@ pub struct Sightings {
     len: usize,
     /// The places in the last chunk's `addrs`, while it fills.
     open: rustc_hash::FxHashMap<Addrs, u16>,
+    /// The places in the last chunk's `v6`, while it fills.
+    open_v6: rustc_hash::FxHashMap<Ipv6Addr, u32>,
 }
 
 impl PartialEq for Sightings {
@@ -138,8 +154,10 @@ impl Sightings {
                 items: Vec::new(),
                 addrs: Vec::new(),
                 quoted: Vec::new(),
+                v6: Vec::new(),
             });
             self.open.clear();
+            self.open_v6.clear();
         }
         let c = self.chunks.last_mut().expect("a chunk");
         let at = c.items.len() as u16;
@@ -161,14 +179,29 @@ impl Sightings {
             Some((typ, code)) => u32::from(typ) << 8 | u32::from(code),
             None => p.ack,
         };
+        let key = match (p.src, p.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (s.into(), d.into(), p.sport, p.dport, p.proto, V4),
+            // (A packet's two addresses are of one family; were they not, the IPv4 one would
+            // be kept as its IPv4-mapped IPv6 address.)
+            (s, d) => {
+                let mut place = |a: IpAddr| {
+                    let a = match a {
+                        IpAddr::V6(a) => a,
+                        IpAddr::V4(a) => a.to_ipv6_mapped(),
+                    };
+                    *self.open_v6.entry(a).or_insert_with(|| {
+                        c.v6.push(a);
+                        (c.v6.len() - 1) as u32
+                    })
+                };
+                (place(s), place(d), p.sport, p.dport, p.proto, V6)
+            }
+        };
         // At most CHUNK sightings, so at most CHUNK distinct addresses: a u16 holds the place.
-        let addrs = *self
-            .open
-            .entry((p.src.into(), p.dst.into(), p.sport, p.dport, p.proto))
-            .or_insert_with_key(|a| {
-                c.addrs.push(*a);
-                (c.addrs.len() - 1) as u16
-            });
+        let addrs = *self.open.entry(key).or_insert_with_key(|a| {
+            c.addrs.push(*a);
+            (c.addrs.len() - 1) as u16
+        });
         c.items.push(Packed {
             dt_ns: (t_ns - c.t0_ns) as u32,
             seq: p.seq,
@@ -190,8 +223,9 @@ impl Sightings {
             "more than {MAX_CHUNKS} chunks of sightings"
         );
         self.chunks.append(&mut other.chunks);
-        // The last chunk is now `other`'s, whose places this map does not know.
+        // The last chunk is now `other`'s, whose places these maps do not know.
         self.open.clear();
+        self.open_v6.clear();
         if self.next_seq.len() < other.next_seq.len() {
             self.next_seq.resize(other.next_seq.len(), 0);
         }
@@ -234,7 +268,7 @@ impl Sightings {
     ) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len);
         for c in &self.chunks {
-            let values: Vec<T> = c.addrs.iter().map(|a| of(&tuple(a))).collect();
+            let values: Vec<T> = c.addrs.iter().map(|a| of(&tuple(a, &c.v6))).collect();
             let mut quoted = c.quoted.iter();
             out.extend(c.items.iter().map(|p| {
                 if p.bits & QUOTES != 0 {
@@ -261,7 +295,7 @@ impl Sightings {
                         flow: p.tag_flow,
                         request: p.bits & REQUEST != 0,
                     };
-                    (tuple(&c.addrs[usize::from(p.addrs)]), tag)
+                    (tuple(&c.addrs[usize::from(p.addrs)], &c.v6), tag)
                 })
         })
     }
@@ -279,9 +313,10 @@ impl Sightings {
 
 fn unpack(c: &Chunk, at: usize) -> Sighting {
     let p = &c.items[at];
-    let t = tuple(&c.addrs[usize::from(p.addrs)]);
+    let t = tuple(&c.addrs[usize::from(p.addrs)], &c.v6);
     let proto = t.proto;
-    let icmp = (proto == 1).then_some(((p.ack >> 8) as u8, p.ack as u8));
+    let is_icmp = proto == 1 || proto == 58;
+    let icmp = is_icmp.then_some(((p.ack >> 8) as u8, p.ack as u8));
     let inner = if p.bits & QUOTES != 0 {
         c.quoted
             .binary_search_by_key(&(at as u16), |(i, _)| *i)
@@ -303,7 +338,7 @@ fn unpack(c: &Chunk, at: usize) -> Sighting {
             dport: t.dport,
             ip_id: p.ip_id,
             seq: p.seq,
-            ack: if proto == 1 { 0 } else { p.ack },
+            ack: if is_icmp { 0 } else { p.ack },
             flags: p.flags,
             payload_len: p.payload_len,
             tag: (p.bits & TAGGED != 0).then_some(Tag {
@@ -333,8 +368,8 @@ mod tests {
 
     fn tcp(flow: u32, ip_id: u16) -> Packet {
         Packet {
-            src: Ipv4Addr::new(192, 168, 1, 2),
-            dst: Ipv4Addr::new(10, 0, 0, 1),
+            src: Ipv4Addr::new(192, 168, 1, 2).into(),
+            dst: Ipv4Addr::new(10, 0, 0, 1).into(),
             proto: 6,
             sport: 40001,
             dport: 80,
@@ -370,9 +405,9 @@ mod tests {
             icmp: Some((3, 3)),
             inner: Some(Tuple {
                 proto: 17,
-                src: Ipv4Addr::new(10, 0, 0, 1),
+                src: Ipv4Addr::new(10, 0, 0, 1).into(),
                 sport: 53,
-                dst: Ipv4Addr::new(192, 168, 1, 2),
+                dst: Ipv4Addr::new(192, 168, 1, 2).into(),
                 dport: 40009,
             }),
             ..tcp(0, 9)
@@ -457,9 +492,9 @@ mod tests {
         };
         let quoted = Tuple {
             proto: 6,
-            src: Ipv4Addr::new(10, 0, 0, 1),
+            src: Ipv4Addr::new(10, 0, 0, 1).into(),
             sport: 80,
-            dst: Ipv4Addr::new(192, 168, 1, 2),
+            dst: Ipv4Addr::new(192, 168, 1, 2).into(),
             dport: 7,
         };
         let error = Packet {
@@ -492,5 +527,77 @@ mod tests {
         assert_eq!(calls, 3);
         let tags: Vec<u32> = s.tagged().map(|(_, t)| t.flow).collect();
         assert_eq!(tags, [1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn ipv6_sightings_come_back_whole_and_ipv4_ones_take_no_more_room() {
+        assert_eq!(std::mem::size_of::<Packed>(), 24);
+        assert_eq!(std::mem::size_of::<Addrs>(), 16);
+        let a: IpAddr = "fd00:157::3".parse().unwrap();
+        let b: IpAddr = "2001:db8:16:1::100".parse().unwrap();
+        let four = Packet {
+            src: Ipv4Addr::new(192, 168, 1, 2).into(),
+            dst: Ipv4Addr::new(10, 0, 0, 1).into(),
+            proto: 6,
+            sport: 40000,
+            dport: 80,
+            ip_id: 9,
+            seq: 1,
+            ack: 2,
+            flags: 0x18,
+            payload_len: 8,
+            tag: Some(Tag {
+                flow: 1,
+                request: true,
+            }),
+            icmp: None,
+            inner: None,
+        };
+        let six = Packet {
+            src: a,
+            dst: b,
+            ip_id: 0,
+            ..four.clone()
+        };
+        let back = Packet {
+            src: b,
+            dst: a,
+            sport: 80,
+            dport: 40000,
+            tag: None,
+            ..six.clone()
+        };
+        let ptb = Packet {
+            src: "2001:db8:37:1::1".parse().unwrap(),
+            dst: a,
+            proto: 58,
+            sport: 0,
+            dport: 0,
+            seq: 1280,
+            ack: 0,
+            flags: 0,
+            payload_len: 48,
+            tag: None,
+            icmp: Some((2, 0)),
+            inner: Some(Tuple {
+                proto: 6,
+                src: a,
+                sport: 40000,
+                dst: b,
+                dport: 80,
+            }),
+            ip_id: 0,
+        };
+        let mut s = Sightings::new();
+        for (k, p) in [&four, &six, &back, &six, &ptb].into_iter().enumerate() {
+            s.push(0, k as u64, true, p);
+        }
+        let got: Vec<Packet> = s.iter().map(|(_, s)| s.pkt).collect();
+        assert_eq!(got, vec![four, six.clone(), back, six, ptb]);
+        let c = &s.chunks[0];
+        // Four distinct tuples; three IPv6 addresses kept once each.
+        assert_eq!((c.addrs.len(), c.v6.len()), (4, 3));
+        let tagged: Vec<_> = s.tagged().map(|(t, _)| t.src).collect();
+        assert_eq!(tagged[1], a);
     }
 }

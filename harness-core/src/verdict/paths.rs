@@ -2,7 +2,7 @@
 //! packets, each packet followed hop by hop to where it arrived or died.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use smol_str::SmolStr;
@@ -74,9 +74,9 @@ fn trace(topo: &Topology, f: &FlowSpec, hops: &[Hop]) -> Vec<PacketTrace> {
                         link: topo.links[s.link].name.as_str().into(),
                         from: (*from).into(),
                         to: (*to).into(),
-                        src: s.pkt.src,
+                        src: v4(s.pkt.src),
                         sport: s.pkt.sport,
-                        dst: s.pkt.dst,
+                        dst: v4(s.pkt.dst),
                         dport: s.pkt.dport,
                         t_ns: s.t_ns,
                     })
@@ -89,12 +89,22 @@ fn trace(topo: &Topology, f: &FlowSpec, hops: &[Hop]) -> Vec<PacketTrace> {
         .collect()
 }
 
+/// An address of an IPv4 flow's packet or conntrack entry. Flows are IPv4 (`FlowSpec`'s
+/// addresses), and [`assign`] gives a flow only tuples of its own family, so an IPv6 address
+/// does not come here; if one did, it reads as the unspecified address, not as a wrong one.
+fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
 fn client_tuple(f: &FlowSpec) -> Tuple {
     Tuple {
         proto: f.proto.number(),
-        src: *f.client.ip(),
+        src: (*f.client.ip()).into(),
         sport: f.client.port(),
-        dst: *f.dial.ip(),
+        dst: (*f.dial.ip()).into(),
         dport: f.dial.port(),
     }
 }
@@ -150,7 +160,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     // The conntrack entries by original tuple, and by tuple without its source; the first of
     // each in table order.
     let mut by_orig: HashMap<Tuple, &CtEntry> = HashMap::default();
-    let mut by_port: HashMap<(u8, u16, Ipv4Addr, u16), &CtEntry> = HashMap::default();
+    let mut by_port: HashMap<(u8, u16, IpAddr, u16), &CtEntry> = HashMap::default();
     for c in &obs.conntrack {
         let o = c.orig;
         by_orig.entry(o).or_insert(c);
@@ -174,7 +184,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
             tuples.entry(ct.reply).or_insert((k, Dir::Back));
             tuples.entry(ct.reply.reversed()).or_insert((k, Dir::Out));
             marks.insert(f.id, ct.mark);
-            sources.insert(f.id, ct.orig.src);
+            sources.insert(f.id, v4(ct.orig.src));
         }
     }
     drop((by_orig, by_port));
@@ -183,6 +193,10 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         let Some(&k) = place.get(&tag.flow) else {
             continue;
         };
+        // Flows are IPv4 for now: an IPv6 packet naming one is not its traffic.
+        if t.src.is_ipv6() {
+            continue;
+        }
         let dir = if tag.request { Dir::Out } else { Dir::Back };
         tuples.entry(t).or_insert((k, dir));
         tuples.entry(t.reversed()).or_insert((k, dir.reversed()));
@@ -333,7 +347,7 @@ fn fate<'a>(topo: &'a Topology, f: &FlowSpec, h: &Hop<'a>) -> Fate<'a> {
             topo.router
                 .uplinks
                 .contains(name)
-                .then_some((name.as_str(), s.pkt.src))
+                .then_some((name.as_str(), v4(s.pkt.src)))
         });
     let senders: BTreeSet<&str> = h.seen.iter().map(|(_, from, _)| *from).collect();
     let dest = if h.dir == Dir::Out {

@@ -82,8 +82,8 @@ impl<'a> Obs<'a> {
             };
             self.t += 1;
             let pkt = Packet {
-                src: ip(src),
-                dst: ip(dst),
+                src: ip(src).into(),
+                dst: ip(dst).into(),
                 proto: 6,
                 sport,
                 dport,
@@ -153,16 +153,16 @@ impl<'a> Obs<'a> {
         self.obs.conntrack.push(CtEntry {
             orig: Tuple {
                 proto: 6,
-                src: ip(SATURN),
+                src: ip(SATURN).into(),
                 sport: port,
-                dst: ip(NEPTUNE),
+                dst: ip(NEPTUNE).into(),
                 dport: 80,
             },
             reply: Tuple {
                 proto: 6,
-                src: ip(NEPTUNE),
+                src: ip(NEPTUNE).into(),
                 sport: 80,
-                dst: ip(nat),
+                dst: ip(nat).into(),
                 dport: port,
             },
             mark,
@@ -290,7 +290,7 @@ fn stray_ack(p: &Plan) -> Obs<'_> {
     let mut stray = o.seen.last().unwrap().clone();
     stray.link = i;
     stray.from_a = true;
-    stray.pkt.src = ip("10.37.2.253");
+    stray.pkt.src = ip("10.37.2.253").into();
     stray.t_ns = 0;
     o.seen.push(stray);
     o
