@@ -143,6 +143,37 @@ struct Assigned<'a> {
     sources: BTreeMap<u32, Ipv4Addr>,
 }
 
+/// A tuple by its addresses' places in [`Keys`]: source, destination, source port,
+/// destination port, protocol.
+type Key = (u32, u32, u16, u16, u8);
+
+/// The distinct addresses of a run's tuples, each with its place.
+#[derive(Default)]
+struct Keys(rustc_hash::FxHashMap<IpAddr, u32>);
+
+impl Keys {
+    fn id(&mut self, a: IpAddr) -> u32 {
+        let next = self.0.len() as u32;
+        *self.0.entry(a).or_insert(next)
+    }
+
+    fn key(&mut self, t: &Tuple) -> Key {
+        (self.id(t.src), self.id(t.dst), t.sport, t.dport, t.proto)
+    }
+
+    /// The key of a tuple whose addresses are known; `None` when one is not (then no flow
+    /// has the tuple).
+    fn find(&self, t: &Tuple) -> Option<Key> {
+        Some((
+            *self.0.get(&t.src)?,
+            *self.0.get(&t.dst)?,
+            t.sport,
+            t.dport,
+            t.proto,
+        ))
+    }
+}
+
 fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     // One pass over every sighting, a hash lookup each: a fast hash for small keys (the keys
     // are the harness's own, not an attacker's).
@@ -153,36 +184,41 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         .enumerate()
         .map(|(k, f)| (f.id, k as u32))
         .collect();
+    // Tuples are keyed by their addresses' places in a table of the few distinct addresses
+    // (hosts and uplinks), so that a key takes 16 bytes whatever the family: there are
+    // several keys for each of a hundred thousand flows.
+    let mut keys = Keys::default();
     // Tuple → (place of its flow, direction).
-    let mut tuples: HashMap<Tuple, (u32, Dir)> = HashMap::default();
+    let mut tuples: HashMap<Key, (u32, Dir)> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
     let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
     // The conntrack entries by original tuple, and by tuple without its source; the first of
     // each in table order.
-    let mut by_orig: HashMap<Tuple, &CtEntry> = HashMap::default();
-    let mut by_port: HashMap<(u8, u16, IpAddr, u16), &CtEntry> = HashMap::default();
+    let mut by_orig: HashMap<Key, &CtEntry> = HashMap::default();
+    let mut by_port: HashMap<(u8, u16, u32, u16), &CtEntry> = HashMap::default();
     for c in &obs.conntrack {
-        let o = c.orig;
+        let o = keys.key(&c.orig);
         by_orig.entry(o).or_insert(c);
-        by_port
-            .entry((o.proto, o.sport, o.dst, o.dport))
-            .or_insert(c);
+        by_port.entry((o.4, o.2, o.1, o.3)).or_insert(c);
     }
     for (k, f) in plan.flows.iter().enumerate() {
         let k = k as u32;
         let t = client_tuple(f);
         // A client bound to 0.0.0.0 is found by port and destination; the kernel chose its source.
+        let tk = keys.key(&t);
         let ct = if t.src.is_unspecified() {
-            by_port.get(&(t.proto, t.sport, t.dst, t.dport)).copied()
+            by_port.get(&(tk.4, tk.2, tk.1, tk.3)).copied()
         } else {
-            by_orig.get(&t).copied()
+            by_orig.get(&tk).copied()
         };
         let orig = ct.map_or(t, |c| c.orig);
-        tuples.insert(orig, (k, Dir::Out));
-        tuples.insert(orig.reversed(), (k, Dir::Back));
+        tuples.insert(keys.key(&orig), (k, Dir::Out));
+        tuples.insert(keys.key(&orig.reversed()), (k, Dir::Back));
         if let Some(ct) = ct {
-            tuples.entry(ct.reply).or_insert((k, Dir::Back));
-            tuples.entry(ct.reply.reversed()).or_insert((k, Dir::Out));
+            tuples.entry(keys.key(&ct.reply)).or_insert((k, Dir::Back));
+            tuples
+                .entry(keys.key(&ct.reply.reversed()))
+                .or_insert((k, Dir::Out));
             marks.insert(f.id, ct.mark);
             sources.insert(f.id, v4(ct.orig.src));
         }
@@ -198,8 +234,10 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
             continue;
         }
         let dir = if tag.request { Dir::Out } else { Dir::Back };
-        tuples.entry(t).or_insert((k, dir));
-        tuples.entry(t.reversed()).or_insert((k, dir.reversed()));
+        tuples.entry(keys.key(&t)).or_insert((k, dir));
+        tuples
+            .entry(keys.key(&t.reversed()))
+            .or_insert((k, dir.reversed()));
     }
     // Each sighting's flow (place, with BACK for replies; u32::MAX for none), then the
     // sightings of each flow together.
@@ -207,12 +245,13 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         Some((k, dir)) => k | if dir == Dir::Back { BACK } else { 0 },
         None => u32::MAX,
     };
+    let find = |t: &Tuple| keys.find(t).and_then(|key| tuples.get(&key).copied());
     let owner: Vec<u32> = obs.sightings.classify(
-        |t| code(tuples.get(t).copied()),
+        |t| code(find(t)),
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
-        |inner| code(tuples.get(inner).map(|&(f, d)| (f, d.reversed()))),
+        |inner| code(find(inner).map(|(f, d)| (f, d.reversed()))),
     );
-    drop(tuples);
+    drop((tuples, keys));
     let mut counts = vec![0u32; plan.flows.len() + 1];
     for &o in owner.iter().filter(|&&o| o != u32::MAX) {
         counts[(o & !BACK) as usize + 1] += 1;
