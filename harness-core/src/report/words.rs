@@ -274,7 +274,7 @@ pub fn observed(v: &Verdict, expectation: &str) -> String {
         .flows
         .iter()
         .filter(|p| r.flows.contains(&p.id))
-        .map(|p| std::net::IpAddr::from(p.client.ip().to_owned()))
+        .map(|p| p.client.ip())
         .collect();
     format!(
         "{} of {} clients moved between uplinks ({}{}): a sticky rule keeps a client's new connections on the uplink its first took, with a set of client source addresses (with a timeout) that it matches and fills on the source",

@@ -111,10 +111,7 @@ pub(super) fn by_client<'a>(
 ) -> BTreeMap<IpAddr, Vec<&'a FlowPath>> {
     let mut m: BTreeMap<IpAddr, Vec<&FlowPath>> = BTreeMap::new();
     for f in flows {
-        // `to_owned`: the same for an IPv4 socket address (`&Ipv4Addr`) as for either family.
-        m.entry(IpAddr::from(f.client.ip().to_owned()))
-            .or_default()
-            .push(f);
+        m.entry(f.client.ip()).or_default().push(f);
     }
     for v in m.values_mut() {
         v.sort_by_key(|f| f.id);
@@ -214,17 +211,18 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<(Findin
                     what: Listed::Source,
                 });
             };
+            let want = std::net::IpAddr::from(*want);
             match p.source_seen {
-                Some(a) if a == *want => None,
+                Some(a) if a == want => None,
                 Some(a) => bare(Finding::WrongSource {
                     uplink: l.clone(),
                     seen: a,
-                    expected: *want,
+                    expected: want,
                 }),
                 None => told(Finding::SourceUnseen {
                     uplink: l.clone(),
                     sent: p.first_out_source,
-                    expected: *want,
+                    expected: want,
                 }),
             }
         }

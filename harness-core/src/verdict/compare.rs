@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use smol_str::SmolStr;
 
@@ -28,7 +28,7 @@ pub enum Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Uplinks(Vec<SmolStr>),
-    Addr(Option<Ipv4Addr>),
+    Addr(Option<IpAddr>),
     Mark(Option<u32>),
     Completes(bool),
 }

@@ -12,7 +12,7 @@
 //!   declared, expectation by expectation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -82,7 +82,7 @@ pub struct Step {
     pub kinds: Vec<&'static str>,
     /// The uplink they crossed first, and the source address they had on it.
     pub uplink: Option<SmolStr>,
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
     pub end: End,
 }
 
@@ -96,19 +96,19 @@ pub struct FlowPath {
     pub group: SmolStr,
     pub proto: Proto,
     #[schemars(with = "String")]
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// Uplinks its packets left the router on, in order of first use.
     pub out: Vec<SmolStr>,
     /// Uplinks its replies came back on, in order of first use.
     pub back: Vec<SmolStr>,
     /// The source address the flow's first packet had on its uplink.
-    pub first_out_source: Option<Ipv4Addr>,
+    pub first_out_source: Option<IpAddr>,
     /// Uplinks the router itself sent the flow's packets out on, either way.
     pub router_out: Vec<SmolStr>,
     /// The uplink its first packet left on: the router's choice for the flow.
     pub first_out: Option<SmolStr>,
     /// The source address the harness's server saw.
-    pub source_seen: Option<Ipv4Addr>,
+    pub source_seen: Option<IpAddr>,
     /// The router's conntrack mark for it.
     pub mark: Option<u32>,
     pub completed: bool,
@@ -140,9 +140,9 @@ pub struct HopTrace {
     /// The node that sent it on the link, and the one it went to.
     pub from: SmolStr,
     pub to: SmolStr,
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     pub sport: u16,
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub dport: u16,
     /// Nanoseconds since the capture started (approximate across links).
     pub t_ns: u64,
@@ -201,14 +201,14 @@ pub enum Finding {
     /// `source`: the server saw another source address.
     WrongSource {
         uplink: SmolStr,
-        seen: Ipv4Addr,
-        expected: Ipv4Addr,
+        seen: IpAddr,
+        expected: IpAddr,
     },
     /// `source`: the server saw nothing of it (it left with `sent`, when seen on the uplink).
     SourceUnseen {
         uplink: SmolStr,
-        sent: Option<Ipv4Addr>,
-        expected: Ipv4Addr,
+        sent: Option<IpAddr>,
+        expected: IpAddr,
     },
     /// `mark`: its conntrack entry had another mark.
     WrongMark {

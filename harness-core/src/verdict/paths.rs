@@ -2,7 +2,7 @@
 //! packets, each packet followed hop by hop to where it arrived or died.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use smol_str::SmolStr;
@@ -74,9 +74,9 @@ fn trace(topo: &Topology, f: &FlowSpec, hops: &[Hop]) -> Vec<PacketTrace> {
                         link: topo.links[s.link].name.as_str().into(),
                         from: (*from).into(),
                         to: (*to).into(),
-                        src: v4(s.pkt.src),
+                        src: s.pkt.src,
                         sport: s.pkt.sport,
-                        dst: v4(s.pkt.dst),
+                        dst: s.pkt.dst,
                         dport: s.pkt.dport,
                         t_ns: s.t_ns,
                     })
@@ -87,16 +87,6 @@ fn trace(topo: &Topology, f: &FlowSpec, hops: &[Hop]) -> Vec<PacketTrace> {
             }
         })
         .collect()
-}
-
-/// An address of an IPv4 flow's packet or conntrack entry. Flows are IPv4 (`FlowSpec`'s
-/// addresses), and [`assign`] gives a flow only tuples of its own family, so an IPv6 address
-/// does not come here; if one did, it reads as the unspecified address, not as a wrong one.
-fn v4(a: IpAddr) -> Ipv4Addr {
-    match a {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
-    }
 }
 
 fn client_tuple(f: &FlowSpec) -> Tuple {
@@ -140,7 +130,7 @@ struct Assigned<'a> {
     starts: Vec<u32>,
     ids: Vec<SightingId>,
     marks: BTreeMap<u32, u32>,
-    sources: BTreeMap<u32, Ipv4Addr>,
+    sources: BTreeMap<u32, IpAddr>,
 }
 
 /// A tuple by its addresses' places in [`Keys`]: source, destination, source port,
@@ -191,7 +181,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     // Tuple → (place of its flow, direction).
     let mut tuples: HashMap<Key, (u32, Dir)> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut sources: BTreeMap<u32, Ipv4Addr> = BTreeMap::new();
+    let mut sources: BTreeMap<u32, IpAddr> = BTreeMap::new();
     // The conntrack entries by original tuple, and by tuple without its source; the first of
     // each in table order.
     let mut by_orig: HashMap<Key, &CtEntry> = HashMap::default();
@@ -220,7 +210,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
                 .entry(keys.key(&ct.reply.reversed()))
                 .or_insert((k, Dir::Out));
             marks.insert(f.id, ct.mark);
-            sources.insert(f.id, v4(ct.orig.src));
+            sources.insert(f.id, ct.orig.src);
         }
     }
     drop((by_orig, by_port));
@@ -229,8 +219,8 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         let Some(&k) = place.get(&tag.flow) else {
             continue;
         };
-        // Flows are IPv4 for now: an IPv6 packet naming one is not its traffic.
-        if t.src.is_ipv6() {
+        // A packet of the other family naming a flow is not its traffic.
+        if t.dst.is_ipv6() != std::net::SocketAddr::from(plan.flows[k as usize].dial).is_ipv6() {
             continue;
         }
         let dir = if tag.request { Dir::Out } else { Dir::Back };
@@ -365,7 +355,7 @@ fn flag_letters(p: &Packet) -> String {
 
 /// What became of one packet: the uplink it crossed (with its source there) and where it died.
 struct Fate<'a> {
-    uplink: Option<(&'a str, Ipv4Addr)>,
+    uplink: Option<(&'a str, IpAddr)>,
     died: Option<(&'a str, &'a str)>,
 }
 
@@ -386,7 +376,7 @@ fn fate<'a>(topo: &'a Topology, f: &FlowSpec, h: &Hop<'a>) -> Fate<'a> {
             topo.router
                 .uplinks
                 .contains(name)
-                .then_some((name.as_str(), v4(s.pkt.src)))
+                .then_some((name.as_str(), s.pkt.src))
         });
     let senders: BTreeSet<&str> = h.seen.iter().map(|(_, from, _)| *from).collect();
     let dest = if h.dir == Dir::Out {
@@ -468,7 +458,7 @@ fn flow_path(
     // Groups of similar packets for the story: (dir, uplink and source there, died at, kinds, count).
     type Run<'a> = (
         Dir,
-        Option<(&'a str, Ipv4Addr)>,
+        Option<(&'a str, IpAddr)>,
         Option<(&'a str, &'a str)>,
         Vec<&'static str>,
         u32,
@@ -566,13 +556,13 @@ fn flow_path(
         id: f.id,
         group: f.group.as_str().into(),
         proto: f.proto,
-        client: f.client,
+        client: f.client.into(),
         out,
         back,
         router_out,
         first_out,
         first_out_source,
-        source_seen: obs.server_saw.get(&f.id).copied(),
+        source_seen: obs.server_saw.get(&f.id).map(|&a| a.into()),
         mark,
         completed: client.completed,
         client_error: client.error,

@@ -210,7 +210,7 @@ fn a_clean_run_passes_with_paths_marks_and_sources() {
     );
     assert_eq!(
         (f2.mark, f2.source_seen, f2.packets),
-        (Some(2), Some(ip("10.37.2.253")), 3)
+        (Some(2), Some(ip("10.37.2.253").into()), 3)
     );
     assert!(f2.drops.is_empty());
 }
@@ -550,7 +550,7 @@ fn path_from(id: u32, client: &str, uplink: &str) -> FlowPath {
         id,
         group: "web".into(),
         proto: Proto::Tcp,
-        client: SocketAddrV4::new(ip(client), model::client_port(id)),
+        client: SocketAddrV4::new(ip(client), model::client_port(id)).into(),
         out: vec![uplink.into()],
         back: vec![uplink.into()],
         first_out_source: None,

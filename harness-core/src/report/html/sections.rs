@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::model::{FlowSpec, Topology};
 use crate::report::words;
@@ -352,7 +352,7 @@ fn facts(s: &mut String, f: &FlowPath, spec: Option<&FlowSpec>) {
 }
 
 /// `10.37.2.253:40002`, with the parts that differ from the packet's first sighting marked.
-fn endpoint(addr: Ipv4Addr, port: u16, first: (Ipv4Addr, u16), ports: bool) -> String {
+fn endpoint(addr: IpAddr, port: u16, first: (IpAddr, u16), ports: bool) -> String {
     let a = if addr == first.0 {
         addr.to_string()
     } else {
