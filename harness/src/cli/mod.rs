@@ -51,6 +51,41 @@ pub struct Cli {
     generator_timeout: Option<std::time::Duration>,
 }
 
+/// The result files `run` and `gate` write, each whole or not at all.
+#[derive(Args, Clone)]
+pub struct OutputArgs {
+    /// Write the results as JSON (schema/results.schema.json: each flow, its packets hop by
+    /// hop, expectations, findings, counters; from `gate`, a scenario whose rules did not load
+    /// has `verdict: null` and its `error`, a skipped one its `skipped`). `-` writes it to
+    /// stdout, and everything else goes to stderr.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write JUnit XML: a testsuite per scenario, a testcase per expectation (a `<failure>`
+    /// when it broke); from `gate`, rules that did not load are one testcase with an `<error>`
+    /// holding the tool's or generator's message, a skipped scenario one with `<skipped>`.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write one pcap file per link into DIR (`SCENARIO-LINK.pcap`); flow N has client port
+    /// 40000+N and payload `HXQ N …`.
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
+    /// Write one self-contained HTML page: the topology with each flow's path drawn on it,
+    /// failing flows first, their packets hop by hop (a FILE in every command).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            pcap: self.pcap.clone(),
+            html: self.html.clone(),
+        }
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct RuleArgs {
     /// Replace NODE's rule set: NODE=FILE (a bundle: sections headed `### iptables`,
@@ -95,25 +130,12 @@ pub enum Cmd {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
-        /// After the traffic, list the iptables rules no packet hit, with their file and line.
+        /// After the traffic, list the iptables and ip6tables rules no packet hit, with their
+        /// file and line.
         #[arg(long)]
         coverage: bool,
-        /// Write the whole verdict as JSON (schema/results.schema.json: flows, their packets hop
-        /// by hop, expectations, findings, counters); `-` writes it to stdout, and everything
-        /// else the run says goes to stderr.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write JUnit XML: a testsuite per scenario, a testcase per expectation.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Write one pcap file per link into DIR (`SCENARIO-LINK.pcap`); flow N has client port
-        /// 40000+N and payload `HXQ N …`.
-        #[arg(long, value_name = "DIR")]
-        pcap: Option<PathBuf>,
-        /// Write one self-contained HTML page: the topology with each flow's path drawn on
-        /// it, failing flows first, their packets hop by hop.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
+        #[command(flatten)]
+        outputs: OutputArgs,
         /// Leave the lab up after the run (one scenario only) and print how to enter each
         /// node; `harness down` removes it.
         #[arg(long)]
@@ -150,23 +172,8 @@ pub enum Cmd {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
-        /// Write the results as JSON, the document `run --json` writes
-        /// (schema/results.schema.json); a scenario whose rules did not load has `verdict:
-        /// null` and its `error`. `-` writes it to stdout, and the gate's lines go to stderr.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write JUnit XML: a testsuite per scenario run, a testcase per expectation (a
-        /// `<failure>` when it broke); rules that did not load are one testcase with an
-        /// `<error>` holding the tool's or generator's message.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Write one pcap file per link into DIR (`SCENARIO-LINK.pcap`), as `run` does.
-        #[arg(long, value_name = "DIR")]
-        pcap: Option<PathBuf>,
-        /// Write one self-contained HTML page for every scenario run, as `run --html` does: a
-        /// FILE, not a folder (one flag means one thing in every command).
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
+        #[command(flatten)]
+        outputs: OutputArgs,
     },
     /// Run scenarios with two rule sets (`--rules NODE=A --rules NODE=B`) and print only what
     /// changed, per flow; splits are compared with a two-sample test. Exit 1 when anything did.
@@ -272,28 +279,8 @@ impl Finding {
 /// Whatever stopped the command before it could judge; see [`CliError`].
 pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
     // Result files that could not be written are refused before anything is built.
-    if let Cmd::Run {
-        json,
-        junit,
-        pcap,
-        html,
-        ..
-    }
-    | Cmd::Gate {
-        json,
-        junit,
-        pcap,
-        html,
-        ..
-    } = &cli.cmd
-    {
-        let outputs = Outputs {
-            json: json.clone(),
-            junit: junit.clone(),
-            pcap: pcap.clone(),
-            html: html.clone(),
-        };
-        outputs.check()?;
+    if let Cmd::Run { outputs, .. } | Cmd::Gate { outputs, .. } = &cli.cmd {
+        outputs.outputs().check()?;
     }
     if let Some(limit) = cli.generator_timeout {
         crate::install::generator::set_time_limit(limit);
@@ -313,10 +300,7 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
             scenarios,
             rules,
             coverage,
-            json,
-            junit,
-            pcap,
-            html,
+            outputs,
             keep,
             dump,
         } => run::run(
@@ -327,32 +311,15 @@ pub fn dispatch(cli: Cli) -> Result<Finding, CliError> {
                 dump,
                 keep,
             },
-            &Outputs {
-                json,
-                junit,
-                pcap,
-                html,
-            },
+            &outputs.outputs(),
         ),
         Cmd::Shell { node, lab, command } => keep::shell(&node, lab.as_deref(), &command),
         Cmd::Down { lab } => keep::down(lab.as_deref()),
         Cmd::Gate {
             scenarios,
             rules,
-            json,
-            junit,
-            pcap,
-            html,
-        } => gate::gate(
-            &scenarios,
-            &rules,
-            &Outputs {
-                json,
-                junit,
-                pcap,
-                html,
-            },
-        ),
+            outputs,
+        } => gate::gate(&scenarios, &rules, &outputs.outputs()),
         Cmd::Diff { scenarios, rules } => diff::diff(&scenarios, &rules),
         Cmd::Mutate {
             scenarios,
