@@ -44,17 +44,38 @@ pub enum Backend {
     Legacy,
 }
 
+/// The xtables programs for rules of `kind` under `backend`: the one that loads them and the one
+/// that prints what is loaded (with its counters). `None` for kinds that are not xtables.
+fn xtables(kind: RuleKind, backend: Backend) -> Option<(&'static str, &'static str)> {
+    Some(match (kind, backend) {
+        (RuleKind::Iptables, Backend::System) => ("iptables-restore", "iptables-save"),
+        (RuleKind::Iptables, Backend::Nft) => ("iptables-nft-restore", "iptables-nft-save"),
+        (RuleKind::Iptables, Backend::Legacy) => {
+            ("iptables-legacy-restore", "iptables-legacy-save")
+        }
+        (RuleKind::Ip6tables, Backend::System) => ("ip6tables-restore", "ip6tables-save"),
+        (RuleKind::Ip6tables, Backend::Nft) => ("ip6tables-nft-restore", "ip6tables-nft-save"),
+        (RuleKind::Ip6tables, Backend::Legacy) => {
+            ("ip6tables-legacy-restore", "ip6tables-legacy-save")
+        }
+        _ => return None,
+    })
+}
+
 /// The program that loads rules of `kind`.
 pub fn tool(kind: RuleKind, backend: Backend) -> &'static str {
-    match (kind, backend) {
-        (RuleKind::Iptables, Backend::System) => "iptables-restore",
-        (RuleKind::Iptables, Backend::Nft) => "iptables-nft-restore",
-        (RuleKind::Iptables, Backend::Legacy) => "iptables-legacy-restore",
-        (RuleKind::Ip6tables, Backend::System) => "ip6tables-restore",
-        (RuleKind::Ip6tables, Backend::Nft) => "ip6tables-nft-restore",
-        (RuleKind::Ip6tables, Backend::Legacy) => "ip6tables-legacy-restore",
-        (k, _) => k.tool(),
-    }
+    xtables(kind, backend).map_or(kind.tool(), |(restore, _)| restore)
+}
+
+/// The program that prints the loaded rules of `kind` (iptables or ip6tables; any other kind
+/// is read as iptables) under `backend`, with `-c` their counters.
+pub fn save_tool(kind: RuleKind, backend: Backend) -> &'static str {
+    let kind = if kind == RuleKind::Ip6tables {
+        kind
+    } else {
+        RuleKind::Iptables
+    };
+    xtables(kind, backend).map_or("iptables-save", |(_, save)| save)
 }
 
 /// One text a tool loads: a rule file, a section of a bundle, or what a generator printed.
@@ -70,7 +91,7 @@ pub struct Loadable {
 
 #[cfg(test)]
 mod tests {
-    use super::{tool, Backend, RuleKind};
+    use super::{save_tool, tool, Backend, RuleKind};
 
     #[test]
     fn ip6tables_is_loaded_by_the_backend_asked_for() {
@@ -91,5 +112,24 @@ mod tests {
             "iptables-nft-restore"
         );
         assert_eq!(tool(RuleKind::Nft, Backend::Legacy), "nft");
+    }
+
+    #[test]
+    fn each_family_and_backend_has_its_save() {
+        for (kind, backend, save) in [
+            (RuleKind::Iptables, Backend::System, "iptables-save"),
+            (RuleKind::Iptables, Backend::Legacy, "iptables-legacy-save"),
+            (RuleKind::Ip6tables, Backend::System, "ip6tables-save"),
+            (RuleKind::Ip6tables, Backend::Nft, "ip6tables-nft-save"),
+            (
+                RuleKind::Ip6tables,
+                Backend::Legacy,
+                "ip6tables-legacy-save",
+            ),
+        ] {
+            assert_eq!(save_tool(kind, backend), save, "{kind:?} {backend:?}");
+            // Each save reads what its restore loaded.
+            assert_eq!(tool(kind, backend).replace("-restore", "-save"), save);
+        }
     }
 }

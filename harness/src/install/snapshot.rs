@@ -155,8 +155,8 @@ fn read_back(
 ) -> Result<Vec<Loadable>, ReadBackError> {
     let shown = |what: &str| format!("installer `{line}` ({what})");
     let mut out = Vec::new();
-    let save = crate::watch::coverage::save_tool(RuleKind::Iptables, backend);
-    let save6 = crate::watch::coverage::save_tool(RuleKind::Ip6tables, backend);
+    let save = super::save_tool(RuleKind::Iptables, backend);
+    let save6 = super::save_tool(RuleKind::Ip6tables, backend);
     // Read at once: each a process of its own.
     let have = |tool: &str| crate::model::find_in_path(tool).is_some();
     let [saved, saved6, listed, rules, routes, sets, sysctls] = read_all(

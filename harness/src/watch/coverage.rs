@@ -3,23 +3,11 @@
 
 use std::process::Command;
 
-use crate::install::{Backend, InstallError, Loadable};
+use crate::install::{save_tool, Backend, InstallError, Loadable};
 use crate::lab::spawn::run_with_input;
 use crate::lab::Lab;
 use crate::model::RuleKind;
 use crate::observe::counters::{iptables_coverage, Loaded, RuleHit};
-
-/// The program that prints the counters of rules of `kind` (iptables or ip6tables).
-pub fn save_tool(kind: RuleKind, backend: Backend) -> &'static str {
-    match (kind, backend) {
-        (RuleKind::Ip6tables, Backend::System) => "ip6tables-save",
-        (RuleKind::Ip6tables, Backend::Nft) => "ip6tables-nft-save",
-        (RuleKind::Ip6tables, Backend::Legacy) => "ip6tables-legacy-save",
-        (_, Backend::System) => "iptables-save",
-        (_, Backend::Nft) => "iptables-nft-save",
-        (_, Backend::Legacy) => "iptables-legacy-save",
-    }
-}
 
 /// Every iptables and ip6tables rule loaded in each node, with its packet counter
 /// (`iptables-save -c`, `ip6tables-save -c`): each node's in file order.
@@ -75,33 +63,4 @@ pub fn read(
         hits.extend(here);
     }
     Ok(hits)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_family_and_backend_has_its_save() {
-        assert_eq!(
-            save_tool(RuleKind::Iptables, Backend::System),
-            "iptables-save"
-        );
-        assert_eq!(
-            save_tool(RuleKind::Ip6tables, Backend::System),
-            "ip6tables-save"
-        );
-        assert_eq!(
-            save_tool(RuleKind::Ip6tables, Backend::Nft),
-            "ip6tables-nft-save"
-        );
-        assert_eq!(
-            save_tool(RuleKind::Ip6tables, Backend::Legacy),
-            "ip6tables-legacy-save"
-        );
-        assert_eq!(
-            save_tool(RuleKind::Iptables, Backend::Legacy),
-            "iptables-legacy-save"
-        );
-    }
 }
