@@ -120,41 +120,80 @@ fn blank(src: IpAddr, dst: IpAddr, proto: u8, ip_id: u16) -> Packet {
     }
 }
 
+/// The ICMP of one family: its protocol number, its echo types (identifier in `sport`), the
+/// errors that quote the packet they are about, the error that carries an MTU (kept in `seq`),
+/// and how to read a quoted packet's tuple.
+struct Icmp {
+    proto: u8,
+    echo: [u8; 2],
+    quoting: &'static [u8],
+    too_big: Option<u8>,
+    quoted: fn(&[u8]) -> Option<Tuple>,
+}
+
+/// ICMP: echo reply and request; destination unreachable and time exceeded quote a packet.
+const ICMP4: Icmp = Icmp {
+    proto: 1,
+    echo: [0, 8],
+    quoting: &[3, 11],
+    too_big: None,
+    quoted: quoted_tuple,
+};
+
+/// ICMPv6: echo request and reply; destination unreachable, packet too big (with the next
+/// hop's MTU) and time exceeded quote a packet.
+const ICMP6: Icmp = Icmp {
+    proto: 58,
+    echo: [ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY],
+    quoting: &[
+        ICMPV6_UNREACHABLE,
+        ICMPV6_PACKET_TOO_BIG,
+        ICMPV6_TIME_EXCEEDED,
+    ],
+    too_big: Some(ICMPV6_PACKET_TOO_BIG),
+    quoted: quoted_tuple_v6,
+};
+
+/// The transport part of a packet of either family: ICMP as `icmp` reads it, or TCP and UDP;
+/// then the payload's length and tag.
+fn layer4(mut p: Packet, l4: &[u8], icmp: &Icmp) -> Option<Packet> {
+    let payload = if p.proto == icmp.proto {
+        if l4.len() < 8 {
+            return None;
+        }
+        let (typ, code) = (l4[0], l4[1]);
+        p.icmp = Some((typ, code));
+        if icmp.echo.contains(&typ) {
+            p.sport = u16::from_be_bytes([l4[4], l4[5]]);
+            p.seq = u32::from(u16::from_be_bytes([l4[6], l4[7]]));
+        }
+        if icmp.too_big == Some(typ) {
+            p.seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+        }
+        if icmp.quoting.contains(&typ) {
+            p.inner = (icmp.quoted)(&l4[8..]);
+        }
+        &l4[8..]
+    } else {
+        transport(&mut p, l4)?
+    };
+    p.payload_len = payload.len() as u16;
+    p.tag = parse_tag(payload).map(|(t, _)| t);
+    Some(p)
+}
+
 fn parse_ipv4(b: &[u8]) -> Option<Packet> {
     let ip = Ipv4Packet::new(b)?;
     let hl = ip.get_header_length() as usize * 4;
     let total = (ip.get_total_length() as usize).min(b.len());
     let l4 = b.get(hl..total)?;
-    let mut p = blank(
+    let p = blank(
         ip.get_source().into(),
         ip.get_destination().into(),
         ip.get_next_level_protocol().0,
         ip.get_identification(),
     );
-    let payload = match ip.get_next_level_protocol() {
-        IpNextHeaderProtocols::Icmp => {
-            if l4.len() < 8 {
-                return None;
-            }
-            let (typ, code) = (l4[0], l4[1]);
-            p.icmp = Some((typ, code));
-            match typ {
-                // echo reply / request: identifier and sequence number
-                0 | 8 => {
-                    p.sport = u16::from_be_bytes([l4[4], l4[5]]);
-                    p.seq = u32::from(u16::from_be_bytes([l4[6], l4[7]]));
-                }
-                // destination unreachable, time exceeded: the quoted header
-                3 | 11 => p.inner = quoted_tuple(&l4[8..]),
-                _ => {}
-            }
-            &l4[8..]
-        }
-        _ => transport(&mut p, l4)?,
-    };
-    p.payload_len = payload.len() as u16;
-    p.tag = parse_tag(payload).map(|(t, _)| t);
-    Some(p)
+    layer4(p, l4, &ICMP4)
 }
 
 /// TCP or UDP: fills in ports (and TCP's fields), gives back the payload.
@@ -225,34 +264,7 @@ fn ipv6_headers(b: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, u8, &[u8])> {
 
 fn parse_ipv6(b: &[u8]) -> Option<Packet> {
     let (src, dst, proto, l4) = ipv6_headers(b)?;
-    let mut p = blank(src.into(), dst.into(), proto, 0);
-    let payload = match proto {
-        58 => {
-            if l4.len() < 8 {
-                return None;
-            }
-            let (typ, code) = (l4[0], l4[1]);
-            p.icmp = Some((typ, code));
-            match typ {
-                ICMPV6_ECHO_REQUEST | ICMPV6_ECHO_REPLY => {
-                    p.sport = u16::from_be_bytes([l4[4], l4[5]]);
-                    p.seq = u32::from(u16::from_be_bytes([l4[6], l4[7]]));
-                }
-                // the MTU of the next hop, in `seq`
-                ICMPV6_PACKET_TOO_BIG => {
-                    p.seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
-                    p.inner = quoted_tuple_v6(&l4[8..]);
-                }
-                ICMPV6_UNREACHABLE | ICMPV6_TIME_EXCEEDED => p.inner = quoted_tuple_v6(&l4[8..]),
-                _ => {}
-            }
-            &l4[8..]
-        }
-        _ => transport(&mut p, l4)?,
-    };
-    p.payload_len = payload.len() as u16;
-    p.tag = parse_tag(payload).map(|(t, _)| t);
-    Some(p)
+    layer4(blank(src.into(), dst.into(), proto, 0), l4, &ICMP6)
 }
 
 /// The tuple of the IPv6 packet an ICMPv6 error quotes (for ICMPv6, the echo identifier is
