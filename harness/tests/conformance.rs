@@ -6,19 +6,11 @@
 
 mod common;
 
-use harness::model::repo_path;
 use libtest_mimic::{Arguments, Failed};
 
 /// Runs the harness binary in the repository; its exit code and what it printed.
 fn harness_cmd(args: &[&str]) -> Result<(i32, String), Failed> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .current_dir(repo_path(""))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Ok((out.status.code().unwrap_or(-1), text))
+    Ok(common::harness_said(args))
 }
 
 fn gate(rules: &str, folder: &str) -> Result<(i32, String), Failed> {

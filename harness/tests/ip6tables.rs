@@ -13,41 +13,14 @@
 
 use std::process::Command;
 
+mod common;
+
 use harness::model::{find_in_path, repo_path};
+use libtest_mimic::{Arguments, Trial};
 
 const FIXTURES: &str = "harness/tests/fixtures/ip6tables";
 
-/// The harness, run from the repository's root: exit code, stdout, stderr.
-fn harness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .current_dir(repo_path(""))
-        .output()
-        .expect("the harness runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Whether labs are sure to build here (root); otherwise the test is not run, unless `CI`
-/// or `HARNESS_REQUIRE_LAB` asks for a lab (then the harness's own rootless mode must do).
-fn lab_here() -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let set = |v: String| !matches!(v.trim(), "" | "0" | "false" | "no");
-    let required = match std::env::var("HARNESS_REQUIRE_LAB") {
-        Ok(v) => set(v),
-        Err(_) => std::env::var("CI").is_ok_and(set),
-    };
-    if !required {
-        eprintln!("not root: not run (set HARNESS_REQUIRE_LAB=1 to run rootless)");
-    }
-    required
-}
+use common::harness;
 
 /// The backends this machine has: `system` always, `nft` and `legacy` when their
 /// ip6tables-restore is installed.
@@ -102,11 +75,7 @@ fn ip6tables_rules(bundle: &str) -> Vec<(usize, String)> {
 /// Seed 002 and its IPv6 twin in one bundle: the IPv4 flows hold under every backend, and
 /// `--coverage` lists each ip6tables rule at its bundle line, counted (not unmatched) at 0
 /// packets: no IPv6 packet flows yet. The seed's iptables rules are hit as with seed 002.
-#[test]
 fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
-    if !lab_here() {
-        return;
-    }
     let bundle = format!("{FIXTURES}/dual-stack.rules");
     let want = ip6tables_rules(&bundle);
     assert_eq!(want.len(), 10, "{want:?}");
@@ -140,11 +109,7 @@ fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
 /// The twins: a bad line in the `### ip6tables` section, and seed 002's IPv4 rules under
 /// `### ip6tables`. Each is rejected by the backend's ip6tables-restore, exit 2, the bundle's
 /// own line quoted with `FILE:LINE`.
-#[test]
 fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
-    if !lab_here() {
-        return;
-    }
     for (backend, tool) in backends() {
         let bad = format!("jupiter={FIXTURES}/dual-stack-bad-line.rules");
         let (code, _, err) = harness(&[
@@ -192,11 +157,7 @@ fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
 
 /// An installer that loads both families itself: the snapshot reads ip6tables-save back (the
 /// run's backend's), the IPv4 flows hold, and coverage counts the ip6tables rules at 0.
-#[test]
 fn an_installer_s_ip6tables_rules_are_read_back() {
-    if !lab_here() {
-        return;
-    }
     let rules = format!("jupiter=install:{FIXTURES}/install-dual-stack");
     for (backend, _) in backends() {
         let hits = coverage(backend, &rules);
@@ -226,11 +187,7 @@ fn an_installer_s_ip6tables_rules_are_read_back() {
 /// iptables file's (deleted rules, swapped marks, dropped states, swapped nth packets), each
 /// loaded by ip6tables-restore (none invalid), and every one survives: no IPv6 flow shows
 /// them yet. The IPv4 files' mutants fare as in `scenarios/dual-isp.yaml`.
-#[test]
 fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
-    if !lab_here() {
-        return;
-    }
     let scenario = format!("{FIXTURES}/dual-isp-ip6tables.yaml");
     let (code, out, err) = harness(&["mutate", &scenario]);
     assert_eq!(code, 1, "{out}{err}");
@@ -258,13 +215,10 @@ fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
 /// With ip6tables-restore missing from PATH (iptables-restore and ip there), a scenario with an
 /// `ip6tables:` file is refused before anything is built: exit 2, naming the tool, the file
 /// that needs it, and its Debian package.
-#[test]
 fn a_missing_ip6tables_restore_names_its_package() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     for tool in ["iptables-restore", "ip"] {
-        let Some(path) = find_in_path(tool) else {
-            return;
-        };
+        let path = find_in_path(tool).expect("the trial needs it");
         std::os::unix::fs::symlink(path, dir.path().join(tool)).expect("a symlink");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -280,4 +234,47 @@ fn a_missing_ip6tables_restore_names_its_package() {
         "error: `ip6tables-restore` is not in PATH (needed for jupiter.ip6tables); install it: \
          apt-get install iptables",
     );
+}
+
+fn main() {
+    let lab = common::Needs::lab();
+    let tools = common::Needs::tool("iptables-restore", "iptables")
+        .and(&common::Needs::tool("ip", "iproute2"));
+    let cases: Vec<(&common::Needs, &str, fn())> = vec![
+        (
+            &lab,
+            "a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules",
+            a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules,
+        ),
+        (
+            &lab,
+            "a_bad_ip6tables_section_is_rejected_with_its_bundle_line",
+            a_bad_ip6tables_section_is_rejected_with_its_bundle_line,
+        ),
+        (
+            &lab,
+            "an_installer_s_ip6tables_rules_are_read_back",
+            an_installer_s_ip6tables_rules_are_read_back,
+        ),
+        (
+            &lab,
+            "mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices",
+            mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices,
+        ),
+        (
+            &tools,
+            "a_missing_ip6tables_restore_names_its_package",
+            a_missing_ip6tables_restore_names_its_package,
+        ),
+    ];
+    let trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|(needs, name, f)| {
+            needs.trial(name, move || {
+                f();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

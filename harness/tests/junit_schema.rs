@@ -20,14 +20,7 @@ use libtest_mimic::{Arguments, Failed};
 
 /// Runs the harness binary in the repository root: its exit code and its output.
 fn harness(args: &[&str]) -> Result<(i32, String), Failed> {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .current_dir(repo_path(""))
-        .output()
-        .map_err(|e| format!("running the harness: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Ok((out.status.code().unwrap_or(-1), text))
+    Ok(common::harness_said(args))
 }
 
 /// `xmllint --noout --schema ci/junit.xsd FILE`; the error names the file and quotes it.

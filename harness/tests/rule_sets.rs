@@ -7,48 +7,19 @@
 
 use std::process::Command;
 
+mod common;
+
 use harness::model::repo_path;
+use libtest_mimic::{Arguments, Trial};
 
-/// The harness, run from the repository's root: exit code, stdout + stderr.
-fn harness(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .current_dir(repo_path(""))
-        .output()
-        .expect("the harness runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
-
-/// Whether labs are sure to build here (root); otherwise the test is not run, unless `CI`
-/// or `HARNESS_REQUIRE_LAB` asks for a lab (then the harness's own rootless mode must do).
-fn lab_here() -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let set = |v: String| !matches!(v.trim(), "" | "0" | "false" | "no");
-    let required = match std::env::var("HARNESS_REQUIRE_LAB") {
-        Ok(v) => set(v),
-        Err(_) => std::env::var("CI").is_ok_and(set),
-    };
-    if !required {
-        eprintln!("not root: not run (set HARNESS_REQUIRE_LAB=1 to run rootless)");
-    }
-    required
-}
+use common::harness_said as harness;
 
 const FIXTURES: &str = "harness/tests/fixtures/rule-sets";
 
 /// `### rt_tables` names the bundle's own tables (`wan1`, `wan2`, besides the scenario's
 /// `rt_link1`, `rt_link2`): `route add … table wan1` loads, and the gate passes; the twin whose
 /// marks look up each other's table fails, naming the flow and the link.
-#[test]
 fn a_bundle_names_its_own_routing_tables() {
-    if !lab_here() {
-        return;
-    }
     let good = format!("jupiter={FIXTURES}/named-tables.rules");
     let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
     assert!(
@@ -68,11 +39,7 @@ fn a_bundle_names_its_own_routing_tables() {
 
 /// A generator's `### rt_tables` counts as a bundle file's does: a name the scenario gives
 /// another number is refused, naming the generator's line.
-#[test]
 fn a_generators_rt_tables_clash_is_refused_with_its_line() {
-    if !lab_here() {
-        return;
-    }
     let gen = "jupiter=printf '### rt_tables\\n251 wan1\\n### ip\\nroute flush cache\\n'";
     let (code, out) = harness(&["run", "--rules", gen, "scenarios/dual-isp.yaml"]);
     assert!(code != 0, "exit {code}:\n{out}");
@@ -87,11 +54,7 @@ fn a_generators_rt_tables_clash_is_refused_with_its_line() {
 /// An installer loads seed 002's rules itself (iptables-restore, ip -batch): the gate passes,
 /// and `--coverage` reads the counters of the rules it loaded, read back from the node. Its
 /// broken twin (no `rule add fwmark 2`) fails, naming the flow and the link.
-#[test]
 fn an_installer_loads_the_rules_itself_and_coverage_sees_them() {
-    if !lab_here() {
-        return;
-    }
     let good = format!("jupiter=install:{FIXTURES}/install-seed002");
     let (code, out) = harness(&["gate", "--rules", &good, "scenarios/dual-isp.yaml"]);
     assert!(
@@ -148,11 +111,7 @@ fn an_installer_loads_the_rules_itself_and_coverage_sees_them() {
 }
 
 /// An installer that fails is the rule set's error, its stderr quoted.
-#[test]
 fn a_failing_installer_is_quoted() {
-    if !lab_here() {
-        return;
-    }
     let arg = "jupiter=install:sh -c 'echo cannot load: no wan3 >&2; exit 3'";
     let (code, out) = harness(&["run", "--rules", arg, "scenarios/dual-isp.yaml"]);
     assert!(code != 0, "exit {code}:\n{out}");
@@ -164,11 +123,7 @@ fn a_failing_installer_is_quoted() {
 
 /// `- install: ./install-seed002` in a scenario: it runs from the scenario's folder, and the
 /// scenario passes.
-#[test]
 fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
-    if !lab_here() {
-        return;
-    }
     let scenario = format!("{FIXTURES}/dual-isp-install.yaml");
     let (code, out) = harness(&["run", &scenario]);
     assert!(
@@ -180,11 +135,7 @@ fn an_installer_named_in_yaml_runs_from_the_scenarios_folder() {
 /// `harness mutate` on an installer: mutants of its snapshot (iptables-save, nft, ip rule and
 /// routes, ipset), loaded as inline rules in its place, fare exactly as the mutants of the rule
 /// files the installer loads: the snapshot holds the same rules.
-#[test]
 fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
-    if !lab_here() {
-        return;
-    }
     let tally = |out: &str| {
         out.lines()
             .find(|l| l.starts_with("mutate: "))
@@ -222,11 +173,7 @@ fn mutants_of_an_installers_snapshot_fare_as_those_of_its_files() {
 }
 
 /// `harness diff` runs both installers: the flows that changed uplink are named.
-#[test]
 fn diff_of_two_installers_names_the_flows_that_changed() {
-    if !lab_here() {
-        return;
-    }
     let a = format!("jupiter=install:{FIXTURES}/install-seed002");
     let b = format!("jupiter=install:{FIXTURES}/install-seed002-no-wan2");
     let (code, out) = harness(&[
@@ -251,11 +198,7 @@ fn diff_of_two_installers_names_the_flows_that_changed() {
 /// Under `--backend legacy` the installer finds `legacy` in `$HARNESS_BACKEND` and loads
 /// with iptables-legacy-restore: the snapshot is read with iptables-legacy-save, and coverage
 /// counts its rules. An installer that loads with iptables-nft instead is told so.
-#[test]
 fn an_installer_is_read_back_with_the_runs_backend() {
-    if !lab_here() || harness::model::find_in_path("iptables-legacy-restore").is_none() {
-        return;
-    }
     let good = format!("jupiter=install:{FIXTURES}/install-seed002");
     let (code, out) = harness(&[
         "run",
@@ -292,11 +235,7 @@ fn an_installer_is_read_back_with_the_runs_backend() {
 /// An installer writes into private copies of /etc, /var, /run and /tmp (Shorewall keeps its
 /// state in /var/lib/shorewall): nothing it writes reaches the host, and what is there shows
 /// through.
-#[test]
 fn what_an_installer_writes_stays_in_its_namespace() {
-    if !lab_here() {
-        return;
-    }
     let name = format!("harness-installer-probe-{}", std::process::id());
     let dirs = ["/etc", "/var/lib", "/var/lock", "/run", "/tmp"];
     let writes: Vec<String> = dirs
@@ -320,11 +259,7 @@ fn what_an_installer_writes_stays_in_its_namespace() {
 /// An installer kept under /tmp (a repository cloned there, a CI job's checkout) runs from its
 /// folder as anywhere else: /tmp is overlaid, not replaced, and the installer's working folder
 /// is entered through the overlay, so what it writes there stays in its namespace too.
-#[test]
 fn an_installer_under_tmp_runs_from_its_folder_and_writes_nothing_there() {
-    if !lab_here() {
-        return;
-    }
     let dir = tempfile::Builder::new()
         .prefix("harness-installer-in-tmp")
         .tempdir_in("/tmp")
@@ -348,4 +283,71 @@ fn an_installer_under_tmp_runs_from_its_folder_and_writes_nothing_there() {
         !dir.path().join("written-here").exists(),
         "the installer's write in its own folder reached the host"
     );
+}
+
+fn main() {
+    let lab = common::Needs::lab();
+    let legacy = lab.and(&common::Needs::tool("iptables-legacy-restore", "iptables"));
+    let cases: Vec<(&common::Needs, &str, fn())> = vec![
+        (
+            &lab,
+            "a_bundle_names_its_own_routing_tables",
+            a_bundle_names_its_own_routing_tables,
+        ),
+        (
+            &lab,
+            "a_generators_rt_tables_clash_is_refused_with_its_line",
+            a_generators_rt_tables_clash_is_refused_with_its_line,
+        ),
+        (
+            &lab,
+            "an_installer_loads_the_rules_itself_and_coverage_sees_them",
+            an_installer_loads_the_rules_itself_and_coverage_sees_them,
+        ),
+        (
+            &lab,
+            "a_failing_installer_is_quoted",
+            a_failing_installer_is_quoted,
+        ),
+        (
+            &lab,
+            "an_installer_named_in_yaml_runs_from_the_scenarios_folder",
+            an_installer_named_in_yaml_runs_from_the_scenarios_folder,
+        ),
+        (
+            &lab,
+            "mutants_of_an_installers_snapshot_fare_as_those_of_its_files",
+            mutants_of_an_installers_snapshot_fare_as_those_of_its_files,
+        ),
+        (
+            &lab,
+            "diff_of_two_installers_names_the_flows_that_changed",
+            diff_of_two_installers_names_the_flows_that_changed,
+        ),
+        (
+            &lab,
+            "what_an_installer_writes_stays_in_its_namespace",
+            what_an_installer_writes_stays_in_its_namespace,
+        ),
+        (
+            &lab,
+            "an_installer_under_tmp_runs_from_its_folder_and_writes_nothing_there",
+            an_installer_under_tmp_runs_from_its_folder_and_writes_nothing_there,
+        ),
+        (
+            &legacy,
+            "an_installer_is_read_back_with_the_runs_backend",
+            an_installer_is_read_back_with_the_runs_backend,
+        ),
+    ];
+    let trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|(needs, name, f)| {
+            needs.trial(name, move || {
+                f();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

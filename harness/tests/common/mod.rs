@@ -11,6 +11,26 @@ use std::process::{Command, Stdio};
 use harness::model::repo_path;
 use libtest_mimic::{Failed, Trial};
 
+/// The harness binary, run from the repository's root: its exit code, stdout and stderr.
+pub fn harness(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("the harness binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`harness`], with what it printed on stdout and stderr together.
+pub fn harness_said(args: &[&str]) -> (i32, String) {
+    let (code, out, err) = harness(args);
+    (code, out + &err)
+}
+
 /// Whether a trial this machine cannot run (no namespaces, no real root) fails rather than
 /// being reported ignored: under `CI` (set and neither empty, `0` nor `false`), or with
 /// `HARNESS_REQUIRE_LAB=1`; `HARNESS_REQUIRE_LAB=0` reports them ignored even under CI. A CI
