@@ -2,7 +2,7 @@
 //! packets, each packet followed hop by hop to where it arrived or died.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use smol_str::SmolStr;
@@ -133,30 +133,47 @@ struct Assigned<'a> {
     sources: BTreeMap<u32, IpAddr>,
 }
 
-/// A tuple by its addresses' places in [`Keys`]: source, destination, source port,
+/// A tuple by its addresses' numbers in [`Keys`]: source, destination, source port,
 /// destination port, protocol.
 type Key = (u32, u32, u16, u16, u8);
 
-/// The distinct addresses of a run's tuples, each with its place.
+/// Numbers for the addresses of a run's tuples, so that a key takes 16 bytes whatever the
+/// family. An IPv4 address is its own number, found with no lookup (most tuples are IPv4);
+/// an IPv6 address is its place in a table of the few distinct ones, plus one: a number in
+/// 0.0.0.0/8, which no IPv4 packet on a link carries (0.0.0.0 itself stays 0).
 #[derive(Default)]
-struct Keys(rustc_hash::FxHashMap<IpAddr, u32>);
+struct Keys(rustc_hash::FxHashMap<Ipv6Addr, u32>);
 
 impl Keys {
     fn id(&mut self, a: IpAddr) -> u32 {
-        let next = self.0.len() as u32;
-        *self.0.entry(a).or_insert(next)
+        match a {
+            IpAddr::V4(v4) => u32::from(v4),
+            IpAddr::V6(v6) => {
+                let next = self.0.len() as u32 + 1;
+                debug_assert!(next < 1 << 24, "more IPv6 addresses than 0.0.0.0/8 numbers");
+                *self.0.entry(v6).or_insert(next)
+            }
+        }
     }
 
     fn key(&mut self, t: &Tuple) -> Key {
         (self.id(t.src), self.id(t.dst), t.sport, t.dport, t.proto)
     }
 
+    /// The number of an address already given one; `None` for an IPv6 address that is not.
+    fn found(&self, a: IpAddr) -> Option<u32> {
+        match a {
+            IpAddr::V4(v4) => Some(u32::from(v4)),
+            IpAddr::V6(v6) => self.0.get(&v6).copied(),
+        }
+    }
+
     /// The key of a tuple whose addresses are known; `None` when one is not (then no flow
     /// has the tuple).
     fn find(&self, t: &Tuple) -> Option<Key> {
         Some((
-            *self.0.get(&t.src)?,
-            *self.0.get(&t.dst)?,
+            self.found(t.src)?,
+            self.found(t.dst)?,
             t.sport,
             t.dport,
             t.proto,
@@ -174,9 +191,8 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         .enumerate()
         .map(|(k, f)| (f.id, k as u32))
         .collect();
-    // Tuples are keyed by their addresses' places in a table of the few distinct addresses
-    // (hosts and uplinks), so that a key takes 16 bytes whatever the family: there are
-    // several keys for each of a hundred thousand flows.
+    // Tuples are keyed by their addresses' numbers ([`Keys`]), so that a key takes 16 bytes
+    // whatever the family: there are several keys for each of a hundred thousand flows.
     let mut keys = Keys::default();
     // Tuple → (place of its flow, direction).
     let mut tuples: HashMap<Key, (u32, Dir)> = HashMap::default();
