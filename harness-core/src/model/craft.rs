@@ -1,6 +1,6 @@
 //! `craft:`: packets the harness builds and injects on a link, as flows of their own.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use super::doc::{unknown_name, valid_name, Doc};
 use super::{
@@ -50,21 +50,27 @@ pub(super) fn crafted(
                 ),
             ));
         }
-        let addr = |key: &str, text: &str| -> Result<Ipv4Addr, SpecError> {
+        let addr = |key: &str, text: &str| -> Result<IpAddr, SpecError> {
             text.parse().map_err(|_| {
                 doc.err(
                     &format!("{path}.{key}"),
-                    format!("`{text}` is not an IPv4 address"),
+                    format!("`{text}` is not an IP address"),
                 )
             })
         };
         let (src, dst) = (addr("src", &c.src)?, addr("dst", &c.dst)?);
+        if src.is_ipv6() != dst.is_ipv6() {
+            return Err(doc.err(
+                &format!("{path}.dst"),
+                format!("`src: {src}` and `dst: {dst}` are of two families: a packet has one"),
+            ));
+        }
         // The node that owns the destination, if any, is where the packet is delivered.
         let to_node = topo
             .links
             .iter()
             .flat_map(|l| [&l.a, &l.b])
-            .find(|e| e.v4().any(|a| a.addr() == dst))
+            .find(|e| e.addrs.iter().any(|a| a.addr() == dst))
             .map_or_else(|| "none".to_string(), |e| e.node.clone());
         if c.count == 0 {
             return Err(doc.err(&format!("{path}.count"), "`count` starts at 1"));
@@ -82,10 +88,10 @@ pub(super) fn crafted(
                 group: group.clone(),
                 proto: Proto::Icmp,
                 client_node: c.from.clone(),
-                client: SocketAddrV4::new(src, id as u16),
+                client: SocketAddr::new(src, id as u16),
                 server_node: to_node.clone(),
-                server: SocketAddrV4::new(dst, 0),
-                dial: SocketAddrV4::new(dst, 0),
+                server: SocketAddr::new(dst, 0),
+                dial: SocketAddr::new(dst, 0),
                 round_trips: 1,
                 timeout: DEFAULT_TIMEOUT,
                 related_probe: false,

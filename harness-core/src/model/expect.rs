@@ -2,12 +2,11 @@
 //! expectations a broken rule set must break.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 
 use super::doc::Doc;
 use super::{
     error, raw, Break, Check, Expectation, ExpectedFailure, FlowSpec, Proto, SpecError, Topology,
-    MAX_EXPECTATIONS, MAX_SELECTED,
+    Within, MAX_EXPECTATIONS, MAX_SELECTED,
 };
 
 pub(super) fn expectations(
@@ -79,9 +78,14 @@ pub(super) fn expectations(
             for (l, a) in m.0 {
                 let p = format!("{path}.source.{l}");
                 let l = uplink(format!("{p}#key"), &l)?;
-                let a: Ipv4Addr = a
-                    .parse()
-                    .map_err(|_| doc.err(&p, format!("`{a}` is not an IPv4 address")))?;
+                let a: Within = a.parse().map_err(|_| {
+                    doc.err(
+                        &p,
+                        format!(
+                            "`{a}` is not an address or a prefix (`192.0.2.1`, `2001:db8:1::/48`)"
+                        ),
+                    )
+                })?;
                 map.insert(l, a);
             }
             checks.push(Check::Source(map));
@@ -230,7 +234,7 @@ pub(super) fn expectations(
                         .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
                     (Check::Source(a), Check::Source(b)) => a
                         .iter()
-                        .find(|(l, v)| b.get(*l).is_some_and(|w| w != *v))
+                        .find(|(l, v)| b.get(*l).is_some_and(|w| !w.meets(v)))
                         .map(|(l, v)| (l.clone(), v.to_string(), b[l].to_string())),
                     _ => None,
                 };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -509,13 +509,14 @@ pub struct FlowSpec {
     pub group: String,
     pub proto: Proto,
     pub client_node: String,
-    /// The client's address and fixed port; address 0.0.0.0 lets the kernel choose.
-    pub client: SocketAddrV4,
+    /// The client's address and fixed port; the unspecified address (`0.0.0.0`, `::`) lets
+    /// the kernel choose. All three addresses of a flow are of one family.
+    pub client: SocketAddr,
     pub server_node: String,
     /// Where the server listens.
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// Where the client connects: the server's address, or one the router forwards to it.
-    pub dial: SocketAddrV4,
+    pub dial: SocketAddr,
     pub round_trips: u32,
     pub timeout: Duration,
     /// UDP: once done and closed, the client gets a late datagram from the server, which its
@@ -548,8 +549,9 @@ pub enum Check {
     Via(Option<String>),
     /// The n-th selected flow left via `seq[n % len]`.
     Sequence(Vec<String>),
-    /// The server saw this source address, by the uplink the flow left on.
-    Source(BTreeMap<String, Ipv4Addr>),
+    /// The server saw this source address (or one in this prefix), by the uplink the flow
+    /// left on.
+    Source(BTreeMap<String, Within>),
     /// The router's conntrack mark, by the uplink the flow left on.
     Mark(BTreeMap<String, u32>),
     /// Every packet of the flow, both ways, crossed one and the same uplink.
@@ -621,6 +623,74 @@ impl fmt::Display for Check {
             ),
             Check::Sticky => write!(f, "each client's flows on one uplink (sticky)"),
         }
+    }
+}
+
+/// A source address a `source:` expectation wants: one address, or any in a prefix (what
+/// NETMAP and NPTv6 give many clients). Written and shown as the address alone, or the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Within(pub IpNet);
+
+impl Within {
+    pub fn contains(&self, a: IpAddr) -> bool {
+        self.0.contains(&a)
+    }
+    /// Whether some address is in both.
+    pub fn meets(&self, other: &Within) -> bool {
+        self.0.contains(&other.0) || other.0.contains(&self.0)
+    }
+}
+
+impl From<IpAddr> for Within {
+    fn from(a: IpAddr) -> Within {
+        Within(IpNet::from(a))
+    }
+}
+
+impl std::str::FromStr for Within {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Within, ()> {
+        if let Ok(a) = s.parse::<IpAddr>() {
+            return Ok(a.into());
+        }
+        let n: IpNet = s.parse().map_err(|_| ())?;
+        // Host bits set (`2001:db8:1::5/48`) are a slip: the prefix is meant, said as such.
+        (n.trunc() == n).then_some(n).map(Within).ok_or(())
+    }
+}
+
+impl fmt::Display for Within {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
+        } else {
+            write!(f, "one in {}", self.0)
+        }
+    }
+}
+
+impl serde::Serialize for Within {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            s.collect_str(&self.0.addr())
+        } else {
+            s.collect_str(&self.0)
+        }
+    }
+}
+
+impl schemars::JsonSchema for Within {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Within".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "an address, or a prefix (any address in it)",
+            "type": "string",
+        })
     }
 }
 

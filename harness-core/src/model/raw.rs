@@ -293,6 +293,17 @@ pub struct TrafficDef {
     /// unreachable: a RELATED packet of the flow.
     #[serde(default)]
     pub related_probe: bool,
+    /// `ipv4` or `ipv6`: which of the nodes' addresses the flows use. Default: the family of
+    /// the addresses written in `address`, `from_address` or `dial`, else `ipv4`.
+    #[serde(default)]
+    pub family: Option<FamilyDef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum FamilyDef {
+    Ipv4,
+    Ipv6,
 }
 
 fn one() -> u32 {
@@ -346,7 +357,8 @@ pub struct ExpectDef {
     pub via: Option<String>,
     /// The n-th selected flow left on `L(n mod len)` (nth balancing).
     pub sequence: Option<Vec<String>>,
-    /// The source the server saw, by the uplink the flow left on: `{ LINK: ADDR }`.
+    /// The source the server saw, by the uplink the flow left on: `{ LINK: ADDR }`, or
+    /// `{ LINK: PREFIX }` for any address in it (NETMAP, NPTv6).
     pub source: Option<Ordered<String>>,
     /// The router's conntrack mark, by the uplink the flow left on: `{ LINK: N }`.
     pub mark: Option<Ordered<u32>>,

@@ -1,30 +1,104 @@
 //! `traffic:`: the flows to drive, one per connection or exchange.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::doc::{unknown_name, valid_name, Doc};
 use super::{
-    client_port, raw, FlowSpec, Proto, SpecError, Topology, DEFAULT_TIMEOUT, MAX_FLOWS,
+    client_port, raw, FlowSpec, IpFamily, Proto, SpecError, Topology, DEFAULT_TIMEOUT, MAX_FLOWS,
     MAX_ROUND_TRIPS,
 };
 
 /// What a destination address is when no flow can reach a server at it: loopback (the
-/// client's own), multicast, unspecified or the limited broadcast.
-fn not_unicast(a: Ipv4Addr) -> Option<&'static str> {
-    if a.is_loopback() {
-        Some("a loopback address (the client's own `lo`)")
-    } else if a.is_multicast() {
-        Some("a multicast address")
-    } else if a.octets()[0] == 0 {
-        Some("in 0.0.0.0/8")
-    } else if a == Ipv4Addr::BROADCAST {
-        Some("the limited broadcast address")
-    } else {
-        None
+/// client's own), multicast, unspecified, the limited broadcast, or (IPv6) link-local, which
+/// needs an interface to mean anything.
+fn not_unicast(a: IpAddr) -> Option<&'static str> {
+    match a {
+        IpAddr::V4(a) if a.is_loopback() => Some("a loopback address (the client's own `lo`)"),
+        IpAddr::V4(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8"),
+        IpAddr::V4(a) if a == Ipv4Addr::BROADCAST => Some("the limited broadcast address"),
+        IpAddr::V6(a) if a.is_loopback() => Some("the loopback address (the client's own `lo`)"),
+        IpAddr::V6(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(a) if a.is_unicast_link_local() => {
+            Some("link-local (fe80::/10), which means nothing without an interface")
+        }
+        _ => None,
     }
 }
+
+/// `ipv4` or `ipv6`, as written in messages.
+fn family_name(f: IpFamily) -> &'static str {
+    match f {
+        IpFamily::V4 => "IPv4",
+        IpFamily::V6 => "IPv6",
+    }
+}
+
+fn family_of(a: IpAddr) -> IpFamily {
+    if a.is_ipv6() {
+        IpFamily::V6
+    } else {
+        IpFamily::V4
+    }
+}
+
+/// The address a `dial:` names: `ADDR`, `ADDR:PORT` or `[ADDR6]:PORT`.
+fn parse_dial(d: &str, port: u16) -> Option<SocketAddr> {
+    d.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| d.parse::<IpAddr>().ok().map(|a| SocketAddr::new(a, port)))
+}
+
+/// The family a traffic entry's flows use: `family:`, else that of the addresses it writes,
+/// else IPv4.
+fn family(doc: &Doc, path: &str, t: &raw::TrafficDef) -> Result<IpFamily, SpecError> {
+    let written = [
+        (
+            "address",
+            t.address.as_deref().and_then(|a| a.parse::<IpAddr>().ok()),
+        ),
+        (
+            "from_address",
+            t.from_address
+                .as_deref()
+                .and_then(|a| a.parse::<IpAddr>().ok()),
+        ),
+        (
+            "dial",
+            t.dial
+                .as_deref()
+                .and_then(|d| parse_dial(d, t.port))
+                .map(|s| s.ip()),
+        ),
+    ];
+    let stated = t.family.map(|f| match f {
+        raw::FamilyDef::Ipv4 => IpFamily::V4,
+        raw::FamilyDef::Ipv6 => IpFamily::V6,
+    });
+    let mut fam = stated;
+    for (key, a) in written {
+        let Some(a) = a else { continue };
+        match fam {
+            Some(f) if f != family_of(a) => {
+                return Err(doc.err(
+                    &format!("{path}.{key}"),
+                    format!(
+                        "`{key}: {a}` is an {} address, and this traffic's flows are {}{}: write one family",
+                        family_name(family_of(a)),
+                        family_name(f),
+                        if stated.is_some() { " (`family:`)" } else { "" }
+                    ),
+                ))
+            }
+            _ => fam = Some(family_of(a)),
+        }
+    }
+    Ok(fam.unwrap_or(IpFamily::V4))
+}
+
 /// `1s`, `500ms`, `2.5s`
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -59,7 +133,28 @@ pub(super) fn flows(
                 format!("traffic name `{group}` is used twice"),
             ));
         }
-        let addr_of = |key: &str, node: &str| -> Result<Ipv4Addr, SpecError> {
+        let fam = family(doc, &path, t)?;
+        let none_of_family = |node: &str| {
+            format!(
+                "node `{node}` has no {0} address to use: give one of its link ends an {0} address{1}",
+                family_name(fam),
+                match fam {
+                    IpFamily::V4 => ", or make the flows IPv6 (`family: ipv6`)",
+                    IpFamily::V6 => ", or make the flows IPv4 (`family: ipv4`)",
+                }
+            )
+        };
+        // The node's addresses of the flows' family, in link order, each once.
+        let addrs = |node: &str| -> Vec<IpAddr> {
+            let mut all: Vec<IpAddr> = Vec::new();
+            for a in topo.ends_of(node).flat_map(|e| e.addrs.iter()) {
+                if family_of(a.addr()) == fam && !all.contains(&a.addr()) {
+                    all.push(a.addr());
+                }
+            }
+            all
+        };
+        let addr_of = |key: &str, node: &str| -> Result<IpAddr, SpecError> {
             if topo.node(node).is_none() {
                 let have: Vec<&str> = topo.nodes.iter().map(|n| n.name.as_str()).collect();
                 return Err(doc.err(
@@ -67,61 +162,55 @@ pub(super) fn flows(
                     unknown_name("node", node, &have, "the topology has"),
                 ));
             }
-            topo.primary_addr(node).ok_or_else(|| {
-                doc.err(
-                    &format!("{path}.{key}"),
-                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
-                )
-            })
+            addrs(node)
+                .first()
+                .copied()
+                .ok_or_else(|| doc.err(&format!("{path}.{key}"), none_of_family(node)))
         };
         let mut client = addr_of("from", &t.from)?;
         let mut server = addr_of("to", &t.to)?;
+        let unspecified = match fam {
+            IpFamily::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpFamily::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
         // An address of the node, chosen by `key` (or `any` where allowed).
-        let own =
-            |key: &str, node: &str, text: &str, any_ok: bool| -> Result<Ipv4Addr, SpecError> {
-                let p = format!("{path}.{key}");
-                if any_ok && text == "any" {
-                    return Ok(Ipv4Addr::UNSPECIFIED);
-                }
-                let a: Ipv4Addr = text.parse().map_err(|_| {
-                    doc.err(
-                        &p,
-                        format!(
-                            "`{text}` is not an IPv4 address{}",
-                            if any_ok { " (or `any`)" } else { "" }
-                        ),
-                    )
-                })?;
-                let mine: Vec<String> = topo
-                    .ends_of(node)
-                    .flat_map(|e| e.v4())
-                    .map(|n| n.addr().to_string())
-                    .collect();
-                if !mine.contains(&a.to_string()) {
-                    return Err(doc.err(
-                        &p,
-                        format!(
-                            "{a} is not an address of `{node}` (it has {})",
+        let own = |key: &str, node: &str, text: &str, any_ok: bool| -> Result<IpAddr, SpecError> {
+            let p = format!("{path}.{key}");
+            if any_ok && text == "any" {
+                return Ok(unspecified);
+            }
+            let a: IpAddr = text.parse().map_err(|_| {
+                doc.err(
+                    &p,
+                    format!(
+                        "`{text}` is not an address{}",
+                        if any_ok { " (or `any`)" } else { "" }
+                    ),
+                )
+            })?;
+            let mine: Vec<String> = addrs(node).iter().map(IpAddr::to_string).collect();
+            if !mine.contains(&a.to_string()) {
+                return Err(doc.err(
+                    &p,
+                    format!(
+                        "{a} is not an {} address of `{node}` (it has {})",
+                        family_name(fam),
+                        if mine.is_empty() {
+                            "none".to_string()
+                        } else {
                             mine.join(", ")
-                        ),
-                    ));
-                }
-                Ok(a)
-            };
+                        }
+                    ),
+                ));
+            }
+            Ok(a)
+        };
         // `each`: the flows take the node's addresses in turn (client first, then server), so
         // that flows from many clients to many servers meet hashing balancers as real ones do.
-        let each = |key: &str, node: &str| -> Result<Vec<Ipv4Addr>, SpecError> {
-            let mut all: Vec<Ipv4Addr> = Vec::new();
-            for a in topo.ends_of(node).flat_map(|e| e.v4()) {
-                if !all.contains(&a.addr()) {
-                    all.push(a.addr());
-                }
-            }
+        let each = |key: &str, node: &str| -> Result<Vec<IpAddr>, SpecError> {
+            let all = addrs(node);
             if all.is_empty() {
-                return Err(doc.err(
-                    &format!("{path}.{key}"),
-                    format!("node `{node}` has no IPv4 address to use: flows are IPv4 for now; give one of its link ends an IPv4 address"),
-                ));
+                return Err(doc.err(&format!("{path}.{key}"), none_of_family(node)));
             }
             Ok(all)
         };
@@ -144,18 +233,15 @@ pub(super) fn flows(
             ));
         }
         let dial = match &t.dial {
-            None => SocketAddrV4::new(server, t.port),
-            Some(d) => d
-                .parse::<SocketAddrV4>()
-                .or_else(|_| d.parse::<Ipv4Addr>().map(|a| SocketAddrV4::new(a, t.port)))
-                .map_err(|_| {
-                    doc.err(
-                        &format!("{path}.dial"),
-                        format!("`{d}` is not `ADDRESS` or `ADDRESS:PORT`"),
-                    )
-                })?,
+            None => SocketAddr::new(server, t.port),
+            Some(d) => parse_dial(d, t.port).ok_or_else(|| {
+                doc.err(
+                    &format!("{path}.dial"),
+                    format!("`{d}` is not `ADDRESS`, `ADDRESS:PORT` or `[IPV6]:PORT`"),
+                )
+            })?,
         };
-        if let Some(what) = not_unicast(*dial.ip()) {
+        if let Some(what) = not_unicast(dial.ip()) {
             return Err(doc.err(
                 &format!("{path}.dial"),
                 format!("`dial: {}`: {} is {what}; dial an address of the lab (a node's, or one the router forwards)", dial, dial.ip()),
@@ -222,7 +308,7 @@ pub(super) fn flows(
                     k / clients.len()
                 };
                 match servers.get(rest % servers.len().max(1)) {
-                    Some(&s) => (c, s, SocketAddrV4::new(s, t.port)),
+                    Some(&s) => (c, s, SocketAddr::new(s, t.port)),
                     None => (c, server, dial),
                 }
             };
@@ -237,9 +323,9 @@ pub(super) fn flows(
                 group: group.clone(),
                 proto,
                 client_node: t.from.clone(),
-                client: SocketAddrV4::new(client, client_port(id)),
+                client: SocketAddr::new(client, client_port(id)),
                 server_node: t.to.clone(),
-                server: SocketAddrV4::new(server, t.port),
+                server: SocketAddr::new(server, t.port),
                 dial,
                 round_trips: t.round_trips,
                 timeout,

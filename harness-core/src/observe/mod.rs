@@ -12,7 +12,7 @@ pub mod packet;
 pub mod sightings;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub use conntrack::{CtEntry, Tuple};
 pub use frame::Frame;
@@ -35,5 +35,5 @@ pub struct Observations {
     pub conntrack: Vec<CtEntry>,
     pub clients: BTreeMap<u32, ClientOutcome>,
     /// Source address the server saw, by flow id.
-    pub server_saw: BTreeMap<u32, Ipv4Addr>,
+    pub server_saw: BTreeMap<u32, IpAddr>,
 }

@@ -211,9 +211,9 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<(Findin
                     what: Listed::Source,
                 });
             };
-            let want = std::net::IpAddr::from(*want);
+            let want = *want;
             match p.source_seen {
-                Some(a) if a == want => None,
+                Some(a) if want.contains(a) => None,
                 Some(a) => bare(Finding::WrongSource {
                     uplink: l.clone(),
                     seen: a,

@@ -202,13 +202,13 @@ pub enum Finding {
     WrongSource {
         uplink: SmolStr,
         seen: IpAddr,
-        expected: IpAddr,
+        expected: crate::model::Within,
     },
     /// `source`: the server saw nothing of it (it left with `sent`, when seen on the uplink).
     SourceUnseen {
         uplink: SmolStr,
         sent: Option<IpAddr>,
-        expected: IpAddr,
+        expected: crate::model::Within,
     },
     /// `mark`: its conntrack entry had another mark.
     WrongMark {

@@ -92,9 +92,9 @@ fn trace(topo: &Topology, f: &FlowSpec, hops: &[Hop]) -> Vec<PacketTrace> {
 fn client_tuple(f: &FlowSpec) -> Tuple {
     Tuple {
         proto: f.proto.number(),
-        src: (*f.client.ip()).into(),
+        src: f.client.ip(),
         sport: f.client.port(),
-        dst: (*f.dial.ip()).into(),
+        dst: f.dial.ip(),
         dport: f.dial.port(),
     }
 }
@@ -236,7 +236,7 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
             continue;
         };
         // A packet of the other family naming a flow is not its traffic.
-        if t.dst.is_ipv6() != std::net::SocketAddr::from(plan.flows[k as usize].dial).is_ipv6() {
+        if t.dst.is_ipv6() != plan.flows[k as usize].dial.is_ipv6() {
             continue;
         }
         let dir = if tag.request { Dir::Out } else { Dir::Back };
@@ -578,7 +578,7 @@ fn flow_path(
         router_out,
         first_out,
         first_out_source,
-        source_seen: obs.server_saw.get(&f.id).map(|&a| a.into()),
+        source_seen: obs.server_saw.get(&f.id).copied(),
         mark,
         completed: client.completed,
         client_error: client.error,

@@ -145,7 +145,7 @@ impl<'a> Obs<'a> {
                 error: None,
             },
         );
-        self.obs.server_saw.insert(id, ip(nat));
+        self.obs.server_saw.insert(id, ip(nat).into());
     }
 
     fn ct(&mut self, id: u32, nat: &str, mark: u32) {

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ const START_GAP: Duration = Duration::from_millis(200);
 #[derive(Debug, Default)]
 pub struct TrafficResult {
     pub clients: BTreeMap<u32, ClientOutcome>,
-    pub server_saw: BTreeMap<u32, Ipv4Addr>,
+    pub server_saw: BTreeMap<u32, IpAddr>,
     /// Flows whose client gave up because the harness itself was slow, not the network: the
     /// flow, and what was seen ("flow 7: …"). Unless the network lost some of the flow's
     /// packets too, a verdict on them would be a false alarm.
@@ -47,7 +47,7 @@ pub struct TrafficResult {
 /// request (its number, when it was read).
 #[derive(Debug, Clone, Copy)]
 struct Read {
-    source: Ipv4Addr,
+    source: IpAddr,
     last: u32,
     at: Instant,
 }
@@ -91,7 +91,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         .collect();
     let flows = &flows[..];
     // Servers: one socket per (node, protocol, address, port).
-    let servers: BTreeSet<(String, Proto, SocketAddrV4)> = flows
+    let servers: BTreeSet<(String, Proto, SocketAddr)> = flows
         .iter()
         .map(|f| (f.server_node.clone(), f.proto, f.server))
         .collect();
@@ -101,7 +101,6 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
     // from each (rootless, SO_RCVBUFFORCE is refused and net.core.rmem_max caps it).
     let mut max_running = RUNNING;
     for (node, proto, addr) in servers {
-        let addr = SocketAddr::V4(addr);
         match proto {
             Proto::Tcp => {
                 let l = lab
@@ -228,7 +227,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
             .iter()
             .filter(|f| f.related_probe && out.get(&f.id).is_some_and(|o| o.completed))
         {
-            if let Some(server) = probes.get(&SocketAddr::V4(f.server)) {
+            if let Some(server) = probes.get(&f.server) {
                 answered += u64::from(probe(lab, f, server).await?);
             }
         }
@@ -455,9 +454,13 @@ fn client_sockets(lab: &Lab, flows: &[FlowSpec]) -> io::Result<Vec<(u32, ClientS
                     .map(|f| {
                         let s = match f.proto {
                             Proto::Tcp => {
-                                let s = TcpSocket::new_v4()?;
+                                let s = if f.client.is_ipv6() {
+                                    TcpSocket::new_v6()?
+                                } else {
+                                    TcpSocket::new_v4()?
+                                };
                                 s.set_reuseaddr(true)?;
-                                s.bind(SocketAddr::V4(f.client))?;
+                                s.bind(f.client)?;
                                 ClientSock::Tcp(s)
                             }
                             Proto::Icmp => {
@@ -499,18 +502,17 @@ fn record(seen: &Seen, payload: &[u8], peer: SocketAddr) -> Option<(u32, u32)> {
     if !tag.request {
         return None;
     }
-    if let SocketAddr::V4(p) = peer {
-        let at = Instant::now();
-        let mut state = seen.lock().expect("server state");
-        let r = state.reads.entry(tag.flow).or_insert(Read {
-            source: *p.ip(),
-            last: 0,
-            at,
-        });
-        if k > r.last {
-            (r.last, r.at) = (k, at);
-        }
+    let at = Instant::now();
+    let mut state = seen.lock().expect("server state");
+    let r = state.reads.entry(tag.flow).or_insert(Read {
+        source: peer.ip().to_canonical(),
+        last: 0,
+        at,
+    });
+    if k > r.last {
+        (r.last, r.at) = (k, at);
     }
+    drop(state);
     Some((tag.flow, k))
 }
 
@@ -569,20 +571,39 @@ async fn serve_tcp(l: TcpListener, seen: Seen, conns: Conns) {
     }
 }
 
-/// ICMP destination-unreachable messages `node`'s kernel has sent (Icmp OutDestUnreachs).
-fn unreachables_sent(lab: &Lab, node: &str) -> io::Result<u64> {
-    let snmp = lab
+/// ICMP (or, for `v6`, ICMPv6) destination-unreachable messages `node`'s kernel has sent:
+/// `OutDestUnreachs` in `/proc/net/snmp`, `Icmp6OutDestUnreachs` in `/proc/net/snmp6`.
+fn unreachables_sent(lab: &Lab, node: &str, v6: bool) -> io::Result<u64> {
+    let file = if v6 { "snmp6" } else { "snmp" };
+    let text = lab
         .ns(node)
-        .run(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))??;
-    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp: "));
-    let (names, values) = (icmp.next().unwrap_or(""), icmp.next().unwrap_or(""));
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "OutDestUnreachs");
-    Ok(at
-        .and_then(|i| values.split_whitespace().nth(i))
+        .run(move || std::fs::read_to_string(format!("/proc/thread-self/net/{file}")))??;
+    Ok(if v6 {
+        snmp6_value(&text, "Icmp6OutDestUnreachs")
+    } else {
+        snmp_value(&text, "Icmp", "OutDestUnreachs")
+    })
+}
+
+/// A counter of `/proc/net/snmp`: a line of names after `group: `, then one of values.
+fn snmp_value(snmp: &str, group: &str, name: &str) -> u64 {
+    let head = format!("{group}: ");
+    let mut lines = snmp.lines().filter(|l| l.starts_with(&head));
+    let (names, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let at = names.split_whitespace().position(|n| n == name);
+    at.and_then(|i| values.split_whitespace().nth(i))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// A counter of `/proc/net/snmp6`: one `name value` per line.
+fn snmp6_value(snmp6: &str, name: &str) -> u64 {
+    snmp6
+        .lines()
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A RELATED probe for flow `f`: its server sends the closed client port a late datagram, and
@@ -592,7 +613,7 @@ fn unreachables_sent(lab: &Lab, node: &str) -> io::Result<u64> {
 /// Whether the client's kernel answered.
 async fn probe(lab: &Lab, f: &FlowSpec, server: &mpsc::UnboundedSender<Probe>) -> io::Result<bool> {
     for _ in 0..3 {
-        let before = unreachables_sent(lab, &f.client_node)?;
+        let before = unreachables_sent(lab, &f.client_node, f.client.is_ipv6())?;
         let (tx, rx) = oneshot::channel();
         if server.send((f.id, tx)).is_err() {
             return Ok(false);
@@ -600,7 +621,7 @@ async fn probe(lab: &Lab, f: &FlowSpec, server: &mpsc::UnboundedSender<Probe>) -
         let _ = tokio::time::timeout(PROBE_WAIT, rx).await;
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
-            if unreachables_sent(lab, &f.client_node)? > before {
+            if unreachables_sent(lab, &f.client_node, f.client.is_ipv6())? > before {
                 return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -669,7 +690,7 @@ async fn drive_flow(
     match sock {
         ClientSock::Tcp(s) => {
             // The first poll makes the connect(2) call that sends the SYN.
-            let connect = timeout_at(deadline, s.connect(SocketAddr::V4(f.dial)));
+            let connect = timeout_at(deadline, s.connect(f.dial));
             tokio::pin!(connect);
             let connected = match futures::poll!(&mut connect) {
                 std::task::Poll::Ready(r) => r,
@@ -754,7 +775,7 @@ async fn drive_flow(
                     }
                 }
             };
-            if let Err(e) = s.connect(SocketAddr::V4(f.dial)).await {
+            if let Err(e) = s.connect(f.dial).await {
                 return ClientOutcome {
                     error: Some(format!("connect: {e}")),
                     ..out
@@ -815,7 +836,7 @@ mod tests {
 
     fn read(last: u32, at: Instant) -> Read {
         Read {
-            source: Ipv4Addr::new(10, 37, 1, 253),
+            source: std::net::Ipv4Addr::new(10, 37, 1, 253).into(),
             last,
             at,
         }
