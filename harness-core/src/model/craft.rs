@@ -95,6 +95,7 @@ pub(super) fn crafted(
                 round_trips: 1,
                 timeout: DEFAULT_TIMEOUT,
                 related_probe: false,
+                size: 0,
                 craft: Some(Craft {
                     kind,
                     link: c.link.clone(),

@@ -75,8 +75,9 @@ fn default_of(f: IpFamily) -> IpNet {
     }
 }
 
-/// `[-4|-6] DST [via GW] [dev IF] [table N] [metric N]`, as `ip route add` takes it; DST is
-/// `default` or a prefix of either family.
+/// `[-4|-6] DST [via GW] [dev IF] [from PREFIX] [table N] [metric N]`, as `ip route add` takes
+/// it; DST is `default` or a prefix of either family; `from` (IPv6 only) makes the route
+/// source-specific.
 pub fn parse_route(text: &str) -> Result<Route, String> {
     let mut words: Vec<&str> = text.split_whitespace().collect();
     let flag = family_flag(&mut words)?;
@@ -91,6 +92,7 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
     let mut via: Option<IpAddr> = None;
     let mut r = Route {
         dst: default_of(IpFamily::V4),
+        from: None,
         via: None,
         dev: None,
         table: None,
@@ -106,6 +108,7 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
                 })?)
             }
             "dev" => r.dev = Some(arg.to_string()),
+            "from" => r.from = Some(prefix(arg)?),
             "table" => {
                 r.table = Some(
                     arg.parse()
@@ -120,7 +123,7 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
             }
             _ => {
                 return Err(format!(
-                "unknown word `{word}`: a route is `[-6] DST [via GW] [dev IF] [table N] [metric N]`"
+                "unknown word `{word}`: a route is `[-6] DST [via GW] [dev IF] [from PREFIX] [table N] [metric N]`"
             ))
             }
         }
@@ -132,7 +135,13 @@ pub fn parse_route(text: &str) -> Result<Route, String> {
     if let Some(g) = via {
         seen.push((format!("gateway {g}"), family_of(&g)));
     }
+    if let Some(f) = r.from {
+        seen.push((format!("`from {f}`"), family_of(&f.addr())));
+    }
     let fam = settle(flag, &seen)?;
+    if r.from.is_some() && fam == IpFamily::V4 {
+        return Err("`from PREFIX` on a route is IPv6 only (source-specific routing); for IPv4, choose by source with `ip rule add from PREFIX lookup N`".into());
+    }
     r.dst = dst.unwrap_or_else(|| default_of(fam));
     r.via = via;
     if r.via.is_none() && r.dev.is_none() {

@@ -124,6 +124,8 @@ pub struct Link {
     pub name: String,
     pub a: End,
     pub b: End,
+    /// Both ends' MTU, when not the default 1500.
+    pub mtu: Option<u32>,
 }
 
 /// A route, as `ip route add` takes it: `[-4|-6] DST [via GW] [dev IF] [table N] [metric N]`.
@@ -131,6 +133,8 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub dst: IpNet,
+    /// IPv6 source-specific routing: the route is for packets from this prefix only.
+    pub from: Option<IpNet>,
     pub via: Option<IpAddr>,
     pub dev: Option<String>,
     pub table: Option<u32>,
@@ -522,6 +526,9 @@ pub struct FlowSpec {
     /// UDP: once done and closed, the client gets a late datagram from the server, which its
     /// kernel answers with ICMP port unreachable: a RELATED packet of the flow.
     pub related_probe: bool,
+    /// TCP: bytes of padding after each request's tag (0: none), to send segments larger than
+    /// a link's MTU.
+    pub size: u32,
     /// For a crafted packet: where it is injected. `client` is then its source address and
     /// ICMP id, `dial` its destination.
     pub craft: Option<Craft>,

@@ -129,6 +129,10 @@ pub struct LinkDef {
     pub a: String,
     /// The other end: `NODE:IFACE` and zero or more `ADDRESS/LEN`, IPv4 or IPv6.
     pub b: String,
+    /// Both ends' MTU (default 1500): a smaller one on a path makes packets that do not fit
+    /// draw ICMP "fragmentation needed" / ICMPv6 Packet Too Big.
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -297,6 +301,11 @@ pub struct TrafficDef {
     /// the addresses written in `address`, `from_address` or `dial`, else `ipv4`.
     #[serde(default)]
     pub family: Option<FamilyDef>,
+    /// TCP: bytes of padding in each request (default none). More than a link's MTU makes
+    /// segments that do not fit: path MTU discovery (ICMP "fragmentation needed", ICMPv6
+    /// Packet Too Big) must reach the client for the flow to complete.
+    #[serde(default)]
+    pub size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -240,10 +240,24 @@ pub fn topology(file: &Path, text: &str) -> Result<Topology, SpecError> {
                 format!("link `{name}` joins node `{}` to itself", a.node),
             ));
         }
+        if let Some(mtu) = def.mtu {
+            let v6 = a.v6().next().is_some() || b.v6().next().is_some();
+            let least = if v6 { 1280 } else { 576 };
+            if !(least..=65535).contains(&mtu) {
+                return Err(doc.err(
+                    &format!("links.{name}.mtu"),
+                    format!(
+                        "link `{name}`: `mtu: {mtu}` is out of range: {least} to 65535{}",
+                        if v6 { " (IPv6 needs at least 1280; the kernel turns IPv6 off on a smaller link)" } else { "" }
+                    ),
+                ));
+            }
+        }
         links.push(Link {
             name: name.clone(),
             a,
             b,
+            mtu: def.mtu,
         });
     }
 

@@ -99,6 +99,9 @@ fn family(doc: &Doc, path: &str, t: &raw::TrafficDef) -> Result<IpFamily, SpecEr
     Ok(fam.unwrap_or(IpFamily::V4))
 }
 
+/// The most padding a request carries (`size:`): enough to fill a few jumbo frames.
+const MAX_SIZE: u32 = 65_536;
+
 /// `1s`, `500ms`, `2.5s`
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -290,6 +293,16 @@ pub(super) fn flows(
             raw::ProtoDef::Tcp => Proto::Tcp,
             raw::ProtoDef::Udp => Proto::Udp,
         };
+        let size = t.size.unwrap_or(0);
+        if size > 0 && proto != Proto::Tcp {
+            return Err(doc.err(&format!("{path}.size"), "`size` pads TCP requests (a segment larger than a link's MTU is cut down by path MTU discovery); a UDP datagram that does not fit is lost, not resent"));
+        }
+        if size > MAX_SIZE {
+            return Err(doc.err(
+                &format!("{path}.size"),
+                format!("`size: {size}`: at most {MAX_SIZE} bytes"),
+            ));
+        }
         if t.related_probe && proto != Proto::Udp {
             return Err(doc.err(&format!("{path}.related_probe"), "a RELATED probe (a late datagram answered by ICMP port unreachable) is for UDP traffic"));
         }
@@ -330,6 +343,7 @@ pub(super) fn flows(
                 round_trips: t.round_trips,
                 timeout,
                 related_probe: t.related_probe,
+                size,
                 craft: None,
             });
         }

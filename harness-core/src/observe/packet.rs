@@ -53,6 +53,17 @@ pub fn request_payload(flow: u32, k: u32) -> String {
     format!("HXQ {flow} {k}\n")
 }
 
+/// A request padded with `size` bytes after its tag (still one line).
+pub fn padded_request(flow: u32, k: u32, size: u32) -> Vec<u8> {
+    let mut b = format!("HXQ {flow} {k}").into_bytes();
+    if size > 0 {
+        b.push(b' ');
+        b.resize(b.len() + size as usize, b'.');
+    }
+    b.push(b'\n');
+    b
+}
+
 pub fn reply_payload(flow: u32, k: u32) -> String {
     format!("HXR {flow} {k}\n")
 }

@@ -572,7 +572,7 @@ fn flow_path(
         id: f.id,
         group: f.group.as_str().into(),
         proto: f.proto,
-        client: f.client.into(),
+        client: f.client,
         out,
         back,
         router_out,

@@ -178,20 +178,24 @@ impl Lab {
                     (!links.is_empty()).then(|| {
                         (node.clone(), move |h: rtnetlink::Handle| async move {
                             for (a_index, b_index, l) in links {
-                                let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                                let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
                                     .index(b_index)
                                     .name(l.b.iface.clone())
                                     .address(l.b.mac.to_vec())
-                                    .setns_by_fd(peers[&l.b.node])
-                                    .build();
-                                let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(
+                                    .setns_by_fd(peers[&l.b.node]);
+                                let mut msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(
                                     InfoKind::Veth,
                                 )
                                 .index(a_index)
                                 .name(l.a.iface.clone())
-                                .address(l.a.mac.to_vec())
-                                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-                                .build();
+                                .address(l.a.mac.to_vec());
+                                if let Some(mtu) = l.mtu {
+                                    peer = peer.mtu(mtu);
+                                    msg = msg.mtu(mtu);
+                                }
+                                let msg = msg
+                                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+                                    .build();
                                 h.link().add(msg).execute().await.map_err(|e| {
                                     (
                                         format!(
@@ -544,14 +548,19 @@ async fn up(h: &rtnetlink::Handle, idx: u32, name: &str) -> Result<(), (String, 
         .map_err(|e| (format!("setting `{name}` up"), e))
 }
 
-/// Same as `ip route add DST [via GW] [dev IF] [table N] [metric N]` (`ip -6 route add` for
-/// an IPv6 one).
+/// Same as `ip route add DST [via GW] [dev IF] [from P] [table N] [metric N]` (`ip -6 route
+/// add` for an IPv6 one).
 async fn add_route(h: &rtnetlink::Handle, r: &Route) -> Result<(), (String, rtnetlink::Error)> {
     let what = || format!("adding route `{}`", r.text);
     // The parser gives a route one family: `dst` and `via` agree.
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(r.dst.addr(), r.dst.prefix_len())
         .map_err(|e| (what(), rtnetlink::Error::InvalidNla(e.to_string())))?;
+    if let Some(from) = r.from {
+        b = b
+            .source_prefix(from.addr(), from.prefix_len())
+            .map_err(|e| (what(), rtnetlink::Error::InvalidNla(e.to_string())))?;
+    }
     if let Some(gw) = r.via {
         b = b
             .gateway(gw)

@@ -19,7 +19,9 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::lab::Lab;
 use crate::model::{Event, FlowSpec, Proto};
-use crate::observe::packet::{late_payload, parse_tag, reply_payload, request_payload};
+use crate::observe::packet::{
+    late_payload, padded_request, parse_tag, reply_payload, request_payload,
+};
 use crate::observe::ClientOutcome;
 
 /// The longest a client waits for its server to send a RELATED probe's late datagram.
@@ -726,7 +728,7 @@ async fn drive_flow(
             let mut line = Vec::new();
             for k in 1..=f.round_trips {
                 let step = format!("round trip {k} of {}", f.round_trips);
-                if let Err(e) = w.write_all(request_payload(f.id, k).as_bytes()).await {
+                if let Err(e) = w.write_all(&padded_request(f.id, k, f.size)).await {
                     out.error = Some(format!("{step}: {e}"));
                     return out;
                 }
