@@ -323,6 +323,23 @@ mod family_tests {
     use super::{parse_route, parse_rule, IpFamily, RuleAction};
     use rstest::rstest;
 
+    /// `from PREFIX`: source-specific routing, IPv6 only; the family follows the prefix too.
+    #[test]
+    fn source_specific_routes() {
+        let r = parse_route("default via 2001:db8:2::254 from 2001:db8:2::/48").expect("parses");
+        assert_eq!(r.dst.to_string(), "::/0");
+        assert_eq!(
+            r.from.map(|f| f.to_string()),
+            Some("2001:db8:2::/48".into())
+        );
+        let r = parse_route("default dev eth2 from 2001:db8:2:157::5/64").expect("parses");
+        assert_eq!(r.dst.to_string(), "::/0", "the family comes from `from`");
+        assert_eq!(
+            r.from.map(|f| f.to_string()),
+            Some("2001:db8:2:157::/64".into())
+        );
+    }
+
     #[rstest]
     #[case::v4_default("default via 10.37.1.254", "0.0.0.0/0", Some("10.37.1.254"))]
     #[case::v6_default("default via 2001:db8:1::254", "::/0", Some("2001:db8:1::254"))]
@@ -362,6 +379,14 @@ mod family_tests {
         "is not `default` or an IPv4 or IPv6 prefix"
     )]
     #[case::flag_late("default -6 via 2001:db8::1", "unknown word `-6`")]
+    #[case::from_v4(
+        "default via 10.0.0.1 from 192.168.0.0/16",
+        "`from PREFIX` on a route is IPv6 only"
+    )]
+    #[case::from_mismatch(
+        "default via 2001:db8::1 from 192.168.0.0/16",
+        "gateway 2001:db8::1 is IPv6 but `from 192.168.0.0/16` is IPv4"
+    )]
     fn bad_routes(#[case] text: &str, #[case] says: &str) {
         let e = parse_route(text).expect_err("refused");
         assert!(e.contains(says), "{e}");

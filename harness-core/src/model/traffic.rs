@@ -395,4 +395,56 @@ mod tests {
         let e = load_text(&path, text).expect_err("dial with each");
         assert!(e.to_string().contains("`address: each`"), "{e}");
     }
+
+    /// A flow's family: `family:`, else the addresses written, else IPv4; the node's first
+    /// address of that family is used where none is written.
+    #[test]
+    fn a_flow_s_family_is_stated_or_read_from_its_addresses() {
+        let path = repo_path("scenarios/x.yaml");
+        let text = "topology: ../topologies/jupiter-dual.yaml\n\
+                    traffic:\n\
+                    \x20 - { name: v4, proto: tcp, from: saturn, to: neptune, port: 80 }\n\
+                    \x20 - { name: v6, proto: tcp, from: saturn, to: neptune, port: 80, family: ipv6 }\n\
+                    \x20 - { name: dial6, proto: udp, from: saturn, to: neptune, port: 53, dial: \"[2001:db8:16::100]:5353\" }\n\
+                    \x20 - { name: any6, proto: tcp, from: saturn, to: neptune, port: 80, from_address: any, address: \"2001:db8:16::100\", size: 3000 }\n\
+                    expect:\n  - { completes: true }\n";
+        let plan = load_text(&path, text).expect("valid");
+        let f = |g: &str| plan.flows.iter().find(|f| f.group == g).expect("flow");
+        assert_eq!(f("v4").client.to_string(), "192.168.157.3:40001");
+        assert_eq!(f("v4").dial.to_string(), "172.16.1.100:80");
+        assert_eq!(f("v6").client.to_string(), "[2001:db8:1:157::3]:40002");
+        assert_eq!(f("v6").dial.to_string(), "[2001:db8:16::100]:80");
+        assert_eq!(f("dial6").server.to_string(), "[2001:db8:16::100]:53");
+        assert_eq!(f("dial6").dial.to_string(), "[2001:db8:16::100]:5353");
+        assert_eq!(f("any6").client.to_string(), "[::]:40004");
+        assert_eq!(f("any6").size, 3000);
+    }
+
+    /// `source:` takes an address or a prefix; two for one uplink clash only when no address
+    /// can satisfy both.
+    #[test]
+    fn a_source_is_an_address_or_a_prefix() {
+        use crate::model::{Check, Within};
+        let w = |s: &str| s.parse::<Within>().expect("parses");
+        assert!(w("2001:db8:2::/48").contains("2001:db8:2:0:1::5".parse().unwrap()));
+        assert!(!w("2001:db8:2::/48").contains("2001:db8:3::5".parse().unwrap()));
+        assert_eq!(w("10.37.2.253").to_string(), "10.37.2.253");
+        assert_eq!(w("2001:db8:2::/48").to_string(), "one in 2001:db8:2::/48");
+        assert!(
+            "2001:db8:2::5/48".parse::<Within>().is_err(),
+            "host bits set"
+        );
+        let path = repo_path("scenarios/x.yaml");
+        let base = "topology: ../topologies/jupiter-dual.yaml\n\
+                    traffic:\n  - { name: v6, proto: tcp, from: saturn, to: neptune, port: 80, family: ipv6 }\n\
+                    expect:\n";
+        let ok = format!("{base}  - {{ name: a, source: {{ wan2: \"2001:db8:2::/48\" }} }}\n  - {{ name: b, source: {{ wan2: \"2001:db8:2::253\" }} }}\n");
+        let plan = load_text(&path, &ok).expect("a prefix and an address in it agree");
+        assert!(
+            matches!(&plan.expectations[0].check, Check::Source(m) if m["wan2"] == w("2001:db8:2::/48"))
+        );
+        let clash = format!("{base}  - {{ name: a, source: {{ wan2: \"2001:db8:2::/48\" }} }}\n  - {{ name: b, source: {{ wan2: \"2001:db8:3::1\" }} }}\n");
+        let e = load_text(&path, &clash).expect_err("no address is in both");
+        assert!(e.to_string().contains("wan2"), "{e}");
+    }
 }
