@@ -28,6 +28,7 @@ pub(super) fn run_tool(
         (RuleKind::Iptables | RuleKind::Ip6tables, Backend::Legacy) => cmd.arg("-w"),
         (RuleKind::Iptables | RuleKind::Ip6tables, Backend::Nft | Backend::System) => &mut cmd,
         (RuleKind::Nft, _) => cmd.arg("-f").arg("/dev/stdin"),
+        (RuleKind::Ip, _) if l.ipv6 => cmd.arg("-6").arg("-batch").arg("-"),
         (RuleKind::Ip, _) => cmd.arg("-batch").arg("-"),
         (RuleKind::Ipset, _) => cmd.arg("restore"),
         (RuleKind::Sysctl, _) => cmd.arg("-q").arg("-p").arg("/dev/stdin"),

@@ -87,6 +87,8 @@ pub struct Loadable {
     /// The line of `shown` that the text's first line is.
     pub first_line: usize,
     pub text: String,
+    /// An `ip` text of `-6` lines: run by `ip -6 -batch`.
+    pub ipv6: bool,
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ mod tests {
             shown: "gen (ip section)".into(),
             first_line: 10,
             text: "route add table 101 default via 10.37.1.254 dev eth1\nroute add default via 10.37.1.254 dev eth1\n".into(),
+            ipv6: false,
         };
         let e = rejection(
             "jupiter",
@@ -311,6 +312,7 @@ mod tests {
             shown: "b.rules (ip6tables section)".into(),
             first_line,
             text: V6.into(),
+            ipv6: false,
         }
     }
 

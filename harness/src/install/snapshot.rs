@@ -264,6 +264,7 @@ fn loadable(kind: RuleKind, shown: String, text: String) -> Loadable {
         shown,
         first_line: 1,
         text,
+        ipv6: false,
     }
 }
 

@@ -9,7 +9,7 @@ use super::{generator, InstallError, Loadable};
 use crate::lab::spawn::{rt_tables, spawn_piped_with, PASSED_FD};
 use crate::lab::Lab;
 use crate::model::bundle::{merge_tables, parse_bundle};
-use crate::model::{Plan, RuleSource};
+use crate::model::{Plan, RuleKind, RuleSource};
 
 /// The texts a rule source stands for: a file, the sections of a bundle, a generator's output.
 /// The routing tables a bundle's `### rt_tables` names join `names` (the node's table names:
@@ -57,6 +57,7 @@ pub(super) fn materialize(
                 shown: shown.clone(),
                 first_line,
                 text,
+                ipv6: false,
             })
             .collect())
     };
@@ -66,6 +67,7 @@ pub(super) fn materialize(
             shown: display_path(path),
             first_line: 1,
             text: read(path)?,
+            ipv6: false,
         }]),
         RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
         // An installer loads its rules itself: `schedule` runs it (see `snapshot`).
@@ -75,6 +77,7 @@ pub(super) fn materialize(
             shown: shown.clone(),
             first_line: 1,
             text: text.clone(),
+            ipv6: false,
         }]),
         RuleSource::Command { line, cwd, kind } => {
             let facts = crate::model::facts(&plan.topology, node).to_string();
@@ -99,6 +102,7 @@ pub(super) fn materialize(
                     shown,
                     first_line: 1,
                     text: out,
+                    ipv6: false,
                 }],
                 None => sections(shown, out)?,
             };
@@ -118,7 +122,55 @@ pub(super) fn materialize(
     if names.len() > before {
         *tables = Some(rt_tables(names));
     }
-    Ok(texts)
+    Ok(texts.into_iter().flat_map(by_family).collect())
+}
+
+/// An `ip` text whose lines are led by `-6` or `-4` (`-6 rule add fwmark 2 table 102`, which
+/// `ip -batch` cannot take) becomes one text per family: `ip -batch` gets the lines without
+/// `-6` (`-4` taken off), `ip -6 -batch` the `-6` lines (taken off). The other family's lines
+/// are left blank, so that the tool's line numbers stay the file's. Other texts are unchanged.
+fn by_family(l: Loadable) -> Vec<Loadable> {
+    if l.kind != RuleKind::Ip || l.ipv6 {
+        return vec![l];
+    }
+    let mut v4 = String::with_capacity(l.text.len());
+    let mut v6 = String::new();
+    let mut any6 = false;
+    // A line ending in `\` goes on to the next: the whole command is of its first line's family.
+    let mut six = false;
+    let mut continued = false;
+    for line in l.text.split_inclusive('\n') {
+        let body = line.trim_start();
+        if !continued {
+            six = body.starts_with("-6 ") || body.starts_with("-6\t");
+        }
+        let flag = !continued && (six || body.starts_with("-4 ") || body.starts_with("-4\t"));
+        let kept = if flag { body[2..].trim_start() } else { line };
+        let end = if line.ends_with('\n') { "\n" } else { "" };
+        let (mine, other) = if six {
+            (&mut v6, &mut v4)
+        } else {
+            (&mut v4, &mut v6)
+        };
+        mine.push_str(kept);
+        other.push_str(end);
+        any6 |= six;
+        continued = line.trim_end_matches(['\n', '\r']).ends_with('\\');
+    }
+    if !any6 {
+        return vec![Loadable { text: v4, ..l }];
+    }
+    vec![
+        Loadable {
+            text: v4,
+            ..l.clone()
+        },
+        Loadable {
+            text: v6,
+            ipv6: true,
+            ..l
+        },
+    ]
 }
 
 /// A command line to run in a node, from folder `cwd`, with `env` added to its environment.
@@ -210,4 +262,40 @@ fn display_path(p: &Path) -> String {
         .unwrap_or_else(|| p.to_path_buf())
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{by_family, Loadable, RuleKind};
+
+    /// `-6` lines go to `ip -6 -batch`, the rest (`-4` taken off) to `ip -batch`; each text
+    /// keeps every line's number, and a continued command stays whole.
+    #[test]
+    fn an_ip_text_splits_by_family_keeping_line_numbers() {
+        let l = Loadable {
+            kind: RuleKind::Ip,
+            shown: "jupiter.ip".into(),
+            first_line: 1,
+            text: "route add table 101 default via 2001:db8:1::254\n\
+                   -6 rule add fwmark 1 \\\n  table 101\n\
+                   -4 rule add fwmark 1 table 101\n\
+                   # a comment\n"
+                .into(),
+            ipv6: false,
+        };
+        let got = by_family(l);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].text,
+            "route add table 101 default via 2001:db8:1::254\n\n\nrule add fwmark 1 table 101\n# a comment\n"
+        );
+        assert!(!got[0].ipv6);
+        assert_eq!(got[1].text, "\nrule add fwmark 1 \\\n  table 101\n\n\n");
+        assert!(got[1].ipv6);
+        let plain = Loadable {
+            text: "route add default via 10.0.0.1\n".into(),
+            ..got[0].clone()
+        };
+        assert_eq!(by_family(plain.clone()), vec![plain]);
+    }
 }
