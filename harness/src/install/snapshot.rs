@@ -32,6 +32,8 @@ use crate::model::{Plan, RuleKind};
 pub(super) struct Baseline {
     routes: Vec<String>,
     rules: Vec<String>,
+    routes6: Vec<String>,
+    rules6: Vec<String>,
     sysctls: Vec<String>,
 }
 
@@ -44,11 +46,23 @@ pub(super) fn baseline(
     let sysctl = crate::model::find_in_path("sysctl")
         .is_some()
         .then_some(SYSCTLS);
-    let [routes, rules, sysctls] =
-        read_all(lab, node, tables, [Some(ROUTES), Some(RULES), sysctl])?;
+    let [routes, rules, routes6, rules6, sysctls] = read_all(
+        lab,
+        node,
+        tables,
+        [
+            Some(ROUTES),
+            Some(RULES),
+            Some(ROUTES6),
+            Some(RULES6),
+            sysctl,
+        ],
+    )?;
     Ok(Baseline {
         routes: lines(&routes.unwrap_or_default()),
         rules: lines(&rules.unwrap_or_default()),
+        routes6: lines(&routes6.unwrap_or_default()),
+        rules6: lines(&rules6.unwrap_or_default()),
         sysctls: lines(&sysctls.unwrap_or_default()),
     })
 }
@@ -57,6 +71,8 @@ pub(super) fn baseline(
 type Read = (&'static str, &'static [&'static str]);
 const ROUTES: Read = ("ip", &["route", "show", "table", "all"]);
 const RULES: Read = ("ip", &["rule", "show"]);
+const ROUTES6: Read = ("ip", &["-6", "route", "show", "table", "all"]);
+const RULES6: Read = ("ip", &["-6", "rule", "show"]);
 const NFT: Read = ("nft", &["list", "ruleset"]);
 const IPSET: Read = ("ipset", &["save"]);
 const SYSCTLS: Read = ("sysctl", &["-a", "--pattern", "^net\\."]);
@@ -159,7 +175,7 @@ fn read_back(
     let save6 = super::save_tool(RuleKind::Ip6tables, backend);
     // Read at once: each a process of its own.
     let have = |tool: &str| crate::model::find_in_path(tool).is_some();
-    let [saved, saved6, listed, rules, routes, sets, sysctls] = read_all(
+    let [saved, saved6, listed, rules, routes, rules6, routes6, sets, sysctls] = read_all(
         lab,
         node,
         tables,
@@ -169,6 +185,8 @@ fn read_back(
             have("nft").then_some(NFT),
             Some(RULES),
             Some(ROUTES),
+            Some(RULES6),
+            Some(ROUTES6),
             have("ipset").then_some(IPSET),
             have("sysctl").then_some(SYSCTLS),
         ],
@@ -251,7 +269,10 @@ fn read_back(
     if !sysctls.is_empty() {
         out.push(loadable(RuleKind::Sysctl, shown("sysctl -a"), sysctls));
     }
-    let ip = ip_batch(&rules, &routes);
+    // IPv6's routes and rules, each line led by `-6` (run by `ip -6 -batch`).
+    let rules6 = changes(&rules6.unwrap_or_default(), &before.rules6);
+    let routes6 = changes(&routes6.unwrap_or_default(), &before.routes6);
+    let ip = ip_batch(&rules, &routes, "") + &ip_batch(&rules6, &routes6, "-6 ");
     if !ip.is_empty() {
         out.push(loadable(RuleKind::Ip, shown("ip rule, ip route"), ip));
     }
@@ -459,16 +480,22 @@ fn own_nft_tables(listed: &str, iptables: &str, ip6tables: &str, backend: Backen
 /// first (`rule del pref N …`, `route del …`), then what is new added (`rule add pref N …`,
 /// `route replace …`, which also takes the place of a route of the same destination). Routes
 /// the kernel makes for addresses are left out.
-fn ip_batch(rules: &(Vec<String>, Vec<String>), routes: &(Vec<String>, Vec<String>)) -> String {
+fn ip_batch(
+    rules: &(Vec<String>, Vec<String>),
+    routes: &(Vec<String>, Vec<String>),
+    family: &str,
+) -> String {
     let rule = |verb: &str, r: &str| {
         let (pref, rest) = r.split_once(':')?;
         let rest = rest.trim().replace(" lookup ", " table ");
-        Some(format!("rule {verb} pref {} {rest}\n", pref.trim()))
+        Some(format!("{family}rule {verb} pref {} {rest}\n", pref.trim()))
     };
     let route = |verb: &str, r: &str| {
         let words: Vec<&str> = r.split_whitespace().collect();
-        if words.first() == Some(&"local")
-            || words.first() == Some(&"broadcast")
+        // The kernel's own: local, broadcast, IPv6's anycast and multicast, connected routes.
+        if words
+            .first()
+            .is_some_and(|w| ["local", "broadcast", "anycast", "multicast"].contains(w))
             || words
                 .windows(2)
                 .any(|w| w == ["proto", "kernel"] || w == ["table", "local"])
@@ -479,7 +506,7 @@ fn ip_batch(rules: &(Vec<String>, Vec<String>), routes: &(Vec<String>, Vec<Strin
             .into_iter()
             .filter(|w| !matches!(*w, "linkdown" | "dead" | "offload" | "trap"))
             .collect();
-        Some(format!("route {verb} {}\n", kept.join(" ")))
+        Some(format!("{family}route {verb} {}\n", kept.join(" ")))
     };
     let (new_rules, gone_rules) = rules;
     let (new_routes, gone_routes) = routes;
@@ -510,7 +537,7 @@ mod tests {
         let rules_before = lines("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
         let rules_now = "0:\tfrom all lookup local\n100:\tfrom 10.37.1.253 lookup 1 proto static\n32765:\tfrom all fwmark 0x1 lookup rt_link1\n";
         assert_eq!(
-            ip_batch(&changes(rules_now, &rules_before), &changes(now, &before)),
+            ip_batch(&changes(rules_now, &rules_before), &changes(now, &before), ""),
             "route del default via 10.37.1.254 dev eth1\n\
              rule del pref 32766 from all table main\n\
              rule add pref 100 from 10.37.1.253 table 1 proto static\n\
@@ -518,6 +545,34 @@ mod tests {
              route replace default nexthop via 10.37.1.254 dev eth1 weight 1 nexthop via 10.37.2.254 dev eth2 weight 2\n\
              route replace default via 10.37.1.254 dev eth1 table rt_link1\n\
              route replace default via 10.37.2.254 dev eth2 table 2\n"
+        );
+    }
+
+    /// IPv6's routes and rules read back become `-6` lines; the kernel's own (connected,
+    /// link-local, local, anycast, multicast) are left out.
+    #[test]
+    fn ipv6_routes_and_rules_become_dash_6_lines() {
+        let before = lines(
+            "2001:db8:1::/64 dev eth1 proto kernel metric 256 pref medium\n\
+             default via 2001:db8:1::254 dev eth1 metric 1024 pref medium\n",
+        );
+        let now = "2001:db8:1::/64 dev eth1 proto kernel metric 256 pref medium\n\
+                   fe80::/64 dev eth2 proto kernel metric 256 pref medium\n\
+                   default via 2001:db8:1::254 dev eth1 metric 1024 pref medium\n\
+                   default via 2001:db8:2::254 dev eth2 table 102 metric 1024 pref medium\n\
+                   local 2001:db8:2::253 dev eth2 table local proto kernel metric 0 pref medium\n\
+                   anycast 2001:db8:2:: dev eth2 table local proto kernel metric 0 pref medium\n\
+                   multicast ff00::/8 dev eth2 table local proto kernel metric 256 pref medium\n";
+        let rules_before = lines("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
+        let rules_now = "0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x2 lookup 102\n32766:\tfrom all lookup main\n";
+        assert_eq!(
+            ip_batch(
+                &changes(rules_now, &rules_before),
+                &changes(now, &before),
+                "-6 "
+            ),
+            "-6 rule add pref 32765 from all fwmark 0x2 table 102\n\
+             -6 route replace default via 2001:db8:2::254 dev eth2 table 102 metric 1024 pref medium\n"
         );
     }
 
