@@ -1,12 +1,8 @@
-//! `ip6tables:` rules (#17): a bundle with `### iptables`, `### ip6tables` and `### ip`
-//! sections loaded in jupiter beside seed 002 (`--rules jupiter=BUNDLE` on
-//! `scenarios/dual-isp.yaml`), under each `--backend`; its twins, whose ip6tables section
-//! ip6tables-restore rejects; an installer that loads both families; `harness mutate` on a
-//! scenario with an `ip6tables:` file.
-//!
-//! The lab carries no IPv6 flow yet (IPv6 is off in every node): the IPv4 flows must hold as
-//! with seed 002 alone, and the ip6tables rules load (ip6tables-restore works in a namespace
-//! whose IPv6 is disabled) and are counted, with 0 packets each.
+//! `ip6tables:` rules (#17), on the dual-stack Jupiter lab with IPv4 and IPv6 flows
+//! (fixtures/ip6tables/dual-isp-ip6tables.yaml: seed 002 for both families): a bundle with
+//! `### iptables`, `### ip6tables` and `### ip` sections (`--rules jupiter=BUNDLE`), under each
+//! `--backend`; its twins, whose ip6tables section ip6tables-restore rejects; an installer
+//! that loads both families itself; `harness mutate` on the scenario's `ip6tables:` file.
 //!
 //! Each runs the harness binary as the user would. Without namespaces (not root, and no user
 //! namespaces) the tests say so and pass, unless `CI` or `HARNESS_REQUIRE_LAB` asks for a lab.
@@ -19,6 +15,7 @@ use harness::model::{find_in_path, repo_path};
 use libtest_mimic::{Arguments, Trial};
 
 const FIXTURES: &str = "harness/tests/fixtures/ip6tables";
+const SCENARIO: &str = "harness/tests/fixtures/ip6tables/dual-isp-ip6tables.yaml";
 
 use common::harness;
 
@@ -46,7 +43,7 @@ fn coverage(backend: &str, rules: &str) -> Vec<serde_json::Value> {
         "-",
         "--rules",
         rules,
-        "scenarios/dual-isp.yaml",
+        SCENARIO,
     ]);
     assert_eq!(code, 0, "--backend {backend}: exit {code}:\n{err}");
     let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
@@ -72,17 +69,18 @@ fn ip6tables_rules(bundle: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Seed 002 and its IPv6 twin in one bundle: the IPv4 flows hold under every backend, and
-/// `--coverage` lists each ip6tables rule at its bundle line, counted (not unmatched) at 0
-/// packets: no IPv6 packet flows yet. The seed's iptables rules are hit as with seed 002.
+/// Seed 002 for both families in one bundle: the IPv4 and the IPv6 flows hold under every
+/// backend, and `--coverage` lists each ip6tables rule at its bundle line with the packets
+/// the IPv6 flows sent through it: the nth rules 4 connections each, the masquerade rules as
+/// many as left by their uplink (6 by wan1: 4 TCP and 2 UDP; 4 by wan2), as for IPv4.
 fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
     let bundle = format!("{FIXTURES}/dual-stack.rules");
     let want = ip6tables_rules(&bundle);
-    assert_eq!(want.len(), 10, "{want:?}");
+    assert_eq!(want.len(), 12, "{want:?}");
     let rules = format!("jupiter={bundle}");
-    let (code, out, err) = harness(&["gate", "--rules", &rules, "scenarios/dual-isp.yaml"]);
+    let (code, out, err) = harness(&["gate", "--rules", &rules, SCENARIO]);
     assert!(
-        code == 0 && out.contains("PASS scenarios/dual-isp.yaml"),
+        code == 0 && out.contains(&format!("PASS {SCENARIO}")),
         "exit {code}:\n{out}{err}"
     );
     for (backend, _) in backends() {
@@ -95,14 +93,28 @@ fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
                     panic!("--backend {backend}: line {line} not listed: {hits:#?}")
                 });
             assert_eq!(hit["rule"], rule.as_str(), "--backend {backend}");
-            assert_eq!(hit["packets"], 0, "--backend {backend}: {hit}");
+            let nth = rule.contains("--mode nth");
+            let masq = |o: &str| rule.contains(&format!("-o {o} -j MASQUERADE"));
+            let packets = hit["packets"].as_u64();
+            if nth {
+                assert_eq!(packets, Some(4), "--backend {backend}: {hit}");
+            } else if masq("eth1") {
+                assert_eq!(packets, Some(6), "--backend {backend}: {hit}");
+            } else if masq("eth2") {
+                assert_eq!(packets, Some(4), "--backend {backend}: {hit}");
+            } else {
+                assert!(packets > Some(0), "--backend {backend}: {hit}");
+            }
         }
-        let hit_v4 = hits
+        let hit = hits
             .iter()
             .filter(|h| h["packets"].as_u64().is_some_and(|p| p > 0))
             .count();
-        assert_eq!(hit_v4, 12, "--backend {backend}: {hits:#?}");
-        assert_eq!(hits.len(), 22, "--backend {backend}: {hits:#?}");
+        assert_eq!(
+            hit, 24,
+            "--backend {backend}: every rule of both families: {hits:#?}"
+        );
+        assert_eq!(hits.len(), 24, "--backend {backend}: {hits:#?}");
     }
 }
 
@@ -112,14 +124,7 @@ fn a_dual_stack_bundle_passes_and_coverage_counts_its_ip6tables_rules() {
 fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
     for (backend, tool) in backends() {
         let bad = format!("jupiter={FIXTURES}/dual-stack-bad-line.rules");
-        let (code, _, err) = harness(&[
-            "run",
-            "--backend",
-            backend,
-            "--rules",
-            &bad,
-            "scenarios/dual-isp.yaml",
-        ]);
+        let (code, _, err) = harness(&["run", "--backend", backend, "--rules", &bad, SCENARIO]);
         let first = format!(
             "error: {FIXTURES}/dual-stack-bad-line.rules:45: {tool} rejected this line on node `jupiter`:"
         );
@@ -134,14 +139,7 @@ fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
             "{err}"
         );
         let v4 = format!("jupiter={FIXTURES}/ipv4-under-ip6tables.rules");
-        let (code, _, err) = harness(&[
-            "run",
-            "--backend",
-            backend,
-            "--rules",
-            &v4,
-            "scenarios/dual-isp.yaml",
-        ]);
+        let (code, _, err) = harness(&["run", "--backend", backend, "--rules", &v4, SCENARIO]);
         assert!(
             code == 2
                 && err.contains(&format!(
@@ -155,8 +153,10 @@ fn a_bad_ip6tables_section_is_rejected_with_its_bundle_line() {
     }
 }
 
-/// An installer that loads both families itself: the snapshot reads ip6tables-save back (the
-/// run's backend's), the IPv4 flows hold, and coverage counts the ip6tables rules at 0.
+/// An installer that loads both families itself (its IPv6 routes and rules by single `ip -6`
+/// commands): the snapshot reads ip6tables-save back (the run's backend's), the flows of both
+/// families hold (so its IPv6 policy routing was in place), and coverage counts every
+/// ip6tables rule hit.
 fn an_installer_s_ip6tables_rules_are_read_back() {
     let rules = format!("jupiter=install:{FIXTURES}/install-dual-stack");
     for (backend, _) in backends() {
@@ -169,15 +169,15 @@ fn an_installer_s_ip6tables_rules_are_read_back() {
                     .is_some_and(|s| s.contains(" (ip6tables-"))
             })
             .collect();
-        assert_eq!(v6.len(), 10, "--backend {backend}: {hits:#?}");
+        assert_eq!(v6.len(), 12, "--backend {backend}: {hits:#?}");
         assert!(
-            v6.iter().all(|h| h["packets"] == 0),
+            v6.iter().all(|h| h["packets"].as_u64() > Some(0)),
             "--backend {backend}: {v6:#?}"
         );
         assert!(
             v6.iter().any(|h| h["rule"]
                 .as_str()
-                .is_some_and(|r| r.contains("-s 2001:db8:157::/64"))),
+                .is_some_and(|r| r.contains("-s 2001:db8:1:157::/64"))),
             "{v6:#?}"
         );
     }
@@ -185,11 +185,12 @@ fn an_installer_s_ip6tables_rules_are_read_back() {
 
 /// `harness mutate` on a scenario with an `ip6tables:` file: its mutants are made as an
 /// iptables file's (deleted rules, swapped marks, dropped states, swapped nth packets), each
-/// loaded by ip6tables-restore (none invalid), and every one survives: no IPv6 flow shows
-/// them yet. The IPv4 files' mutants fare as in `scenarios/dual-isp.yaml`.
-fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
-    let scenario = format!("{FIXTURES}/dual-isp-ip6tables.yaml");
-    let (code, out, err) = harness(&["mutate", &scenario]);
+/// loaded by ip6tables-restore (none invalid), and the IPv6 flows kill them as the IPv4 flows
+/// kill seed 002's: only the equivalent ones survive (what no flow of this scenario can show:
+/// the ICMPv6 accept in INPUT, RELATED where no flow has an ICMP error). The `-6` lines of the
+/// `ip` file are mutated too.
+fn mutate_kills_ip6tables_mutants_with_ipv6_flows() {
+    let (code, out, err) = harness(&["mutate", SCENARIO]);
     assert_eq!(code, 1, "{out}{err}");
     let file = format!("{FIXTURES}/jupiter.ip6tables:");
     let survivors: Vec<&str> = out
@@ -197,17 +198,21 @@ fn mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices() {
         .map(str::trim)
         .filter(|l| l.starts_with(&file))
         .collect();
-    assert_eq!(survivors.len(), 16, "{out}");
+    assert_eq!(survivors.len(), 3, "{out}");
     for change in [
-        "deleted `-A FORWARD -i eth0 -s 2001:db8:157::/64 -j ACCEPT`",
-        "swapped marks 1 and 2",
-        "swapped nth packet numbers 0 and 1",
+        "deleted `-A INPUT -p ipv6-icmp -j ACCEPT`",
         "dropped state RELATED from `-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`",
     ] {
         assert!(survivors.iter().any(|s| s.ends_with(change)), "{change}:\n{out}");
     }
     assert!(
-        out.contains("37 mutant runs, 37 distinct mutants: 17 killed, 20 survived, 0 invalid"),
+        out.contains(&format!(
+            "{FIXTURES}/jupiter6.ip:5: deleted `-6 rule add fwmark 1 table rt_link1`"
+        )),
+        "mark 1 and the main table both lead to wan1: {out}"
+    );
+    assert!(
+        out.contains("43 mutant runs, 43 distinct mutants: 34 killed, 9 survived, 0 invalid"),
         "{out}"
     );
 }
@@ -258,8 +263,8 @@ fn main() {
         ),
         (
             &lab,
-            "mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices",
-            mutate_makes_ip6tables_mutants_that_no_ipv4_flow_notices,
+            "mutate_kills_ip6tables_mutants_with_ipv6_flows",
+            mutate_kills_ip6tables_mutants_with_ipv6_flows,
         ),
         (
             &tools,
