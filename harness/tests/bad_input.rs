@@ -73,7 +73,7 @@ const SPEC_CASES: &[SpecCase] = &[
         file: "wrong-type-selector.yaml",
         line: 24,
         col: 16,
-        says: &["expect[1].flows[1]: expected a whole number", "found `two`"],
+        says: &["`two` selects no flow: use all, tcp, udp or a traffic name (web)"],
     },
     SpecCase {
         name: "unknown-from",

@@ -167,44 +167,64 @@ pub(super) fn expectations(
                 ))
             }
         };
+        // The flows a name selects, in flow order; an error (at `at`) when none.
+        let named = |n: &str, at: String| -> Result<Vec<u32>, SpecError> {
+            let ids: Vec<u32> = flows
+                .iter()
+                .filter(|f| match n {
+                    "all" => true,
+                    "tcp" => f.proto == Proto::Tcp,
+                    "udp" => f.proto == Proto::Udp,
+                    g => f.group == g,
+                })
+                .map(|f| f.id)
+                .collect();
+            if ids.is_empty() {
+                let groups: BTreeSet<&str> = flows.iter().map(|f| f.group.as_str()).collect();
+                return Err(doc.err(
+                    &at,
+                    format!(
+                        "`{n}` selects no flow: use all, tcp, udp or a traffic name ({})",
+                        groups.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            Ok(ids)
+        };
         let (selector, ids): (String, Vec<u32>) = match e.flows {
             None => ("all".into(), flows.iter().map(|f| f.id).collect()),
             Some(raw::SelectorDef::Name(n)) => {
-                let ids: Vec<u32> = flows
-                    .iter()
-                    .filter(|f| match n.as_str() {
-                        "all" => true,
-                        "tcp" => f.proto == Proto::Tcp,
-                        "udp" => f.proto == Proto::Udp,
-                        g => f.group == g,
-                    })
-                    .map(|f| f.id)
-                    .collect();
-                if ids.is_empty() {
-                    let groups: BTreeSet<&str> = flows.iter().map(|f| f.group.as_str()).collect();
-                    return Err(doc.err(
-                        &format!("{path}.flows"),
-                        format!(
-                            "`{n}` selects no flow: use all, tcp, udp or a traffic name ({})",
-                            groups.into_iter().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
+                let ids = named(&n, format!("{path}.flows"))?;
                 (n, ids)
             }
-            Some(raw::SelectorDef::Ids(ids)) => {
-                for (k, id) in ids.iter().enumerate() {
-                    if !flows.iter().any(|f| f.id == *id) {
-                        return Err(doc.err(
-                            &format!("{path}.flows[{k}]"),
-                            format!(
-                                "there is no flow {id} (flows are numbered 1 to {})",
-                                flows.len()
-                            ),
-                        ));
-                    }
+            Some(raw::SelectorDef::List(items)) => {
+                // In the order written, a name's flows in flow order; each flow once.
+                let mut ids: Vec<u32> = Vec::new();
+                let mut seen: BTreeSet<u32> = BTreeSet::new();
+                let mut words = Vec::new();
+                for (k, item) in items.iter().enumerate() {
+                    let these = match item {
+                        raw::SelectorItem::Id(id) => {
+                            if !flows.iter().any(|f| f.id == *id) {
+                                return Err(doc.err(
+                                    &format!("{path}.flows[{k}]"),
+                                    format!(
+                                        "there is no flow {id} (flows are numbered 1 to {})",
+                                        flows.len()
+                                    ),
+                                ));
+                            }
+                            words.push(id.to_string());
+                            vec![*id]
+                        }
+                        raw::SelectorItem::Name(n) => {
+                            words.push(n.clone());
+                            named(n, format!("{path}.flows[{k}]"))?
+                        }
+                    };
+                    ids.extend(these.into_iter().filter(|id| seen.insert(*id)));
                 }
-                (format!("{ids:?}"), ids)
+                (format!("[{}]", words.join(", ")), ids)
             }
         };
         selected += ids.len();

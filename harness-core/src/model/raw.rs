@@ -319,11 +319,20 @@ fn one() -> u32 {
     1
 }
 
-/// `flows:` in an expectation: `all`, `tcp`, `udp`, a traffic name, or a list of flow ids.
+/// `flows:` in an expectation: `all`, `tcp`, `udp`, a traffic name, or a list of flow ids and
+/// traffic names.
 #[derive(Debug)]
 pub enum SelectorDef {
     Name(String),
-    Ids(Vec<u32>),
+    List(Vec<SelectorItem>),
+}
+
+/// One item of a `flows:` list: a flow id, or a traffic name (its flows).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a flow number or a traffic name")]
+pub enum SelectorItem {
+    Id(u32),
+    Name(String),
 }
 
 impl<'de> Deserialize<'de> for SelectorDef {
@@ -333,18 +342,18 @@ impl<'de> Deserialize<'de> for SelectorDef {
             type Value = SelectorDef;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "`all`, `tcp`, `udp`, a traffic name, or a list of flow numbers such as [1, 3]",
+                    "`all`, `tcp`, `udp`, a traffic name, or a list of flow numbers and traffic names such as [1, 3] or [web, dns]",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SelectorDef, E> {
                 Ok(SelectorDef::Name(v.to_string()))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<SelectorDef, A::Error> {
-                let mut ids = Vec::new();
-                while let Some(id) = s.next_element()? {
-                    ids.push(id);
+                let mut items = Vec::new();
+                while let Some(item) = s.next_element()? {
+                    items.push(item);
                 }
-                Ok(SelectorDef::Ids(ids))
+                Ok(SelectorDef::List(items))
             }
         }
         d.deserialize_any(V)

@@ -181,7 +181,12 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [RuleKind::Iptables, RuleKind::Ip6tables, RuleKind::Ip]
+            [
+                RuleKind::Iptables,
+                RuleKind::Ip6tables,
+                RuleKind::Ip,
+                RuleKind::Ip
+            ]
         );
     }
 

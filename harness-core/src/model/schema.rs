@@ -62,10 +62,10 @@ impl JsonSchema for SelectorDef {
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "`all`, `tcp`, `udp`, a traffic name, or a list of flow numbers such as [1, 3]",
+            "description": "`all`, `tcp`, `udp`, a traffic name, or a list of flow numbers and traffic names such as [1, 3] or [web, dns]",
             "anyOf": [
                 { "type": "string" },
-                { "type": "array", "items": generator.subschema_for::<u32>() },
+                { "type": "array", "items": { "anyOf": [generator.subschema_for::<u32>(), { "type": "string" }] } },
             ],
         })
     }

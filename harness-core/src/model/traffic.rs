@@ -447,4 +447,18 @@ mod tests {
         let e = load_text(&path, &clash).expect_err("no address is in both");
         assert!(e.to_string().contains("wan2"), "{e}");
     }
+
+    /// `flows:` lists take traffic names beside flow ids: in the order written, each flow once.
+    #[test]
+    fn a_flow_list_takes_names_and_ids() {
+        let path = repo_path("scenarios/x.yaml");
+        let text = "topology: ../topologies/jupiter-dual.yaml\n\
+                    traffic:\n\
+                    \x20 - { name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: 2 }\n\
+                    \x20 - { name: dns, proto: udp, from: saturn, to: neptune, port: 53, flows: 2 }\n\
+                    expect:\n  - { flows: [dns, 1, web], completes: true }\n";
+        let plan = load_text(&path, text).expect("valid");
+        assert_eq!(plan.expectations[0].flows, [3, 4, 1, 2]);
+        assert_eq!(plan.expectations[0].selector, "[dns, 1, web]");
+    }
 }
