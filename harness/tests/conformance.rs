@@ -176,6 +176,41 @@ fn main() {
             ),
         ),
         lab.trial(
+            "dual-stack-1-1: gen-seed002 passes (IPv6 balanced, NAT66 per uplink)",
+            passes("ci/examples/gen-seed002", "dual-stack-1-1"),
+        ),
+        lab.trial(
+            "dual-stack-1-1: a generator that ignores IPv6 fails, naming the split and the replies",
+            fails(
+                "ci/examples/gen-seed002 --bug-ipv4-only",
+                "dual-stack-1-1",
+                &[
+                    "FAIL scenarios/conformance/dual-stack-1-1/outbound.yaml: `split_tcp6_by_weights` 400 flows: wan1 400 (expected 200, ",
+                    "FAIL scenarios/conformance/dual-stack-1-1/inbound.yaml: `router_answers_wan2_on_wan2` flow 19: left via wan2, but its replies came back via wan1",
+                ],
+            ),
+        ),
+        lab.trial(
+            "dual-stack-1-1: NAT66 on the first uplink only fails, naming the source that died at ISP2",
+            fails(
+                "ci/examples/gen-seed002 --bug-nat66-first-uplink-only",
+                "dual-stack-1-1",
+                &[
+                    "FAIL scenarios/conformance/dual-stack-1-1/outbound.yaml: `ipv6_source_in_uplink_prefix` flow ",
+                    "left via wan2 with source 2001:db8:1:157::",
+                    "the server saw nothing of it (expected a source in 2001:db8:2::/48); 1 packet outgoing died at isp2",
+                ],
+            ),
+        ),
+        lab.trial(
+            "dual-stack-1-1: no IPv6 source rule fails, naming the router's own flows (mwan3's probes)",
+            fails(
+                "ci/examples/gen-seed002 --bug-no-ipv6-source-rule",
+                "dual-stack-1-1",
+                &["FAIL scenarios/conformance/dual-stack-1-1/inbound.yaml: `own_from_wan2_address_leaves_by_wan2` flow 27: left via wan1, expected only wan2"],
+            ),
+        ),
+        lab.trial(
             "a route the lab already has: refused, saying so",
             route_exists,
         ),

@@ -159,9 +159,14 @@ pub fn finding(v: &Verdict, f: &FlowFailure) -> String {
             sent,
             expected,
         } => format!(
-            "left via {uplink}{}; the server saw nothing of it (expected source {expected})",
+            "left via {uplink}{}; the server saw nothing of it (expected {})",
             sent.map(|a| format!(" with source {a}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if expected.0.prefix_len() == expected.0.max_prefix_len() {
+                format!("source {}", expected.0.addr())
+            } else {
+                format!("a source in {}", expected.0)
+            }
         ),
         Finding::WrongMark {
             uplink,
