@@ -201,8 +201,8 @@ fn twin_on_correct_rules() -> Result<(), Failed> {
     }
 }
 
-/// Scenarios whose rules include iptables files and no nft ones: they must give the same
-/// verdict whichever iptables implementation loads them.
+/// Scenarios whose rules include iptables or ip6tables files and no nft ones: they must give
+/// the same verdict whichever iptables implementation loads them.
 fn iptables_only(path: &Path) -> bool {
     let Ok(plan) = harness::model::load(path) else {
         return false;
@@ -216,7 +216,8 @@ fn iptables_only(path: &Path) -> bool {
             _ => None,
         })
         .collect();
-    kinds.contains(&RuleKind::Iptables) && !kinds.contains(&RuleKind::Nft)
+    (kinds.contains(&RuleKind::Iptables) || kinds.contains(&RuleKind::Ip6tables))
+        && !kinds.contains(&RuleKind::Nft)
 }
 
 /// Runs the harness binary; its exit code and stdout.

@@ -39,6 +39,9 @@ pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str
         let text = lines.get(n.checked_sub(1)?)?;
         let note = match (l.kind, already_there(text, said)) {
             (RuleKind::Ip, Some(what)) => note + &what,
+            (RuleKind::Ip, None) if !l.ipv6 => {
+                note + &rule_without_dash_6(text, said).unwrap_or_default()
+            }
             _ => note + &other_family(l.kind, said).unwrap_or_default(),
         };
         Some((n, text.trim(), note))
@@ -65,6 +68,26 @@ pub(super) fn rejection(node: &str, l: &Loadable, tool: &'static str, said: &str
             said: said.to_string(),
         },
     }
+}
+
+/// `Error: Invalid source address.` (or `dst`) for an `ip -batch` rule line with an IPv6
+/// address: `ip rule` takes the family from `-6`, not from the address (`ip route` does).
+fn rule_without_dash_6(line: &str, said: &str) -> Option<String> {
+    if !(said.contains("Invalid source address") || said.contains("Invalid dst address")) {
+        return None;
+    }
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let rule = w.first().is_some_and(|o| ["rule", "ru"].contains(o));
+    let v6 = w.iter().any(|x| {
+        let addr = x.split('/').next().unwrap_or(x);
+        addr.parse::<std::net::Ipv6Addr>().is_ok()
+    });
+    (rule && v6).then(|| {
+        "\n  (`ip rule` takes its family from `-6`, not from the address, as `ip route` does: \
+         start the line with `-6`, e.g. `-6 rule add from 2001:db8:2::253 table 102`; the \
+         harness runs such lines as `ip -6 rule …`)"
+            .to_string()
+    })
 }
 
 /// `RTNETLINK answers: File exists` for an `ip -batch` line that adds what the lab has already
@@ -197,6 +220,7 @@ pub fn find_line(said: &str, path: &str) -> Option<usize> {
 mod tests {
     use super::{
         already_there, find_line, jump_before_commit, line_quoted, other_family, rejection,
+        rule_without_dash_6,
     };
     use crate::model::RuleKind;
     use rstest::rstest;
@@ -266,6 +290,27 @@ mod tests {
         assert!(
             text.contains("`route replace default via 10.37.1.254 dev eth1`"),
             "{text}"
+        );
+    }
+
+    /// An IPv6 rule without `-6`: the line, and how to write it.
+    #[test]
+    fn an_ipv6_rule_without_dash_6_says_to_add_it() {
+        let said = "Error: Invalid source address.";
+        let hint = rule_without_dash_6("rule add from 2001:db8:2::253 table 102", said);
+        assert!(hint.is_some_and(|h| h.contains("start the line with `-6`")));
+        let dst = rule_without_dash_6(
+            "rule add to 2001:db8:2::/48 table 102",
+            "Error: Invalid dst address.",
+        );
+        assert!(dst.is_some());
+        assert_eq!(
+            rule_without_dash_6("route add default via 2001:db8:2::254", said),
+            None
+        );
+        assert_eq!(
+            rule_without_dash_6("rule add from 10.0.0.0/8 table 102", said),
+            None
         );
     }
 
