@@ -237,6 +237,9 @@ pub struct RuleFileDef {
     pub ipset: Option<String>,
     /// A sysctl.conf for `sysctl -p`.
     pub sysctl: Option<String>,
+    /// A bundle: one file of sections headed `### iptables`, `### ip6tables`, `### nft`,
+    /// `### ip`, `### ipset`, `### sysctl`, `### rt_tables`, each loaded by its tool in order.
+    pub bundle: Option<String>,
     /// A generator command; `as:` says what it prints (default: a bundle with `### KIND` headers).
     pub generate: Option<String>,
     /// An installer command: run inside the node like a generator, it loads the rules itself

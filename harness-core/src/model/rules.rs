@@ -47,6 +47,7 @@ pub(super) fn node_rules(
             if let Some(line) = f.install {
                 if f.generate.is_some()
                     || f.as_kind.is_some()
+                    || f.bundle.is_some()
                     || f.iptables.is_some()
                     || f.ip6tables.is_some()
                     || f.nft.is_some()
@@ -87,6 +88,7 @@ pub(super) fn node_rules(
                     || f.ip.is_some()
                     || f.ipset.is_some()
                     || f.sysctl.is_some()
+                    || f.bundle.is_some()
                 {
                     return Err(doc.err(&fpath, "an entry is either a file or `generate: COMMAND`"));
                 }
@@ -100,19 +102,21 @@ pub(super) fn node_rules(
             if f.as_kind.is_some() {
                 return Err(doc.err(&format!("{fpath}.as"), "`as:` goes with `generate:`"));
             }
-            let mut given: Vec<(RuleKind, String)> = [
-                (RuleKind::Iptables, f.iptables),
-                (RuleKind::Ip6tables, f.ip6tables),
-                (RuleKind::Nft, f.nft),
-                (RuleKind::Ip, f.ip),
-                (RuleKind::Ipset, f.ipset),
-                (RuleKind::Sysctl, f.sysctl),
+            // The file's kind; `None` for a bundle (its sections say theirs).
+            let mut given: Vec<(Option<RuleKind>, String)> = [
+                (Some(RuleKind::Iptables), f.iptables),
+                (Some(RuleKind::Ip6tables), f.ip6tables),
+                (Some(RuleKind::Nft), f.nft),
+                (Some(RuleKind::Ip), f.ip),
+                (Some(RuleKind::Ipset), f.ipset),
+                (Some(RuleKind::Sysctl), f.sysctl),
+                (None, f.bundle),
             ]
             .into_iter()
             .filter_map(|(k, p)| p.map(|p| (k, p)))
             .collect();
             if given.len() != 1 {
-                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- ip6tables: FILE` (ip6tables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch) or `- ipset: FILE` (ipset restore) or `- sysctl: FILE` (sysctl -p)"));
+                return Err(doc.err(&fpath, "each entry names one file: `- iptables: FILE` (iptables-restore), `- ip6tables: FILE` (ip6tables-restore), `- nft: FILE` (nft -f), `- ip: FILE` (ip -batch), `- ipset: FILE` (ipset restore), `- sysctl: FILE` (sysctl -p) or `- bundle: FILE` (sections headed `### KIND`)"));
             }
             let (kind, rel) = given.pop().expect("one");
             let full = dir.join(&rel);
@@ -133,7 +137,7 @@ pub(super) fn node_rules(
                             format!(
                                 "rule file `{}` is {what}, not a regular file; name the file {} loads",
                                 full.display(),
-                                kind.tool()
+                                kind.map_or("the harness", RuleKind::tool)
                             ),
                         ));
                     }
@@ -149,7 +153,10 @@ pub(super) fn node_rules(
                     }
                 }
             }
-            files.push(RuleSource::File { kind, path: full });
+            files.push(match kind {
+                Some(kind) => RuleSource::File { kind, path: full },
+                None => RuleSource::Bundle(full),
+            });
         }
         out.push(NodeRules {
             node,
