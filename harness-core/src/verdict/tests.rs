@@ -274,6 +274,39 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
     assert_eq!(v.outcome, Outcome::Fail);
 }
 
+#[test]
+fn a_translated_syn_is_its_flows_when_the_kernel_deleted_the_conntrack_entry() {
+    let p = tcp_plan();
+    // Flow 2 masqueraded via wan2; then its ACK, unmarked, is routed to wan1: MASQUERADE
+    // drops it and deletes the conntrack entry, and the data starts a new entry, masqueraded
+    // via wan1. The table read at the end holds neither, and the wan2 SYN has no payload:
+    // it is still flow 2's, by its client port and what it dials.
+    let mut o = alternating(&p);
+    let port = model::client_port(2);
+    o.seen
+        .retain(|s| !(s.pkt.sport == port && s.pkt.flags == ACK));
+    o.obs.conntrack.retain(|c| c.orig.sport != port);
+    o.packet(
+        &[("lan", true), ("wan1", true), ("peer1", true), ("dc", true)],
+        SATURN,
+        port,
+        NEPTUNE,
+        80,
+        2,
+        ACK,
+        8,
+    );
+    let v = judge(&p, &o.observed());
+    let f2 = v.flow(2).unwrap();
+    assert_eq!(f2.out, ["wan2", "wan1"], "{:#?}", f2.story);
+    assert_eq!(f2.back, ["wan2"], "{:#?}", f2.story);
+    assert_eq!(f2.first_out.as_deref(), Some("wan2"));
+    assert_eq!(f2.mark, None);
+    // The other flows keep what was theirs.
+    assert_eq!(v.flow(4).unwrap().out, ["wan2"]);
+    assert_eq!(v.flow(3).unwrap().out, ["wan1"]);
+}
+
 /// Flow 2 of `alternating` with its ACK sent out via wan1 (wan2's source), dying at isp1.
 fn stray_ack(p: &Plan) -> Obs<'_> {
     let mut o = alternating(p);
