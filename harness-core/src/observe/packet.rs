@@ -189,7 +189,13 @@ fn layer4(mut p: Packet, l4: &[u8], icmp: &Icmp) -> Option<Packet> {
         transport(&mut p, l4)?
     };
     p.payload_len = payload.len() as u16;
-    p.tag = parse_tag(payload).map(|(t, _)| t);
+    let tagged = parse_tag(payload);
+    p.tag = tagged.map(|(t, _)| t);
+    // A UDP datagram has no sequence number, and over IPv6 no IP id: its round number (in
+    // its tag) tells it from the flow's other datagrams of the same length, on every link.
+    if let (17, Some((_, k))) = (p.proto, tagged) {
+        p.seq = k;
+    }
     Some(p)
 }
 
@@ -503,6 +509,24 @@ mod tests {
         u.extend_from_slice(&[0, 0]);
         u.extend_from_slice(payload);
         u
+    }
+
+    /// IPv6 has no IP id: a flow's UDP datagrams of one length are told apart by the round
+    /// number in their tag, kept in `seq`.
+    #[test]
+    fn a_udp_datagram_s_round_is_its_seq() {
+        for k in [1, 2] {
+            let payload = request_payload(5, k);
+            let f = frame6(
+                CLIENT6,
+                SERVER6,
+                17,
+                &[],
+                &udp(40005, 53, payload.as_bytes()),
+            );
+            let p = parse(&f).expect("parses");
+            assert_eq!((p.seq, p.ip_id, p.tag.map(|t| t.flow)), (k, 0, Some(5)));
+        }
     }
 
     #[test]
