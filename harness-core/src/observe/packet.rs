@@ -337,6 +337,8 @@ pub fn kind(p: &Packet) -> &'static str {
         Some((0, _)) => return "echo reply",
         Some((8, _)) => return "echo request",
         Some((3, 3)) => return "ICMP port unreachable",
+        // Code 4, "fragmentation needed and DF set": IPv4's Packet Too Big.
+        Some((3, 4)) => return "ICMP fragmentation needed",
         Some((3, _)) => return "ICMP unreachable",
         Some(_) => return "ICMP",
         None => {}
@@ -415,6 +417,18 @@ mod tests {
                 40009
             )
         );
+    }
+
+    #[test]
+    fn an_icmp_fragmentation_needed_is_named_as_such() {
+        // A router on a 1280-byte link about a TCP segment with DF set (type 3, code 4).
+        let router = "10.37.2.254".parse().unwrap();
+        let to = "10.37.2.253".parse().unwrap();
+        let mut p = blank(router, to, 1, 0);
+        p.icmp = Some((3, 4));
+        assert_eq!(kind(&p), "ICMP fragmentation needed");
+        p.icmp = Some((3, 1));
+        assert_eq!(kind(&p), "ICMP unreachable");
     }
 
     #[test]

@@ -196,14 +196,13 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
     let mut keys = Keys::default();
     // Tuple → (place of its flow, direction).
     let mut tuples: HashMap<Key, (u32, Dir)> = HashMap::default();
-    // Each flow by its client port and what it dials (protocol, source port, destination,
-    // destination port), for a tuple neither conntrack nor a payload names: a translated
-    // packet without payload (a SYN) whose conntrack entry the kernel deleted before it was
-    // read (MASQUERADE drops a packet that leaves by another interface than its connection
-    // was masqueraded on, and deletes the entry).
-    let mut by_dial: HashMap<(u8, u16, u32, u16), u32> = HashMap::default();
     let mut marks: BTreeMap<u32, u32> = BTreeMap::new();
     let mut sources: BTreeMap<u32, IpAddr> = BTreeMap::new();
+    // Each flow by its server's end and its client's port (protocol, client port, server
+    // address, server port), for packets whose client address a translation changed that
+    // neither conntrack nor a tagged packet shows: a stateless one (NPTv6, an nft prefix
+    // rewrite) of a flow that died before its first request crossed it.
+    let mut ends: HashMap<(u8, u16, u32, u16), u32> = HashMap::default();
     // The conntrack entries by original tuple, and by tuple without its source; the first of
     // each in table order.
     let mut by_orig: HashMap<Key, &CtEntry> = HashMap::default();
@@ -218,14 +217,15 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         let t = client_tuple(f);
         // A client bound to 0.0.0.0 is found by port and destination; the kernel chose its source.
         let tk = keys.key(&t);
-        by_dial.entry((tk.4, tk.2, tk.1, tk.3)).or_insert(k);
         let ct = if t.src.is_unspecified() {
             by_port.get(&(tk.4, tk.2, tk.1, tk.3)).copied()
         } else {
             by_orig.get(&tk).copied()
         };
         let orig = ct.map_or(t, |c| c.orig);
-        tuples.insert(keys.key(&orig), (k, Dir::Out));
+        let ok = keys.key(&orig);
+        ends.entry((ok.4, ok.2, ok.1, ok.3)).or_insert(k);
+        tuples.insert(ok, (k, Dir::Out));
         tuples.insert(keys.key(&orig.reversed()), (k, Dir::Back));
         if let Some(ct) = ct {
             tuples.entry(keys.key(&ct.reply)).or_insert((k, Dir::Back));
@@ -259,20 +259,28 @@ fn assign<'a>(plan: &'a Plan, obs: &'a Observations) -> Assigned<'a> {
         None => u32::MAX,
     };
     let find = |t: &Tuple| {
-        let key = keys.find(t);
-        key.and_then(|key| tuples.get(&key).copied()).or_else(|| {
-            let out = keys.found(t.dst).map(|d| (t.proto, t.sport, d, t.dport));
-            let back = keys.found(t.src).map(|s| (t.proto, t.dport, s, t.sport));
-            out.and_then(|o| by_dial.get(&o).map(|&k| (k, Dir::Out)))
-                .or_else(|| back.and_then(|b| by_dial.get(&b).map(|&k| (k, Dir::Back))))
-        })
+        keys.find(t)
+            .and_then(|key| tuples.get(&key).copied())
+            .or_else(|| {
+                // Not a tuple of any flow: one whose client address was translated unseen?
+                // Towards the server (its end and the client's port), or back from it.
+                let out = keys
+                    .found(t.dst)
+                    .and_then(|d| ends.get(&(t.proto, t.sport, d, t.dport)));
+                let back = || {
+                    keys.found(t.src)
+                        .and_then(|s| ends.get(&(t.proto, t.dport, s, t.sport)))
+                };
+                out.map(|&k| (k, Dir::Out))
+                    .or_else(|| back().map(|&k| (k, Dir::Back)))
+            })
     };
     let owner: Vec<u32> = obs.sightings.classify(
         |t| code(find(t)),
         // An ICMP error belongs to the flow of the packet it quotes, going the other way.
         |inner| code(find(inner).map(|(f, d)| (f, d.reversed()))),
     );
-    drop((tuples, keys, by_dial));
+    drop((tuples, ends, keys));
     let mut counts = vec![0u32; plan.flows.len() + 1];
     for &o in owner.iter().filter(|&&o| o != u32::MAX) {
         counts[(o & !BACK) as usize + 1] += 1;

@@ -307,6 +307,63 @@ fn a_translated_syn_is_its_flows_when_the_kernel_deleted_the_conntrack_entry() {
     assert_eq!(v.flow(3).unwrap().out, ["wan1"]);
 }
 
+#[test]
+fn a_flow_translated_statelessly_before_any_data_is_followed_by_its_ports() {
+    let p = tcp_plan();
+    // Flow 2: a translation conntrack does not show (stateless, as NPTv6) gives its SYN the
+    // wan2 source beyond the LAN; the SYN-ACK comes back to that address and dies at Jupiter.
+    // No entry, no data: only the server's end and the client's port name the flow.
+    let mut o = Obs::new(&p);
+    for id in [1, 3, 4, 5, 6, 7, 8] {
+        let (l, m) = if id % 2 == 1 {
+            ("wan1", 1)
+        } else {
+            ("wan2", 2)
+        };
+        o.good_flow(id, l, m);
+    }
+    let port = model::client_port(2);
+    let out = [("lan", true), ("wan2", true), ("peer2", true), ("dc", true)];
+    o.packet(&out, SATURN, port, NEPTUNE, 80, 1, SYN, 0);
+    for (name, towards_b) in [("dc", false), ("peer2", false), ("wan2", false)] {
+        o.packet(
+            &[(name, towards_b)],
+            NEPTUNE,
+            80,
+            "10.37.2.253",
+            port,
+            0,
+            SYN | ACK,
+            0,
+        );
+    }
+    o.obs.clients.insert(
+        2,
+        ClientOutcome {
+            round_trips_done: 0,
+            completed: false,
+            error: Some("connect: no answer within 1s".into()),
+        },
+    );
+    let v = judge(&p, &o.observed());
+    let f2 = &v.flows[1];
+    assert_eq!(f2.out, ["wan2"], "{:#?}", f2.story);
+    assert_eq!(f2.back, ["wan2"], "{:#?}", f2.story);
+    assert_eq!(f2.first_out_source, Some(ip("10.37.2.253").into()));
+    assert_eq!(
+        f2.drops,
+        [DropSite {
+            dir: Dir::Back,
+            node: "jupiter".into(),
+            after_link: "wan2".into(),
+            count: 1
+        }]
+    );
+    // Its two packets, SYN and SYN-ACK; the other flows keep their own three.
+    assert_eq!(f2.packets, 2);
+    assert!(v.flows.iter().filter(|f| f.id != 2).all(|f| f.packets == 3));
+}
+
 /// Flow 2 of `alternating` with its ACK sent out via wan1 (wan2's source), dying at isp1.
 fn stray_ack(p: &Plan) -> Obs<'_> {
     let mut o = alternating(p);
