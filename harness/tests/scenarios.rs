@@ -617,7 +617,14 @@ fn main() {
     } else {
         lab.and(&common::Needs::tool("tcpdump", "tcpdump"))
     };
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // A scenario's run mostly waits on the kernel and on its flows' timeouts (a broken twin's
+    // dying flows): two at a time per CPU keeps the CPUs busy, and tries the harness as CI
+    // uses it, many runs sharing a machine. `--test-threads N` still decides.
+    if args.test_threads.is_none() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        args.test_threads = Some(2 * cpus);
+    }
     let root = repo_path("scenarios");
     let mut files = Vec::new();
     scenario_files(&root, &mut files);
