@@ -27,6 +27,24 @@ pub struct Plan {
     pub events: Vec<Event>,
 }
 
+/// What an event does to one end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The end's carrier set down (`false`) or up (`true`): `down: LINK`, `up: LINK`.
+    Carrier(bool),
+    /// A silent failure: everything arriving at the end and everything leaving by it is
+    /// dropped there, its carrier up (`blackhole: LINK`).
+    Blackhole,
+    /// This share of the packets (a percentage, 1 to 99) dropped at the end, each way, at
+    /// random (`loss: LINK`, `percent: N`).
+    Loss(u8),
+    /// The end stops answering ARP requests and IPv6 neighbour solicitations; everything
+    /// else passes (`deaf: LINK`).
+    Deaf,
+    /// The end's blackhole, loss or deafness undone (`heal: LINK`).
+    Heal,
+}
+
 /// A link end set down or up once every earlier flow is done, before a traffic group starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
