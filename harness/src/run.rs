@@ -13,7 +13,7 @@ use crate::lab::{Gate, Lab, Netns};
 use crate::model::{Plan, RuleKind, RuleSource};
 use crate::observe::counters::RuleHit;
 use crate::observe::losses::LossCounters;
-use crate::observe::{self, CtEntry, Frame, Observations, Sightings};
+use crate::observe::{self, CtEntry, EventSeen, FlowTimes, Frame, Observations, Sightings};
 use crate::traffic;
 use crate::verdict::{self, Verdict};
 use crate::watch::{self, capture, capture::Capture};
@@ -235,11 +235,37 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
     let kept = keep(lab);
     t.teardown = clock.elapsed();
 
+    // The flows' and the events' times on the captures' clock.
+    let since = |at: SystemTime| {
+        at.duration_since(started)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    };
     let observations = Observations {
         sightings,
         conntrack,
         clients: driven.clients,
         server_saw: driven.server_saw,
+        times: driven
+            .times
+            .iter()
+            .map(|(id, (from, to))| {
+                (
+                    *id,
+                    FlowTimes {
+                        started_ns: since(*from),
+                        ended_ns: since(*to),
+                    },
+                )
+            })
+            .collect(),
+        events: driven
+            .events
+            .iter()
+            .map(|(name, at)| EventSeen {
+                name: name.clone(),
+                t_ns: since(*at),
+            })
+            .collect(),
     };
     // Flows whose client gave up with nothing to explain it: their packets, hop by hop, say
     // whether the answer was still on its way ([`lab_faults`]).

@@ -1,6 +1,7 @@
 //! `craft:`: packets the harness builds and injects on a link, as flows of their own.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use super::doc::{unknown_name, valid_name, Doc};
 use super::{
@@ -96,6 +97,8 @@ pub(super) fn crafted(
                 timeout: DEFAULT_TIMEOUT,
                 related_probe: false,
                 size: 0,
+                interval: Duration::ZERO,
+                pace: None,
                 craft: Some(Craft {
                     kind,
                     link: c.link.clone(),

@@ -3,18 +3,35 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::doc::Doc;
+use super::doc::{unknown_name, Doc};
+use super::traffic::parse_duration;
 use super::{
-    error, raw, Break, Check, Expectation, ExpectedFailure, FlowSpec, Proto, SpecError, Topology,
-    Within, MAX_EXPECTATIONS, MAX_SELECTED,
+    error, raw, Break, Check, Event, Expectation, ExpectedFailure, Fate, FlowSpec, Proto,
+    SpecError, Started, Topology, Within, MAX_EXPECTATIONS, MAX_SELECTED,
 };
 
 pub(super) fn expectations(
     doc: &Doc,
     topo: &Topology,
     flows: &[FlowSpec],
+    events: &[Event],
     raw: Vec<raw::ExpectDef>,
 ) -> Result<Vec<Expectation>, SpecError> {
+    // `started:` and `spanning:` name an event.
+    let event = |path: String, name: &str| -> Result<String, SpecError> {
+        if events.iter().any(|e| e.name == name) {
+            return Ok(name.to_string());
+        }
+        let have: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        Err(doc.err(
+            &path,
+            if have.is_empty() {
+                format!("`{name}` is not an event: the scenario has no `events:`")
+            } else {
+                unknown_name("event", name, &have, "events:")
+            },
+        ))
+    };
     // `path` may end in `#key` (a mapping key names the uplink).
     let uplink = |path: String, name: &str| -> Result<String, SpecError> {
         if topo.router.uplinks.iter().any(|u| u == name) {
@@ -147,6 +164,46 @@ pub(super) fn expectations(
         if let Some(c) = e.completes {
             checks.push(Check::Completes(c));
         }
+        if let Some(f) = e.fate {
+            checks.push(Check::Fate(match f {
+                raw::FateDef::Survives => Fate::Survives,
+                raw::FateDef::Reset => Fate::Reset,
+                raw::FateDef::Dies => Fate::Dies,
+            }));
+        }
+        let started = match (&e.started, &e.spanning) {
+            (Some(_), Some(_)) => {
+                return Err(doc.err(
+                    &format!("{path}.spanning"),
+                    "an expectation takes `started:` or `spanning:`, not both",
+                ))
+            }
+            (None, Some(ev)) => Some(Started::Spanning(event(format!("{path}.spanning"), ev)?)),
+            (Some(s), None) => Some(match (&s.after, &s.before, &s.later_than) {
+                (Some(ev), None, later) => {
+                    let d = match later {
+                        None => std::time::Duration::ZERO,
+                        Some(t) => parse_duration(t).ok_or_else(|| {
+                            doc.err(
+                                &format!("{path}.started.later_than"),
+                                format!("`later_than: {t}`: write e.g. `1s` or `500ms`"),
+                            )
+                        })?,
+                    };
+                    Started::After(event(format!("{path}.started.after"), ev)?, d)
+                }
+                (None, Some(ev), None) => {
+                    Started::Before(event(format!("{path}.started.before"), ev)?)
+                }
+                _ => {
+                    return Err(doc.err(
+                        &format!("{path}.started"),
+                        "`started:` is `{ after: EVENT }`, `{ after: EVENT, later_than: 1s }` or `{ before: EVENT }`",
+                    ))
+                }
+            }),
+            (None, None) => None,
+        };
         let check = match checks.len() {
             1 => checks.pop().expect("one"),
             0 => return Err(doc.err(
@@ -316,6 +373,7 @@ pub(super) fn expectations(
             selector,
             flows: ids,
             check,
+            started,
         });
     }
     if out.is_empty() {

@@ -36,7 +36,7 @@ pub use iproute::{parse_route, parse_rule};
 use locate::YamlIndex;
 pub use plan::*;
 pub use topology::topology;
-pub use traffic::parse_duration;
+pub use traffic::{human, parse_duration};
 
 /// The largest routing table id a scenario may name.
 pub const MAX_TABLE: u32 = i32::MAX as u32;
@@ -128,12 +128,12 @@ pub fn load_text(scenario: &Path, text: &str) -> Result<Plan, SpecError> {
             "no traffic: add at least one entry under `traffic:` (or `craft:`)",
         ));
     }
-    let expectations = expect::expectations(&doc, &topology, &flows, raw.expect)?;
+    let events = events::events(&doc, &topology, &flows, &raw.events)?;
+    let expectations = expect::expectations(&doc, &topology, &flows, &events, raw.expect)?;
     let expected_failure = match raw.expect_failure {
         None => None,
         Some(ef) => Some(expect::expected_failure(&doc, &flows, &expectations, ef)?),
     };
-    let events = events::events(&doc, &topology, &flows, &raw.events)?;
     let plan = Plan {
         events,
         name: stem(scenario),

@@ -45,17 +45,84 @@ pub enum Change {
     Heal,
 }
 
-/// A link end set down or up once every earlier flow is done, before a traffic group starts.
+/// When an event happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    /// Once every earlier flow is done, before this traffic group starts.
+    Before(String),
+    /// This long after the group's first flow started.
+    At(String, Duration),
+    /// Once this many of the group's flows have started.
+    AfterFlows(String, u32),
+}
+
+impl When {
+    /// The traffic group it is tied to.
+    pub fn group(&self) -> &str {
+        match self {
+            When::Before(g) | When::At(g, _) | When::AfterFlows(g, _) => g,
+        }
+    }
+}
+
+/// A change to one end of a link, between traffic groups or during one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub before_group: String,
+    pub name: String,
+    pub when: When,
+    pub change: Change,
     pub link: String,
     pub node: String,
     pub iface: String,
-    /// The other end, which must see the change before traffic goes on.
+    /// The other end, which must see a carrier change before traffic goes on.
     pub peer_node: String,
     pub peer_iface: String,
-    pub up: bool,
+}
+
+/// What became of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fate {
+    /// Every round trip answered.
+    Survives,
+    /// Reset (the client's connection was refused or reset).
+    Reset,
+    /// Hung until its client gave up.
+    Dies,
+}
+
+impl fmt::Display for Fate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fate::Survives => "survives",
+            Fate::Reset => "reset",
+            Fate::Dies => "dies",
+        })
+    }
+}
+
+/// Which of an expectation's flows it judges, by when they ran against an event's time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// Started at least this long after the event.
+    After(String, Duration),
+    /// Started before the event.
+    Before(String),
+    /// Running when the event happened: started before it, ended after it.
+    Spanning(String),
+}
+
+impl fmt::Display for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Started::After(e, d) if d.is_zero() => write!(f, "started after {e}"),
+            Started::After(e, d) => {
+                write!(f, "started {} or more after {e}", crate::model::human(*d))
+            }
+            Started::Before(e) => write!(f, "started before {e}"),
+            Started::Spanning(e) => write!(f, "running when {e} happened"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -547,6 +614,10 @@ pub struct FlowSpec {
     /// TCP: bytes of padding after each request's tag (0: none), to send segments larger than
     /// a link's MTU.
     pub size: u32,
+    /// A pause between round trips (zero: none).
+    pub interval: Duration,
+    /// Start the next flow of the group this long after this one (its group's `pace:`).
+    pub pace: Option<Duration>,
     /// For a crafted packet: where it is injected. `client` is then its source address and
     /// ICMP id, `dial` its destination.
     pub craft: Option<Craft>,
@@ -593,6 +664,8 @@ pub enum Check {
     SplitPerClient(Vec<(String, u32)>),
     /// Every selected flow of one client (its source address on the LAN) left on one uplink.
     Sticky,
+    /// What became of each selected connection.
+    Fate(Fate),
 }
 
 impl Check {
@@ -606,6 +679,7 @@ impl Check {
             Check::Completes(_) => "completes",
             Check::Split(_) | Check::SplitPerClient(_) => "split",
             Check::Sticky => "sticky",
+            Check::Fate(_) => "fate",
             Check::LeavesVia(_) => "leaves_via",
         }
     }
@@ -647,6 +721,7 @@ impl fmt::Display for Check {
                     .join(" : ")
             ),
             Check::Sticky => write!(f, "each client's flows on one uplink (sticky)"),
+            Check::Fate(x) => write!(f, "the connection {x}"),
         }
     }
 }
@@ -727,6 +802,8 @@ pub struct Expectation {
     /// Flow ids it applies to, in flow order.
     pub flows: Vec<u32>,
     pub check: Check,
+    /// Of those flows, only the ones that ran so against an event (known after the run).
+    pub started: Option<Started>,
 }
 
 /// One expectation a broken twin must break; `flows: None` means "some flows".

@@ -300,6 +300,14 @@ pub struct TrafficDef {
     /// unreachable: a RELATED packet of the flow.
     #[serde(default)]
     pub related_probe: bool,
+    /// A pause between a flow's round trips, e.g. `50ms`: long-lived connections and streams
+    /// (the default timeout then grows to cover them).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Start one flow every this long, e.g. `20ms` (default: each as soon as the previous
+    /// one's first packet is out): new connections that keep coming across an event.
+    #[serde(default)]
+    pub pace: Option<String>,
     /// `ipv4` or `ipv6`: which of the nodes' addresses the flows use. Default: the family of
     /// the addresses written in `address`, `from_address` or `dial`, else `ipv4`.
     #[serde(default)]
@@ -397,6 +405,37 @@ pub struct ExpectDef {
     pub sticky: Option<bool>,
     /// Every round trip got its answer (`true`) or not (`false`).
     pub completes: Option<bool>,
+    /// What became of each selected connection: `survives` (every round trip answered),
+    /// `reset` (the client's connection was reset) or `dies` (it hung until its timeout).
+    pub fate: Option<FateDef>,
+    /// Only the selected flows that started after (or before) an event: `{ after: EVENT }`,
+    /// `{ after: EVENT, later_than: 1s }` (at least that long after), `{ before: EVENT }`.
+    pub started: Option<StartedDef>,
+    /// Only the selected flows that were running when the event happened (started before
+    /// it, ended after it).
+    pub spanning: Option<String>,
+}
+
+/// `fate:` in an expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FateDef {
+    Survives,
+    Reset,
+    Dies,
+}
+
+/// `started:` in an expectation.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "`{ after: EVENT }`, `{ after: EVENT, later_than: DURATION }` or `{ before: EVENT }`"
+)]
+pub struct StartedDef {
+    pub after: Option<String>,
+    pub before: Option<String>,
+    /// With `after:`: at least this long after the event, e.g. `1s`.
+    pub later_than: Option<String>,
 }
 
 /// `per:` in a split expectation.
@@ -407,19 +446,39 @@ pub enum PerDef {
     Client,
 }
 
-/// `{ before: TRAFFIC, down: LINK, end: NODE }` or `{ before: TRAFFIC, up: LINK, end: NODE }`
+/// `{ before: TRAFFIC, down: LINK }`, or during traffic: `{ name: wan1_dies, during: TRAFFIC,
+/// at: 300ms, blackhole: wan1 }`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "an event: `before: TRAFFIC` and `down: LINK` or `up: LINK`"
+    expecting = "an event: `before: TRAFFIC` (or `during: TRAFFIC` with `at:` or `after_flows:`) and one change such as `down: LINK`"
 )]
 pub struct EventDef {
+    /// A name expectations can refer to (`started: { after: NAME }`); default `event1`, ….
+    pub name: Option<String>,
     /// The traffic entry the event comes before, once every earlier flow is done.
-    pub before: String,
-    /// The link to take down.
+    pub before: Option<String>,
+    /// The traffic entry during which the event happens: `at:` after it starts, or once
+    /// `after_flows:` of its flows have started.
+    pub during: Option<String>,
+    /// With `during:`, the time after the traffic entry's first flow starts, e.g. `300ms`.
+    pub at: Option<String>,
+    /// With `during:`, the number of the entry's flows started before the event.
+    pub after_flows: Option<u32>,
+    /// The link to take down (its carrier).
     pub down: Option<String>,
     /// The link to bring up.
     pub up: Option<String>,
+    /// A silent failure on this link: its end drops everything, carrier up.
+    pub blackhole: Option<String>,
+    /// Packet loss on this link, at its end: `percent:` of the packets, each way.
+    pub loss: Option<String>,
+    /// With `loss:`, the share of packets dropped, 1 to 99.
+    pub percent: Option<u8>,
+    /// The end of this link stops answering ARP and neighbour solicitations.
+    pub deaf: Option<String>,
+    /// The end of this link's blackhole, loss or deafness undone.
+    pub heal: Option<String>,
     /// The end of the link that changes (default: the far end from the router).
     pub end: Option<String>,
 }

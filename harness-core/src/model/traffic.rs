@@ -102,6 +102,15 @@ fn family(doc: &Doc, path: &str, t: &raw::TrafficDef) -> Result<IpFamily, SpecEr
 /// The most padding a request carries (`size:`): enough to fill a few jumbo frames.
 const MAX_SIZE: u32 = 65_536;
 
+/// A duration as a scenario writes it: `2s`, `300ms`.
+pub fn human(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// `1s`, `500ms`, `2.5s`
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -280,15 +289,24 @@ pub(super) fn flows(
                 ),
             ));
         }
-        let timeout = match &t.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(s) => parse_duration(s).ok_or_else(|| {
-                doc.err(
-                    &format!("{path}.timeout"),
-                    format!("timeout `{s}`: write e.g. `1s` or `500ms`"),
-                )
-            })?,
+        let duration = |key: &str, v: &Option<String>| -> Result<Option<Duration>, SpecError> {
+            v.as_ref()
+                .map(|s| {
+                    parse_duration(s).ok_or_else(|| {
+                        doc.err(
+                            &format!("{path}.{key}"),
+                            format!("{key} `{s}`: write e.g. `1s` or `500ms`"),
+                        )
+                    })
+                })
+                .transpose()
         };
+        let interval = duration("interval", &t.interval)?.unwrap_or_default();
+        let pace = duration("pace", &t.pace)?;
+        // With pauses between round trips the default timeout covers them: a second more than
+        // the pauses take.
+        let timeout = duration("timeout", &t.timeout)?
+            .unwrap_or(DEFAULT_TIMEOUT + interval * t.round_trips.saturating_sub(1));
         let proto = match t.proto {
             raw::ProtoDef::Tcp => Proto::Tcp,
             raw::ProtoDef::Udp => Proto::Udp,
@@ -344,6 +362,8 @@ pub(super) fn flows(
                 timeout,
                 related_probe: t.related_probe,
                 size,
+                interval,
+                pace,
                 craft: None,
             });
         }

@@ -26,6 +26,24 @@ pub struct ClientOutcome {
     pub completed: bool,
     /// Why it stopped, when it did not complete: `connect: no answer within 1s`.
     pub error: Option<String>,
+    /// Whether its connection was refused or reset (a TCP RST reached the client).
+    pub reset: bool,
+}
+
+/// When a flow ran, in nanoseconds since the captures started (the captures' clock): its
+/// first packet sent, and its client done (completed or given up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTimes {
+    pub started_ns: u64,
+    pub ended_ns: u64,
+}
+
+/// An event as it happened: its name, and when the change was made (ns since the captures
+/// started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSeen {
+    pub name: String,
+    pub t_ns: u64,
 }
 
 /// Everything one run saw: what the verdict judges.
@@ -36,4 +54,8 @@ pub struct Observations {
     pub clients: BTreeMap<u32, ClientOutcome>,
     /// Source address the server saw, by flow id.
     pub server_saw: BTreeMap<u32, IpAddr>,
+    /// When each driven flow ran.
+    pub times: BTreeMap<u32, FlowTimes>,
+    /// The events that happened, in order.
+    pub events: Vec<EventSeen>,
 }

@@ -210,6 +210,13 @@ pub fn full(v: &Verdict) -> String {
         s.push('\n');
         s.push_str(&stats.concat());
     }
+    if !v.events.is_empty() {
+        s.push('\n');
+        for e in &v.events {
+            s.push_str(&words::event(e));
+            s.push('\n');
+        }
+    }
     let f = failures(v);
     if !f.is_empty() {
         s.push('\n');
@@ -232,16 +239,26 @@ pub fn full(v: &Verdict) -> String {
 /// varies from run to run, only whether their split held does not.
 pub fn snapshot(v: &Verdict) -> String {
     let together = v.statistical_flows();
-    let mut s = if v.flows.iter().all(|f| together.contains(&f.id)) {
+    let timed = v.timed_flows();
+    let together: std::collections::BTreeSet<u32> = together.difference(&timed).copied().collect();
+    let kept = |id: &u32| !together.contains(id) && !timed.contains(id);
+    let mut s = if v.flows.iter().all(|f| !kept(&f.id)) {
         String::new()
     } else {
-        table_of(v, |f| !together.contains(&f.id))
+        table_of(v, |f| kept(&f.id))
     };
     if !together.is_empty() {
         let _ = writeln!(
             s,
             "flows {}: judged together (split); their rows vary from run to run",
             ranges(&together.into_iter().collect::<Vec<_>>())
+        );
+    }
+    if !timed.is_empty() {
+        let _ = writeln!(
+            s,
+            "flows {}: judged by when they ran against events; their rows vary from run to run",
+            ranges(&timed.into_iter().collect::<Vec<_>>())
         );
     }
     s.push('\n');
@@ -324,6 +341,9 @@ mod tests {
             drops: Vec::new(),
             story: Vec::new(),
             trace: None,
+            reset: false,
+            started_ms: None,
+            ended_ms: None,
         }
     }
 
@@ -352,6 +372,7 @@ mod tests {
             split: None,
             broke_overall: false,
             declared: Declared::No,
+            vacant: None,
         }];
         let outcome = crate::verdict::declared::decide(&mut results, Some(&declared));
         Verdict {
@@ -361,6 +382,8 @@ mod tests {
             results,
             declared: Some(declared),
             outcome,
+            events: Vec::new(),
+            timed: false,
         }
     }
 

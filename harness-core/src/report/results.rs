@@ -511,9 +511,12 @@ mod tests {
                 split: None,
                 broke_overall: false,
                 declared: Declared::No,
+                vacant: None,
             }],
             declared: None,
             outcome,
+            events: Vec::new(),
+            timed: false,
         }
     }
 

@@ -6,9 +6,10 @@ use std::fmt::Display;
 
 use smol_str::SmolStr;
 
+use crate::model::Fate;
 use crate::verdict::compare::{Changes, Field, Value};
 use crate::verdict::{
-    Dir, DropSite, End, Finding, FlowFailure, Listed, Problem, Split, Step, Verdict,
+    Dir, DropSite, End, Finding, FlowFailure, Listed, Problem, Split, Step, Vacant, Verdict,
 };
 
 /// `a, b, c`, or `none` when there are none.
@@ -192,6 +193,29 @@ pub fn finding(v: &Verdict, f: &FlowFailure) -> String {
             error.as_deref().unwrap_or("no outcome recorded")
         ),
         Finding::Completed => "completed, expected it not to".to_string(),
+        Finding::WrongFate {
+            expected,
+            seen,
+            error,
+        } => format!(
+            "{}, expected it to {}",
+            match seen {
+                Fate::Survives => "it survived".to_string(),
+                Fate::Reset => format!(
+                    "it was reset ({})",
+                    error.as_deref().unwrap_or("the connection was reset")
+                ),
+                Fate::Dies => format!(
+                    "it died ({})",
+                    error.as_deref().unwrap_or("no outcome recorded")
+                ),
+            },
+            match expected {
+                Fate::Survives => "survive",
+                Fate::Reset => "be reset",
+                Fate::Dies => "die",
+            }
+        ),
         Finding::RouterSentVia {
             router,
             out,
@@ -261,6 +285,15 @@ pub fn observed(v: &Verdict, expectation: &str) -> String {
     let Some(r) = v.results.iter().find(|r| r.name == expectation) else {
         return String::new();
     };
+    match &r.vacant {
+        Some(Vacant::EventMissed { event }) => {
+            return format!("event `{event}` never happened, so no flow can be judged against it (the traffic it is tied to ended first, or never ran)")
+        }
+        Some(Vacant::NoFlow { started }) => {
+            return format!("no selected flow {started}: nothing to judge; give the traffic more flows, or a later `pace:`/`interval:` so that some do")
+        }
+        None => {}
+    }
     if let Some(s) = &r.split {
         return split(s);
     }
@@ -382,4 +415,60 @@ pub fn changes(c: &Changes) -> Vec<String> {
         )
     });
     flows.chain(splits).collect()
+}
+
+/// An event and the figures around it, on one line: `wan1_dies (wan1) at 0.304 s: of 4
+/// connections running then 2 survived, 0 were reset, 2 died; of 18 flows started after it,
+/// the last to leave via wan1 started 12 ms after it, the first by another uplink 2 ms after`.
+pub fn event(e: &crate::verdict::EventFigures) -> String {
+    let s = &e.spanning;
+    let running = s.survived + s.reset + s.died;
+    let spanning = if running == 0 {
+        "no connection was running then".to_string()
+    } else {
+        format!(
+            "of {running} connection{} running then {} survived, {} {} reset, {} died",
+            if running == 1 { "" } else { "s" },
+            s.survived,
+            s.reset,
+            if s.reset == 1 { "was" } else { "were" },
+            s.died
+        )
+    };
+    let after = if e.started_after == 0 {
+        "no flow started after it".to_string()
+    } else {
+        format!(
+            "of {} flow{} started after it, {}; {}",
+            e.started_after,
+            if e.started_after == 1 { "" } else { "s" },
+            match e.last_on_link_ms {
+                Some(t) => format!(
+                    "the last to leave via {} started {} after it",
+                    e.link,
+                    ms(t)
+                ),
+                None => format!("none left via {}", e.link),
+            },
+            match e.first_elsewhere_ms {
+                Some(t) => format!("the first by another uplink {} after it", ms(t)),
+                None => "none left by another uplink".to_string(),
+            }
+        )
+    };
+    format!(
+        "event {} ({}) at {:.3} s: {spanning}; {after}",
+        e.name,
+        e.link,
+        e.at_ms / 1000.0
+    )
+}
+
+/// `12 ms`, `1.250 s`.
+fn ms(t: f64) -> String {
+    if t < 1000.0 {
+        format!("{t:.0} ms")
+    } else {
+        format!("{:.3} s", t / 1000.0)
+    }
 }

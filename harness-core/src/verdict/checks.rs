@@ -7,12 +7,18 @@ use std::net::IpAddr;
 use smol_str::SmolStr;
 
 use super::{
-    split_counts, stats, Bound, Declared, ExpResult, Finding, FlowFailure, FlowPath, Listed, Split,
-    SplitCount,
+    split_counts, stats, Bound, Declared, EventFigures, ExpResult, FateCounts, Finding,
+    FlowFailure, FlowPath, Listed, Split, SplitCount, Vacant,
 };
-use crate::model::{Check, Expectation};
+use crate::model::{Check, Expectation, Fate, Plan, Started};
+use crate::observe::EventSeen;
 
-pub(super) fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &str) -> ExpResult {
+pub(super) fn check(
+    e: &Expectation,
+    flows: &BTreeMap<u32, &FlowPath>,
+    router: &str,
+    events: &[EventSeen],
+) -> ExpResult {
     let mut r = ExpResult {
         name: e.name.clone(),
         check: e.check.to_string(),
@@ -21,7 +27,30 @@ pub(super) fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &
         failures: Vec::new(),
         split: None,
         broke_overall: false,
+        vacant: None,
         declared: Declared::No,
+    };
+    // `started:` / `spanning:`: of the selected flows, those that ran so against the event.
+    if let Some(s) = &e.started {
+        r.check = format!("{} ({s})", r.check);
+        match ran_so(s, &e.flows, flows, events) {
+            Ok(ids) if ids.is_empty() => {
+                r.vacant = Some(Vacant::NoFlow {
+                    started: s.to_string(),
+                });
+            }
+            Ok(ids) => r.flows = ids,
+            Err(v) => r.vacant = Some(v),
+        }
+        if r.vacant.is_some() {
+            r.flows = Vec::new();
+            r.broke_overall = true;
+            return r;
+        }
+    }
+    let e = &Expectation {
+        flows: r.flows.clone(),
+        ..e.clone()
     };
     let selected = || e.flows.iter().filter_map(|id| flows.get(id).copied());
     match &e.check {
@@ -65,6 +94,90 @@ pub(super) fn check(e: &Expectation, flows: &BTreeMap<u32, &FlowPath>, router: &
         }
     }
     r
+}
+
+/// Of `ids`, the flows that ran as `s` says against its event (in the order given), or why
+/// none can be told: the event did not happen.
+fn ran_so(
+    s: &Started,
+    ids: &[u32],
+    flows: &BTreeMap<u32, &FlowPath>,
+    events: &[EventSeen],
+) -> Result<Vec<u32>, Vacant> {
+    let name = match s {
+        Started::After(n, _) | Started::Before(n) | Started::Spanning(n) => n,
+    };
+    let Some(ev) = events.iter().find(|e| &e.name == name) else {
+        return Err(Vacant::EventMissed {
+            event: name.clone(),
+        });
+    };
+    let at = super::paths::ms(ev.t_ns);
+    let keep = |p: &FlowPath| match (s, p.started_ms, p.ended_ms) {
+        (Started::After(_, d), Some(t), _) => t >= at + d.as_secs_f64() * 1000.0,
+        (Started::Before(_), Some(t), _) => t < at,
+        (Started::Spanning(_), Some(t), Some(end)) => t < at && end > at,
+        _ => false,
+    };
+    Ok(ids
+        .iter()
+        .filter(|id| flows.get(id).is_some_and(|p| keep(p)))
+        .copied()
+        .collect())
+}
+
+/// Each event that happened, with the fate of the connections running then and how long new
+/// flows still left by its link.
+pub(super) fn event_figures(
+    plan: &Plan,
+    flows: &[FlowPath],
+    events: &[EventSeen],
+) -> Vec<EventFigures> {
+    events
+        .iter()
+        .map(|ev| {
+            let at = super::paths::ms(ev.t_ns);
+            let link = plan
+                .events
+                .iter()
+                .find(|e| e.name == ev.name)
+                .map(|e| e.link.clone())
+                .unwrap_or_default();
+            let mut spanning = FateCounts::default();
+            for p in flows.iter().filter(|p| {
+                p.started_ms.is_some_and(|t| t < at) && p.ended_ms.is_some_and(|t| t > at)
+            }) {
+                match p.fate() {
+                    Fate::Survives => spanning.survived += 1,
+                    Fate::Reset => spanning.reset += 1,
+                    Fate::Dies => spanning.died += 1,
+                }
+            }
+            let after: Vec<(&FlowPath, f64)> = flows
+                .iter()
+                .filter_map(|p| p.started_ms.filter(|t| *t >= at).map(|t| (p, t - at)))
+                .collect();
+            let on_link = |p: &FlowPath| p.first_out.as_deref() == Some(link.as_str());
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            EventFigures {
+                name: ev.name.clone(),
+                link: link.clone(),
+                at_ms: at,
+                spanning,
+                started_after: after.len() as u32,
+                last_on_link_ms: after
+                    .iter()
+                    .filter(|(p, _)| on_link(p))
+                    .map(|(_, t)| round(*t))
+                    .reduce(f64::max),
+                first_elsewhere_ms: after
+                    .iter()
+                    .filter(|(p, _)| p.first_out.is_some() && !on_link(p))
+                    .map(|(_, t)| round(*t))
+                    .reduce(f64::min),
+            }
+        })
+        .collect()
 }
 
 /// Counts the flows by the uplink they left on and checks each count against its binomial
@@ -267,6 +380,19 @@ fn check_flow(c: &Check, k: usize, p: &FlowPath, router: &str) -> Option<(Findin
                     back: p.back.clone(),
                 }),
             }
+        }
+        Check::Fate(want) => {
+            let seen = p.fate();
+            (seen != *want).then(|| {
+                (
+                    Finding::WrongFate {
+                        expected: *want,
+                        seen,
+                        error: p.client_error.clone(),
+                    },
+                    true,
+                )
+            })
         }
         Check::Completes(want) => match (p.completed, want) {
             (true, true) | (false, false) => None,

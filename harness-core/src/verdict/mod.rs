@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use smol_str::SmolStr;
 
-use crate::model::{ExpectedFailure, Plan, Proto};
+use crate::model::{ExpectedFailure, Fate, Plan, Proto};
 use crate::observe::Observations;
 
 pub mod checks;
@@ -114,6 +114,12 @@ pub struct FlowPath {
     pub completed: bool,
     /// Why its client stopped, when it did not complete: `connect: no answer within 1s`.
     pub client_error: Option<String>,
+    /// Whether its connection was refused or reset.
+    pub reset: bool,
+    /// When its first packet was sent and when its client was done, in ms since the captures
+    /// started (flows the harness drove).
+    pub started_ms: Option<f64>,
+    pub ended_ms: Option<f64>,
     /// With a RELATED probe: whether an ICMP error of the flow was seen.
     pub related_seen: Option<bool>,
     /// Distinct packets seen, both ways (retransmissions count).
@@ -130,6 +136,16 @@ impl FlowPath {
     /// The uplink its first packet left on, or `no uplink`: what [`split_counts`] are keyed by.
     pub fn first_uplink(&self) -> &str {
         self.first_out.as_deref().unwrap_or("no uplink")
+    }
+    /// What became of it: every round trip answered, reset, or hung until its client gave up.
+    pub fn fate(&self) -> Fate {
+        if self.completed {
+            Fate::Survives
+        } else if self.reset {
+            Fate::Reset
+        } else {
+            Fate::Dies
+        }
     }
 }
 
@@ -231,6 +247,12 @@ pub enum Finding {
     DidNotComplete { error: Option<String> },
     /// `completes: false`: it completed.
     Completed,
+    /// `fate`: it became something else (with why its client stopped, if it did).
+    WrongFate {
+        expected: Fate,
+        seen: Fate,
+        error: Option<String>,
+    },
     /// `leaves_via`: the router sent it out on other uplinks (`expected` none: on no uplink).
     RouterSentVia {
         router: String,
@@ -329,8 +351,13 @@ pub struct ExpResult {
     pub split: Option<Split>,
     /// Whether the flows together broke it: a split outside its bound, or (`sticky`) a client
     /// whose flows took several uplinks (which of its flows moved depends on which went
-    /// first, so the expectation broke as a whole; `failures` still name them).
+    /// first, so the expectation broke as a whole; `failures` still name them), or (`vacant`)
+    /// it had nothing to judge.
     pub broke_overall: bool,
+    /// For an expectation on the flows that ran so against an event (`started:`,
+    /// `spanning:`): why none was left to judge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vacant: Option<Vacant>,
     /// Decided once, in [`declared`]: what its breaking means for the scenario.
     pub declared: Declared,
 }
@@ -346,6 +373,43 @@ impl ExpResult {
     pub fn statistical(&self) -> bool {
         self.split.is_some()
     }
+}
+
+/// Why an expectation on the flows that ran so against an event had none to judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Vacant {
+    /// The event never happened (the run ended first, or failed before it).
+    EventMissed { event: String },
+    /// No selected flow ran so (`started`: as the expectation says).
+    NoFlow { started: String },
+}
+
+/// An event of the run and the figures around it: when it happened, and what became of the
+/// connections running then, and of the new ones on the event's link after it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct EventFigures {
+    pub name: String,
+    /// The link it changed.
+    pub link: String,
+    /// When the change was made, ms since the captures started.
+    pub at_ms: f64,
+    /// Connections running when it happened, by fate.
+    pub spanning: FateCounts,
+    /// Of the flows started after it: how many, and when the last one that left by the
+    /// event's link started (ms after the event): how long new connections still used it.
+    pub started_after: u32,
+    pub last_on_link_ms: Option<f64>,
+    /// When the first flow started after it that left by another uplink (ms after the event).
+    pub first_elsewhere_ms: Option<f64>,
+}
+
+/// Connections by what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FateCounts {
+    pub survived: u32,
+    pub reset: u32,
+    pub died: u32,
 }
 
 /// Why a declared-broken scenario did not break as declared.
@@ -408,6 +472,11 @@ impl Outcome {
 pub struct Verdict {
     pub scenario: String,
     pub router: String,
+    /// The events that happened during the run, when (ms since the captures started), and
+    /// what became of the flows around them.
+    pub events: Vec<EventFigures>,
+    /// Whether an event was set to happen during traffic (`during:`), not only between groups.
+    pub timed: bool,
     pub flows: Vec<FlowPath>,
     pub results: Vec<ExpResult>,
     pub declared: Option<ExpectedFailure>,
@@ -415,6 +484,16 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Flows whose row depends on when they ran against an event during traffic: every flow
+    /// of the run once an event happened during a traffic group (its flows, and those running
+    /// alongside, met the change at a time that varies from run to run).
+    pub fn timed_flows(&self) -> BTreeSet<u32> {
+        if self.events.is_empty() || !self.timed {
+            return BTreeSet::new();
+        }
+        self.flows.iter().map(|f| f.id).collect()
+    }
+
     /// Flows judged together by a statistical expectation: which uplink each took varies from
     /// run to run, only their split counts.
     pub fn statistical_flows(&self) -> BTreeSet<u32> {
@@ -459,12 +538,18 @@ pub fn judge_with(plan: &Plan, obs: &Observations, traces: &Traces) -> Verdict {
     let mut results: Vec<ExpResult> = plan
         .expectations
         .iter()
-        .map(|e| checks::check(e, &by_id, &plan.topology.router.node))
+        .map(|e| checks::check(e, &by_id, &plan.topology.router.node, &obs.events))
         .collect();
+    let events = checks::event_figures(plan, &flows, &obs.events);
     let outcome = declared::decide(&mut results, plan.expected_failure.as_ref());
     Verdict {
         scenario: plan.name.clone(),
         router: plan.topology.router.node.clone(),
+        events,
+        timed: plan
+            .events
+            .iter()
+            .any(|e| !matches!(e.when, crate::model::When::Before(_))),
         flows,
         results,
         declared: plan.expected_failure.clone(),

@@ -605,6 +605,9 @@ fn flow_path(
         mark,
         completed: client.completed,
         client_error: client.error,
+        reset: client.reset,
+        started_ms: obs.times.get(&f.id).map(|t| ms(t.started_ns)),
+        ended_ms: obs.times.get(&f.id).map(|t| ms(t.ended_ns)),
         related_seen: f
             .related_probe
             .then(|| hops.iter().any(|h| h.pkt().inner.is_some())),
@@ -613,4 +616,9 @@ fn flow_path(
         story,
         trace: None,
     }
+}
+
+/// Nanoseconds as milliseconds, to the microsecond.
+pub(super) fn ms(ns: u64) -> f64 {
+    (ns / 1000) as f64 / 1000.0
 }

@@ -143,6 +143,7 @@ impl<'a> Obs<'a> {
                 round_trips_done: 5,
                 completed: true,
                 error: None,
+                reset: false,
             },
         );
         self.obs.server_saw.insert(id, ip(nat).into());
@@ -228,6 +229,7 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
             round_trips_done: 0,
             completed: false,
             error: Some("round trip 1 of 5: no answer within 1s".into()),
+            reset: false,
         },
     );
     o.obs.server_saw.remove(&2);
@@ -343,6 +345,7 @@ fn a_flow_translated_statelessly_before_any_data_is_followed_by_its_ports() {
             round_trips_done: 0,
             completed: false,
             error: Some("connect: no answer within 1s".into()),
+            reset: false,
         },
     );
     let v = judge(&p, &o.observed());
@@ -554,6 +557,7 @@ fn result(name: &str, failed: &[u32]) -> ExpResult {
         split: None,
         broke_overall: false,
         declared: Declared::No,
+        vacant: None,
     }
 }
 
@@ -616,6 +620,7 @@ fn a_flow_seen_nowhere_is_the_labs_fault_not_a_verdict() {
             round_trips_done: 0,
             completed: false,
             error: Some("connect: no answer within 1s".into()),
+            reset: false,
         },
     );
     let v = judge(&p, &bare.observed());
@@ -655,6 +660,9 @@ fn path_from(id: u32, client: &str, uplink: &str) -> FlowPath {
         drops: Vec::new(),
         story: Vec::new(),
         trace: None,
+        reset: false,
+        started_ms: None,
+        ended_ms: None,
     }
 }
 
@@ -665,9 +673,10 @@ fn judge_paths(check: Check, paths: Vec<FlowPath>) -> Verdict {
         selector: "all".into(),
         flows: paths.iter().map(|p| p.id).collect(),
         check,
+        started: None,
     };
     let by_id: BTreeMap<u32, &FlowPath> = paths.iter().map(|p| (p.id, p)).collect();
-    let mut results = vec![checks::check(&e, &by_id, "jupiter")];
+    let mut results = vec![checks::check(&e, &by_id, "jupiter", &[])];
     let outcome = declared::decide(&mut results, None);
     Verdict {
         scenario: "sticky".into(),
@@ -676,6 +685,8 @@ fn judge_paths(check: Check, paths: Vec<FlowPath>) -> Verdict {
         results,
         declared: None,
         outcome,
+        events: Vec::new(),
+        timed: false,
     }
 }
 

@@ -157,6 +157,7 @@ pub fn inject(
                 round_trips_done: 1,
                 completed: true,
                 error: None,
+                reset: false,
             },
             Err(e) => ClientOutcome {
                 error: Some(format!("injecting on `{}`: {e}", c.link)),

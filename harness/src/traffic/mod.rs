@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 
 use crate::lab::Lab;
-use crate::model::{Event, FlowSpec, Proto};
+use crate::model::{Change, Event, FlowSpec, Proto, When};
 use crate::observe::packet::{
     late_payload, padded_request, parse_tag, reply_payload, request_payload,
 };
@@ -43,6 +43,10 @@ pub struct TrafficResult {
     pub gave_up: BTreeMap<u32, std::time::SystemTime>,
     /// RELATED probes that the client's kernel answered with an ICMP error.
     pub probes_answered: u64,
+    /// When each flow ran: its first packet sent, its client done (wall-clock).
+    pub times: BTreeMap<u32, (std::time::SystemTime, std::time::SystemTime)>,
+    /// The events, in the order they happened, each with when its change was made.
+    pub events: Vec<(String, std::time::SystemTime)>,
 }
 
 /// What the servers read, by flow: the source address of its first request, and the last
@@ -73,8 +77,12 @@ struct Stall {
     at: std::time::SystemTime,
 }
 
-/// How a client task ended: its outcome, and its stall if it gave up waiting.
-type Ran = (ClientOutcome, Option<Stall>);
+/// How a client task ended: its outcome, its stall if it gave up waiting, and when it ran
+/// (its first packet sent, its end).
+type Ran = (ClientOutcome, Option<Stall>, Option<FlowTime>);
+
+/// When a flow ran, wall-clock: its first packet sent, and its client done.
+type FlowTime = (std::time::SystemTime, std::time::SystemTime);
 
 enum ClientSock {
     Tcp(TcpSocket),
@@ -163,82 +171,143 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let clients = rt.block_on(async {
-        let mut running: VecDeque<(u32, tokio::task::JoinHandle<Ran>)> = VecDeque::new();
-        let mut out = BTreeMap::new();
-        let mut stalls: Vec<(u32, Stall)> = Vec::new();
-        let mut finished = |id: u32, ran: Ran| {
-            if let Some(s) = ran.1 {
-                stalls.push((id, s));
-            }
-            out.insert(id, ran.0);
-        };
-        let mut group = "";
-        let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
-        for (i, f) in flows.iter().enumerate() {
-            // Client sockets are made ahead in batches, and at most RUNNING flows hold theirs
-            // at once: open files stay bounded however many flows a run has.
-            if !socks.contains_key(&f.id) {
-                let end = (i + SOCKET_BATCH).min(flows.len());
-                socks.extend(client_sockets(lab, &flows[i..end])?);
-            }
-            if running.len() >= max_running {
-                if let Some((id, h)) = running.pop_front() {
-                    finished(id, join(h).await);
+    // Events during traffic are made by a thread of their own, at their time, while the
+    // clients run on this one.
+    let happened: Mutex<Vec<(String, std::time::SystemTime)>> = Mutex::default();
+    let event_errors: Mutex<Vec<io::Error>> = Mutex::default();
+    let clients = std::thread::scope(|scope| {
+        let (fire, firing) = std::sync::mpsc::channel::<(&Event, Instant)>();
+        // Dropped once every flow is done: an event whose time has not come then never
+        // happens (an expectation tied to it says so).
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (happened, event_errors) = (&happened, &event_errors);
+        scope.spawn(move || {
+            for (e, when) in firing {
+                let wait = when.saturating_duration_since(Instant::now());
+                if !matches!(
+                    stopped.recv_timeout(wait),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                ) && !wait.is_zero()
+                {
+                    break;
+                }
+                let at = std::time::SystemTime::now();
+                match make(lab, e) {
+                    Ok(()) => happened.lock().expect("events").push((e.name.clone(), at)),
+                    Err(err) => event_errors.lock().expect("events").push(err),
                 }
             }
-            // Entering a traffic group with events: let every earlier flow finish, then change
-            // the links.
-            if f.group != group {
-                group = &f.group;
-                let now: Vec<&Event> = events
-                    .iter()
-                    .filter(|e| e.before_group == f.group)
-                    .collect();
-                if !now.is_empty() {
-                    for (id, h) in running.drain(..) {
+        });
+        rt.block_on(async {
+            let mut running: VecDeque<(u32, tokio::task::JoinHandle<Ran>)> = VecDeque::new();
+            let mut out = BTreeMap::new();
+            let mut stalls: Vec<(u32, Stall)> = Vec::new();
+            let mut times: BTreeMap<u32, FlowTime> = BTreeMap::new();
+            let mut finished = |id: u32, ran: Ran| {
+                if let Some(s) = ran.1 {
+                    stalls.push((id, s));
+                }
+                if let Some(t) = ran.2 {
+                    times.insert(id, t);
+                }
+                out.insert(id, ran.0);
+            };
+            let mut group = "";
+            // The current group's first flow's start, and how many of its flows have started.
+            let mut group_start = Instant::now();
+            let mut in_group = 0u32;
+            let mut socks: BTreeMap<u32, ClientSock> = BTreeMap::new();
+            for (i, f) in flows.iter().enumerate() {
+                // Client sockets are made ahead in batches, and at most RUNNING flows hold theirs
+                // at once: open files stay bounded however many flows a run has.
+                if !socks.contains_key(&f.id) {
+                    let end = (i + SOCKET_BATCH).min(flows.len());
+                    socks.extend(client_sockets(lab, &flows[i..end])?);
+                }
+                if running.len() >= max_running {
+                    if let Some((id, h)) = running.pop_front() {
                         finished(id, join(h).await);
                     }
-                    for e in now {
-                        // The lab's error rides inside: a link slow to follow is the lab's
-                        // fault, which `run` tells from the rest.
-                        lab.set_link(&e.node, &e.iface, e.up)
-                            .map_err(io::Error::other)?;
-                        let deadline = std::time::Instant::now() + crate::wait::lab_patience();
-                        lab.wait_oper(&e.peer_node, &e.peer_iface, e.up, deadline)
-                            .map_err(io::Error::other)?;
+                }
+                // Entering a traffic group with events before it: let every earlier flow finish,
+                // then make them.
+                if f.group != group {
+                    group = &f.group;
+                    let before: Vec<&Event> = events
+                        .iter()
+                        .filter(|e| e.when == When::Before(f.group.clone()))
+                        .collect();
+                    if !before.is_empty() {
+                        for (id, h) in running.drain(..) {
+                            finished(id, join(h).await);
+                        }
+                        for e in before {
+                            let at = std::time::SystemTime::now();
+                            make(lab, e)?;
+                            happened.lock().expect("events").push((e.name.clone(), at));
+                        }
+                    }
+                    group_start = Instant::now();
+                    in_group = 0;
+                    // Events at a time into the group, in time order.
+                    let mut timed: Vec<(&Event, Duration)> = events
+                        .iter()
+                        .filter_map(|e| match &e.when {
+                            When::At(g, d) if *g == f.group => Some((e, *d)),
+                            _ => None,
+                        })
+                        .collect();
+                    timed.sort_by_key(|(_, d)| *d);
+                    for (e, d) in timed {
+                        let _ = fire.send((e, group_start + d));
                     }
                 }
+                // Events once N of the group's flows have started.
+                for e in events
+                    .iter()
+                    .filter(|e| e.when == When::AfterFlows(f.group.clone(), in_group))
+                {
+                    let _ = fire.send((e, Instant::now()));
+                }
+                in_group += 1;
+                let sock = socks.remove(&f.id).expect("a socket per flow");
+                let (tx, rx) = oneshot::channel();
+                let flow = f.clone();
+                running.push_back((
+                    f.id,
+                    tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
+                ));
+                let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
+                // `pace:`: the group's next flow starts that long after this one was due.
+                if let Some(p) = f.pace {
+                    tokio::time::sleep_until(group_start + p * in_group).await;
+                }
             }
-            let sock = socks.remove(&f.id).expect("a socket per flow");
-            let (tx, rx) = oneshot::channel();
-            let flow = f.clone();
-            running.push_back((
-                f.id,
-                tokio::spawn(async move { run_flow(&flow, sock, tx).await }),
-            ));
-            let _ = tokio::time::timeout(START_GAP.min(f.timeout), rx).await;
-        }
-        for (id, h) in running {
-            finished(id, join(h).await);
-        }
-        // RELATED probes, one at a time once every flow is done, each watched until the
-        // client's kernel has answered it.
-        let mut answered = 0;
-        for f in flows
-            .iter()
-            .filter(|f| f.related_probe && out.get(&f.id).is_some_and(|o| o.completed))
-        {
-            if let Some(server) = probes.get(&f.server) {
-                answered += u64::from(probe(lab, f, server).await?);
+            for (id, h) in running {
+                finished(id, join(h).await);
             }
-        }
-        Ok::<_, io::Error>((out, stalls, answered))
+            drop((fire, stop));
+            // RELATED probes, one at a time once every flow is done, each watched until the
+            // client's kernel has answered it.
+            let mut answered = 0;
+            for f in flows
+                .iter()
+                .filter(|f| f.related_probe && out.get(&f.id).is_some_and(|o| o.completed))
+            {
+                if let Some(server) = probes.get(&f.server) {
+                    answered += u64::from(probe(lab, f, server).await?);
+                }
+            }
+            Ok::<_, io::Error>((out, stalls, answered, times))
+        })
     });
     drop(rt);
     // Stops serving (open connections are closed) and waits for the servers' thread.
     drop(servers);
-    let (clients, stalls, probes_answered) = clients?;
+    let (clients, stalls, probes_answered, times) = clients?;
+    if let Some(e) = event_errors.into_inner().expect("events").pop() {
+        return Err(e);
+    }
     let state = std::mem::take(&mut *seen.lock().expect("server state"));
     let timeouts: BTreeMap<u32, Duration> = flows.iter().map(|f| (f.id, f.timeout)).collect();
     let lagged = lagged(&stalls, &state, &timeouts);
@@ -249,7 +318,25 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
         lagged,
         gave_up: stalls.iter().map(|(id, s)| (*id, s.at)).collect(),
         probes_answered,
+        times,
+        events: happened.into_inner().expect("events"),
     })
+}
+
+/// Makes event `e`'s change, and waits until the kernel has it: a carrier change until the
+/// other end sees it (routes through the link learn of it only then). The lab's error rides
+/// inside: a link slow to follow is the lab's fault, which `run` tells from the rest.
+fn make(lab: &Lab, e: &Event) -> io::Result<()> {
+    match e.change {
+        Change::Carrier(up) => {
+            lab.set_link(&e.node, &e.iface, up)
+                .map_err(io::Error::other)?;
+            let deadline = std::time::Instant::now() + crate::wait::lab_patience();
+            lab.wait_oper(&e.peer_node, &e.peer_iface, up, deadline)
+                .map_err(io::Error::other)
+        }
+        change => Err(io::Error::other(format!("TEMP {change:?}"))),
+    }
 }
 
 /// The stalls that the harness caused itself: the client's answer was waiting in its socket;
@@ -491,7 +578,7 @@ async fn join(h: tokio::task::JoinHandle<Ran>) -> Ran {
             error: Some(format!("client task failed: {e}")),
             ..Default::default()
         };
-        (out, None)
+        (out, None, None)
     })
 }
 
@@ -657,20 +744,23 @@ async fn serve_udp(s: Arc<UdpSocket>, seen: Seen, mut probes: mpsc::UnboundedRec
     }
 }
 
-fn human(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+/// Whether a socket error is the connection refused or reset: a TCP RST reached the client.
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// Runs one flow; `first` is told as soon as its first packet has been sent.
 async fn run_flow(f: &FlowSpec, sock: ClientSock, first: oneshot::Sender<()>) -> Ran {
     let deadline = Instant::now() + f.timeout;
     let mut stall = None;
+    let started = std::time::SystemTime::now();
     let out = drive_flow(f, sock, first, deadline, &mut stall).await;
-    (out, stall)
+    (out, stall, Some((started, std::time::SystemTime::now())))
 }
 
 /// Runs one flow until `deadline`; when it gives up waiting, says so in `stall`.
@@ -681,7 +771,7 @@ async fn drive_flow(
     deadline: Instant,
     stall: &mut Option<Stall>,
 ) -> ClientOutcome {
-    let late = || format!("no answer within {}", human(f.timeout));
+    let late = || format!("no answer within {}", crate::model::human(f.timeout));
     let mut out = ClientOutcome::default();
     let mut first = Some(first);
     let mut sent = || {
@@ -718,6 +808,7 @@ async fn drive_flow(
                 Ok(Err(e)) => {
                     return ClientOutcome {
                         error: Some(format!("connect: {e}")),
+                        reset: is_reset(&e),
                         ..out
                     }
                 }
@@ -728,7 +819,11 @@ async fn drive_flow(
             let mut line = Vec::new();
             for k in 1..=f.round_trips {
                 let step = format!("round trip {k} of {}", f.round_trips);
+                if k > 1 && !f.interval.is_zero() {
+                    tokio::time::sleep(f.interval).await;
+                }
                 if let Err(e) = w.write_all(&padded_request(f.id, k, f.size)).await {
+                    out.reset = is_reset(&e);
                     out.error = Some(format!("{step}: {e}"));
                     return out;
                 }
@@ -745,7 +840,10 @@ async fn drive_flow(
                         });
                         out.error = Some(format!("{step}: {}", late()))
                     }
-                    Ok(Err(e)) => out.error = Some(format!("{step}: {e}")),
+                    Ok(Err(e)) => {
+                        out.reset = is_reset(&e);
+                        out.error = Some(format!("{step}: {e}"));
+                    }
                     Ok(Ok(0)) => {
                         out.error = Some(format!("{step}: the server closed the connection"))
                     }
@@ -786,6 +884,9 @@ async fn drive_flow(
             let mut buf = [0u8; 512];
             for k in 1..=f.round_trips {
                 let step = format!("datagram {k} of {}", f.round_trips);
+                if k > 1 && !f.interval.is_zero() {
+                    tokio::time::sleep(f.interval).await;
+                }
                 if let Err(e) = s.send(request_payload(f.id, k).as_bytes()).await {
                     out.error = Some(format!("{step}: {e}"));
                     return out;

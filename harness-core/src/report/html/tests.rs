@@ -77,6 +77,7 @@ fn stray() -> (Plan, Observations) {
             round_trips_done: 0,
             completed: false,
             error: Some("round trip 1 of 5: no answer within 1s".into()),
+            reset: false,
         },
     );
     (plan, obs)
