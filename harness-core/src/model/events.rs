@@ -171,3 +171,83 @@ pub(super) fn events(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{load_text, repo_path, Change, Started, When};
+    use std::time::Duration;
+
+    const HEAD: &str = "topology: ../topologies/jupiter.yaml\n\
+                        traffic:\n\
+                        \x20 - { name: long, proto: tcp, from: saturn, to: neptune, port: 80, flows: 2, round_trips: 10, interval: 50ms }\n\
+                        \x20 - { name: new, proto: tcp, from: saturn, to: neptune, port: 80, flows: 10, pace: 20ms }\n";
+
+    fn load(events: &str, expect: &str) -> Result<crate::model::Plan, String> {
+        let text = format!("{HEAD}events:\n{events}expect:\n{expect}");
+        load_text(&repo_path("scenarios/x.yaml"), &text).map_err(|e| e.to_string())
+    }
+
+    /// An event during traffic: at a time into a group or after N of its flows; each kind of
+    /// change; named for expectations.
+    #[test]
+    fn events_during_traffic_and_their_kinds() {
+        let plan = load(
+            "  - { name: dies, during: new, at: 300ms, blackhole: wan1 }\n\
+             \x20 - { during: new, after_flows: 5, loss: wan2, percent: 20 }\n\
+             \x20 - { before: new, deaf: wan1, end: jupiter }\n\
+             \x20 - { name: back, during: new, at: 1s, heal: wan1 }\n",
+            "  - { flows: new, started: { after: dies, later_than: 100ms }, via: wan2 }\n\
+             \x20 - { name: kept, flows: long, spanning: dies, fate: survives }\n",
+        )
+        .expect("valid");
+        let e = &plan.events;
+        assert_eq!(
+            e[0].when,
+            When::At("new".into(), Duration::from_millis(300))
+        );
+        assert_eq!(
+            (e[0].change, e[0].node.as_str(), e[0].iface.as_str()),
+            (Change::Blackhole, "isp1", "cust")
+        );
+        assert_eq!(e[1].name, "event2");
+        assert_eq!(
+            (e[1].when.clone(), e[1].change),
+            (When::AfterFlows("new".into(), 5), Change::Loss(20))
+        );
+        assert_eq!((e[2].change, e[2].node.as_str()), (Change::Deaf, "jupiter"));
+        assert_eq!(e[3].change, Change::Heal);
+        assert_eq!(
+            plan.expectations[0].started,
+            Some(Started::After("dies".into(), Duration::from_millis(100)))
+        );
+        assert_eq!(
+            plan.expectations[1].started,
+            Some(Started::Spanning("dies".into()))
+        );
+        // The long flows' default timeout covers their pauses: 1 s more than 9 × 50 ms.
+        assert_eq!(plan.flows[0].timeout, Duration::from_millis(1450));
+        assert_eq!(plan.flows[2].pace, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_mistaken_event_says_what_to_write() {
+        let ok_expect = "  - { completes: true }\n";
+        for (events, expect, says) in [
+            ("  - { down: wan1 }\n", ok_expect, "say when: `before: TRAFFIC`"),
+            ("  - { during: new, down: wan1 }\n", ok_expect, "`during:` needs `at: TIME`"),
+            ("  - { during: new, at: soon, down: wan1 }\n", ok_expect, "`at: soon`"),
+            ("  - { before: new, at: 1s, down: wan1 }\n", ok_expect, "go with `during:`"),
+            ("  - { during: new, after_flows: 10, down: wan1 }\n", ok_expect, "`new` has 10 flows"),
+            ("  - { before: new, loss: wan1 }\n", ok_expect, "`loss:` needs `percent: N`"),
+            ("  - { before: new, down: wan1, percent: 5 }\n", ok_expect, "`percent:` goes with `loss:`"),
+            ("  - { before: new, down: wan1, blackhole: wan2 }\n", ok_expect, "an event makes one change"),
+            ("  - { name: a, before: new, down: wan1 }\n  - { name: a, before: new, up: wan1 }\n", ok_expect, "two events are called `a`"),
+            ("  - { name: a, before: new, down: wan1 }\n", "  - { started: { after: b }, via: wan2 }\n", "unknown event `b`"),
+            ("  - { name: a, before: new, down: wan1 }\n", "  - { started: { later_than: 1s }, via: wan2 }\n", "`started:` is `{ after: EVENT }`"),
+            ("  - { name: a, before: new, down: wan1 }\n", "  - { started: { after: a }, spanning: a, via: wan2 }\n", "`started:` or `spanning:`, not both"),
+        ] {
+            let e = load(events, expect).expect_err(says);
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
+}
