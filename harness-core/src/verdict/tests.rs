@@ -833,3 +833,130 @@ fn diff_compares_a_split_per_client_by_clients() {
     );
     assert_eq!(per_flow.splits.len(), 1, "50 : 10 against 10 : 50 flows");
 }
+
+/// `started:` and `spanning:` judge only the flows that ran so against the event; `fate:`
+/// tells survived, reset and died apart; an event that never happened, or no flow left to
+/// judge, breaks the expectation and says why; the figures count the running connections by
+/// fate and say when new flows last used the event's link.
+#[test]
+fn expectations_tied_to_an_event_judge_the_flows_that_ran_so() {
+    let mut p = tcp_plan();
+    p.events = vec![model::Event {
+        name: "dies".into(),
+        when: model::When::At("web".into(), std::time::Duration::from_millis(100)),
+        change: model::Change::Blackhole,
+        link: "wan1".into(),
+        node: "isp1".into(),
+        iface: "cust".into(),
+        peer_node: "jupiter".into(),
+        peer_iface: "eth1".into(),
+    }];
+    let exp = |name: &str, check: Check, started: model::Started| model::Expectation {
+        name: name.into(),
+        selector: "web".into(),
+        flows: (1..=8).collect(),
+        check,
+        started: Some(started),
+    };
+    p.expectations = vec![
+        exp(
+            "after_via_wan2",
+            Check::Via(Some("wan2".into())),
+            model::Started::After("dies".into(), std::time::Duration::from_millis(20)),
+        ),
+        exp(
+            "spanning_survive",
+            Check::Fate(model::Fate::Survives),
+            model::Started::Spanning("dies".into()),
+        ),
+        exp(
+            "before_all",
+            Check::Completes(true),
+            model::Started::Before("never".into()),
+        ),
+    ];
+    let mut o = alternating(&p);
+    // Flows 1–4 from 0 ms, each 200 ms long (running at 100 ms); 5–8 start at 110, 130,
+    // 150, 170 ms. Flow 5 (wan1) started 10 ms after the event: not judged by `after_via_wan2`
+    // (20 ms or more after), flow 7 (wan1, 50 ms after) is, and breaks it.
+    let t = |ms: u64| ms * 1_000_000;
+    for id in 1..=4u32 {
+        o.obs.times.insert(
+            id,
+            crate::observe::FlowTimes {
+                started_ns: t(u64::from(id)),
+                ended_ns: t(200),
+            },
+        );
+    }
+    for (id, at) in [(5u32, 110u64), (6, 130), (7, 150), (8, 170)] {
+        o.obs.times.insert(
+            id,
+            crate::observe::FlowTimes {
+                started_ns: t(at),
+                ended_ns: t(at + 5),
+            },
+        );
+    }
+    o.obs.events.push(crate::observe::EventSeen {
+        name: "dies".into(),
+        t_ns: t(100),
+    });
+    // Flow 3 was reset, flow 1 died (its client gave up).
+    for (id, reset) in [(1u32, false), (3, true)] {
+        o.obs.clients.insert(
+            id,
+            ClientOutcome {
+                round_trips_done: 1,
+                completed: false,
+                error: Some(if reset {
+                    "round trip 2 of 5: connection reset by peer".into()
+                } else {
+                    "round trip 2 of 5: no answer within 1s".into()
+                }),
+                reset,
+            },
+        );
+    }
+    let v = judge(&p, &o.observed());
+    let r = |n: &str| v.results.iter().find(|r| r.name == n).unwrap();
+    assert_eq!(r("after_via_wan2").flows, [6, 7, 8]);
+    assert_eq!(r("after_via_wan2").failed_flows(), [7]);
+    assert_eq!(r("spanning_survive").flows, [1, 2, 3, 4]);
+    assert_eq!(r("spanning_survive").failed_flows(), [1, 3]);
+    let said = words::finding(&v, &r("spanning_survive").failures[1]);
+    assert!(
+        said.starts_with(
+            "it was reset (round trip 2 of 5: connection reset by peer), expected it to survive"
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        r("before_all").vacant,
+        Some(Vacant::EventMissed {
+            event: "never".into()
+        })
+    );
+    assert!(r("before_all").broke());
+    assert!(words::observed(&v, "before_all").contains("event `never` never happened"));
+    let f = &v.events[0];
+    assert_eq!((f.at_ms, f.started_after), (100.0, 4));
+    assert_eq!(
+        f.spanning,
+        FateCounts {
+            survived: 2,
+            reset: 1,
+            died: 1
+        }
+    );
+    assert_eq!(
+        (f.last_on_link_ms, f.first_elsewhere_ms),
+        (Some(50.0), Some(30.0))
+    );
+    assert!(
+        words::event(f).contains("of 4 connections running then 2 survived, 1 was reset, 1 died"),
+        "{}",
+        words::event(f)
+    );
+    assert!(v.timed_flows().len() == 8);
+}
