@@ -2,6 +2,7 @@
 //! sysctls set through netlink and /proc/sys from a thread inside each node. Dropping the
 //! [`Lab`] closes the namespaces' fds; the kernel removes everything with them.
 
+pub mod faults;
 pub mod keep;
 mod netns;
 pub mod spawn;
@@ -301,6 +302,17 @@ impl Lab {
                 )
             })
         })
+    }
+
+    /// Makes `change` at `node`'s end `iface` (a blackhole, loss, deafness, healing them, or
+    /// the carrier): see [`faults::apply`].
+    pub fn fault(
+        &self,
+        node: &str,
+        iface: &str,
+        change: crate::model::Change,
+    ) -> Result<(), LabError> {
+        faults::apply(self, node, iface, change)
     }
 
     /// Waits until `iface` of `node` is operationally up (or not), as the kernel's link watch
