@@ -409,7 +409,8 @@ fn read_losses(lab: &Lab, except: &[(&str, &str)]) -> Result<LossCounters, Error
 
 /// Drives every flow to its end, then injects the crafted packets.
 fn drive(lab: &Lab, plan: &Plan) -> Result<traffic::TrafficResult, Error> {
-    let mut driven = traffic::drive(lab, &plan.flows, &plan.events).map_err(driving_error)?;
+    let mut driven =
+        traffic::drive(lab, &plan.topology, &plan.flows, &plan.events).map_err(driving_error)?;
     let crafted =
         traffic::craft::inject(lab, &plan.topology, &plan.flows).map_err(|source| Error::Io {
             what: "injecting crafted packets".into(),

@@ -315,6 +315,27 @@ impl Lab {
         faults::apply(self, node, iface, change)
     }
 
+    /// Adds `routes` to `node` again where they are missing: a link end set down loses the
+    /// routes through it, and setting it up brings back only its connected ones (a modem that
+    /// comes back comes back configured).
+    ///
+    /// # Errors
+    /// [`LabError::Netlink`] when a route cannot be added for another reason than its being
+    /// there already.
+    pub fn restore_routes(&self, node: &str, routes: &[Route]) -> Result<(), LabError> {
+        let routes = routes.to_vec();
+        self.netlink(node, move |h| async move {
+            for r in &routes {
+                match add_route(&h, r).await {
+                    Err((_, rtnetlink::Error::NetlinkError(m)))
+                        if m.code.is_some_and(|c| -c.get() == libc::EEXIST) => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Waits until `iface` of `node` is operationally up (or not), as the kernel's link watch
     /// reports it: routes through a link learn of a carrier change only then, asynchronously.
     ///
@@ -684,6 +705,11 @@ fn baseline_sysctls(ipv6: bool) -> Vec<(String, String)> {
             }
         }
         v.push(kv("net.ipv6.icmp.ratelimit", "0"));
+        // A link end set down and up keeps its IPv6 addresses, as it keeps its IPv4 ones
+        // (the kernel's default drops them for good: a failover event would unconfigure it).
+        for scope in ["all", "default"] {
+            v.push(kv(&format!("net.ipv6.conf.{scope}.keep_addr_on_down"), "1"));
+        }
     } else {
         v.push(kv("net.ipv6.conf.all.disable_ipv6", "1"));
         v.push(kv("net.ipv6.conf.default.disable_ipv6", "1"));

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 
 use crate::lab::Lab;
-use crate::model::{Change, Event, FlowSpec, Proto, When};
+use crate::model::{Change, Event, FlowSpec, Proto, Topology, When};
 use crate::observe::packet::{
     late_payload, padded_request, parse_tag, reply_payload, request_payload,
 };
@@ -93,7 +93,12 @@ pub mod craft;
 
 /// Runs every flow to its end (completed or timed out); crafted packets are left to
 /// [`craft::inject`].
-pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<TrafficResult> {
+pub fn drive(
+    lab: &Lab,
+    topo: &Topology,
+    flows: &[FlowSpec],
+    events: &[Event],
+) -> io::Result<TrafficResult> {
     let flows: Vec<FlowSpec> = flows
         .iter()
         .filter(|f| f.craft.is_none())
@@ -192,7 +197,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                     break;
                 }
                 let at = std::time::SystemTime::now();
-                match make(lab, e) {
+                match make(lab, topo, e) {
                     Ok(()) => happened.lock().expect("events").push((e.name.clone(), at)),
                     Err(err) => event_errors.lock().expect("events").push(err),
                 }
@@ -243,7 +248,7 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
                         }
                         for e in before {
                             let at = std::time::SystemTime::now();
-                            make(lab, e)?;
+                            make(lab, topo, e)?;
                             happened.lock().expect("events").push((e.name.clone(), at));
                         }
                     }
@@ -326,16 +331,26 @@ pub fn drive(lab: &Lab, flows: &[FlowSpec], events: &[Event]) -> io::Result<Traf
 /// Makes event `e`'s change, and waits until the kernel has it: a carrier change until the
 /// other end sees it (routes through the link learn of it only then). The lab's error rides
 /// inside: a link slow to follow is the lab's fault, which `run` tells from the rest.
-fn make(lab: &Lab, e: &Event) -> io::Result<()> {
+fn make(lab: &Lab, topo: &Topology, e: &Event) -> io::Result<()> {
     match e.change {
         Change::Carrier(up) => {
             lab.set_link(&e.node, &e.iface, up)
                 .map_err(io::Error::other)?;
             let deadline = std::time::Instant::now() + crate::wait::lab_patience();
             lab.wait_oper(&e.peer_node, &e.peer_iface, up, deadline)
-                .map_err(io::Error::other)
+                .map_err(io::Error::other)?;
+            if up {
+                // Routes through the end went with it; the node's topology brings them back.
+                if let Some(n) = topo.node(&e.node) {
+                    lab.restore_routes(&e.node, &n.routes)
+                        .map_err(io::Error::other)?;
+                }
+            }
+            Ok(())
         }
-        change => Err(io::Error::other(format!("TEMP {change:?}"))),
+        change => lab
+            .fault(&e.node, &e.iface, change)
+            .map_err(io::Error::other),
     }
 }
 
