@@ -128,6 +128,11 @@ pub struct Options {
     pub traces: bool,
 }
 
+/// How late an event during traffic may come into force (its carrier seen by the router, its
+/// fault's rules committed) before the run is the lab's failure, not a verdict: a few ms
+/// on an idle machine.
+const EVENT_SLACK: Duration = Duration::from_millis(250);
+
 /// How long the router's conntrack surely keeps a finished flow's entry: a UDP exchange's, the
 /// shortest, lives 30 s after its last packet (`nf_conntrack_udp_timeout`), less a margin.
 const CONNTRACK_KEEPS: Duration = Duration::from_secs(25);
@@ -261,9 +266,10 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
         events: driven
             .events
             .iter()
-            .map(|(name, at)| EventSeen {
-                name: name.clone(),
-                t_ns: since(*at),
+            .map(|e| EventSeen {
+                name: e.name.clone(),
+                asked_ns: since(e.asked),
+                t_ns: since(e.done),
             })
             .collect(),
     };
@@ -309,6 +315,15 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
         &driven.lagged,
         started,
     ));
+    // An event made far behind its time: the flows it was meant to meet ran against another
+    // moment, so a verdict on them would not be the scenario's.
+    faults.extend(driven.events.iter().filter(|e| e.late > EVENT_SLACK).map(|e| {
+        format!(
+            "event `{}` came into force {} ms after its time (the machine was too busy to keep the scenario's timing)",
+            e.name,
+            e.late.as_millis()
+        )
+    }));
     if !faults.is_empty() {
         return Err(Error::LabFault(brief(faults)));
     }

@@ -195,10 +195,26 @@ pub(super) fn expectations(
                 (None, Some(ev), None) => {
                     Started::Before(event(format!("{path}.started.before"), ev)?)
                 }
+                (Some(a), Some(b), later) => {
+                    let d = match later {
+                        None => std::time::Duration::ZERO,
+                        Some(t) => parse_duration(t).ok_or_else(|| {
+                            doc.err(
+                                &format!("{path}.started.later_than"),
+                                format!("`later_than: {t}`: write e.g. `1s` or `500ms`"),
+                            )
+                        })?,
+                    };
+                    Started::Between(
+                        event(format!("{path}.started.after"), a)?,
+                        d,
+                        event(format!("{path}.started.before"), b)?,
+                    )
+                }
                 _ => {
                     return Err(doc.err(
                         &format!("{path}.started"),
-                        "`started:` is `{ after: EVENT }`, `{ after: EVENT, later_than: 1s }` or `{ before: EVENT }`",
+                        "`started:` is `{ after: EVENT }`, `{ after: EVENT, later_than: 1s }`, `{ before: EVENT }` or `{ after: EVENT, before: EVENT }`",
                     ))
                 }
             }),

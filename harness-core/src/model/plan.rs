@@ -108,6 +108,8 @@ pub enum Started {
     After(String, Duration),
     /// Started before the event.
     Before(String),
+    /// Started at least this long after the first event, and before the second.
+    Between(String, Duration, String),
     /// Running when the event happened: started before it, ended after it.
     Spanning(String),
 }
@@ -120,6 +122,14 @@ impl fmt::Display for Started {
                 write!(f, "started {} or more after {e}", crate::model::human(*d))
             }
             Started::Before(e) => write!(f, "started before {e}"),
+            Started::Between(a, d, b) if d.is_zero() => {
+                write!(f, "started after {a} and before {b}")
+            }
+            Started::Between(a, d, b) => write!(
+                f,
+                "started {} or more after {a} and before {b}",
+                crate::model::human(*d)
+            ),
             Started::Spanning(e) => write!(f, "running when {e} happened"),
         }
     }

@@ -38,11 +38,13 @@ pub struct FlowTimes {
     pub ended_ns: u64,
 }
 
-/// An event as it happened: its name, and when the change was made (ns since the captures
-/// started).
+/// An event as it happened: its name, when the change was asked for and when it was in force
+/// (for a carrier, once the router's end saw it), in ns since the captures started. A flow
+/// that started between the two is neither before nor after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSeen {
     pub name: String,
+    pub asked_ns: u64,
     pub t_ns: u64,
 }
 

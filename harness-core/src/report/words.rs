@@ -437,6 +437,20 @@ pub fn event(e: &crate::verdict::EventFigures) -> String {
     };
     let after = if e.started_after == 0 {
         "no flow started after it".to_string()
+    } else if e.restores {
+        format!(
+            "of {} flow{} started after it, {}",
+            e.started_after,
+            if e.started_after == 1 { "" } else { "s" },
+            match e.first_on_link_ms {
+                Some(t) => format!(
+                    "the first to leave via {} again started {} after it",
+                    e.link,
+                    ms(t)
+                ),
+                None => format!("none left via {}", e.link),
+            }
+        )
     } else {
         format!(
             "of {} flow{} started after it, {}; {}",

@@ -104,19 +104,27 @@ fn ran_so(
     flows: &BTreeMap<u32, &FlowPath>,
     events: &[EventSeen],
 ) -> Result<Vec<u32>, Vacant> {
-    let name = match s {
-        Started::After(n, _) | Started::Before(n) | Started::Spanning(n) => n,
+    // (asked, in force), in ms: a flow started in between is neither before nor after.
+    let at_of = |name: &String| {
+        events
+            .iter()
+            .find(|e| &e.name == name)
+            .map(|e| (super::paths::ms(e.asked_ns), super::paths::ms(e.t_ns)))
+            .ok_or_else(|| Vacant::EventMissed {
+                event: name.clone(),
+            })
     };
-    let Some(ev) = events.iter().find(|e| &e.name == name) else {
-        return Err(Vacant::EventMissed {
-            event: name.clone(),
-        });
+    let ((asked, at), until) = match s {
+        Started::After(n, _) | Started::Before(n) | Started::Spanning(n) => (at_of(n)?, None),
+        Started::Between(a, _, b) => (at_of(a)?, Some(at_of(b)?.0)),
     };
-    let at = super::paths::ms(ev.t_ns);
     let keep = |p: &FlowPath| match (s, p.started_ms, p.ended_ms) {
         (Started::After(_, d), Some(t), _) => t >= at + d.as_secs_f64() * 1000.0,
-        (Started::Before(_), Some(t), _) => t < at,
-        (Started::Spanning(_), Some(t), Some(end)) => t < at && end > at,
+        (Started::Between(_, d, _), Some(t), _) => {
+            t >= at + d.as_secs_f64() * 1000.0 && until.is_some_and(|u| t < u)
+        }
+        (Started::Before(_), Some(t), _) => t < asked,
+        (Started::Spanning(_), Some(t), Some(end)) => t < asked && end > at,
         _ => false,
     };
     Ok(ids
@@ -136,16 +144,18 @@ pub(super) fn event_figures(
     events
         .iter()
         .map(|ev| {
-            let at = super::paths::ms(ev.t_ns);
-            let link = plan
-                .events
-                .iter()
-                .find(|e| e.name == ev.name)
-                .map(|e| e.link.clone())
-                .unwrap_or_default();
+            let (asked, at) = (super::paths::ms(ev.asked_ns), super::paths::ms(ev.t_ns));
+            let planned = plan.events.iter().find(|e| e.name == ev.name);
+            let link = planned.map(|e| e.link.clone()).unwrap_or_default();
+            let restores = planned.is_some_and(|e| {
+                matches!(
+                    e.change,
+                    crate::model::Change::Carrier(true) | crate::model::Change::Heal
+                )
+            });
             let mut spanning = FateCounts::default();
             for p in flows.iter().filter(|p| {
-                p.started_ms.is_some_and(|t| t < at) && p.ended_ms.is_some_and(|t| t > at)
+                p.started_ms.is_some_and(|t| t < asked) && p.ended_ms.is_some_and(|t| t > at)
             }) {
                 match p.fate() {
                     Fate::Survives => spanning.survived += 1,
@@ -162,6 +172,7 @@ pub(super) fn event_figures(
             EventFigures {
                 name: ev.name.clone(),
                 link: link.clone(),
+                restores,
                 at_ms: at,
                 spanning,
                 started_after: after.len() as u32,
@@ -170,6 +181,11 @@ pub(super) fn event_figures(
                     .filter(|(p, _)| on_link(p))
                     .map(|(_, t)| round(*t))
                     .reduce(f64::max),
+                first_on_link_ms: after
+                    .iter()
+                    .filter(|(p, _)| on_link(p))
+                    .map(|(_, t)| round(*t))
+                    .reduce(f64::min),
                 first_elsewhere_ms: after
                     .iter()
                     .filter(|(p, _)| p.first_out.is_some() && !on_link(p))

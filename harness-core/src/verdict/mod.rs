@@ -392,6 +392,8 @@ pub struct EventFigures {
     pub name: String,
     /// The link it changed.
     pub link: String,
+    /// Whether it brought the link back (`up:`, `heal:`) rather than failing it.
+    pub restores: bool,
     /// When the change was made, ms since the captures started.
     pub at_ms: f64,
     /// Connections running when it happened, by fate.
@@ -400,6 +402,9 @@ pub struct EventFigures {
     /// event's link started (ms after the event): how long new connections still used it.
     pub started_after: u32,
     pub last_on_link_ms: Option<f64>,
+    /// When the first flow started after it that left by the event's link (ms after it): for
+    /// a link brought back, how long until new connections used it again.
+    pub first_on_link_ms: Option<f64>,
     /// When the first flow started after it that left by another uplink (ms after the event).
     pub first_elsewhere_ms: Option<f64>,
 }

@@ -898,8 +898,10 @@ fn expectations_tied_to_an_event_judge_the_flows_that_ran_so() {
             },
         );
     }
+    // Asked for at 95 ms, in force at 100 ms.
     o.obs.events.push(crate::observe::EventSeen {
         name: "dies".into(),
+        asked_ns: t(95),
         t_ns: t(100),
     });
     // Flow 3 was reset, flow 1 died (its client gave up).

@@ -45,8 +45,18 @@ pub struct TrafficResult {
     pub probes_answered: u64,
     /// When each flow ran: its first packet sent, its client done (wall-clock).
     pub times: BTreeMap<u32, (std::time::SystemTime, std::time::SystemTime)>,
-    /// The events, in the order they happened, each with when its change was made.
-    pub events: Vec<(String, std::time::SystemTime)>,
+    /// The events, in the order they happened.
+    pub events: Vec<EventMade>,
+}
+
+/// An event as the driver made it: asked for at `asked` (wall-clock), in force at `done` (for
+/// a carrier, once the other end sees it), and how late that was against its schedule.
+#[derive(Debug, Clone)]
+pub struct EventMade {
+    pub name: String,
+    pub asked: std::time::SystemTime,
+    pub done: std::time::SystemTime,
+    pub late: Duration,
 }
 
 /// What the servers read, by flow: the source address of its first request, and the last
@@ -178,7 +188,7 @@ pub fn drive(
         .build()?;
     // Events during traffic are made by a thread of their own, at their time, while the
     // clients run on this one.
-    let happened: Mutex<Vec<(String, std::time::SystemTime)>> = Mutex::default();
+    let happened: Mutex<Vec<EventMade>> = Mutex::default();
     let event_errors: Mutex<Vec<io::Error>> = Mutex::default();
     let clients = std::thread::scope(|scope| {
         let (fire, firing) = std::sync::mpsc::channel::<(&Event, Instant)>();
@@ -196,9 +206,14 @@ pub fn drive(
                 {
                     break;
                 }
-                let at = std::time::SystemTime::now();
+                let asked = std::time::SystemTime::now();
                 match make(lab, topo, e) {
-                    Ok(()) => happened.lock().expect("events").push((e.name.clone(), at)),
+                    Ok(()) => happened.lock().expect("events").push(EventMade {
+                        name: e.name.clone(),
+                        asked,
+                        done: std::time::SystemTime::now(),
+                        late: Instant::now().saturating_duration_since(when),
+                    }),
                     Err(err) => event_errors.lock().expect("events").push(err),
                 }
             }
@@ -247,9 +262,15 @@ pub fn drive(
                             finished(id, join(h).await);
                         }
                         for e in before {
-                            let at = std::time::SystemTime::now();
+                            let asked = std::time::SystemTime::now();
                             make(lab, topo, e)?;
-                            happened.lock().expect("events").push((e.name.clone(), at));
+                            happened.lock().expect("events").push(EventMade {
+                                name: e.name.clone(),
+                                asked,
+                                done: std::time::SystemTime::now(),
+                                // Between groups nothing waits on its time.
+                                late: Duration::ZERO,
+                            });
                         }
                     }
                     group_start = Instant::now();
