@@ -6,6 +6,12 @@
 //! shades, and the legend's swatches are far below the thresholds. Without chromium, or where
 //! namespaces cannot be created, the trials are ignored, not passed; under `CI=true` they fail
 //! and say what to install or allow (tests/common/mod.rs).
+//!
+//! The timeline trial renders the page of failover/carrier-live (an event during traffic): the
+//! DOM must hold the timeline with the event and a row per flow, every link in it leading to a
+//! place on the page; at 1280 and 800 px wide the drawing must fit its section and none of its
+//! texts may overlap another or a bar (a probe script, added to a copy of the page only,
+//! measures them); the screenshot must show the bars' uplink colours.
 
 mod common;
 
@@ -15,7 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::model::repo_path;
-use harness::report::html::{BACK, DIED, OUT};
+use harness::report::html::{BACK, DIED, OUT, UPLINK_COLOURS};
 use libtest_mimic::{Arguments, Failed};
 
 /// How long Chromium gets for one page.
@@ -291,13 +297,193 @@ fn screenshot(dir: &Path, page: &Path, name: &str) -> Result<Shot, Failed> {
     Ok((shot, bytes, w, h, px))
 }
 
+/// A run with an event during traffic, whose page has a timeline.
+const TIMELINE: &str = "scenarios/failover/carrier-live.yaml";
+/// Window widths the timeline must fit.
+const TIMELINE_WIDTHS: [u32; 2] = [1280, 800];
+
+/// Added to a copy of the page before `</body>` (the page itself runs no script): measures
+/// the timeline against its section and its texts against each other and the bars, and
+/// writes what it found into `<pre id="probe">`, a line each, problems starting `problem:`.
+const PROBE: &str = r#"<script>
+(function () {
+  var out = [];
+  var svg = document.querySelector('svg.timeline');
+  if (!svg) {
+    out.push('problem: no svg.timeline in the page');
+  } else {
+    var sec = svg.closest('section'), cs = getComputedStyle(sec);
+    var r = svg.getBoundingClientRect(), s = sec.getBoundingClientRect();
+    var left = s.left + parseFloat(cs.borderLeftWidth) + parseFloat(cs.paddingLeft);
+    var right = s.right - parseFloat(cs.borderRightWidth) - parseFloat(cs.paddingRight);
+    var f = function (x) { return x.toFixed(1); };
+    out.push('window ' + window.innerWidth + ', drawing ' + f(r.left) + '..' + f(r.right) + ' (' + f(r.width) + ' x ' + f(r.height) + '), section content ' + f(left) + '..' + f(right));
+    if (r.width < 100 || r.height < 100) out.push('problem: the drawing is ' + f(r.width) + ' x ' + f(r.height));
+    if (r.left < left - 0.5 || r.right > right + 0.5) out.push('problem: the drawing is wider than its section');
+    if (r.right > document.documentElement.clientWidth + 0.5) out.push('problem: the drawing reaches past the window');
+    var items = [];
+    svg.querySelectorAll('text, rect.tl-bar').forEach(function (e) {
+      var text = e.tagName.toLowerCase() === 'text';
+      var row = e.closest('[data-flow]');
+      items.push({
+        what: (text ? 'text "' + e.textContent + '"' : 'bar') + (row ? ' of flow ' + row.getAttribute('data-flow') : ''),
+        text: text,
+        b: e.getBoundingClientRect()
+      });
+    });
+    items.forEach(function (a) {
+      if (a.b.left < r.left - 0.5 || a.b.right > r.right + 0.5 || a.b.top < r.top - 0.5 || a.b.bottom > r.bottom + 0.5)
+        out.push('problem: ' + a.what + ' is outside the drawing');
+    });
+    for (var i = 0; i < items.length; i++) {
+      for (var j = i + 1; j < items.length; j++) {
+        var a = items[i], b = items[j];
+        if (!a.text && !b.text) continue;
+        var w = Math.min(a.b.right, b.b.right) - Math.max(a.b.left, b.b.left);
+        var h = Math.min(a.b.bottom, b.b.bottom) - Math.max(a.b.top, b.b.top);
+        if (w > 0.5 && h > 0.5) out.push('problem: ' + a.what + ' overlaps ' + b.what);
+      }
+    }
+    out.push('measured ' + items.length + ' texts and bars');
+  }
+  var pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = out.join('\n');
+  document.body.appendChild(pre);
+})();
+</script>"#;
+
+fn check_timeline() -> Result<(), Failed> {
+    chromium()?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let page = dir.path().join("result.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--html"])
+        .arg(&page)
+        .arg(TIMELINE)
+        .current_dir(repo_path(""))
+        .output()
+        .map_err(|e| format!("running the harness: {e}"))?;
+    // The timeline is drawn whatever the verdict: a run that failed (1) still wrote its page.
+    if !matches!(out.status.code(), Some(0 | 1)) || !page.is_file() {
+        return Err(format!(
+            "`harness run --html … {TIMELINE}` exited {:?}:\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+
+    // The DOM: the timeline, its event, a row per flow, and links that lead somewhere.
+    let dom_file = dir.path().join("dom.html");
+    chromium_on(dir.path(), &page, &["--dump-dom".into()], &dom_file)?;
+    let dom = std::fs::read_to_string(&dom_file).map_err(|e| e.to_string())?;
+    let start = dom
+        .find("<svg class=\"timeline\"")
+        .ok_or_else(|| format!("no timeline in the rendered DOM:\n{dom}"))?;
+    let svg = &dom[start..start + dom[start..].find("</svg>").unwrap_or(0)];
+    if svg.matches("data-event=\"wan1_dies\"").count() != 1 {
+        return Err(format!("the event wan1_dies is not on the timeline once:\n{svg}").into());
+    }
+    let plan = harness::model::load(&repo_path(TIMELINE)).map_err(|e| e.to_string())?;
+    let rows = svg.matches("class=\"tl-row\" data-flow=").count();
+    if rows != plan.flows.len() {
+        return Err(format!("{rows} rows on the timeline for {} flows", plan.flows.len()).into());
+    }
+    for f in &plan.flows {
+        if !svg.contains(&format!("data-flow=\"{}\"", f.id)) {
+            return Err(format!("flow {} has no row on the timeline", f.id).into());
+        }
+    }
+    let mut links = 0;
+    for (i, _) in svg.match_indices("href=\"#") {
+        let target = &svg[i + 7..];
+        let target = &target[..target.find('"').unwrap_or(0)];
+        if !dom.contains(&format!("id=\"{target}\"")) {
+            return Err(
+                format!("the timeline links to #{target}, which is nowhere on the page").into(),
+            );
+        }
+        links += 1;
+    }
+    if links == 0 {
+        return Err("no row of the timeline links to its flow".into());
+    }
+
+    // The layout, measured at each width.
+    let text = std::fs::read_to_string(&page).map_err(|e| e.to_string())?;
+    let probed = dir.path().join("probed.html");
+    std::fs::write(&probed, text.replace("</body>", &format!("{PROBE}</body>")))
+        .map_err(|e| e.to_string())?;
+    for w in TIMELINE_WIDTHS {
+        let out = dir.path().join(format!("probe-{w}.html"));
+        chromium_on(
+            dir.path(),
+            &probed,
+            &["--dump-dom".into(), format!("--window-size={w},{HEIGHT}")],
+            &out,
+        )?;
+        let dom = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        let found = dom
+            .split_once("<pre id=\"probe\">")
+            .and_then(|(_, rest)| rest.split_once("</pre>"))
+            .map(|(p, _)| p.replace("&quot;", "\"").replace("&amp;", "&"))
+            .ok_or("the probe wrote nothing: did the page load?")?;
+        if !found.starts_with(&format!("window {w},")) || found.contains("problem:") {
+            return Err(format!("the timeline at {w} px wide:\n{found}").into());
+        }
+    }
+
+    // The screenshot shows the bars, in the colours of the two uplinks; without the timeline
+    // (the control) the page shows too little of them to pass.
+    let colours = [("wan1", UPLINK_COLOURS[0]), ("wan2", UPLINK_COLOURS[1])];
+    let (shot, .., px) = screenshot(dir.path(), &page, "timeline")?;
+    let counts: Vec<(&str, &str, usize)> = colours
+        .iter()
+        .map(|(what, hex)| (*what, *hex, count(&px, rgb(hex))))
+        .collect();
+    if counts.iter().any(|(_, _, n)| *n < MIN_PIXELS) {
+        let keep = std::env::temp_dir().join("harness-html-timeline.png");
+        let _ = std::fs::copy(&shot, &keep);
+        return Err(format!(
+            "the screenshot lacks the bars' colours (at least {MIN_PIXELS} pixels each): {}; screenshot kept as `{}`",
+            shown(&counts),
+            keep.display()
+        )
+        .into());
+    }
+    let bare = dir.path().join("bare.html");
+    let start = text.find("<svg class=\"timeline\"").unwrap_or(0);
+    let end = start + text[start..].find("</svg>").map_or(0, |j| j + 6);
+    std::fs::write(&bare, format!("{}{}", &text[..start], &text[end..]))
+        .map_err(|e| e.to_string())?;
+    let (.., px) = screenshot(dir.path(), &bare, "bare")?;
+    let control: Vec<(&str, &str, usize)> = colours
+        .iter()
+        .map(|(what, hex)| (*what, *hex, count(&px, rgb(hex))))
+        .collect();
+    if control.iter().any(|(_, _, n)| *n >= MIN_PIXELS) {
+        return Err(format!(
+            "without its timeline the page still shows {MIN_PIXELS} pixels of a bar colour: {}",
+            shown(&control)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Not root: run as root of a user namespace of our own, as the scenario tests do.
     // Without the browser (or a lab) the trials are ignored, and under CI they fail.
     let needs = common::Needs::lab().and(&common::Needs::tool("chromium", "chromium"));
-    let trials = CASES
+    let mut trials: Vec<_> = CASES
         .iter()
         .map(|c| needs.trial(format!("html: {}", c.name), move || check(c)))
         .collect();
+    trials.push(needs.trial(
+        "html: failover/carrier-live: the timeline, at 1280 and 800 px",
+        check_timeline,
+    ));
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }

@@ -486,3 +486,70 @@ fn ms(t: f64) -> String {
         format!("{:.3} s", t / 1000.0)
     }
 }
+
+/// What became of a flow, in the past tense: `survived`, `was reset`, `died`.
+fn fate_was(f: Fate) -> &'static str {
+    match f {
+        Fate::Survives => "survived",
+        Fate::Reset => "was reset",
+        Fate::Dies => "died",
+    }
+}
+
+/// A flow on the HTML page's timeline (its tooltip): `flow 1 (long, tcp 192.168.157.3:40001):
+/// out via wan1 and wan2, back via wan1; died: round trip 7 of 10: no answer within 1450ms;
+/// ran from 23.2 ms to 1474.9 ms, 59 packets`.
+pub fn timeline_flow(f: &crate::verdict::FlowPath) -> String {
+    let fate = match (f.fate(), &f.client_error) {
+        (Fate::Survives, _) | (_, None) => fate_was(f.fate()).to_string(),
+        (fate, Some(e)) => format!("{}: {e}", fate_was(fate)),
+    };
+    let times = match (f.started_ms, f.ended_ms) {
+        (Some(a), Some(b)) => format!("ran from {a:.1} ms to {b:.1} ms"),
+        (Some(a), None) => format!("started at {a:.1} ms"),
+        _ => "its times were not recorded".to_string(),
+    };
+    format!(
+        "flow {} ({}, {} {}): out via {}, back via {}; {fate}; {times}, {} packet{}",
+        f.id,
+        f.group,
+        f.proto,
+        f.client,
+        uplinks(&f.out),
+        uplinks(&f.back),
+        f.packets,
+        if f.packets == 1 { "" } else { "s" }
+    )
+}
+
+/// Flows of a group gathered on one row of the timeline (its tooltip): `14 flows of new (7,
+/// 9–21) left via wan2 and survived; they ran from 300.1 ms to 640.2 ms`.
+pub fn timeline_flows(
+    group: &str,
+    uplink: &str,
+    fate: Fate,
+    ids: &[u32],
+    span: Option<(f64, f64)>,
+) -> String {
+    const SHOWN: usize = 40;
+    let named = if ids.len() > SHOWN {
+        format!("{} … and {} more", ranges(&ids[..SHOWN]), ids.len() - SHOWN)
+    } else {
+        ranges(ids)
+    };
+    let way = if uplink == "no uplink" {
+        "left on no uplink".to_string()
+    } else {
+        format!("left via {uplink}")
+    };
+    let when = match span {
+        Some((a, b)) => format!("; they ran from {a:.1} ms to {b:.1} ms"),
+        None => String::new(),
+    };
+    format!(
+        "{} flow{} of {group} ({named}) {way} and {}{when}",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        fate_was(fate)
+    )
+}

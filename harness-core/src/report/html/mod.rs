@@ -9,6 +9,7 @@
 //!
 //! `svg` lays the topology out and draws it, with a flow's path on it; `sections` writes
 //! each scenario's parts (expectations, failing flows hop by hop, flows grouped by path);
+//! `timeline` draws, for a run with events, the events and the flows on a time axis;
 //! `style.css` is the page's stylesheet, inlined.
 
 use std::fmt::Write as _;
@@ -21,6 +22,9 @@ mod sections;
 mod svg;
 #[cfg(test)]
 mod tests;
+mod timeline;
+
+pub use timeline::{NO_UPLINK, UPLINK_COLOURS};
 
 /// What one judged scenario contributes to the page.
 pub struct Scenario<'a> {

@@ -112,6 +112,8 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
     );
 
     expectations(s, &sid, v);
+    // The timeline goes here, once the flows below are written: its rows link to theirs.
+    let timeline_at = s.len();
 
     // Each flow's packets, hop by hop, as the verdict kept them (`Traces::All`).
     let traces: BTreeMap<u32, &Vec<PacketTrace>> = v
@@ -187,6 +189,11 @@ pub(super) fn scenario(s: &mut String, i: usize, sc: &Scenario) {
     for (o, fs) in &groups {
         group(s, &sid, v, o, fs, &together, &small);
     }
+    let anchored = super::timeline::anchors(&s[timeline_at..], &sid);
+    s.insert_str(
+        timeline_at,
+        &super::timeline::section(&sid, plan, v, &anchored),
+    );
     s.push_str("</section>\n");
 }
 

@@ -3,6 +3,7 @@
 use rstest::rstest;
 
 use super::svg::{grid, roles, Drawing, Size, UPLINK};
+use super::timeline::UPLINK_COLOURS;
 use super::*;
 use crate::model::{self, repo_path};
 use crate::observe::packet::{Packet, Tag, ACK};
@@ -404,4 +405,259 @@ fn many_failing_flows_are_capped_and_flows_judged_together_are_counted() {
     assert_eq!(html.matches("class=\"flow bad\"").count(), MAX_DETAILED);
     assert!(html.contains("975 more failing flows not drawn"));
     assert!(html.len() < 600_000, "{} bytes", html.len());
+}
+
+// ---------------------------------------------------------------------------------------
+// The timeline
+
+/// `plan` judged on nothing seen, then given an event at 300 ms on wan1 and, flow by flow,
+/// times 100 ms apart (flow `n` from `100·n` to `100·n + 50` ms), the uplink `wan1` or
+/// `wan2` by parity, and a fate by `n % 3` (0 survives, 1 reset, 2 dies).
+fn timed(plan: &Plan) -> Verdict {
+    let mut v = judge(plan, &Observations::default());
+    v.events = vec![crate::verdict::EventFigures {
+        name: "wan1_dies".into(),
+        link: "wan1".into(),
+        at_ms: 300.0,
+        spanning: crate::verdict::FateCounts {
+            survived: 1,
+            reset: 0,
+            died: 1,
+        },
+        started_after: 7,
+        last_on_link_ms: None,
+        first_elsewhere_ms: Some(100.0),
+    }];
+    v.timed = true;
+    for f in &mut v.flows {
+        let n = f64::from(f.id);
+        f.started_ms = Some(100.0 * n);
+        f.ended_ms = Some(100.0 * n + 50.0);
+        f.first_out = Some(if f.id % 2 == 1 { "wan1" } else { "wan2" }.into());
+        f.completed = f.id % 3 == 0;
+        f.reset = f.id % 3 == 1;
+    }
+    v
+}
+
+/// The timeline's part of the page: from its heading to the event figures' end.
+fn timeline_of(html: &str) -> &str {
+    let start = html
+        .find("<h3 id=\"s0-")
+        .and_then(|_| html.find("-timeline\">Timeline</h3>"))
+        .expect("a timeline");
+    let end = start + html[start..].find("</ul>").expect("the event figures");
+    &html[start..end]
+}
+
+/// The number in attribute `name="…"` of the first element after `from` in `s`.
+fn attr(s: &str, from: &str, name: &str) -> f64 {
+    let at = s
+        .find(from)
+        .unwrap_or_else(|| panic!("`{from}` not in {s}"));
+    let rest = &s[at..];
+    let k = rest.find(&format!(" {name}=\"")).expect(name) + name.len() + 3;
+    rest[k..k + rest[k..].find('"').unwrap()].parse().unwrap()
+}
+
+/// The row of flow `id`, up to its end.
+fn row_of(t: &str, id: u32) -> &str {
+    let start = t
+        .find(&format!("class=\"tl-row\" data-flow=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row for flow {id}"));
+    &t[start..start + t[start..].find("</g>").unwrap()]
+}
+
+#[test]
+fn the_timeline_appears_only_for_a_run_with_events() {
+    let plan = load("scenarios/dual-isp.yaml");
+    let obs = Observations::default();
+    let mut v = timed(&plan);
+    let html = page_of(&plan, &v, &obs);
+    assert_eq!(html.matches("<svg class=\"timeline\"").count(), 1);
+    assert!(html.contains("<h3 id=\"s0-dual-isp-timeline\">Timeline</h3>"));
+    // After the expectations, before the flows.
+    let at = |needle: &str| html.find(needle).unwrap();
+    assert!(at("<h3>Expectations</h3>") < at(">Timeline</h3>"));
+    assert!(at(">Timeline</h3>") < at("<h3>Failing flows"));
+    // The figures in words under the drawing.
+    assert!(timeline_of(&html).contains(&format!(
+        "<ul class=\"events\"><li>{}</li>",
+        esc(&crate::report::words::event(&v.events[0]))
+    )));
+    v.events.clear();
+    let html = page_of(&plan, &v, &obs);
+    assert!(
+        !html.contains("<svg class=\"timeline\"") && !html.contains("Timeline</h3>"),
+        "a timeline without events"
+    );
+}
+
+#[test]
+fn a_row_per_flow_under_its_group_with_bars_placed_by_time_and_fates_marked() {
+    let plan = load("scenarios/dual-isp.yaml");
+    let v = timed(&plan);
+    let html = page_of(&plan, &v, &Observations::default());
+    let t = timeline_of(&html);
+    assert_eq!(t.matches("class=\"tl-row\" data-flow=").count(), 10);
+    assert!(
+        !t.contains("data-flows="),
+        "nothing gathered under the limit"
+    );
+    // Groups in the order of their first flow, each with its flows.
+    let web = t.find("data-group=\"web\"").unwrap();
+    let dns = t.find("data-group=\"dns\"").unwrap();
+    assert!(web < t.find("data-flow=\"8\"").unwrap());
+    assert!(t.find("data-flow=\"8\"").unwrap() < dns);
+    assert!(dns < t.find("data-flow=\"9\"").unwrap());
+    assert!(t.contains(">web · 8 flows</text>") && t.contains(">dns · 2 flows</text>"));
+    // Bars from start to end on one linear scale (flow n: 100·n to 100·n + 50 ms).
+    let x = |id: u32| attr(row_of(t, id), "<rect class=\"tl-bar\"", "x");
+    let w = |id: u32| attr(row_of(t, id), "<rect class=\"tl-bar\"", "width");
+    let per_ms = (x(9) - x(1)) / 800.0;
+    assert!(per_ms > 0.5, "{per_ms} px per ms");
+    for id in 1..=10 {
+        let want = x(1) + per_ms * 100.0 * f64::from(id - 1);
+        assert!(
+            (x(id) - want).abs() < 0.2,
+            "flow {id} at {}, not {want}",
+            x(id)
+        );
+        assert!((w(id) - per_ms * 50.0).abs() < 0.2);
+    }
+    // The event's line between flow 2's bar and flow 3's start.
+    let ev = attr(t, "data-event=\"wan1_dies\"", "x1");
+    assert!((ev - (x(1) + per_ms * 200.0)).abs() < 0.2, "event at {ev}");
+    assert!(t.contains(">wan1_dies (wan1)</text>"));
+    // Coloured by the uplink the first packet left on.
+    assert!(row_of(t, 1).contains(&format!("fill=\"{}\"", UPLINK_COLOURS[0])));
+    assert!(row_of(t, 2).contains(&format!("fill=\"{}\"", UPLINK_COLOURS[1])));
+    // Fates at the bars' ends.
+    for (id, glyph, cls) in [(3, "✓", "s"), (4, "R", "r"), (5, "✕", "d")] {
+        let r = row_of(t, id);
+        assert!(
+            r.contains(&format!("class=\"tl-f {cls}\"")) && r.contains(&format!(">{glyph}</text>")),
+            "{r}"
+        );
+        assert!(attr(r, "class=\"tl-f", "x") > x(id) + w(id));
+    }
+    // Its tooltip says it all.
+    assert!(row_of(t, 4).contains("<title>flow 4 (web, tcp 192.168.157.3:40004): out via no uplink, back via no uplink; was reset"));
+}
+
+#[test]
+fn packets_are_ticked_on_the_client_link_out_above_and_replies_below() {
+    let (plan, mut obs) = stray();
+    // Flow 2's data left saturn on lan at 1 ms and died; a reply to it reached saturn at 4 ms.
+    let mut back = seen(&plan, 2, "lan", false, "172.16.1.100", 4);
+    back.pkt.dst = "192.168.157.3".parse().unwrap();
+    back.pkt.src = "172.16.1.100".parse().unwrap();
+    std::mem::swap(&mut back.pkt.sport, &mut back.pkt.dport);
+    back.pkt.tag = Some(Tag {
+        flow: 2,
+        request: false,
+    });
+    obs.sightings = vec![
+        seen(&plan, 2, "lan", true, "192.168.157.3", 1),
+        seen(&plan, 2, "wan1", true, "10.37.2.253", 2),
+        back,
+    ]
+    .into();
+    let mut v = timed(&plan);
+    let judged = judge(&plan, &obs);
+    v.flows[1].trace = judged.flows[1].trace.clone();
+    let html = page_of(&plan, &v, &obs);
+    let r = row_of(timeline_of(&html), 2);
+    assert!(r.contains("<path class=\"tl-out\" d=\"M"), "{r}");
+    assert!(
+        attr(r, "class=\"tl-out\"", "stroke-width") > 0.0 && r.contains("class=\"tl-back\""),
+        "{r}"
+    );
+}
+
+#[test]
+fn every_link_on_the_timeline_leads_to_its_flow_and_no_other_links() {
+    // 50 flows, none failing, all on one path (none seen): the first 40 are listed in its
+    // table, with an anchor each; the other 10 only counted.
+    let plan = load("scenarios/ecmp/weighted.yaml");
+    let mut v = timed(&plan);
+    v.flows.truncate(50);
+    v.results.clear();
+    let html = page_of(&plan, &v, &Observations::default());
+    let t = timeline_of(&html);
+    let mut linked = Vec::new();
+    for (i, _) in t.match_indices("<a href=\"#") {
+        let target = &t[i + 10..];
+        let target = &target[..target.find('"').unwrap()];
+        assert!(
+            html.contains(&format!("id=\"{target}\"")),
+            "#{target} leads nowhere"
+        );
+        linked.push(target.to_string());
+    }
+    let anchored = super::timeline::anchors(&html, "s0-weighted");
+    assert_eq!(anchored.len(), MAX_ROWS);
+    assert_eq!(linked.len(), MAX_ROWS);
+    for id in &anchored {
+        assert!(linked.contains(&format!("s0-weighted-flow-{id}")));
+    }
+    for f in v.flows.iter().filter(|f| !anchored.contains(&f.id)) {
+        assert!(
+            row_of(t, f.id).contains("class=\"tl-l\""),
+            "flow {} unlinked",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn many_flows_are_gathered_by_group_uplink_and_fate() {
+    let plan = load("scenarios/ecmp/weighted.yaml");
+    let v = timed(&plan);
+    let html = page_of(&plan, &v, &Observations::default());
+    let t = timeline_of(&html);
+    assert!(v.flows.len() > super::timeline::MAX_FLOW_ROWS);
+    assert!(!t.contains("data-flow="), "no row per flow");
+    let counts: Vec<usize> = t
+        .match_indices("data-flows=\"")
+        .map(|(i, _)| {
+            let rest = &t[i + 12..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    let groups = t.matches("class=\"tl-group\"").count();
+    // Two uplinks by parity, three fates by id mod 3: six kinds per group.
+    assert_eq!(counts.len(), 6 * groups, "{counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), v.flows.len());
+    assert!(t.contains(&format!(">{} via wan1</text>", counts[0])));
+    // Each row spans its flows' times, first start to last end.
+    let first = t.find("data-flows=").unwrap();
+    let from = attr(&t[first..], "<rect class=\"tl-bar\"", "data-from");
+    let to = attr(&t[first..], "<rect class=\"tl-bar\"", "data-to");
+    assert!(
+        from <= 300.0 && to >= 100.0 * (v.flows.len() as f64 - 5.0),
+        "{from}..{to}"
+    );
+    assert!(t.len() < 40_000, "the timeline takes {} bytes", t.len());
+    // 100 s of them: the axis is in seconds.
+    assert!(t.contains(">t, s</text>") && t.contains(">100</text>"));
+}
+
+#[test]
+fn nothing_on_the_timeline_is_unescaped() {
+    let plan = load("scenarios/dual-isp.yaml");
+    let mut v = timed(&plan);
+    v.events[0].name = "<script>e</script>".into();
+    v.events[0].link = "w&1".into();
+    for f in &mut v.flows {
+        f.group = "<b>g</b>".into();
+    }
+    let html = page_of(&plan, &v, &Observations::default());
+    let t = timeline_of(&html);
+    for raw in ["<script", "<b>g"] {
+        assert!(!t.contains(raw), "`{raw}` unescaped in {t}");
+    }
+    assert!(t.contains(">&lt;script&gt;e&lt;/script&gt; (w&amp;1)</text>"));
+    assert!(t.contains("data-group=\"&lt;b&gt;g&lt;/b&gt;\""));
+    assert!(t.contains(">&lt;b&gt;g&lt;/b&gt; · 10 flows</text>"));
 }
