@@ -418,6 +418,7 @@ fn timed(plan: &Plan) -> Verdict {
     v.events = vec![crate::verdict::EventFigures {
         name: "wan1_dies".into(),
         link: "wan1".into(),
+        restores: false,
         at_ms: 300.0,
         spanning: crate::verdict::FateCounts {
             survived: 1,
@@ -426,6 +427,7 @@ fn timed(plan: &Plan) -> Verdict {
         },
         started_after: 7,
         last_on_link_ms: None,
+        first_on_link_ms: None,
         first_elsewhere_ms: Some(100.0),
     }];
     v.timed = true;
