@@ -1436,7 +1436,42 @@ fn hostile_cases() -> Vec<Hostile> {
             },
             args: &["s.yaml"],
             at: At::Needle("s.yaml", "{ install", 0),
-            says: &["an entry is either a file, `generate: COMMAND` or `install: COMMAND`"],
+            says: &[
+                "an entry is either a file, `generate: COMMAND`, `install: COMMAND` or `daemon: COMMAND`",
+            ],
+        },
+        // Daemons (`daemon: COMMAND`, `--rules NODE=daemon:COMMAND`, #18): refused as
+        // installers are, and alone in their entry.
+        Hostile {
+            name: "yaml-daemon-missing",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - daemon: ./mwan3trakc --target 10.0.0.1\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "./mwan3trakc", 0),
+            says: &["daemon `./mwan3trakc` does not exist"],
+        },
+        Hostile {
+            name: "yaml-daemon-and-file",
+            setup: |d| {
+                scen_plus(
+                    d,
+                    "\nrules:\n  router:\n    files:\n      - { daemon: sh, ip: x.ip }\n",
+                )
+            },
+            args: &["s.yaml"],
+            at: At::Needle("s.yaml", "{ daemon", 0),
+            says: &["or `daemon: COMMAND`"],
+        },
+        Hostile {
+            name: "rules-daemon-not-executable",
+            setup: |d| rules_file(d, "monitor", "#!/bin/sh\n"),
+            args: &["--rules", "router=daemon:./monitor", "s.yaml"],
+            at: At::Start("`--rules router=daemon:./monitor`: "),
+            says: &["daemon `./monitor` is not executable", "chmod +x"],
         },
         Hostile {
             name: "yaml-rules-unknown-kind",

@@ -243,10 +243,11 @@ pub enum RulesArgError {
         cwd: Option<PathBuf>,
         env_hint: bool,
     },
-    /// `NODE=WORD:…` where WORD is no kind of rule source (`install:` is the one there is).
-    #[error("`--rules {arg}`: `{prefix}:` is no kind of rule source: write NODE=install:COMMAND for an installer, NODE=FILE for a bundle, NODE=COMMAND for a generator")]
+    /// `NODE=WORD:…` where WORD is no kind of rule source (`install:` and `daemon:` are).
+    #[error("`--rules {arg}`: `{prefix}:` is no kind of rule source: write NODE=install:COMMAND for an installer, NODE=daemon:COMMAND for a daemon, NODE=FILE for a bundle, NODE=COMMAND for a generator")]
     UnknownPrefix { arg: String, prefix: String },
-    /// `NODE=install:COMMAND` whose command cannot run (`msg` says why).
+    /// `NODE=install:COMMAND` (or `NODE=daemon:COMMAND`) whose command cannot run (`msg` says
+    /// why).
     #[error("`--rules {arg}`: {msg}")]
     Installer { arg: String, msg: String },
     /// The first word of `spec` is neither a file in `cwd` nor a command in PATH.

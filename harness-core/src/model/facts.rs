@@ -71,6 +71,36 @@ pub fn facts(topo: &Topology, node: &str) -> Value {
     })
 }
 
+/// The router's uplinks for a shell program, `HARNESS_UPLINKS`: one word per uplink in the
+/// router's order, `LINK,IFACE,ADDRESS,GATEWAY,ADDRESS6,GATEWAY6` (the router's end's first
+/// address of each family and the other end's; `-` where there is none), e.g.
+/// `wan1,eth1,10.37.1.253,10.37.1.254,-,- wan2,eth2,10.37.2.253,10.37.2.254,-,-`.
+pub fn uplinks_env(topo: &Topology) -> String {
+    let r = &topo.router;
+    let dash = |a: Option<String>| a.unwrap_or_else(|| "-".into());
+    r.uplinks
+        .iter()
+        .filter_map(|u| topo.link(u))
+        .map(|link| {
+            let (mine, peer) = if link.a.node == r.node {
+                (&link.a, &link.b)
+            } else {
+                (&link.b, &link.a)
+            };
+            [
+                link.name.clone(),
+                mine.iface.clone(),
+                dash(mine.v4().next().map(|a| a.addr().to_string())),
+                dash(peer.v4().next().map(|a| a.addr().to_string())),
+                dash(mine.v6().next().map(|a| a.addr().to_string())),
+                dash(peer.v6().next().map(|a| a.addr().to_string())),
+            ]
+            .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::model::{load, repo_path};
@@ -87,6 +117,10 @@ mod tests {
         assert_eq!(up[1]["weight"], 1);
         assert_eq!(f["router"]["lan"][0]["iface"], "eth0");
         assert_eq!(f["nodes"].as_array().map(Vec::len), Some(6));
+        assert_eq!(
+            super::uplinks_env(&plan.topology),
+            "wan1,eth1,10.37.1.253,10.37.1.254,-,- wan2,eth2,10.37.2.253,10.37.2.254,-,-"
+        );
     }
 
     #[test]
@@ -104,5 +138,8 @@ mod tests {
         let saturn = &f["nodes"].as_array().expect("nodes")[0]["interfaces"][0];
         assert_eq!(saturn["addresses"][0], "192.168.157.3/24");
         assert_eq!(saturn["addresses6"][0], "2001:db8:1:157::3/64");
+        assert!(super::uplinks_env(&topo).starts_with(
+            "wan1,eth1,10.37.1.253,10.37.1.254,2001:db8:1::253,2001:db8:1::254 wan2,"
+        ));
     }
 }

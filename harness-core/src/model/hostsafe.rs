@@ -209,7 +209,9 @@ pub fn check_plan(plan: &Plan) -> Result<(), SpecError> {
             RuleSource::Inline { kind, shown, text } => {
                 vec![(shown.into(), *kind, 1, text.clone())]
             }
-            RuleSource::Command { .. } | RuleSource::Install { .. } => continue,
+            RuleSource::Command { .. } | RuleSource::Install { .. } | RuleSource::Daemon { .. } => {
+                continue
+            }
         };
         // Shown as the user gave it: `--rules` paths are made absolute from the current folder.
         let cwd = std::env::current_dir().unwrap_or_default();

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use doc::{parse, stem, Doc};
 pub use error::{RulesArgError, SpecError};
-pub use facts::facts;
+pub use facts::{facts, uplinks_env};
 pub use iproute::{parse_route, parse_rule};
 use locate::YamlIndex;
 pub use plan::*;

@@ -329,6 +329,12 @@ pub enum RuleSource {
     /// rules itself (iptables-restore, nft, ip, ipset, sysctl); what it loaded is then read
     /// back from the node (see `install::snapshot` in the harness crate).
     Install { line: String, cwd: PathBuf },
+    /// A daemon (a monitor, as mwan3track is): a shell command started inside the node once
+    /// all of the node's rule sources are loaded and the lab is wired, given the facts as a
+    /// generator is, and not waited for: it runs through the traffic, in a process group
+    /// (and PID namespace) of its own, and is stopped when the run ends. It loads nothing:
+    /// what it changes in the node is its own doing, judged by the traffic.
+    Daemon { line: String, cwd: PathBuf },
     /// Rules held in memory (a mutant of a rule file), shown as `shown` in messages.
     Inline {
         kind: RuleKind,
@@ -344,6 +350,7 @@ impl RuleSource {
             RuleSource::File { path, .. } | RuleSource::Bundle(path) => path.display().to_string(),
             RuleSource::Command { line, .. } => format!("generator `{line}`"),
             RuleSource::Install { line, .. } => format!("installer `{line}`"),
+            RuleSource::Daemon { line, .. } => format!("daemon `{line}`"),
             RuleSource::Inline { shown, .. } => shown.clone(),
         }
     }
@@ -377,6 +384,19 @@ impl RuleSource {
             return Ok((
                 node.to_string(),
                 RuleSource::Install {
+                    line: line.to_string(),
+                    cwd: cwd.to_path_buf(),
+                },
+            ));
+        }
+        if let Some(line) = spec.trim_start().strip_prefix(DAEMON_PREFIX) {
+            let line = line.trim();
+            if let Some(msg) = daemon_problem(line, cwd) {
+                return Err(RulesArgError::Installer { arg: arg(), msg });
+            }
+            return Ok((
+                node.to_string(),
+                RuleSource::Daemon {
                     line: line.to_string(),
                     cwd: cwd.to_path_buf(),
                 },
@@ -469,12 +489,32 @@ impl RuleSource {
 /// `--rules NODE=install:COMMAND`: the command is an installer.
 pub const INSTALL_PREFIX: &str = "install:";
 
+/// `--rules NODE=daemon:COMMAND`: the command is a daemon, run beside the rules.
+pub const DAEMON_PREFIX: &str = "daemon:";
+
 /// Why an installer's command line cannot run, if it cannot: it is empty, or its first word
 /// names a file that is not there (relative to `cwd`) or not executable, or a command that is
 /// not in PATH.
 pub fn installer_problem(line: &str, cwd: &std::path::Path) -> Option<String> {
+    program_problem(("installer", "install", "./load-rules"), line, cwd)
+}
+
+/// Why a daemon's command line cannot run, if it cannot: as [`installer_problem`].
+pub fn daemon_problem(line: &str, cwd: &std::path::Path) -> Option<String> {
+    program_problem(("daemon", "daemon", "./monitor"), line, cwd)
+}
+
+/// Why a program's command line cannot run; `(what, key, example)` word the messages:
+/// (`installer`, `install`, `./load-rules`).
+fn program_problem(
+    (what, key, example): (&str, &str, &str),
+    line: &str,
+    cwd: &std::path::Path,
+) -> Option<String> {
     let Some(first) = line.split_whitespace().next() else {
-        return Some("the installer's command is empty: write `install: COMMAND`, e.g. `install: ./load-rules`".into());
+        return Some(format!(
+            "the {what}'s command is empty: write `{key}: COMMAND`, e.g. `{key}: {example}`"
+        ));
     };
     if first.contains('/') {
         let path = cwd.join(first);
@@ -483,22 +523,27 @@ pub fn installer_problem(line: &str, cwd: &std::path::Path) -> Option<String> {
         } else {
             format!(" (looked in `{}`)", cwd.display())
         };
+        let is = if what == "installer" {
+            "name the program that loads the rules"
+        } else {
+            "name the program to run"
+        };
         return match path.metadata() {
             Err(_) => Some(format!(
-                "installer `{first}` does not exist{looked}; check the spelling"
+                "{what} `{first}` does not exist{looked}; check the spelling"
             )),
             Ok(m) if !m.is_file() => Some(format!(
-                "installer `{first}` is not a regular file{looked}; name the program that loads the rules"
+                "{what} `{first}` is not a regular file{looked}; {is}"
             )),
             Ok(_) if !executable(&path) => Some(format!(
-                "installer `{first}` is not executable{looked}: `chmod +x {first}`, or write `install: sh {first}`"
+                "{what} `{first}` is not executable{looked}: `chmod +x {first}`, or write `{key}: sh {first}`"
             )),
             Ok(_) => None,
         };
     }
     (!single_command_exists(first)).then(|| {
         format!(
-            "installer `{first}` is neither a command in PATH nor a file (looked in `{}`); check the spelling, or give its path (`./{first}`)",
+            "{what} `{first}` is neither a command in PATH nor a file (looked in `{}`); check the spelling, or give its path (`./{first}`)",
             cwd.display()
         )
     })

@@ -217,12 +217,12 @@ pub struct NodeRulesDef {
 }
 
 /// `- iptables: FILE`, `- ip6tables: FILE`, `- nft: FILE`, `- ip: FILE`, `- ipset: FILE`,
-/// `- sysctl: FILE` or `- generate: COMMAND` (with `as: KIND`) or `- install: COMMAND`: one
-/// file, generator or installer per entry.
+/// `- sysctl: FILE` or `- generate: COMMAND` (with `as: KIND`) or `- install: COMMAND` or
+/// `- daemon: COMMAND`: one file, generator, installer or daemon per entry.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a rule file: `iptables: FILE`, `ip6tables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`; or `generate: COMMAND`, `install: COMMAND`"
+    expecting = "a rule file: `iptables: FILE`, `ip6tables: FILE`, `nft: FILE`, `ip: FILE`, `ipset: FILE` or `sysctl: FILE`; or `generate: COMMAND`, `install: COMMAND`, `daemon: COMMAND`"
 )]
 pub struct RuleFileDef {
     /// An `iptables-restore` file.
@@ -246,6 +246,10 @@ pub struct RuleFileDef {
     /// (iptables-restore, ip6tables-restore, nft, ip, ipset, sysctl); the harness then reads
     /// back what it loaded.
     pub install: Option<String>,
+    /// A daemon (a monitor): a command started inside the node once all of the node's rules
+    /// are loaded and the lab is wired, given the facts as a generator is, and left running
+    /// through the traffic; it is stopped (its whole process group) when the run ends.
+    pub daemon: Option<String>,
     /// What the generator prints: `iptables`, `ip6tables`, `nft`, `ip`, `ipset` or `sysctl`.
     #[serde(rename = "as")]
     pub as_kind: Option<String>,

@@ -44,30 +44,44 @@ pub(super) fn node_rules(
             } else {
                 dir
             };
-            if let Some(line) = f.install {
-                if f.generate.is_some()
-                    || f.as_kind.is_some()
-                    || f.bundle.is_some()
-                    || f.iptables.is_some()
-                    || f.ip6tables.is_some()
-                    || f.nft.is_some()
-                    || f.ip.is_some()
-                    || f.ipset.is_some()
-                    || f.sysctl.is_some()
-                {
+            let others = [
+                f.iptables.is_some(),
+                f.ip6tables.is_some(),
+                f.nft.is_some(),
+                f.ip.is_some(),
+                f.ipset.is_some(),
+                f.sysctl.is_some(),
+                f.bundle.is_some(),
+                f.generate.is_some(),
+                f.as_kind.is_some(),
+            ]
+            .contains(&true);
+            // An installer and a daemon are entries of their own.
+            for (key, line, what) in [
+                ("install", f.install.as_ref(), Program::Installer),
+                ("daemon", f.daemon.as_ref(), Program::Daemon),
+            ] {
+                let Some(line) = line else { continue };
+                if others || (f.install.is_some() && f.daemon.is_some()) {
                     return Err(doc.err(
                         &fpath,
-                        "an entry is either a file, `generate: COMMAND` or `install: COMMAND`",
+                        "an entry is either a file, `generate: COMMAND`, `install: COMMAND` or `daemon: COMMAND`",
                     ));
                 }
-                let ipath = format!("{fpath}.install");
-                if let Some(msg) = plan::installer_problem(&line, cwd) {
-                    return Err(doc.err(&ipath, msg));
+                let problem = match what {
+                    Program::Installer => plan::installer_problem(line, cwd),
+                    Program::Daemon => plan::daemon_problem(line, cwd),
+                };
+                if let Some(msg) = problem {
+                    return Err(doc.err(&format!("{fpath}.{key}"), msg));
                 }
-                files.push(RuleSource::Install {
-                    line: line.trim().to_string(),
-                    cwd: cwd.to_path_buf(),
+                let (line, cwd) = (line.trim().to_string(), cwd.to_path_buf());
+                files.push(match what {
+                    Program::Installer => RuleSource::Install { line, cwd },
+                    Program::Daemon => RuleSource::Daemon { line, cwd },
                 });
+            }
+            if f.install.is_some() || f.daemon.is_some() {
                 continue;
             }
             if let Some(line) = f.generate {
@@ -167,6 +181,13 @@ pub(super) fn node_rules(
     Ok(out)
 }
 
+/// A program in a node's rules that is not a generator.
+#[derive(Clone, Copy)]
+enum Program {
+    Installer,
+    Daemon,
+}
+
 #[cfg(test)]
 mod tests {
     use crate::model::{load, repo_path, RuleKind, RuleSource};
@@ -229,6 +250,102 @@ mod tests {
             .expect("write");
             let e = load(&s).expect_err(entry).to_string();
             assert!(e.contains(says), "{entry}: {e}");
+        }
+    }
+
+    /// A scenario with `entry` in jupiter's files, in folder `d` (with `r`, an iptables file,
+    /// `mon`, an executable, and `plain`, a file that is not).
+    fn scenario_with(d: &std::path::Path, entry: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let topo = repo_path("topologies/jupiter.yaml");
+        std::fs::write(d.join("r"), "*filter\nCOMMIT\n").expect("write");
+        std::fs::write(d.join("mon"), "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(d.join("mon"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::write(d.join("plain"), "#!/bin/sh\n").expect("write");
+        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        let s = d.join("s.yaml");
+        std::fs::write(
+            &s,
+            format!(
+                "topology: {}\nrules:\n  jupiter:\n    files:\n      - iptables: r\n      - {entry}\ntraffic:\n  - {{ proto: tcp, from: saturn, to: neptune, port: 80 }}\nexpect:\n  - {{ completes: true }}\n",
+                topo.display()
+            ),
+        )
+        .expect("write");
+        s
+    }
+
+    /// `- daemon: COMMAND` is a daemon of the node, run from the scenario's folder, in its
+    /// place in the list; `--rules NODE=daemon:COMMAND` is one too.
+    #[test]
+    fn a_daemon_entry_is_a_daemon() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (entry, line) in [
+            (
+                "daemon: ./mon --target 172.16.1.100",
+                "./mon --target 172.16.1.100",
+            ),
+            ("{ daemon: \"  sleep 1000 \" }", "sleep 1000"),
+            (
+                "daemon: \"while :; do sleep 1; done\"",
+                "while :; do sleep 1; done",
+            ),
+        ] {
+            let plan = load(&scenario_with(d.path(), entry)).expect(entry);
+            let sources = &plan.rules[0].sources;
+            assert_eq!(sources.len(), 2, "{entry}");
+            assert_eq!(
+                sources[1],
+                RuleSource::Daemon {
+                    line: line.into(),
+                    cwd: d.path().to_path_buf()
+                },
+                "{entry}"
+            );
+            assert_eq!(sources[1].describe(), format!("daemon `{line}`"));
+        }
+        let (node, source) =
+            RuleSource::parse_override("jupiter=daemon: ./mon -x", d.path()).expect("taken");
+        assert_eq!(node, "jupiter");
+        assert_eq!(
+            source,
+            RuleSource::Daemon {
+                line: "./mon -x".into(),
+                cwd: d.path().to_path_buf()
+            }
+        );
+    }
+
+    /// A daemon is an entry of its own, and a command that cannot run is refused before
+    /// anything is built, at the key that names it.
+    #[test]
+    fn a_daemon_entry_is_alone_and_must_be_able_to_run() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (entry, at, says) in [
+            ("{ daemon: ./mon, iptables: r }", ":6:9:", "an entry is either a file, `generate: COMMAND`, `install: COMMAND` or `daemon: COMMAND`"),
+            ("{ daemon: ./mon, install: ./mon }", ":6:9:", "or `daemon: COMMAND`"),
+            ("{ daemon: ./mon, generate: ./mon }", ":6:9:", "or `daemon: COMMAND`"),
+            ("{ daemon: ./mon, as: ip }", ":6:9:", "or `daemon: COMMAND`"),
+            ("{ daemon: ./mon, bundle: r }", ":6:9:", "or `daemon: COMMAND`"),
+            ("daemon: \" \"", ":6:17:", "the daemon's command is empty: write `daemon: COMMAND`"),
+            ("daemon: ./mno", ":6:17:", "daemon `./mno` does not exist (looked in"),
+            ("daemon: ./plain", ":6:17:", "daemon `./plain` is not executable"),
+            ("daemon: ./sub", ":6:17:", "daemon `./sub` is not a regular file"),
+            ("daemon: mwan3track-not-installed -i 1", ":6:17:", "daemon `mwan3track-not-installed` is neither a command in PATH nor a file"),
+        ] {
+            let e = load(&scenario_with(d.path(), entry)).expect_err(entry).to_string();
+            assert!(e.contains(says), "{entry}: {e}");
+            // The entry, or the command in it.
+            assert!(e.contains(&format!("s.yaml{at}")), "{entry}: {e}");
+        }
+        for (arg, says) in [
+            ("jupiter=daemon:./mno", "`--rules jupiter=daemon:./mno`: daemon `./mno` does not exist"),
+            ("jupiter=daemon: ", "the daemon's command is empty"),
+            ("jupiter=deamon:./mon", "`deamon:` is no kind of rule source: write NODE=install:COMMAND for an installer, NODE=daemon:COMMAND for a daemon"),
+        ] {
+            let e = RuleSource::parse_override(arg, d.path()).expect_err(arg).to_string();
+            assert!(e.contains(says), "{arg}: {e}");
         }
     }
 }

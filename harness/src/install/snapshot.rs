@@ -99,7 +99,11 @@ pub(super) fn install(
         node: node.to_string(),
         said,
     };
-    let env = [("HARNESS_BACKEND", backend_name(backend))];
+    let uplinks = crate::model::uplinks_env(&plan.topology);
+    let env = [
+        ("HARNESS_BACKEND", backend_name(backend)),
+        ("HARNESS_UPLINKS", &uplinks),
+    ];
     let program = Program {
         line,
         cwd,

@@ -72,6 +72,8 @@ pub(super) fn materialize(
         RuleSource::Bundle(path) => sections(display_path(path), read(path)?),
         // An installer loads its rules itself: `schedule` runs it (see `snapshot`).
         RuleSource::Install { .. } => Ok(Vec::new()),
+        // A daemon loads nothing: `schedule` starts it once the node's rules are in.
+        RuleSource::Daemon { .. } => Ok(Vec::new()),
         RuleSource::Inline { kind, shown, text } => Ok(vec![Loadable {
             kind: *kind,
             shown: shown.clone(),
@@ -86,10 +88,11 @@ pub(super) fn materialize(
                 node: node.to_string(),
                 said,
             };
+            let uplinks = crate::model::uplinks_env(&plan.topology);
             let program = Program {
                 line,
                 cwd,
-                env: &[],
+                env: &[("HARNESS_UPLINKS", &uplinks)],
                 private: false,
             };
             let out = run_program(lab, node, &program, &facts, tables.as_deref(), &failed)?;
