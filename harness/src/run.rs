@@ -12,6 +12,7 @@ use crate::install::Backend;
 use crate::lab::{Gate, Lab, Netns};
 use crate::model::{Plan, RuleKind, RuleSource};
 use crate::observe::counters::RuleHit;
+use crate::observe::daemons::DaemonRun;
 use crate::observe::losses::LossCounters;
 use crate::observe::{self, CtEntry, EventSeen, FlowTimes, Frame, Observations, Sightings};
 use crate::traffic;
@@ -25,7 +26,8 @@ pub struct Timings {
     pub install: Duration,
     pub capture_start: Duration,
     pub traffic: Duration,
-    /// Waiting for the links to go quiet, stopping the captures, reading conntrack.
+    /// Stopping the daemons, waiting for the links to go quiet, stopping the captures,
+    /// reading conntrack.
     pub collect: Duration,
     pub judge: Duration,
     /// Closing the namespaces' fds (the kernel frees them asynchronously).
@@ -64,6 +66,9 @@ pub struct RunResult {
     pub coverage: Option<Vec<RuleHit>>,
     pub observations: Observations,
     pub timings: Timings,
+    /// Each daemon of the run (`- daemon: COMMAND`): how it ended (stopped once the traffic
+    /// was done, or by itself before that) and the last of what it printed.
+    pub daemons: Vec<DaemonRun>,
 }
 
 /// Checks, before anything is built, that the tools the rule files need are installed and
@@ -195,6 +200,8 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
         capture,
         mut installed,
     } = bring_up(plan, opts, &mut t)?;
+    // Running from now until the traffic is done; stopped whatever ends the run (`Drop`).
+    let daemons = std::mem::take(&mut installed.daemons);
 
     // Links the scenario's events take down drop what they are given: not a loss of the lab's.
     let evented: Vec<(&str, &str)> = plan
@@ -210,6 +217,8 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
     installed.settle()?;
 
     let clock = Instant::now();
+    // The traffic is done: so is their work. (A kept lab is handed over without them.)
+    let daemons = daemons.stop();
     let Collected {
         sightings,
         frames,
@@ -339,6 +348,7 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
         verdict,
         observations,
         timings: t,
+        daemons,
     };
     Ok((result, kept))
 }

@@ -3,8 +3,11 @@
 //! once mid-traffic and once while a rule tool runs — no namespace, interface, process or
 //! mount of the lab remains, and the starting namespace is exactly as before. The same holds
 //! for a run as an unprivileged user (in a user namespace of its own) and for two runs of the
-//! same scenario at once, which must both pass, and for runs whose generator forks a daemon,
-//! leaves a child holding its stdout, hangs or floods its output (#14 §2).
+//! same scenario at once, which must both pass, for runs whose generator forks a daemon,
+//! leaves a child holding its stdout, hangs or floods its output (#14 §2), and for runs with
+//! daemons in the router (`- daemon:`, #18), each leaving a `setsid` child: passed (one
+//! daemon ending on SIGTERM, one ignoring it), failed to load a later rule file once the
+//! daemon ran (exit 2), Ctrl-C or `kill -9` mid-traffic.
 //!
 //! Each trial runs the real binary and, while it runs, records every namespace (of any kind)
 //! that the harness or a process it started holds other than this process's own, and every
@@ -110,6 +113,25 @@ const GENERATORS: &[(&str, &str, i32)] = &[
     ),
 ];
 
+/// Runs with daemons in the router (#18), each leaving a `setsid` child, and their exit
+/// status.
+const DAEMONS: &[(&str, &str, i32)] = &[
+    // One daemon ends on SIGTERM, the other ignores it (SIGKILL after the grace).
+    (
+        "daemon_passed",
+        "harness/tests/fixtures/cleanup/daemon.yaml",
+        0,
+    ),
+    // isp1's generator waits until the daemon runs, then prints a route `ip` rejects.
+    (
+        "daemon_rules_rejected_later",
+        "harness/tests/fixtures/cleanup/daemon-rejected.yaml",
+        2,
+    ),
+];
+/// dual-isp-no-restore.yaml with a daemon in the router: signalled mid-traffic.
+const DAEMON_SLOW: &str = "harness/tests/fixtures/cleanup/daemon-slow.yaml";
+
 fn main() {
     // A hanging generator is killed after 2 s rather than the default 60 (see GENERATORS).
     std::env::set_var("HARNESS_GENERATOR_TIMEOUT", "2");
@@ -168,6 +190,29 @@ fn main() {
             scenario,
             End::Exit(*code),
             Who::Nobody,
+        ));
+    }
+    // #18: a daemon and everything it started die with the run, however it ends.
+    for (name, scenario, code) in DAEMONS {
+        trials.push(trial(
+            name.to_string(),
+            scenario,
+            End::Exit(*code),
+            Who::Root,
+        ));
+        trials.push(trial(
+            format!("{name}_as_nobody"),
+            scenario,
+            End::Exit(*code),
+            Who::Nobody,
+        ));
+    }
+    for (sig, s) in [(Signal::SIGINT, "sigint"), (Signal::SIGKILL, "sigkill")] {
+        trials.push(trial(
+            format!("daemon_{s}_mid_traffic"),
+            DAEMON_SLOW,
+            End::Signal(sig, When::Traffic),
+            Who::Root,
         ));
     }
     trials.push(trial(

@@ -6,6 +6,7 @@
 
 pub mod conntrack;
 pub mod counters;
+pub mod daemons;
 pub mod frame;
 pub mod losses;
 pub mod packet;

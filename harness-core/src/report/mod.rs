@@ -284,6 +284,59 @@ pub fn snapshot(v: &Verdict) -> String {
     s
 }
 
+/// What the daemons did, for a person: those that exited by themselves before the run ended,
+/// and with `all` (a run that failed) every one, each with its last lines of output. Empty
+/// when there is nothing to say.
+pub fn daemons(runs: &[crate::observe::daemons::DaemonRun], all: bool) -> String {
+    use crate::observe::daemons::DaemonEnd;
+    const LINES: usize = 20;
+    let mut s = String::new();
+    for d in runs.iter().filter(|d| all || d.exited_early()) {
+        let how = match &d.end {
+            DaemonEnd::Stopped => "ran until the run ended".to_string(),
+            DaemonEnd::Killed => format!(
+                "ran until the run ended, and was still there {:.1} s after SIGTERM: killed (SIGKILL)",
+                crate::observe::daemons::GRACE_MS as f64 / 1000.0
+            ),
+            DaemonEnd::Exited {
+                after_ms,
+                code,
+                signal,
+            } => {
+                let status = match (code, signal) {
+                    (Some(c), _) => format!("exit status {c}"),
+                    (None, Some(sig)) => format!("killed by signal {sig}"),
+                    (None, None) => "status unknown".to_string(),
+                };
+                format!(
+                    "exited by itself {:.1} s after it started, before the run ended ({status})",
+                    *after_ms as f64 / 1000.0
+                )
+            }
+        };
+        let _ = write!(s, "\ndaemon `{}` on {} {how}", d.command, d.node);
+        let lines = d.last_lines(LINES);
+        if lines.is_empty() {
+            s.push_str("; it printed nothing\n");
+            continue;
+        }
+        let cut = d.output_cut || d.output.lines().count() > lines.len();
+        let _ = writeln!(
+            s,
+            "; {}:",
+            if cut {
+                "the last lines it printed"
+            } else {
+                "what it printed"
+            }
+        );
+        for l in lines {
+            let _ = writeln!(s, "  | {l}");
+        }
+    }
+    s
+}
+
 /// The iptables and ip6tables rules no packet hit, with their file and line; `None` counters
 /// are rules whose chain the harness could not match to the file.
 pub fn coverage(hits: &[crate::observe::counters::RuleHit]) -> String {
@@ -315,6 +368,53 @@ pub fn coverage(hits: &[crate::observe::counters::RuleHit]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod daemon_tests {
+    use super::daemons;
+    use crate::observe::daemons::{DaemonEnd, DaemonRun};
+
+    fn run(end: DaemonEnd, output: &str) -> DaemonRun {
+        DaemonRun {
+            node: "jupiter".into(),
+            command: "./mon".into(),
+            end,
+            output: output.into(),
+            output_cut: false,
+        }
+    }
+
+    /// A daemon that exited early is always said, with its last lines; one that ran to the
+    /// end only when the run failed.
+    #[test]
+    fn daemons_are_said_when_one_died_early_or_the_run_failed() {
+        let many: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+        let early = run(
+            DaemonEnd::Exited {
+                after_ms: 1500,
+                code: Some(3),
+                signal: None,
+            },
+            &many,
+        );
+        let ran = run(DaemonEnd::Stopped, "");
+        let killed = run(DaemonEnd::Killed, "wan1 up\n");
+        let all = [early.clone(), ran.clone(), killed.clone()];
+        assert_eq!(daemons(&[ran.clone(), killed.clone()], false), "");
+        let said = daemons(&all, false);
+        assert!(said.starts_with("\ndaemon `./mon` on jupiter exited by itself 1.5 s after it started, before the run ended (exit status 3); the last lines it printed:\n  | line 6\n"), "{said}");
+        assert!(said.ends_with("  | line 25\n"), "{said}");
+        assert!(!said.contains("line 5\n"), "{said}");
+        let said = daemons(&all, true);
+        assert!(
+            said.contains(
+                "\ndaemon `./mon` on jupiter ran until the run ended; it printed nothing\n"
+            ),
+            "{said}"
+        );
+        assert!(said.contains("and was still there 0.2 s after SIGTERM: killed (SIGKILL); what it printed:\n  | wan1 up\n"), "{said}");
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,9 @@ pub fn run(
             phases.join(", "),
             ms(r.timings.total())
         );
+        // A daemon that exited before the run ended, and every daemon of a run that failed.
+        let failed = Finding::of(&r.verdict.outcome) != Finding::Held;
+        text += &report::daemons(&r.daemons, failed);
         if outputs.json_to_stdout() {
             progress.eprint(&text);
         } else {

@@ -274,7 +274,7 @@ fn drain(
     }
 }
 
-fn nonblocking(fd: RawFd) -> io::Result<()> {
+pub(super) fn nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a pipe fd this process owns; integer arguments only.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     // SAFETY: as above.
@@ -285,7 +285,7 @@ fn nonblocking(fd: RawFd) -> io::Result<()> {
 }
 
 /// A pidfd for `pid`: readable once the process has exited.
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open(2) with a pid and no flags; the result is checked.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

@@ -14,8 +14,10 @@
 //! * `snapshot`: installers, which load the rules themselves, and what they loaded, read back
 //! * [`commits`]: the kernel's nf_tables commits, seen as they happen
 //! * [`generator`]: a generator bounded: a time limit, an output limit, its own PID namespace
+//! * [`daemon`]: daemons, left running beside the rules through the traffic, stopped at the end
 
 pub mod commits;
+pub mod daemon;
 mod error;
 pub mod generator;
 mod load;

@@ -2,6 +2,7 @@
 //! lanes, generators once everything before them is in, and what waits for the wiring.
 
 use super::commits::{self, CommitWatch};
+use super::daemon::{Daemon, Daemons};
 use super::load::{run_tool, Settling};
 use super::sources::materialize;
 use super::{Backend, InstallError, Loadable};
@@ -9,9 +10,12 @@ use crate::lab::spawn::rt_tables;
 use crate::lab::{Gate, Lab};
 use crate::model::{Plan, RuleKind, RuleSource};
 
-/// What [`start`] loaded where, and the tools still exiting after their rules committed.
+/// What [`start`] loaded where, the daemons it started, and the tools still exiting after
+/// their rules committed.
 pub struct Installed {
     pub loaded: Vec<(String, Loadable)>,
+    /// The nodes' daemons, running (see [`super::daemon`]); stopped when dropped.
+    pub daemons: Daemons,
     settling: Vec<Settling>,
 }
 
@@ -64,11 +68,15 @@ impl Installing<'_> {
     pub fn finish(self) -> Result<Installed, InstallError> {
         let mut done = Installed {
             loaded: Vec::new(),
+            daemons: Daemons::default(),
             settling: Vec::new(),
         };
+        // On a failure, the daemons started so far are dropped, so stopped, with `done`, and
+        // those of nodes not yet joined with their results.
         for t in self.nodes {
             let node = t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             done.loaded.extend(node.loaded);
+            done.daemons.0.extend(node.daemons.0);
             done.settling.extend(node.settling);
         }
         Ok(done)
@@ -111,13 +119,20 @@ fn install_node(
         busy: [None, None],
         done: Installed {
             loaded: Vec::new(),
+            daemons: Daemons::default(),
             settling: Vec::new(),
         },
     };
+    // The node's daemons, started once everything else is in.
+    let mut daemons = Vec::new();
     // Each text's place in file order, counted from 1.
     let mut at = 0;
     let mut load = || -> Result<(), Failure> {
         for source in &rules.sources {
+            if let RuleSource::Daemon { line, cwd } = source {
+                daemons.push((line, cwd));
+                continue;
+            }
             if let RuleSource::Install { line, cwd } = source {
                 // It may load anything: everything before it is in, and the lab is wired.
                 node.settle(NETFILTER)?;
@@ -192,10 +207,17 @@ fn install_node(
     let mut failures: Vec<Failure> = outcome.err().into_iter().collect();
     failures.extend(node.settle(NETFILTER).err());
     failures.extend(node.settle(REST).err());
-    match failures.into_iter().min_by_key(|(at, _)| *at) {
-        Some((_, e)) => Err(*e),
-        None => Ok(node.done),
+    if let Some((_, e)) = failures.into_iter().min_by_key(|(at, _)| *at) {
+        return Err(*e);
     }
+    // Daemons once all of the node's rules are in and the lab is wired.
+    if !daemons.is_empty() && node.wired(wired) {
+        for (line, cwd) in daemons {
+            let d = Daemon::start(lab, plan, &rules.node, line, cwd, tables.as_deref())?;
+            node.done.daemons.0.push(d);
+        }
+    }
+    Ok(node.done)
 }
 
 /// A text's failure, with its place in the node's file order.
