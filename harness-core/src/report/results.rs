@@ -17,6 +17,8 @@ pub struct Judged<'a> {
     pub packets_seen: usize,
     pub conntrack_entries: usize,
     pub coverage: Option<&'a [RuleHit]>,
+    /// The daemons its rules ran (a monitor in the router), and how each ended.
+    pub daemons: &'a [crate::observe::daemons::DaemonRun],
 }
 
 /// What became of a scenario: its flows judged, or its rules refused before any flow ran.
@@ -133,6 +135,10 @@ pub struct ScenarioResult<'a> {
     pub observations: Counts,
     /// With `--coverage`: every iptables rule and how many packets hit it.
     pub coverage: Option<&'a [RuleHit]>,
+    /// The daemons its rules ran (`daemon:`, e.g. a monitor in the router): the node, the
+    /// command, how it ended, and the last of what it printed. Absent when there were none.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub daemons: &'a [crate::observe::daemons::DaemonRun],
 }
 
 /// How much the run saw.
@@ -221,6 +227,7 @@ pub fn results<'a>(all: &'a [Judged]) -> Results<'a> {
                     conntrack_entries: j.conntrack_entries,
                 },
                 coverage: j.coverage,
+                daemons: j.daemons,
             })
             .collect(),
     }
@@ -535,6 +542,7 @@ mod tests {
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             }],
             &stamp,
         );
@@ -559,6 +567,7 @@ mod tests {
             packets_seen: 0,
             conntrack_entries: 0,
             coverage: None,
+            daemons: &[],
         }]);
         assert!(
             x.contains("failures=\"0\"") && !x.contains("<failure"),
@@ -585,6 +594,7 @@ mod tests {
             packets_seen: 0,
             conntrack_entries: 0,
             coverage: None,
+            daemons: &[],
         };
         let x = junit_at(
             &[judged(&a), judged(&b)],
@@ -613,6 +623,7 @@ mod tests {
             packets_seen: 42,
             conntrack_entries: 3,
             coverage: None,
+            daemons: &[],
         }]);
         let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
@@ -644,6 +655,7 @@ mod tests {
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
             Judged {
                 file: "b.yaml",
@@ -652,6 +664,7 @@ mod tests {
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
         ];
         let x = junit_at(
@@ -706,6 +719,7 @@ mod tests {
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
             Judged {
                 file: "scenarios/dual-isp-no-restore.yaml",
@@ -717,6 +731,7 @@ mod tests {
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
         ];
         let x = junit_at(

@@ -578,6 +578,7 @@ fn write_batch<'a>(
                 packets_seen: r.observations.sightings.len(),
                 conntrack_entries: r.observations.conntrack.len(),
                 coverage: r.coverage.as_deref(),
+                daemons: &r.daemons,
             },
             Ran::RulesNotLoaded {
                 router,
@@ -594,6 +595,7 @@ fn write_batch<'a>(
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
             Ran::Skipped { reason } => Judged {
                 file,
@@ -605,6 +607,7 @@ fn write_batch<'a>(
                 packets_seen: 0,
                 conntrack_entries: 0,
                 coverage: None,
+                daemons: &[],
             },
         })
         .collect();
