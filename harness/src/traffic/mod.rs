@@ -3,8 +3,11 @@
 //! clients are polled by one tokio runtime on a thread pinned to one CPU, the servers by
 //! another on a thread of their own (on another CPU when there is one, so the kernel's work
 //! for the replies is done there). Flows start in order — the next one once the previous
-//! one's first packet is sent, or after a short gap — so an nth rule sees them in a known
-//! order; their round trips then run side by side, at most 4096 flows at once.
+//! one's first packet is sent, or after a short gap, or on their group's `pace:` — so an nth
+//! rule sees them in a known order; their round trips then run side by side (with `interval:`
+//! pauses), at most 4096 flows at once. Events between groups are made once every earlier flow
+//! is done; events during a group by a thread of their own at their time, each recorded with
+//! when it was asked for and when it was in force.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
