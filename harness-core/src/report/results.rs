@@ -137,7 +137,7 @@ pub struct ScenarioResult<'a> {
     pub coverage: Option<&'a [RuleHit]>,
     /// The daemons its rules ran (`daemon:`, e.g. a monitor in the router): the node, the
     /// command, how it ended, and the last of what it printed. Absent when there were none.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     pub daemons: &'a [crate::observe::daemons::DaemonRun],
 }
 
