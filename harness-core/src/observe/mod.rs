@@ -29,6 +29,9 @@ pub struct ClientOutcome {
     pub error: Option<String>,
     /// Whether its connection was refused or reset (a TCP RST reached the client).
     pub reset: bool,
+    /// A UDP stream (`interval:`): some datagrams went unanswered but its last one was
+    /// answered: the stream came back.
+    pub recovered: bool,
 }
 
 /// When a flow ran, in nanoseconds since the captures started (the captures' clock): its

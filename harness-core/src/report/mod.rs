@@ -444,6 +444,7 @@ mod tests {
             story: Vec::new(),
             trace: None,
             reset: false,
+            recovered: false,
             started_ms: None,
             ended_ms: None,
         }

@@ -116,6 +116,8 @@ pub struct FlowPath {
     pub client_error: Option<String>,
     /// Whether its connection was refused or reset.
     pub reset: bool,
+    /// A UDP stream whose answers stopped for a while but came back by its end.
+    pub recovered: bool,
     /// When its first packet was sent and when its client was done, in ms since the captures
     /// started (flows the harness drove).
     pub started_ms: Option<f64>,
@@ -137,9 +139,10 @@ impl FlowPath {
     pub fn first_uplink(&self) -> &str {
         self.first_out.as_deref().unwrap_or("no uplink")
     }
-    /// What became of it: every round trip answered, reset, or hung until its client gave up.
+    /// What became of it: every round trip answered (or, for a UDP stream, its last answered
+    /// after a gap), reset, or hung until its client gave up.
     pub fn fate(&self) -> Fate {
-        if self.completed {
+        if self.completed || self.recovered {
             Fate::Survives
         } else if self.reset {
             Fate::Reset

@@ -606,6 +606,7 @@ fn flow_path(
         completed: client.completed,
         client_error: client.error,
         reset: client.reset,
+        recovered: client.recovered,
         started_ms: obs.times.get(&f.id).map(|t| ms(t.started_ns)),
         ended_ms: obs.times.get(&f.id).map(|t| ms(t.ended_ns)),
         related_seen: f

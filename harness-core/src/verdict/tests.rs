@@ -144,6 +144,7 @@ impl<'a> Obs<'a> {
                 completed: true,
                 error: None,
                 reset: false,
+                recovered: false,
             },
         );
         self.obs.server_saw.insert(id, ip(nat).into());
@@ -230,6 +231,7 @@ fn a_flow_whose_later_packets_stray_is_split_and_dies_at_the_isp() {
             completed: false,
             error: Some("round trip 1 of 5: no answer within 1s".into()),
             reset: false,
+            recovered: false,
         },
     );
     o.obs.server_saw.remove(&2);
@@ -346,6 +348,7 @@ fn a_flow_translated_statelessly_before_any_data_is_followed_by_its_ports() {
             completed: false,
             error: Some("connect: no answer within 1s".into()),
             reset: false,
+            recovered: false,
         },
     );
     let v = judge(&p, &o.observed());
@@ -621,6 +624,7 @@ fn a_flow_seen_nowhere_is_the_labs_fault_not_a_verdict() {
             completed: false,
             error: Some("connect: no answer within 1s".into()),
             reset: false,
+            recovered: false,
         },
     );
     let v = judge(&p, &bare.observed());
@@ -661,6 +665,7 @@ fn path_from(id: u32, client: &str, uplink: &str) -> FlowPath {
         story: Vec::new(),
         trace: None,
         reset: false,
+        recovered: false,
         started_ms: None,
         ended_ms: None,
     }
@@ -917,6 +922,7 @@ fn expectations_tied_to_an_event_judge_the_flows_that_ran_so() {
                     "round trip 2 of 5: no answer within 1s".into()
                 }),
                 reset,
+                recovered: false,
             },
         );
     }

@@ -158,6 +158,7 @@ pub fn inject(
                 completed: true,
                 error: None,
                 reset: false,
+                recovered: false,
             },
             Err(e) => ClientOutcome {
                 error: Some(format!("injecting on `{}`: {e}", c.link)),

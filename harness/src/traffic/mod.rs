@@ -921,11 +921,11 @@ async fn drive_flow(
                 };
             }
             let mut buf = [0u8; 512];
+            if !f.interval.is_zero() {
+                return stream(f, &s, sent, deadline, stall, out).await;
+            }
             for k in 1..=f.round_trips {
                 let step = format!("datagram {k} of {}", f.round_trips);
-                if k > 1 && !f.interval.is_zero() {
-                    tokio::time::sleep(f.interval).await;
-                }
                 if let Err(e) = s.send(request_payload(f.id, k).as_bytes()).await {
                     out.error = Some(format!("{step}: {e}"));
                     return out;
@@ -959,6 +959,89 @@ async fn drive_flow(
             out.completed = true;
             // The socket closes here: a RELATED probe's late datagram finds the port closed.
         }
+    }
+    out
+}
+
+/// A UDP stream (`interval:`): datagram k is sent `interval` after datagram k − 1 whether or
+/// not its answer came, as a voice or video stream goes on over a loss; answers are read as
+/// they come. It ends once its last datagram is answered, or at its deadline. It completed if
+/// every datagram was answered; it `recovered` if some were not but its last one was (the
+/// stream came back, as after a failover that moved it).
+async fn stream(
+    f: &FlowSpec,
+    s: &UdpSocket,
+    mut sent: impl FnMut(),
+    deadline: Instant,
+    stall: &mut Option<Stall>,
+    mut out: ClientOutcome,
+) -> ClientOutcome {
+    let n = f.round_trips;
+    let start = Instant::now();
+    let due = |k: u32| start + f.interval * (k - 1);
+    let mut answered = vec![false; n as usize + 1];
+    let mut next = 1u32;
+    let mut buf = [0u8; 512];
+    let mut other_error = None;
+    while !answered[n as usize] {
+        while next <= n && Instant::now() >= due(next) {
+            if let Err(e) = s.send(request_payload(f.id, next).as_bytes()).await {
+                other_error.get_or_insert(format!("datagram {next} of {n}: {e}"));
+            }
+            sent();
+            next += 1;
+        }
+        let wake = if next <= n {
+            due(next).min(deadline)
+        } else {
+            deadline
+        };
+        match timeout_at(wake, s.recv(&mut buf)).await {
+            Err(_) if Instant::now() >= deadline => break,
+            Err(_) => {}
+            Ok(Ok(len)) => match parse_tag(&buf[..len]) {
+                Some((t, k)) if t.flow == f.id && !t.request && (1..=n).contains(&k) => {
+                    answered[k as usize] = true
+                }
+                _ => {
+                    other_error.get_or_insert(format!(
+                        "wrong answer {:?}",
+                        String::from_utf8_lossy(&buf[..len])
+                    ));
+                }
+            },
+            // An ICMP error about an earlier datagram (port unreachable): the stream goes on.
+            Ok(Err(e)) => {
+                other_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let lost: Vec<u32> = (1..=n).filter(|k| !answered[*k as usize]).collect();
+    out.round_trips_done = n - lost.len() as u32;
+    out.completed = lost.is_empty() && other_error.is_none();
+    out.recovered = !lost.is_empty() && answered[n as usize];
+    if !lost.is_empty() {
+        if !answered[n as usize] {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(s);
+            *stall = Some(Stall {
+                step: n,
+                sent: due(n),
+                answer_waiting: unread_bytes(fd) > 0,
+                at: std::time::SystemTime::now(),
+            });
+        }
+        out.error = Some(format!(
+            "{} of {n} datagrams unanswered ({}){}",
+            lost.len(),
+            crate::report::words::ranges(&lost),
+            if out.recovered {
+                ", the last answered: the stream came back"
+            } else {
+                ""
+            }
+        ));
+    } else if let Some(e) = other_error {
+        out.error = Some(e);
     }
     out
 }

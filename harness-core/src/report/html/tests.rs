@@ -79,6 +79,7 @@ fn stray() -> (Plan, Observations) {
             completed: false,
             error: Some("round trip 1 of 5: no answer within 1s".into()),
             reset: false,
+            recovered: false,
         },
     );
     (plan, obs)
