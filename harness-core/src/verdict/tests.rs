@@ -968,3 +968,19 @@ fn expectations_tied_to_an_event_judge_the_flows_that_ran_so() {
     );
     assert!(v.timed_flows().len() == 8);
 }
+
+/// A UDP stream whose answers stopped for a while but came back by its end survived; one that
+/// did not complete and did not come back died; a reset one was reset.
+#[test]
+fn a_stream_that_came_back_survived() {
+    let p = plan();
+    let v = judge(&p, &Observations::default());
+    let mut f = v.flows[0].clone();
+    f.completed = false;
+    f.recovered = true;
+    assert_eq!(f.fate(), model::Fate::Survives);
+    f.recovered = false;
+    assert_eq!(f.fate(), model::Fate::Dies);
+    f.reset = true;
+    assert_eq!(f.fate(), model::Fate::Reset);
+}
