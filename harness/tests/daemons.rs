@@ -12,7 +12,9 @@
 //! - `ci/examples/monitor/mwan3track-lite` in the dual-ISP lab logs both uplinks up; when
 //!   wan1 goes silent mid-traffic (a blackhole at ISP1) it logs wan1 down and moves the
 //!   default route to wan2, and the connections started after that complete by wan2; with
-//!   `--unpinned` (its bug) every uplink looks down and those connections die.
+//!   `--unpinned` (its bug) every uplink looks down and those connections die. With `--flush`
+//!   it then deletes the conntrack entries source-NATed to wan1's address (a UDP stream's,
+//!   running by wan1 when ISP1 went silent), and logs how many.
 //!
 //! `tests/cleanup.rs` checks more closely that nothing of a daemon outlives its run (also on
 //! Ctrl-C and `kill -9`, and as `nobody`). Needs labs; where they cannot be built the trials
@@ -31,6 +33,7 @@ fn main() {
     let args = Arguments::from_args();
     let lab = common::Needs::lab();
     let ping = lab.and(&common::Needs::tool("ping", "iputils-ping"));
+    let conntrack = ping.and(&common::Needs::tool("conntrack", "conntrack"));
     let trials = vec![
         lab.trial(
             "daemon: runs in the router with the facts, and is gone when a passing run returns",
@@ -51,6 +54,10 @@ fn main() {
         ping.trial(
             "mwan3track-lite: fails over when wan1 goes silent; --unpinned does not",
             mwan3track_lite_fails_over,
+        ),
+        conntrack.trial(
+            "mwan3track-lite --flush: deletes the dead uplink's NAT entries once the route moved",
+            mwan3track_lite_flushes,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();
@@ -320,13 +327,13 @@ fn mwan3track_lite_sees_both_uplinks_up() -> Result<(), Failed> {
 /// route points is what the monitor decides. ISP1 goes silent (a blackhole: its carrier stays
 /// up) 300 ms into 24 connections started 50 ms apart; those started from 900 ms on must
 /// leave by wan2 and complete.
+/// A router's NAT alone: whatever leaves by an uplink leaves with its address.
+const SNAT: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth1 -j SNAT --to-source 10.37.1.253\n-A POSTROUTING -o eth2 -j SNAT --to-source 10.37.2.253\nCOMMIT\n";
+
 fn mwan3track_lite_fails_over() -> Result<(), Failed> {
     let run = |args: &str| -> Result<(harness::run::RunResult, String), Failed> {
         let d = tempfile::tempdir()?;
-        std::fs::write(
-            d.path().join("snat.iptables"),
-            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth1 -j SNAT --to-source 10.37.1.253\n-A POSTROUTING -o eth2 -j SNAT --to-source 10.37.2.253\nCOMMIT\n",
-        )?;
+        std::fs::write(d.path().join("snat.iptables"), SNAT)?;
         let files = [
             "- iptables: snat.iptables".to_string(),
             mwan3track_lite(args),
@@ -370,6 +377,54 @@ fn mwan3track_lite_fails_over() -> Result<(), Failed> {
             harness::report::full(&r.verdict)
         )
         .into());
+    }
+    Ok(())
+}
+
+/// The SNAT router again; a UDP stream (a datagram every 50 ms) leaves by wan1, and 200 ms in
+/// ISP1 goes silent. The monitor (probes every 50 ms) sees wan1 down, moves the default route
+/// to wan2, and then, with `--flush`, deletes the stream's conntrack entry (source-NATed to
+/// 10.37.1.253), not its own probes' (from 10.37.1.253 itself, not translated), and says so.
+fn mwan3track_lite_flushes() -> Result<(), Failed> {
+    let d = tempfile::tempdir()?;
+    std::fs::write(d.path().join("snat.iptables"), SNAT)?;
+    let files = [
+        "- iptables: snat.iptables".to_string(),
+        mwan3track_lite("--target 172.16.1.100 --interval 0.05 --flush"),
+    ];
+    let rest = "traffic:\n  - { name: stream, proto: udp, from: saturn, to: neptune, port: 53, flows: 1, round_trips: 16, interval: 50ms, timeout: 1s }\nevents:\n  - { name: wan1_dies, during: stream, at: 200ms, blackhole: wan1 }\nexpect:\n  - { name: dies, flows: stream, spanning: wan1_dies, fate: dies }\n";
+    let s = scenario(d.path(), &files, "", rest);
+    let r = harness::run::run_file(&s).map_err(|e| e.to_string())?;
+    none_left(d.path())?;
+    let log = r
+        .daemons
+        .first()
+        .map(|m| m.output.clone())
+        .unwrap_or_default();
+    // `HH:MM:SS.mmm flushed N conntrack entries source-NATed to wan1's address 10.37.1.253`
+    let said = " conntrack entries source-NATed to wan1's address 10.37.1.253";
+    let flushes: Vec<u32> = log
+        .lines()
+        .filter_map(|l| {
+            l.strip_suffix(said)?
+                .split_once(" flushed ")?
+                .1
+                .parse()
+                .ok()
+        })
+        .collect();
+    let at = |what: &str| log.find(what).unwrap_or(usize::MAX);
+    let ordered = at(" wan1 down (") < at(" default route now via wan2 ")
+        && at(" default route now via wan2 ") < at(said);
+    if !ordered || !matches!(flushes[..], [n] if n >= 1) {
+        return Err(format!(
+            "expected wan1 down, the route moved to wan2, then 1 or more entries flushed, once; {}\nit logged:\n{log}",
+            harness::report::full(&r.verdict)
+        )
+        .into());
+    }
+    if r.verdict.outcome != harness::verdict::Outcome::Pass {
+        return Err(format!("{}\nit logged:\n{log}", harness::report::full(&r.verdict)).into());
     }
     Ok(())
 }
