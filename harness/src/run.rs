@@ -324,6 +324,22 @@ fn run_once<K>(plan: &Plan, opts: Options, keep: fn(Lab) -> K) -> Result<(RunRes
         &driven.lagged,
         started,
     ));
+    // An expectation tied to an event that had nothing to judge (the event never came, or no
+    // selected flow ran so against it): nothing was seen of the rules, and on a busy machine
+    // the timing is what moved.
+    faults.extend(
+        verdict
+            .results
+            .iter()
+            .filter(|r| r.vacant.is_some())
+            .map(|r| {
+                format!(
+                    "expectation `{}`: {}",
+                    r.name,
+                    crate::report::words::observed(&verdict, &r.name)
+                )
+            }),
+    );
     // An event made far behind its time: the flows it was meant to meet ran against another
     // moment, so a verdict on them would not be the scenario's.
     faults.extend(driven.events.iter().filter(|e| e.late > EVENT_SLACK).map(|e| {
