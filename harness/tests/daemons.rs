@@ -14,7 +14,7 @@
 //!   default route to wan2, and the connections started after that complete by wan2; with
 //!   `--unpinned` (its bug) every uplink looks down and those connections die. With `--flush`
 //!   it then deletes the conntrack entries source-NATed to wan1's address (a UDP stream's,
-//!   running by wan1 when ISP1 went silent), and logs how many.
+//!   running by wan1 when ISP1 went silent), logs how many, and the stream comes back by wan2.
 //!
 //! `tests/cleanup.rs` checks more closely that nothing of a daemon outlives its run (also on
 //! Ctrl-C and `kill -9`, and as `nobody`). Needs labs; where they cannot be built the trials
@@ -384,7 +384,9 @@ fn mwan3track_lite_fails_over() -> Result<(), Failed> {
 /// The SNAT router again; a UDP stream (a datagram every 50 ms) leaves by wan1, and 200 ms in
 /// ISP1 goes silent. The monitor (probes every 50 ms) sees wan1 down, moves the default route
 /// to wan2, and then, with `--flush`, deletes the stream's conntrack entry (source-NATed to
-/// 10.37.1.253), not its own probes' (from 10.37.1.253 itself, not translated), and says so.
+/// 10.37.1.253), not its own probes' (from 10.37.1.253 itself, not translated), and says so;
+/// the stream's next datagrams start a new entry by wan2, and its last is answered: it came
+/// back.
 fn mwan3track_lite_flushes() -> Result<(), Failed> {
     let d = tempfile::tempdir()?;
     std::fs::write(d.path().join("snat.iptables"), SNAT)?;
@@ -392,7 +394,7 @@ fn mwan3track_lite_flushes() -> Result<(), Failed> {
         "- iptables: snat.iptables".to_string(),
         mwan3track_lite("--target 172.16.1.100 --interval 0.05 --flush"),
     ];
-    let rest = "traffic:\n  - { name: stream, proto: udp, from: saturn, to: neptune, port: 53, flows: 1, round_trips: 16, interval: 50ms, timeout: 1s }\nevents:\n  - { name: wan1_dies, during: stream, at: 200ms, blackhole: wan1 }\nexpect:\n  - { name: dies, flows: stream, spanning: wan1_dies, fate: dies }\n";
+    let rest = "traffic:\n  - { name: stream, proto: udp, from: saturn, to: neptune, port: 53, flows: 1, round_trips: 16, interval: 50ms, timeout: 1s }\nevents:\n  - { name: wan1_dies, during: stream, at: 200ms, blackhole: wan1 }\nexpect:\n  - { name: comes_back, flows: stream, spanning: wan1_dies, fate: survives }\n";
     let s = scenario(d.path(), &files, "", rest);
     let r = harness::run::run_file(&s).map_err(|e| e.to_string())?;
     none_left(d.path())?;
