@@ -92,7 +92,10 @@ fn scenario(dir: &Path, jupiter: &[String], extra_rules: &str, rest: &str) -> Pa
 }
 
 /// Four TCP flows of seed 002 that alternate and complete.
-const ALTERNATE: &str = "traffic:\n  - { name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: 4, round_trips: 2 }\nexpect:\n  - { name: alternates, flows: web, sequence: [wan1, wan2] }\n  - { name: completes, completes: true }\n";
+/// Four connections of 0.4 s (3 round trips 200 ms apart): the run lasts long enough for the
+/// daemons to have done what they start with (there is no readiness handshake: a daemon is
+/// stopped when the traffic is done, whatever it was doing).
+const ALTERNATE: &str = "traffic:\n  - { name: web, proto: tcp, from: saturn, to: neptune, port: 80, flows: 4, round_trips: 3, interval: 200ms }\nexpect:\n  - { name: alternates, flows: web, sequence: [wan1, wan2] }\n  - { name: completes, completes: true }\n";
 
 /// The processes whose working folder is `dir`: a daemon's (it runs in the scenario's
 /// folder), and whatever it started there.

@@ -632,8 +632,8 @@ fn main() {
     let mut args = Arguments::from_args();
     // A scenario's run mostly waits: on the kernel, on its flows' timeouts (a broken twin's
     // dying flows), on its timeline (events during traffic). Three at a time per CPU keep
-    // the CPUs busy (measured on 2 CPUs with 249 trials: 33 s at two per CPU, 28 s at three,
-    // 29 s at four),
+    // the CPUs busy (measured on 2 CPUs with 249 trials, unoptimized: 33 s at two per CPU,
+    // 28 s at three, 29 s at four),
     // and try the harness as CI uses it, many runs sharing a machine. `--test-threads N`
     // still decides.
     if args.test_threads.is_none() {
