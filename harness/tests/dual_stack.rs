@@ -11,11 +11,11 @@ mod common;
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::Folder;
 use harness::lab::Lab;
-use harness::model::{repo_path, Plan};
+use harness::model::Plan;
 use libtest_mimic::{Arguments, Failed};
 
 const SATURN: &str = "2001:db8:1:157::3";
@@ -43,33 +43,9 @@ fn main() {
     libtest_mimic::run(&args, trials).exit_code();
 }
 
-/// A trial's folder, removed when the trial ends, failed or not.
-struct Folder(PathBuf);
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A scenario on `topology` (only its lab is built here), in a fresh folder of trial `tag`.
 fn plan_on(topology: &str, tag: &str) -> Result<(Plan, Folder), Failed> {
-    let dir = std::env::temp_dir().join(format!("harness-dual-stack-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let dir = Folder(dir);
-    std::fs::write(dir.0.join("none.ip"), "# the main tables route\n")?;
-    let file = dir.0.join("lab.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "topology: {}\nrules:\n  jupiter:\n    files:\n      - ip: none.ip\n\
-             traffic:\n  - {{ name: dns, proto: udp, from: saturn, to: neptune, port: 53 }}\n\
-             expect:\n  - {{ name: out, flows: all, via: wan1 }}\n",
-            repo_path(&format!("topologies/{topology}.yaml")).display()
-        ),
-    )?;
-    let plan = harness::model::load(&file)?;
-    Ok((plan, dir))
+    common::lab_plan(topology, "dual-stack", tag)
 }
 
 fn built(plan: &Plan) -> Result<Lab, Failed> {

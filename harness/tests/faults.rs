@@ -13,12 +13,12 @@ mod common;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Folder;
 use harness::lab::{spawn, Lab};
-use harness::model::{repo_path, Change, Plan};
+use harness::model::{Change, Plan};
 use libtest_mimic::{Arguments, Failed};
 
 /// A place to send from or to: a node and one of its addresses.
@@ -68,32 +68,9 @@ fn main() {
     libtest_mimic::run(&args, trials).exit_code();
 }
 
-/// A trial's folder, removed when the trial ends, failed or not.
-struct Folder(PathBuf);
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The dual-stack Jupiter lab, built and wired (trial `tag` names its scenario's folder).
 fn lab(tag: &str) -> Result<(Lab, Plan, Folder), Failed> {
-    let dir = std::env::temp_dir().join(format!("harness-faults-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let dir = Folder(dir);
-    std::fs::write(dir.0.join("none.ip"), "# the main tables route\n")?;
-    let file = dir.0.join("lab.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "topology: {}\nrules:\n  jupiter:\n    files:\n      - ip: none.ip\n\
-             traffic:\n  - {{ name: dns, proto: udp, from: saturn, to: neptune, port: 53 }}\n\
-             expect:\n  - {{ name: out, flows: all, via: wan1 }}\n",
-            repo_path("topologies/jupiter-dual.yaml").display()
-        ),
-    )?;
-    let plan = harness::model::load(&file)?;
+    let (plan, dir) = common::lab_plan("jupiter-dual", "faults", tag)?;
     let lab = Lab::create(&plan)?;
     lab.wire(&plan)?;
     Ok((lab, plan, dir))

@@ -220,3 +220,38 @@ pub fn as_nobody(dir: &Path, args: &[&str]) -> Command {
     .stdin(Stdio::null());
     cmd
 }
+
+/// A trial's folder, removed when the trial ends, failed or not.
+pub struct Folder(pub std::path::PathBuf);
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A scenario on `topologies/{topology}.yaml` whose lab a trial builds itself (no rules in
+/// the router, one UDP flow), in a fresh folder named after the test binary `what` and
+/// trial `tag`.
+pub fn lab_plan(
+    topology: &str,
+    what: &str,
+    tag: &str,
+) -> Result<(harness::model::Plan, Folder), Failed> {
+    let dir = std::env::temp_dir().join(format!("harness-{what}-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let dir = Folder(dir);
+    std::fs::write(dir.0.join("none.ip"), "# the main tables route\n")?;
+    let file = dir.0.join("lab.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "topology: {}\nrules:\n  jupiter:\n    files:\n      - ip: none.ip\n\
+             traffic:\n  - {{ name: dns, proto: udp, from: saturn, to: neptune, port: 53 }}\n\
+             expect:\n  - {{ name: out, flows: all, via: wan1 }}\n",
+            repo_path(&format!("topologies/{topology}.yaml")).display()
+        ),
+    )?;
+    let plan = harness::model::load(&file)?;
+    Ok((plan, dir))
+}
