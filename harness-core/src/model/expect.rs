@@ -179,45 +179,30 @@ pub(super) fn expectations(
                 ))
             }
             (None, Some(ev)) => Some(Started::Spanning(event(format!("{path}.spanning"), ev)?)),
-            (Some(s), None) => Some(match (&s.after, &s.before, &s.later_than) {
-                (Some(ev), None, later) => {
-                    let d = match later {
-                        None => std::time::Duration::ZERO,
-                        Some(t) => parse_duration(t).ok_or_else(|| {
-                            doc.err(
-                                &format!("{path}.started.later_than"),
-                                format!("`later_than: {t}`: write e.g. `1s` or `500ms`"),
-                            )
-                        })?,
-                    };
-                    Started::After(event(format!("{path}.started.after"), ev)?, d)
-                }
-                (None, Some(ev), None) => {
-                    Started::Before(event(format!("{path}.started.before"), ev)?)
-                }
-                (Some(a), Some(b), later) => {
-                    let d = match later {
-                        None => std::time::Duration::ZERO,
-                        Some(t) => parse_duration(t).ok_or_else(|| {
-                            doc.err(
-                                &format!("{path}.started.later_than"),
-                                format!("`later_than: {t}`: write e.g. `1s` or `500ms`"),
-                            )
-                        })?,
-                    };
-                    Started::Between(
-                        event(format!("{path}.started.after"), a)?,
-                        d,
-                        event(format!("{path}.started.before"), b)?,
-                    )
-                }
+            (Some(s), None) => {
+                let later = match &s.later_than {
+                    None => std::time::Duration::ZERO,
+                    Some(t) => parse_duration(t).ok_or_else(|| {
+                        doc.err(
+                            &format!("{path}.started.later_than"),
+                            format!("`later_than: {t}`: write e.g. `1s` or `500ms`"),
+                        )
+                    })?,
+                };
+                let after = |ev: &str| event(format!("{path}.started.after"), ev);
+                let before = |ev: &str| event(format!("{path}.started.before"), ev);
+                Some(match (&s.after, &s.before, &s.later_than) {
+                (Some(a), None, _) => Started::After(after(a)?, later),
+                (None, Some(b), None) => Started::Before(before(b)?),
+                (Some(a), Some(b), _) => Started::Between(after(a)?, later, before(b)?),
                 _ => {
                     return Err(doc.err(
                         &format!("{path}.started"),
                         "`started:` is `{ after: EVENT }`, `{ after: EVENT, later_than: 1s }`, `{ before: EVENT }` or `{ after: EVENT, before: EVENT }`",
                     ))
                 }
-            }),
+            })
+            }
             (None, None) => None,
         };
         let check = match checks.len() {
